@@ -1,0 +1,24 @@
+#pragma once
+// MQTT string rules (spec 1.5.4, 4.7).
+
+#include <string_view>
+
+namespace moat::mqtt {
+
+// Well-formed UTF-8 (no overlongs, no code points above U+10FFFF), no surrogates
+// U+D800..U+DFFF and no U+0000. Control characters and non-characters are allowed: the spec
+// only says SHOULD NOT for them, and brokers accept them.
+bool validMqttUtf8(std::string_view s);
+
+// A PUBLISH / will topic: 1..65535 bytes, valid MQTT UTF-8, no '+' or '#'.
+bool validTopicName(std::string_view s);
+
+// A SUBSCRIBE / UNSUBSCRIBE filter: 1..65535 bytes, valid MQTT UTF-8, '+' only as a whole level,
+// '#' only as the whole last level. `$share/{name}/{filter}`: name non-empty without '+', '#',
+// '/', and filter itself valid.
+bool validTopicFilter(std::string_view s);
+
+// True for `$share/...` filters (whether or not they are valid).
+bool isSharedSubscription(std::string_view filter);
+
+}  // namespace moat::mqtt
