@@ -1,0 +1,53 @@
+// moat — the MQTT security gateway command line (CONTRACT.md §1).
+
+#include <openssl/opensslv.h>
+#include <uv.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "gateway/cli/Commands.h"
+
+namespace {
+
+void usage() {
+    std::fprintf(stderr,
+                 "usage:\n"
+                 "  moat run -c FILE\n"
+                 "  moat check -c FILE\n"
+                 "  moat explain -c FILE --identity ID [--client-id CID] (publish|subscribe) TOPIC\n"
+                 "  moat audit -c FILE [--format text|json]\n"
+                 "  moat passwd FILE USER            (password read from stdin)\n"
+                 "  moat version\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty()) {
+        usage();
+        return 1;
+    }
+    std::string cmd = args[0];
+    args.erase(args.begin());
+    // A peer closing mid-write must be an EPIPE error on that connection, not a dead process.
+    std::signal(SIGPIPE, SIG_IGN);
+    if (cmd == "run") return moat::cli::runCommand(args);
+    if (cmd == "check") return moat::cli::checkCommand(args);
+    if (cmd == "explain") return moat::cli::explainCommand(args);
+    if (cmd == "audit") return moat::cli::auditCommand(args);
+    if (cmd == "passwd") return moat::cli::passwdCommand(args);
+    if (cmd == "version" || cmd == "--version") return moat::cli::versionCommand(args);
+    if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+        usage();
+        return 0;
+    }
+    std::fprintf(stderr, "moat: unknown command '%s'\n", cmd.c_str());
+    usage();
+    return 1;
+}

@@ -1,0 +1,130 @@
+#include "gateway/inspect/Authenticator.h"
+
+#include "gateway/mqtt/Types.h"
+
+namespace moat::inspect {
+
+namespace rc = mqtt::reason;
+using config::AuthMethod;
+
+namespace {
+
+AuthOutcome refuse(AuthOutcome out, uint8_t reason, std::string why) {
+    out.ok = false;
+    out.v5Reason = reason;
+    out.reason = std::move(why);
+    return out;
+}
+
+}  // namespace
+
+Authenticator::Pending Authenticator::begin(const mqtt::ConnectPacket& connect,
+                                            const CertFactor& cert,
+                                            const policy::PasswordFile* passwords) const {
+    Pending p;
+    if (connect.authenticationMethod) {
+        p.outcome = refuse({}, rc::BadAuthenticationMethod,
+                           "enhanced authentication is not supported");
+        p.done = true;
+        return p;
+    }
+    bool passwordPresented = connect.password.has_value();
+    if (passwordPresented && config_.hasMethod(AuthMethod::Password) && passwords &&
+        connect.username) {
+        p.needPassword = true;
+        return p;
+    }
+    p.outcome = conclude({}, connect, cert, passwordPresented, false);
+    p.done = true;
+    return p;
+}
+
+policy::PasswordFile::Verify Authenticator::checkPassword(const policy::PasswordFile& passwords,
+                                                          const std::string& user,
+                                                          const std::string& password) {
+    return passwords.verify(user, password);
+}
+
+AuthOutcome Authenticator::finish(Pending pending, const mqtt::ConnectPacket& connect,
+                                  const CertFactor& cert,
+                                  policy::PasswordFile::Verify verdict) const {
+    bool ok = verdict == policy::PasswordFile::Verify::Ok;
+    return conclude(std::move(pending.outcome), connect, cert, true, ok);
+}
+
+AuthOutcome Authenticator::conclude(AuthOutcome out, const mqtt::ConnectPacket& connect,
+                                    const CertFactor& cert, bool passwordPresented,
+                                    bool passwordOk) const {
+    const bool useCert = config_.hasMethod(AuthMethod::Certificate);
+    const bool usePassword = config_.hasMethod(AuthMethod::Password);
+
+    // --- certificate factor (already verified against client_ca / CRL by the TLS layer)
+    bool certOk = false;
+    if (useCert && cert.presented) {
+        if (!cert.identity || cert.identity->empty()) {
+            out.factors.push_back({AuthMethod::Certificate, false});
+            return refuse(std::move(out), rc::NotAuthorized,
+                          "client certificate has no identity field for identity_from");
+        }
+        certOk = true;
+        out.factors.push_back({AuthMethod::Certificate, true});
+    }
+
+    // --- password factor. A factor that is presented and fails refuses, whatever `require`.
+    if (usePassword && passwordPresented) {
+        if (!connect.username) {
+            return refuse(std::move(out), rc::BadUsernameOrPassword, "password without username");
+        }
+        out.factors.push_back({AuthMethod::Password, passwordOk});
+        if (!passwordOk)
+            return refuse(std::move(out), rc::BadUsernameOrPassword,
+                          "bad username or password");
+    }
+    const bool pwOk = usePassword && passwordPresented && passwordOk;
+
+    // --- combine
+    if (config_.require == config::AuthRequire::All) {
+        if (useCert && !certOk)
+            return refuse(std::move(out), rc::NotAuthorized, "client certificate required");
+        if (usePassword && !pwOk)
+            return refuse(std::move(out), rc::BadUsernameOrPassword, "password required");
+    }
+    if (!certOk && !pwOk) {
+        if (config_.anonymous && !passwordPresented) {
+            out.ok = true;
+            out.identity = "anonymous";
+            return out;
+        }
+        if (connect.username && !passwordPresented && usePassword)
+            return refuse(std::move(out), rc::BadUsernameOrPassword, "password required");
+        return refuse(std::move(out), rc::NotAuthorized, "no accepted authentication factor");
+    }
+
+    if (certOk) {
+        out.identity = *cert.identity;
+        if (connect.username && config_.usernameMustMatchCert && *connect.username != out.identity)
+            return refuse(std::move(out), rc::NotAuthorized,
+                          "username does not match certificate identity");
+    } else {
+        out.identity = *connect.username;
+    }
+
+    // --- client id rule
+    switch (config_.clientId) {
+        case config::ClientIdRule::Any: break;
+        case config::ClientIdRule::Identity:
+            if (connect.clientId != out.identity)
+                return refuse(std::move(out), rc::NotAuthorized,
+                              "client id must equal the identity");
+            break;
+        case config::ClientIdRule::IdentityPrefix:
+            if (connect.clientId.compare(0, out.identity.size(), out.identity) != 0)
+                return refuse(std::move(out), rc::NotAuthorized,
+                              "client id must start with the identity");
+            break;
+    }
+    out.ok = true;
+    return out;
+}
+
+}  // namespace moat::inspect

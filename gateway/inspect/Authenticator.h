@@ -1,0 +1,63 @@
+#pragma once
+// Decides who a device is, from its TLS client certificate and/or CONNECT credentials,
+// per the `auth:` config (CONTRACT.md §2, §3). Pure logic: the password hash check itself
+// is CPU-heavy (PBKDF2), so the connection layer runs it on a thread pool between
+// begin() and finish().
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gateway/config/Config.h"
+#include "gateway/mqtt/Packets.h"
+#include "policy/PasswordFile.h"
+
+namespace moat::inspect {
+
+struct FactorResult {
+    config::AuthMethod method;
+    bool success;
+};
+
+struct AuthOutcome {
+    bool ok = false;
+    std::string identity;
+    uint8_t v5Reason = 0;  // refusal reason (0x86 bad credentials, 0x87 not authorized, 0x8C)
+    std::string reason;    // for the audit log; never contains the password
+    std::vector<FactorResult> factors;  // for moat_auth_total
+};
+
+// What the TLS layer learned about the client certificate.
+struct CertFactor {
+    bool presented = false;                // a verified certificate was presented
+    std::optional<std::string> identity;   // per identity_from; nullopt: field missing
+};
+
+class Authenticator {
+public:
+    explicit Authenticator(const config::AuthConfig& config) : config_(config) {}
+
+    struct Pending {
+        AuthOutcome outcome;       // filled in as far as possible
+        bool needPassword = false; // true: run checkPassword() off the loop, then finish()
+        bool done = false;         // true: outcome is final
+    };
+
+    Pending begin(const mqtt::ConnectPacket& connect, const CertFactor& cert,
+                  const policy::PasswordFile* passwords) const;
+    // Thread-pool part. Thread-safe: only reads the immutable password file.
+    static policy::PasswordFile::Verify checkPassword(const policy::PasswordFile& passwords,
+                                                      const std::string& user,
+                                                      const std::string& password);
+    AuthOutcome finish(Pending pending, const mqtt::ConnectPacket& connect,
+                       const CertFactor& cert, policy::PasswordFile::Verify verdict) const;
+
+private:
+    AuthOutcome conclude(AuthOutcome out, const mqtt::ConnectPacket& connect,
+                         const CertFactor& cert, bool passwordPresented, bool passwordOk) const;
+
+    const config::AuthConfig& config_;
+};
+
+}  // namespace moat::inspect

@@ -1,0 +1,363 @@
+#include "gateway/inspect/Session.h"
+
+#include <algorithm>
+
+#include "gateway/mqtt/Decoder.h"
+#include "gateway/mqtt/Encoder.h"
+
+namespace moat::inspect {
+
+using mqtt::PacketType;
+namespace rc = mqtt::reason;
+
+namespace {
+
+uint16_t readU16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
+std::vector<uint8_t> makeAck(PacketType type, mqtt::ProtocolVersion v, uint16_t id,
+                             uint8_t reason) {
+    mqtt::AckPacket ack;
+    ack.type = type;
+    ack.packetId = id;
+    ack.reason = reason;
+    return mqtt::encodeAck(ack, v);
+}
+
+void append(std::vector<uint8_t>& out, const std::vector<uint8_t>& more) {
+    out.insert(out.end(), more.begin(), more.end());
+}
+
+}  // namespace
+
+Session::Session(mqtt::ProtocolVersion version, std::shared_ptr<const policy::ClientRights> rights,
+                 SessionOptions options, SessionEvents& events)
+    : version_(version), rights_(std::move(rights)), options_(options), events_(events) {}
+
+Verdict Session::protocolError(uint8_t reason, const char* detail) {
+    events_.onProtocolError(reason, detail);
+    return Verdict::close(reason);
+}
+
+// ---------------------------------------------------------------- client -> broker
+
+Verdict Session::onClientPacket(const mqtt::Frame& frame, const uint8_t* body) {
+    if (!mqtt::validFixedHeaderFlags(frame, version_))
+        return protocolError(rc::MalformedPacket, "reserved fixed-header flags");
+    switch (frame.type()) {
+        case PacketType::Publish: return clientPublish(frame, body);
+        case PacketType::Subscribe: return clientSubscribe(frame, body);
+        case PacketType::Unsubscribe: return clientUnsubscribe(frame, body);
+        case PacketType::Puback:
+        case PacketType::Pubrec:
+        case PacketType::Pubrel:
+        case PacketType::Pubcomp: return clientAck(frame, body);
+        case PacketType::Pingreq:
+            if (frame.remainingLength != 0) return protocolError(rc::MalformedPacket, "PINGREQ body");
+            return Verdict::forward();
+        case PacketType::Disconnect: {
+            mqtt::DisconnectPacket d;
+            uint8_t r = mqtt::decodeDisconnect(body, frame.remainingLength, version_, d);
+            if (r != rc::Success) return protocolError(r, "malformed DISCONNECT");
+            return Verdict::forward();
+        }
+        case PacketType::Connect: return protocolError(rc::ProtocolError, "second CONNECT");
+        case PacketType::Auth:
+            // Enhanced authentication is not supported: CONNECT with an Authentication Method
+            // is refused, so an AUTH packet here is a protocol error (MQTT 5 4.12).
+            return protocolError(rc::ProtocolError, "AUTH without authentication method");
+        default: return protocolError(rc::ProtocolError, "server-to-client packet from client");
+    }
+}
+
+Verdict Session::deniedPublish(uint8_t qos, uint16_t packetId) {
+    if (options_.onPublishDenied == policy::OnPublishDenied::Disconnect)
+        return Verdict::close(v5() ? rc::NotAuthorized : 0);
+    Verdict v = Verdict::drop();
+    // v5 tells the client why; v3 has no reason codes, so it gets the success ack brokers give.
+    uint8_t reason = v5() ? rc::NotAuthorized : rc::Success;
+    if (qos == 1) {
+        v.reply = makeAck(PacketType::Puback, version_, packetId, reason);
+    } else if (qos == 2) {
+        v.reply = makeAck(PacketType::Pubrec, version_, packetId, reason);
+        // v5: a PUBREC >= 0x80 ends the flow. v3: the client goes on with PUBREL.
+        if (!v5()) droppedClientQos2_.insert(packetId);
+    }
+    return v;
+}
+
+Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
+    mqtt::PublishView pub;
+    uint8_t r = mqtt::decodePublish(frame, body, version_, pub);
+    if (r != rc::Success) return protocolError(r, "malformed PUBLISH");
+    if (v5() && pub.userPropertyCount > options_.maxUserProperties)
+        return protocolError(rc::ImplementationSpecificError, "too many user properties");
+
+    std::string_view topic = pub.topic;
+    if (pub.topicAlias) {
+        uint16_t alias = *pub.topicAlias;
+        if (alias == 0 || (brokerTopicAliasMax_ != 0 && alias > brokerTopicAliasMax_) ||
+            (brokerTopicAliasMax_ == 0 && alias > 0xFFFF))
+            return protocolError(rc::TopicAliasInvalid, "topic alias out of range");
+        if (!topic.empty()) {
+            clientAliases_[alias].assign(topic);
+        } else {
+            auto it = clientAliases_.find(alias);
+            if (it == clientAliases_.end())
+                return protocolError(rc::ProtocolError, "unknown topic alias");
+            topic = it->second;
+        }
+    }
+    lastTopic_.assign(topic);
+
+    if (pub.qos == 2 && droppedClientQos2_.count(pub.packetId) && !pub.dup)
+        droppedClientQos2_.erase(pub.packetId);  // a new message reusing the id
+
+    policy::Decision d = rights_->checkPublish(topic);
+    if (!d.allowed) {
+        events_.onAuthzDenied("publish", topic, d);
+        return deniedPublish(pub.qos, pub.packetId);
+    }
+    if (pub.qos > 0) {
+        if (!inflight_.count(pub.packetId) && inflight_.size() >= options_.maxInflight)
+            return protocolError(rc::ReceiveMaximumExceeded, "too many in-flight publishes");
+        inflight_.insert(pub.packetId);
+    }
+    return Verdict::forward();
+}
+
+Verdict Session::clientSubscribe(const mqtt::Frame& frame, const uint8_t* body) {
+    mqtt::SubscribePacket sub;
+    uint8_t r = mqtt::decodeSubscribe(body, frame.remainingLength, version_, sub);
+    if (r != rc::Success) return protocolError(r, "malformed SUBSCRIBE");
+
+    const uint8_t deniedCode = v5() ? rc::NotAuthorized : 0x80;
+    std::vector<uint8_t> codes(sub.subscriptions.size(), 0xFF);
+    size_t denied = 0;
+    size_t newOnes = 0;
+    for (size_t i = 0; i < sub.subscriptions.size(); ++i) {
+        const std::string& filter = sub.subscriptions[i].filter;
+        policy::Decision d = rights_->checkSubscribe(filter);
+        if (!d.allowed) {
+            events_.onAuthzDenied("subscribe", filter, d);
+            codes[i] = deniedCode;
+            ++denied;
+            continue;
+        }
+        bool known = std::find(subscriptions_.begin(), subscriptions_.end(), filter) !=
+                     subscriptions_.end();
+        if (!known && subscriptions_.size() + newOnes >= options_.maxSubscriptions) {
+            events_.onSubscriptionLimit(filter);
+            codes[i] = v5() ? rc::QuotaExceeded : 0x80;
+            ++denied;
+            continue;
+        }
+        if (!known) ++newOnes;
+    }
+
+    std::vector<std::string> granted;
+    for (size_t i = 0; i < sub.subscriptions.size(); ++i)
+        if (codes[i] == 0xFF) granted.push_back(sub.subscriptions[i].filter);
+
+    if (denied == sub.subscriptions.size()) {
+        // Nothing left for the broker: the gateway answers alone.
+        mqtt::SubackPacket ack;
+        ack.packetId = sub.packetId;
+        ack.codes = codes;
+        Verdict v = Verdict::drop();
+        v.reply = mqtt::encodeSuback(ack, version_);
+        return v;
+    }
+    pendingSubscribeFilters_[sub.packetId] = std::move(granted);
+    if (denied == 0) return Verdict::forward();
+
+    pendingSubacks_[sub.packetId] = codes;
+    mqtt::SubscribePacket onward = sub;
+    onward.subscriptions.clear();
+    for (size_t i = 0; i < sub.subscriptions.size(); ++i)
+        if (codes[i] == 0xFF) onward.subscriptions.push_back(sub.subscriptions[i]);
+    return Verdict::replace(mqtt::encodeSubscribe(onward, version_));
+}
+
+Verdict Session::clientUnsubscribe(const mqtt::Frame& frame, const uint8_t* body) {
+    mqtt::UnsubscribePacket unsub;
+    uint8_t r = mqtt::decodeUnsubscribe(body, frame.remainingLength, version_, unsub);
+    if (r != rc::Success) return protocolError(r, "malformed UNSUBSCRIBE");
+    for (const auto& f : unsub.filters)
+        subscriptions_.erase(std::remove(subscriptions_.begin(), subscriptions_.end(), f),
+                             subscriptions_.end());
+    return Verdict::forward();
+}
+
+Verdict Session::clientAck(const mqtt::Frame& frame, const uint8_t* body) {
+    mqtt::AckPacket ack;
+    uint8_t r = mqtt::decodeAck(frame, body, version_, ack);
+    if (r != rc::Success) return protocolError(r, "malformed acknowledgement");
+    if (ack.type == PacketType::Pubrel && droppedClientQos2_.erase(ack.packetId)) {
+        Verdict v = Verdict::drop();
+        v.reply = makeAck(PacketType::Pubcomp, version_, ack.packetId, rc::Success);
+        return v;
+    }
+    return Verdict::forward();
+}
+
+// ---------------------------------------------------------------- broker -> client
+
+Verdict Session::onBrokerPacket(const mqtt::Frame& frame, const uint8_t* body) {
+    switch (frame.type()) {
+        case PacketType::Publish: return brokerPublish(frame, body);
+        case PacketType::Suback: return brokerSuback(frame, body);
+        case PacketType::Unsuback: return brokerUnsuback(frame, body);
+        case PacketType::Puback:
+        case PacketType::Pubrec:
+        case PacketType::Pubrel:
+        case PacketType::Pubcomp: return brokerAck(frame, body);
+        case PacketType::Connack: return brokerConnack(frame, body);
+        default: return Verdict::forward();
+    }
+}
+
+Verdict Session::brokerConnack(const mqtt::Frame& frame, const uint8_t* body) {
+    if (!v5()) return Verdict::forward();
+    mqtt::ConnackPacket ack;
+    if (mqtt::decodeConnack(body, frame.remainingLength, version_, ack) == rc::Success)
+        brokerTopicAliasMax_ = ack.topicAliasMaximum.value_or(0);
+    return Verdict::forward();
+}
+
+Verdict Session::brokerPublish(const mqtt::Frame& frame, const uint8_t* body) {
+    mqtt::PublishView pub;
+    uint8_t r = mqtt::decodePublish(frame, body, version_, pub);
+    if (r != rc::Success) return Verdict::forward();  // the broker is trusted to be well-formed
+
+    std::string_view topic = pub.topic;
+    bool aliasOnly = false;
+    if (pub.topicAlias) {
+        if (!topic.empty()) {
+            brokerAliases_[*pub.topicAlias].assign(topic);
+            clientKnowsBrokerAlias_.erase(*pub.topicAlias);
+        } else {
+            auto it = brokerAliases_.find(*pub.topicAlias);
+            if (it == brokerAliases_.end()) return Verdict::forward();
+            topic = it->second;
+            aliasOnly = true;
+        }
+    }
+
+    if (options_.checkDeliveries) {
+        policy::Decision d = rights_->checkDelivery(topic);
+        if (!d.allowed) {
+            events_.onAuthzDenied("deliver", topic, d);
+            Verdict v = Verdict::drop();
+            // Acknowledge to the broker so its session state moves on.
+            if (pub.qos == 1) {
+                v.reply = makeAck(PacketType::Puback, version_, pub.packetId, rc::Success);
+            } else if (pub.qos == 2) {
+                v.reply = makeAck(PacketType::Pubrec, version_, pub.packetId, rc::Success);
+                blockedDeliveryQos2_.insert(pub.packetId);
+            }
+            return v;
+        }
+    }
+    if (pub.topicAlias) {
+        if (aliasOnly && !clientKnowsBrokerAlias_.count(*pub.topicAlias)) {
+            // The client never saw this alias' mapping (its first use was blocked): send the
+            // topic along so the client can resolve it.
+            mqtt::PublishPacket full;
+            if (mqtt::toPublishPacket(pub, full)) {
+                full.topic.assign(topic);
+                clientKnowsBrokerAlias_.insert(*pub.topicAlias);
+                return Verdict::replace(mqtt::encodePublish(full, version_));
+            }
+        }
+        clientKnowsBrokerAlias_.insert(*pub.topicAlias);
+    }
+    return Verdict::forward();
+}
+
+Verdict Session::brokerSuback(const mqtt::Frame& frame, const uint8_t* body) {
+    if (frame.remainingLength < 2) return Verdict::forward();
+    uint16_t id = readU16(body);
+    auto filters = pendingSubscribeFilters_.find(id);
+    auto merge = pendingSubacks_.find(id);
+    if (filters == pendingSubscribeFilters_.end() && merge == pendingSubacks_.end())
+        return Verdict::forward();
+
+    mqtt::SubackPacket ack;
+    if (mqtt::decodeSuback(body, frame.remainingLength, version_, ack) != rc::Success)
+        return Verdict::forward();
+
+    if (filters != pendingSubscribeFilters_.end()) {
+        // Record what the broker granted (codes < 0x80), for limits and reload re-checks.
+        for (size_t i = 0; i < filters->second.size() && i < ack.codes.size(); ++i) {
+            const std::string& f = filters->second[i];
+            if (ack.codes[i] < 0x80 &&
+                std::find(subscriptions_.begin(), subscriptions_.end(), f) == subscriptions_.end())
+                subscriptions_.push_back(f);
+        }
+        pendingSubscribeFilters_.erase(filters);
+    }
+    if (merge == pendingSubacks_.end()) return Verdict::forward();
+
+    std::vector<uint8_t> codes = std::move(merge->second);
+    pendingSubacks_.erase(merge);
+    size_t next = 0;
+    for (auto& c : codes)
+        if (c == 0xFF) c = next < ack.codes.size() ? ack.codes[next++] : 0x80;
+    ack.codes = std::move(codes);
+    return Verdict::replace(mqtt::encodeSuback(ack, version_));
+}
+
+Verdict Session::brokerUnsuback(const mqtt::Frame& frame, const uint8_t* body) {
+    if (frame.remainingLength >= 2 && gatewayUnsubscribes_.erase(readU16(body)))
+        return Verdict::drop();
+    return Verdict::forward();
+}
+
+Verdict Session::brokerAck(const mqtt::Frame& frame, const uint8_t* body) {
+    if (frame.remainingLength < 2) return Verdict::forward();
+    uint16_t id = readU16(body);
+    switch (frame.type()) {
+        case PacketType::Pubrel:
+            if (blockedDeliveryQos2_.erase(id)) {
+                Verdict v = Verdict::drop();
+                v.reply = makeAck(PacketType::Pubcomp, version_, id, rc::Success);
+                return v;
+            }
+            break;
+        case PacketType::Puback:
+        case PacketType::Pubcomp: inflight_.erase(id); break;
+        case PacketType::Pubrec:
+            // v5: a failing PUBREC ends the flow; otherwise PUBCOMP will.
+            if (frame.remainingLength >= 3 && body[2] >= 0x80) inflight_.erase(id);
+            break;
+        default: break;
+    }
+    return Verdict::forward();
+}
+
+// ---------------------------------------------------------------- reload
+
+std::vector<std::string> Session::replaceRights(std::shared_ptr<const policy::ClientRights> rights) {
+    rights_ = std::move(rights);
+    std::vector<std::string> revoked;
+    for (const auto& f : subscriptions_)
+        if (!rights_->checkSubscribe(f).allowed) revoked.push_back(f);
+    for (const auto& f : revoked)
+        subscriptions_.erase(std::remove(subscriptions_.begin(), subscriptions_.end(), f),
+                             subscriptions_.end());
+    return revoked;
+}
+
+std::vector<uint8_t> Session::makeUnsubscribe(const std::vector<std::string>& filters) {
+    // Gateway packet ids count down from 0xFFFF; clients almost always count up from 1.
+    // (A collision only merges two UNSUBACKs; the client's own is then consumed: harmless.)
+    uint16_t id = nextGatewayPacketId_--;
+    if (nextGatewayPacketId_ < 0xF000) nextGatewayPacketId_ = 0xFFFF;
+    gatewayUnsubscribes_.insert(id);
+    mqtt::UnsubscribePacket unsub;
+    unsub.packetId = id;
+    unsub.filters = filters;
+    return mqtt::encodeUnsubscribe(unsub, version_);
+}
+
+}  // namespace moat::inspect

@@ -1,0 +1,113 @@
+#pragma once
+// The per-connection MQTT inspection state once a client is authenticated: topic-alias
+// maps in both directions, SUBACK merging, gateway-owned QoS 2 flows, subscriptions.
+// Pure: bytes in, Verdict out, no sockets, so every rule is unit-testable.
+//
+// Why the gateway owns some flows: when it drops a client's QoS 1/2 PUBLISH it must answer
+// PUBACK/PUBREC itself (and for v3 the following PUBREL with PUBCOMP) so the client's
+// session state stays consistent; symmetrically for blocked deliveries towards the broker.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "gateway/inspect/Verdict.h"
+#include "gateway/mqtt/Frame.h"
+#include "gateway/mqtt/Types.h"
+#include "policy/Policy.h"
+#include "policy/PolicySpec.h"
+
+namespace moat::inspect {
+
+// Where the session reports security decisions (audit log + metrics live behind it).
+class SessionEvents {
+public:
+    virtual ~SessionEvents() = default;
+    // action: "publish" | "subscribe" | "deliver"
+    virtual void onAuthzDenied(const char* action, std::string_view topic,
+                               const policy::Decision& decision) = 0;
+    virtual void onProtocolError(uint8_t reason, const char* detail) = 0;
+    virtual void onSubscriptionLimit(std::string_view filter) = 0;
+};
+
+struct SessionOptions {
+    policy::OnPublishDenied onPublishDenied = policy::OnPublishDenied::Drop;
+    bool checkDeliveries = true;
+    uint32_t maxSubscriptions = 100;
+    uint32_t maxUserProperties = 64;
+    uint32_t maxInflight = 1000;
+};
+
+class Session {
+public:
+    Session(mqtt::ProtocolVersion version, std::shared_ptr<const policy::ClientRights> rights,
+            SessionOptions options, SessionEvents& events);
+
+    // A client->broker packet (after CONNECT). body = remainingLength bytes after the header.
+    Verdict onClientPacket(const mqtt::Frame& frame, const uint8_t* body);
+    // A broker->client packet.
+    Verdict onBrokerPacket(const mqtt::Frame& frame, const uint8_t* body);
+
+    // The topic of the last PUBLISH inspected (alias resolved), for rate limits and logs.
+    std::string_view lastPublishTopic() const { return lastTopic_; }
+
+    // Reload: new rights; returns filters that are no longer allowed (caller unsubscribes).
+    std::vector<std::string> replaceRights(std::shared_ptr<const policy::ClientRights> rights);
+    // Builds a gateway-originated UNSUBSCRIBE for `filters`; its UNSUBACK will be consumed.
+    std::vector<uint8_t> makeUnsubscribe(const std::vector<std::string>& filters);
+
+    const std::vector<std::string>& subscriptions() const { return subscriptions_; }
+    mqtt::ProtocolVersion version() const { return version_; }
+    size_t inflight() const { return inflight_.size(); }
+
+private:
+    Verdict clientPublish(const mqtt::Frame& frame, const uint8_t* body);
+    Verdict clientSubscribe(const mqtt::Frame& frame, const uint8_t* body);
+    Verdict clientUnsubscribe(const mqtt::Frame& frame, const uint8_t* body);
+    Verdict clientAck(const mqtt::Frame& frame, const uint8_t* body);
+    Verdict brokerPublish(const mqtt::Frame& frame, const uint8_t* body);
+    Verdict brokerSuback(const mqtt::Frame& frame, const uint8_t* body);
+    Verdict brokerUnsuback(const mqtt::Frame& frame, const uint8_t* body);
+    Verdict brokerAck(const mqtt::Frame& frame, const uint8_t* body);
+    Verdict brokerConnack(const mqtt::Frame& frame, const uint8_t* body);
+    Verdict protocolError(uint8_t reason, const char* detail);
+    Verdict deniedPublish(uint8_t qos, uint16_t packetId);
+
+    bool v5() const { return version_ == mqtt::ProtocolVersion::V5; }
+
+    mqtt::ProtocolVersion version_;
+    std::shared_ptr<const policy::ClientRights> rights_;
+    SessionOptions options_;
+    SessionEvents& events_;
+
+    // v5 topic aliases: client->broker (what the client set) and broker->client.
+    std::unordered_map<uint16_t, std::string> clientAliases_;
+    std::unordered_map<uint16_t, std::string> brokerAliases_;
+    // Broker aliases whose mapping the client has seen (a blocked delivery may have hidden it).
+    std::unordered_set<uint16_t> clientKnowsBrokerAlias_;
+    uint16_t brokerTopicAliasMax_ = 0;  // from the broker's CONNACK (what the client may use)
+
+    // SUBSCRIBE packets forwarded with some filters removed: packet id -> per-filter codes,
+    // 0xFF where the broker's answer goes.
+    std::unordered_map<uint16_t, std::vector<uint8_t>> pendingSubacks_;
+    // Filters of a SUBSCRIBE in flight, recorded as active when the SUBACK grants them.
+    std::unordered_map<uint16_t, std::vector<std::string>> pendingSubscribeFilters_;
+    std::vector<std::string> subscriptions_;
+    std::unordered_set<uint16_t> gatewayUnsubscribes_;  // UNSUBACKs to consume
+    uint16_t nextGatewayPacketId_ = 0xFFFF;
+
+    // Client QoS 2 publishes the gateway dropped (v3: it answers the PUBREL itself).
+    std::unordered_set<uint16_t> droppedClientQos2_;
+    // Deliveries the gateway blocked at QoS 2: it answers the broker's PUBREL itself.
+    std::unordered_set<uint16_t> blockedDeliveryQos2_;
+    // Client QoS 1/2 publishes forwarded and not yet completed (bounded: max_inflight).
+    std::unordered_set<uint16_t> inflight_;
+
+    std::string lastTopic_;
+};
+
+}  // namespace moat::inspect

@@ -1,0 +1,795 @@
+#include "gateway/net/ClientConnection.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <cstring>
+
+#include "gateway/mqtt/Decoder.h"
+#include "gateway/mqtt/Encoder.h"
+#include "gateway/net/Gateway.h"
+#include "gateway/net/Log.h"
+#include "gateway/net/StreamWriter.h"
+#include "gateway/net/Worker.h"
+#include "gateway/tls/CertIdentity.h"
+
+namespace moat::net {
+
+namespace rc = mqtt::reason;
+using mqtt::PacketType;
+
+namespace {
+
+// Backpressure water marks on the queue of the side we write to. Above the high mark we
+// stop reading from the other side; below the low mark we read again.
+constexpr size_t kHighWater = 256 * 1024;
+constexpr size_t kLowWater = 64 * 1024;
+// How long a closing connection may take to flush its last bytes (CONNACK, DISCONNECT).
+constexpr uint64_t kCloseFlushMs = 2000;
+
+std::string formatAddress(const sockaddr_storage& ss, std::string* ipOut) {
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+        auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+        uv_ip4_name(a, ip, sizeof ip);
+        port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+        uv_ip6_name(a, ip, sizeof ip);
+        port = ntohs(a->sin6_port);
+        // IPv4-mapped addresses are reported as plain IPv4 so per-IP limits agree.
+        if (std::strncmp(ip, "::ffff:", 7) == 0 && std::strchr(ip + 7, '.')) {
+            std::memmove(ip, ip + 7, std::strlen(ip + 7) + 1);
+        }
+    }
+    if (ipOut) *ipOut = ip;
+    if (ss.ss_family == AF_INET6 && !std::strchr(ip, '.'))
+        return "[" + std::string(ip) + "]:" + std::to_string(port);
+    return std::string(ip) + ":" + std::to_string(port);
+}
+
+ClientConnection* fromHandle(const uv_handle_t* h) {
+    return static_cast<ClientConnection*>(h->data);
+}
+
+}  // namespace
+
+ClientConnection::ClientConnection(Worker& worker, WorkerListener& listener)
+    : worker_(worker), listener_(listener), snapshot_(worker.snapshot()), id_(worker.nextConnectionId()) {
+    worker_.attach(this);
+}
+
+ClientConnection::~ClientConnection() { worker_.detach(this); }
+
+bool ClientConnection::accept(uv_stream_t* server) {
+    uv_tcp_init(worker_.loop(), &client_);
+    client_.data = this;
+    ++openHandles_;
+    uv_timer_init(worker_.loop(), &timer_);
+    timer_.data = this;
+    ++openHandles_;
+    if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&client_)) != 0) {
+        closeNow();
+        return false;
+    }
+    sockaddr_storage ss{};
+    int len = sizeof ss;
+    uv_tcp_getpeername(&client_, reinterpret_cast<sockaddr*>(&ss), &len);
+    remote_ = formatAddress(ss, &ip_);
+    uv_tcp_nodelay(&client_, 1);
+
+    Gateway& gw = worker_.gateway();
+    if (!gw.admit(worker_, listener_.name, ip_)) {
+        closeNow();
+        return false;
+    }
+    admitted_ = true;
+
+    auto tlsIt = snapshot_->tls.find(listener_.name);
+    if (tlsIt != snapshot_->tls.end()) {
+        tls_ = std::make_unique<tls::TlsSession>(tlsIt->second->native());
+        state_ = State::TlsHandshake;
+    } else {
+        state_ = State::AwaitConnect;
+    }
+    lastClientActivity_ = uv_now(worker_.loop());
+    armTimer(config().limits.handshakeTimeout.count());
+    clientReading_ = true;
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&client_), onClientAlloc, onClientRead);
+    return true;
+}
+
+// ------------------------------------------------------------------ client side
+
+void ClientConnection::onClientAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+    *buf = fromHandle(h)->worker_.readBuffer();
+}
+
+void ClientConnection::onClientRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+    auto* self = fromHandle(reinterpret_cast<uv_handle_t*>(s));
+    if (n > 0) {
+        self->lastClientActivity_ = uv_now(self->worker_.loop());
+        self->onClientBytes(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(n));
+        return;
+    }
+    if (n == 0) return;
+    // EOF or error: whatever the client sent is already forwarded; the broker sees the
+    // connection go away (and publishes the will, as it would for a dropped device).
+    if (self->state_ == State::TlsHandshake) self->worker_.gateway().tlsHandshakeFailed(self->listener_.name);
+    self->closeNow();
+}
+
+void ClientConnection::onClientBytes(const uint8_t* data, size_t len) {
+    if (state_ == State::Closing) return;
+    if (!tls_) {
+        onClientPlaintext(data, len);
+        return;
+    }
+    tls_->feed(data, len);
+    bool wasHandshaking = !tls_->handshakeComplete();
+    std::vector<uint8_t>& plain = worker_.plaintextScratch();
+    plain.clear();
+    tls::TlsSession::Status st = tls_->read(plain);
+    if (wasHandshaking && tls_->handshakeComplete()) {
+        worker_.gateway().tlsHandshakeOk(listener_.name);
+        state_ = State::AwaitConnect;
+    }
+    if (st == tls::TlsSession::Status::Error) {
+        if (wasHandshaking) {
+            worker_.gateway().tlsHandshakeFailed(listener_.name);
+            long vr = tls_->verifyResult();
+            if (vr != X509_V_OK) {
+                // A certificate that was presented and failed verification is a failed
+                // authentication (counts towards bans), not just a TLS error.
+                worker_.gateway().authFailed(worker_, "certificate", ip_, "");
+                audit("auth_failure", "", "", "", "certificate: " + tls_->lastError());
+            }
+        }
+        flushTls();  // send the alert
+        closeAfterFlush();
+        return;
+    }
+    if (!plain.empty()) onClientPlaintext(plain.data(), plain.size());
+    if (state_ == State::Closing) return;
+    flushTls();
+    if (st == tls::TlsSession::Status::Closed) closeAfterFlush();
+}
+
+void ClientConnection::onClientPlaintext(const uint8_t* data, size_t len) {
+    if (clientIn_.empty()) {
+        size_t used = processClientPackets(data, len);
+        if (used < len && state_ != State::Closing) clientIn_.append(data + used, len - used);
+    } else {
+        clientIn_.append(data, len);
+        size_t used = processClientPackets(clientIn_.data(), clientIn_.size());
+        if (state_ != State::Closing) clientIn_.consume(used);
+    }
+}
+
+size_t ClientConnection::processClientPackets(const uint8_t* data, size_t len) {
+    size_t off = 0;
+    size_t runStart = 0, runEnd = 0;  // contiguous packets forwarded unchanged
+    auto flushRun = [&] {
+        if (runEnd > runStart) sendToBackend(data + runStart, runEnd - runStart);
+        runStart = runEnd = 0;
+    };
+    const uint32_t maxPacket = config().limits.maxPacketSize;
+    while (off < len && state_ != State::Closing && clientPause_ == 0 &&
+           (state_ == State::AwaitConnect || state_ == State::Established)) {
+        mqtt::Frame frame;
+        mqtt::FrameStatus fs = mqtt::parseFrame(data + off, len - off, frame);
+        if (fs == mqtt::FrameStatus::NeedMore) break;
+        if (fs == mqtt::FrameStatus::Malformed) {
+            flushRun();
+            onProtocolError(rc::MalformedPacket, "bad fixed header");
+            closeWithReason(rc::MalformedPacket);
+            return off;
+        }
+        // Judged from the fixed header, before the body is buffered.
+        if (frame.totalSize() > maxPacket) {
+            flushRun();
+            onProtocolError(rc::PacketTooLarge, "packet exceeds max_packet_size");
+            worker_.gateway().rateLimited("max_packet_size");
+            closeWithReason(rc::PacketTooLarge);
+            return off;
+        }
+        if (len - off < frame.totalSize()) break;
+        const uint8_t* whole = data + off;
+        const uint8_t* body = whole + frame.headerSize;
+        const size_t size = frame.totalSize();
+        auto& traffic = worker_.traffic();
+        traffic.packetsIn[static_cast<uint8_t>(frame.type()) & 15]++;
+        traffic.bytesIn += size;
+
+        if (state_ == State::AwaitConnect) {
+            off += size;
+            if (frame.type() != PacketType::Connect) {
+                onProtocolError(rc::ProtocolError, "first packet is not CONNECT");
+                closeNow();
+                return off;
+            }
+            handleConnect(frame, body, whole);
+            continue;  // the loop stops: state changed
+        }
+
+        inspect::Verdict v = session_->onClientPacket(frame, body);
+        if (v.kind == inspect::Verdict::Kind::Forward) {
+            if (runEnd != off) {
+                flushRun();
+                runStart = off;
+            }
+            runEnd = off + size;
+        } else {
+            flushRun();
+            if (v.kind == inspect::Verdict::Kind::Replace) sendToBackend(v.onward.data(), v.onward.size());
+        }
+        if (!v.reply.empty()) sendToClient(v.reply.data(), v.reply.size());
+        off += size;
+        if (v.kind == inspect::Verdict::Kind::Close) {
+            closeWithReason(v.disconnectReason);
+            return off;
+        }
+        if (frame.type() == PacketType::Disconnect) {
+            flushRun();
+            closeAfterFlush();
+            return off;
+        }
+    }
+    flushRun();
+    return off;
+}
+
+void ClientConnection::handleConnect(const mqtt::Frame& frame, const uint8_t* body,
+                                     const uint8_t* whole) {
+    connect_ = std::make_unique<mqtt::ConnectPacket>();
+    uint8_t r = mqtt::decodeConnect(body, frame.remainingLength, *connect_);
+    if (r != rc::Success) {
+        onProtocolError(r, "malformed CONNECT");
+        if (r == rc::UnsupportedProtocolVersion) {
+            // Answer in the oldest format every version understands (v3 return code 1).
+            connect_->version = mqtt::ProtocolVersion::V311;
+            refuseConnect(rc::UnsupportedProtocolVersion, "unsupported protocol version");
+        } else if (connect_->version == mqtt::ProtocolVersion::V5) {
+            refuseConnect(r, "malformed CONNECT");
+        } else {
+            closeNow();
+        }
+        return;
+    }
+    connectBytes_.assign(whole, whole + frame.totalSize());
+    state_ = State::Authenticating;
+    pauseClient(kPauseState);
+
+    Gateway& gw = worker_.gateway();
+    // Keepalive clamping (Mosquitto's max_keepalive semantics): v5 clients are told the
+    // Server Keep Alive; v3 clients cannot be told, so a keepalive out of range is refused.
+    const uint64_t maxKa = config().limits.maxKeepalive.count() / 1000;
+    keepAlive_ = connect_->keepAlive;
+    if (maxKa > 0 && (keepAlive_ == 0 || keepAlive_ > maxKa)) {
+        if (!v5()) {
+            refuseConnect(rc::ClientIdentifierNotValid, "keepalive outside max_keepalive");
+            return;
+        }
+        keepAlive_ = static_cast<uint16_t>(std::min<uint64_t>(maxKa, 0xFFFF));
+    }
+
+    inspect::CertFactor cert;
+    if (tls_ && tls_->peerCertificate()) {
+        cert.presented = true;
+        tls::CertInfo info = tls::inspectCertificate(tls_->peerCertificate());
+        cert.identity = tls::identityFromCert(info, config().auth.identityFrom);
+    }
+    certFactor_ = cert;
+    inspect::Authenticator auth(config().auth);
+    inspect::Authenticator::Pending pending = auth.begin(*connect_, cert, snapshot_->passwords.get());
+    if (pending.done) {
+        finishAuth(pending.outcome);
+        return;
+    }
+    if (gw.isIpBanned(ip_)) {
+        refuseConnect(rc::Banned, "banned");
+        return;
+    }
+    startPasswordCheck(std::move(pending));
+}
+
+namespace {
+struct PasswordWork {
+    uv_work_t req;
+    ClientConnection* conn;
+    std::shared_ptr<const policy::PasswordFile> passwords;
+    std::string user, password;
+    policy::PasswordFile::Verify result = policy::PasswordFile::Verify::BadPassword;
+    std::function<void(policy::PasswordFile::Verify)> done;
+};
+}  // namespace
+
+void ClientConnection::startPasswordCheck(inspect::Authenticator::Pending pending) {
+    if (!worker_.tryAcquireAuthSlot()) {
+        auto shared = std::make_shared<inspect::Authenticator::Pending>(std::move(pending));
+        workPending_ = true;
+        worker_.waitForAuthSlot([this, shared] {
+            workPending_ = false;
+            if (state_ == State::Closing) {
+                worker_.releaseAuthSlot();
+                maybeDelete();
+                return;
+            }
+            worker_.releaseAuthSlot();  // re-acquired below
+            startPasswordCheck(std::move(*shared));
+        });
+        return;
+    }
+    auto* work = new PasswordWork;
+    work->req.data = work;
+    work->conn = this;
+    work->passwords = snapshot_->passwords;
+    work->user = *connect_->username;
+    work->password.assign(connect_->password->begin(), connect_->password->end());
+    auto pendingShared = std::make_shared<inspect::Authenticator::Pending>(std::move(pending));
+    work->done = [this, pendingShared](policy::PasswordFile::Verify v) {
+        inspect::Authenticator auth(config().auth);
+        finishAuth(auth.finish(std::move(*pendingShared), *connect_, certFactor_, v));
+    };
+    workPending_ = true;
+    uv_queue_work(
+        worker_.loop(), &work->req,
+        [](uv_work_t* req) {
+            auto* w = static_cast<PasswordWork*>(req->data);
+            w->result = inspect::Authenticator::checkPassword(*w->passwords, w->user, w->password);
+        },
+        [](uv_work_t* req, int) {
+            auto* w = static_cast<PasswordWork*>(req->data);
+            ClientConnection* c = w->conn;
+            c->workPending_ = false;
+            c->worker_.releaseAuthSlot();
+            OPENSSL_cleanse(w->password.data(), w->password.size());
+            if (c->state_ == State::Closing) {
+                delete w;
+                c->maybeDelete();
+                return;
+            }
+            auto done = std::move(w->done);
+            auto result = w->result;
+            delete w;
+            done(result);
+        });
+}
+
+void ClientConnection::finishAuth(const inspect::AuthOutcome& outcome) {
+    Gateway& gw = worker_.gateway();
+    for (const auto& f : outcome.factors)
+        gw.authCounted(f.method == config::AuthMethod::Certificate ? "certificate" : "password", f.success);
+    if (!outcome.ok) {
+        std::string who = connect_->username.value_or("");
+        gw.authFailed(worker_, outcome.factors.empty() ? "" : "password", ip_, who);
+        identity_ = who;
+        refuseConnect(outcome.v5Reason, outcome.reason);
+        return;
+    }
+    identity_ = outcome.identity;
+    if (gw.isIdentityBanned(identity_) || gw.isIpBanned(ip_)) {
+        refuseConnect(rc::Banned, "banned");
+        return;
+    }
+    auto rights = snapshot_->policy->rightsFor(identity_, connect_->clientId);
+    if (connect_->willFlag) {
+        policy::Decision d = rights->checkPublish(connect_->willTopic);
+        if (!d.allowed) {
+            gw.authzDenied("will");
+            audit("authz_denied", "will", connect_->willTopic, d.describe(), "will topic not allowed");
+            refuseConnect(rc::NotAuthorized, "will topic not allowed");
+            return;
+        }
+    }
+
+    // What the broker sees (backend.credentials); re-encode only when something changes.
+    bool rewrite = keepAlive_ != connect_->keepAlive;
+    mqtt::ConnectPacket onward = *connect_;
+    onward.keepAlive = keepAlive_;
+    switch (config().backend.credentials) {
+        case config::BackendCredentials::Identity:
+            if (identity_ != "anonymous" || connect_->username) {
+                rewrite |= onward.username != identity_ || onward.password.has_value();
+                onward.username = identity_;
+            }
+            if (onward.password) rewrite = true;
+            onward.password.reset();
+            break;
+        case config::BackendCredentials::Passthrough: break;
+        case config::BackendCredentials::Strip:
+            rewrite |= onward.username.has_value() || onward.password.has_value();
+            onward.username.reset();
+            onward.password.reset();
+            break;
+    }
+    if (rewrite) connectBytes_ = mqtt::encodeConnect(onward);
+    // The password is not needed any more: do not keep it in memory.
+    if (connect_->password) {
+        OPENSSL_cleanse(connect_->password->data(), connect_->password->size());
+        connect_->password.reset();
+    }
+
+    inspect::SessionOptions opts;
+    opts.onPublishDenied = config().policy.onPublishDenied;
+    opts.checkDeliveries = config().policy.checkDeliveries;
+    opts.maxSubscriptions = config().limits.maxSubscriptions;
+    opts.maxUserProperties = config().limits.maxUserProperties;
+    opts.maxInflight = config().limits.maxInflight;
+    session_ = std::make_unique<inspect::Session>(connect_->version, std::move(rights), opts, *this);
+    state_ = State::ConnectingBackend;
+    connectBackend();
+}
+
+void ClientConnection::refuseConnect(uint8_t v5Reason, const std::string& why) {
+    audit("auth_failure", "", "", "", why);
+    std::vector<uint8_t> connack;
+    if (v5()) {
+        connack = mqtt::encodeConnack(mqtt::ProtocolVersion::V5, false, v5Reason, {});
+    } else {
+        connack = mqtt::encodeConnack(connect_ ? connect_->version : mqtt::ProtocolVersion::V311,
+                                      false, mqtt::v3ConnackCodeFor(v5Reason), {});
+    }
+    sendToClient(connack.data(), connack.size());
+    closeAfterFlush();
+}
+
+void ClientConnection::sendToClient(const uint8_t* data, size_t len) {
+    if (len == 0) return;
+    if (tls_) {
+        tls_->write(data, len);
+        flushTls();
+        return;
+    }
+    if (writeToStream(reinterpret_cast<uv_stream_t*>(&client_), data, len, onClientWritten) < 0) {
+        closeNow();
+        return;
+    }
+    if (backendOpen_ && queuedBytes(reinterpret_cast<uv_stream_t*>(&client_)) > kHighWater)
+        pauseBackend();
+}
+
+void ClientConnection::flushTls() {
+    if (!tls_ || uv_is_closing(reinterpret_cast<uv_handle_t*>(&client_))) return;
+    size_t n = tls_->pendingOutput();
+    if (n == 0) return;
+    auto* buf = new uint8_t[n];
+    size_t got = tls_->takeOutput(buf, n);
+    if (writeOwnedToStream(reinterpret_cast<uv_stream_t*>(&client_), buf, got, onClientWritten) < 0) {
+        closeNow();
+        return;
+    }
+    if (backendOpen_ && queuedBytes(reinterpret_cast<uv_stream_t*>(&client_)) > kHighWater)
+        pauseBackend();
+}
+
+void ClientConnection::onClientWritten(uv_stream_t* s, int status) {
+    auto* self = fromHandle(reinterpret_cast<uv_handle_t*>(s));
+    if (status < 0) {
+        if (status != UV_ECANCELED) self->closeNow();
+        return;
+    }
+    if (self->backendPaused_ && queuedBytes(s) < kLowWater) self->resumeBackend();
+}
+
+void ClientConnection::pauseClient(Pause why) {
+    clientPause_ |= why;
+    if (clientReading_) {
+        uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));
+        clientReading_ = false;
+    }
+}
+
+void ClientConnection::resumeClient(Pause why) {
+    clientPause_ &= ~why;
+    if (clientPause_ != 0 || state_ == State::Closing) return;
+    // Packets that arrived while paused are still buffered: handle them first.
+    if (!clientIn_.empty()) {
+        size_t used = processClientPackets(clientIn_.data(), clientIn_.size());
+        if (state_ == State::Closing) return;
+        clientIn_.consume(used);
+        if (clientPause_ != 0) return;
+    }
+    if (!clientReading_) {
+        clientReading_ = true;
+        uv_read_start(reinterpret_cast<uv_stream_t*>(&client_), onClientAlloc, onClientRead);
+    }
+}
+
+// ------------------------------------------------------------------ backend side
+
+void ClientConnection::connectBackend() {
+    const config::HostPort& addr = config().backend.address;
+    sockaddr_storage ss{};
+    if (uv_ip4_addr(addr.host.c_str(), addr.port, reinterpret_cast<sockaddr_in*>(&ss)) != 0 &&
+        uv_ip6_addr(addr.host.c_str(), addr.port, reinterpret_cast<sockaddr_in6*>(&ss)) != 0) {
+        // Host names are resolved by the gateway (cached, refreshed off the data path).
+        if (!worker_.gateway().resolveBackend(ss)) {
+            refuseConnect(rc::ServerUnavailable, "backend address does not resolve");
+            return;
+        }
+    }
+    uv_tcp_init(worker_.loop(), &backend_);
+    backend_.data = this;
+    ++openHandles_;
+    backendOpen_ = true;
+    connectReq_.data = this;
+    armTimer(config().backend.connectTimeout.count());
+    int r = uv_tcp_connect(&connectReq_, &backend_, reinterpret_cast<sockaddr*>(&ss), onBackendConnected);
+    if (r != 0) {
+        worker_.gateway().setBackendReachable(false);
+        refuseConnect(rc::ServerUnavailable, std::string("backend connect: ") + uv_strerror(r));
+    }
+}
+
+void ClientConnection::onBackendConnected(uv_connect_t* req, int status) {
+    auto* self = static_cast<ClientConnection*>(req->data);
+    if (status == UV_ECANCELED) return;
+    if (self->state_ == State::Closing) return;
+    Gateway& gw = self->worker_.gateway();
+    if (status != 0) {
+        gw.setBackendReachable(false);
+        self->refuseConnect(rc::ServerUnavailable, std::string("backend unavailable: ") + uv_strerror(status));
+        return;
+    }
+    gw.setBackendReachable(true);
+    self->backendConnected_ = true;
+    uv_tcp_nodelay(&self->backend_, 1);
+    self->state_ = State::Established;
+    self->audit("connect", "", "", "", "");
+    self->sendToBackend(self->connectBytes_.data(), self->connectBytes_.size());
+    self->connectBytes_.clear();
+    self->connectBytes_.shrink_to_fit();
+    // Keepalive enforcement replaces the handshake deadline: 1.5 x keepalive of silence.
+    if (self->keepAlive_ > 0) self->armTimer(self->keepAlive_ * 1500ull);
+    else uv_timer_stop(&self->timer_);
+    self->backendReading_ = true;
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&self->backend_), onBackendAlloc, onBackendRead);
+    self->resumeClient(kPauseState);
+}
+
+void ClientConnection::onBackendAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+    *buf = fromHandle(h)->worker_.readBuffer();
+}
+
+void ClientConnection::onBackendRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+    auto* self = fromHandle(reinterpret_cast<uv_handle_t*>(s));
+    if (n == 0) return;
+    if (n < 0) {
+        // Broker closed: deliver what we have, then close the client (it reconnects).
+        self->closeAfterFlush();
+        return;
+    }
+    const auto* data = reinterpret_cast<const uint8_t*>(buf->base);
+    size_t len = static_cast<size_t>(n);
+    if (self->backendIn_.empty()) {
+        size_t used = self->processBrokerPackets(data, len);
+        if (used < len && self->state_ != State::Closing) self->backendIn_.append(data + used, len - used);
+    } else {
+        self->backendIn_.append(data, len);
+        size_t used = self->processBrokerPackets(self->backendIn_.data(), self->backendIn_.size());
+        if (self->state_ != State::Closing) self->backendIn_.consume(used);
+    }
+    self->flushTls();
+}
+
+size_t ClientConnection::processBrokerPackets(const uint8_t* data, size_t len) {
+    size_t off = 0;
+    size_t runStart = 0, runEnd = 0;
+    auto flushRun = [&] {
+        if (runEnd > runStart) {
+            if (tls_) tls_->write(data + runStart, runEnd - runStart);
+            else sendToClient(data + runStart, runEnd - runStart);
+        }
+        runStart = runEnd = 0;
+    };
+    while (off < len && state_ == State::Established) {
+        mqtt::Frame frame;
+        mqtt::FrameStatus fs = mqtt::parseFrame(data + off, len - off, frame);
+        if (fs == mqtt::FrameStatus::NeedMore) break;
+        if (fs == mqtt::FrameStatus::Malformed) {
+            flushRun();
+            MOAT_LOG_WARN("broker sent a malformed packet header to %s; closing", remote_.c_str());
+            closeAfterFlush();
+            return off;
+        }
+        if (len - off < frame.totalSize()) break;
+        const size_t size = frame.totalSize();
+        auto& traffic = worker_.traffic();
+        traffic.packetsOut[static_cast<uint8_t>(frame.type()) & 15]++;
+        traffic.bytesOut += size;
+
+        inspect::Verdict v = session_->onBrokerPacket(frame, data + off + frame.headerSize);
+        if (v.kind == inspect::Verdict::Kind::Forward) {
+            if (runEnd != off) {
+                flushRun();
+                runStart = off;
+            }
+            runEnd = off + size;
+        } else {
+            flushRun();
+            if (v.kind == inspect::Verdict::Kind::Replace) sendToClient(v.onward.data(), v.onward.size());
+        }
+        if (!v.reply.empty()) sendToBackend(v.reply.data(), v.reply.size());
+        off += size;
+        if (v.kind == inspect::Verdict::Kind::Close) {
+            flushRun();
+            closeWithReason(v.disconnectReason);
+            return off;
+        }
+        if (frame.type() == PacketType::Disconnect) {
+            flushRun();
+            closeAfterFlush();
+            return off;
+        }
+    }
+    flushRun();
+    return off;
+}
+
+void ClientConnection::sendToBackend(const uint8_t* data, size_t len) {
+    if (!backendConnected_ || len == 0) return;
+    auto* stream = reinterpret_cast<uv_stream_t*>(&backend_);
+    if (writeToStream(stream, data, len, onBackendWritten) < 0) {
+        closeAfterFlush();
+        return;
+    }
+    if (queuedBytes(stream) > kHighWater) pauseClient(kPauseBackpressure);
+}
+
+void ClientConnection::onBackendWritten(uv_stream_t* s, int status) {
+    auto* self = fromHandle(reinterpret_cast<uv_handle_t*>(s));
+    if (status < 0) {
+        if (status != UV_ECANCELED) self->closeAfterFlush();
+        return;
+    }
+    if ((self->clientPause_ & kPauseBackpressure) && queuedBytes(s) < kLowWater)
+        self->resumeClient(kPauseBackpressure);
+}
+
+void ClientConnection::pauseBackend() {
+    backendPaused_ = true;
+    if (backendReading_) {
+        uv_read_stop(reinterpret_cast<uv_stream_t*>(&backend_));
+        backendReading_ = false;
+    }
+}
+
+void ClientConnection::resumeBackend() {
+    backendPaused_ = false;
+    if (state_ != State::Established || backendReading_) return;
+    backendReading_ = true;
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&backend_), onBackendAlloc, onBackendRead);
+}
+
+// ------------------------------------------------------------------ timers, closing
+
+void ClientConnection::armTimer(uint64_t ms) { uv_timer_start(&timer_, onTimer, ms, 0); }
+
+void ClientConnection::onTimer(uv_timer_t* t) {
+    auto* self = fromHandle(reinterpret_cast<uv_handle_t*>(t));
+    switch (self->state_) {
+        case State::TlsHandshake:
+        case State::AwaitConnect:
+        case State::Authenticating:
+            self->worker_.gateway().rateLimited("handshake_timeout");
+            self->audit("disconnect", "", "", "", "handshake_timeout");
+            self->closeNow();
+            return;
+        case State::ConnectingBackend:
+            self->worker_.gateway().setBackendReachable(false);
+            self->refuseConnect(rc::ServerUnavailable, "backend connect timeout");
+            return;
+        case State::Established: {
+            uint64_t limit = self->keepAlive_ * 1500ull;
+            uint64_t idle = uv_now(self->worker_.loop()) - self->lastClientActivity_;
+            if (idle >= limit) {
+                self->audit("disconnect", "", "", "", "keepalive_timeout");
+                self->closeWithReason(rc::KeepAliveTimeout);
+            } else {
+                self->armTimer(limit - idle);
+            }
+            return;
+        }
+        case State::Closing: self->closeNow(); return;
+    }
+}
+
+void ClientConnection::closeWithReason(uint8_t v5Reason) {
+    if (state_ == State::Closing) return;
+    if (v5() && v5Reason != 0 && (state_ == State::Established || state_ == State::ConnectingBackend)) {
+        auto bytes = mqtt::encodeDisconnect(mqtt::ProtocolVersion::V5, v5Reason, {});
+        sendToClient(bytes.data(), bytes.size());
+    }
+    closeAfterFlush();
+}
+
+void ClientConnection::drain() {
+    if (state_ == State::Closing) return;
+    if (state_ == State::Established && v5()) {
+        auto bytes = mqtt::encodeDisconnect(mqtt::ProtocolVersion::V5, rc::ServerShuttingDown, {});
+        sendToClient(bytes.data(), bytes.size());
+    }
+    closeAfterFlush();
+}
+
+void ClientConnection::closeAfterFlush() {
+    if (state_ == State::Closing) return;
+    flushTls();
+    state_ = State::Closing;
+    if (clientReading_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));
+    clientReading_ = false;
+    if (backendOpen_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&backend_))) {
+        uv_close(reinterpret_cast<uv_handle_t*>(&backend_), onHandleClosed);
+    }
+    armTimer(kCloseFlushMs);
+    shutdownReq_.data = this;
+    if (uv_shutdown(&shutdownReq_, reinterpret_cast<uv_stream_t*>(&client_), onClientShutdown) != 0)
+        closeNow();
+    else
+        shutdownPending_ = true;
+}
+
+void ClientConnection::onClientShutdown(uv_shutdown_t* req, int) {
+    auto* self = static_cast<ClientConnection*>(req->data);
+    self->shutdownPending_ = false;
+    self->closeNow();
+}
+
+void ClientConnection::closeNow() {
+    state_ = State::Closing;
+    auto closeHandle = [](uv_handle_t* h) {
+        if (h->data && !uv_is_closing(h)) uv_close(h, onHandleClosed);
+    };
+    closeHandle(reinterpret_cast<uv_handle_t*>(&client_));
+    if (backendOpen_) closeHandle(reinterpret_cast<uv_handle_t*>(&backend_));
+    closeHandle(reinterpret_cast<uv_handle_t*>(&timer_));
+    clientIn_.release();
+    backendIn_.release();
+}
+
+void ClientConnection::onHandleClosed(uv_handle_t* h) {
+    auto* self = fromHandle(h);
+    --self->openHandles_;
+    self->maybeDelete();
+}
+
+void ClientConnection::maybeDelete() {
+    if (openHandles_ > 0 || workPending_ || shutdownPending_) return;
+    if (admitted_) worker_.gateway().release(worker_, ip_);
+    if (session_ || connect_) audit("disconnect", "", "", "", "");
+    delete this;
+}
+
+// ------------------------------------------------------------------ events
+
+void ClientConnection::audit(const char* event, const char* action, std::string_view topic,
+                             std::string_view rule, std::string_view reason) {
+    worker_.gateway().audit(event, listener_.name, remote_, connect_ ? connect_->clientId : "",
+                            identity_, connect_ ? mqtt::versionName(connect_->version) : "",
+                            action, topic, rule, reason);
+}
+
+void ClientConnection::onAuthzDenied(const char* action, std::string_view topic,
+                                     const policy::Decision& decision) {
+    worker_.gateway().authzDenied(action);
+    audit("authz_denied", action, topic, decision.describe(), "");
+}
+
+void ClientConnection::onProtocolError(uint8_t reason, const char* detail) {
+    worker_.gateway().protocolError(mqtt::reasonName(reason));
+    audit("protocol_error", "", "", "", detail);
+}
+
+void ClientConnection::onSubscriptionLimit(std::string_view filter) {
+    worker_.gateway().rateLimited("max_subscriptions");
+    audit("rate_limited", "subscribe", filter, "", "max_subscriptions");
+}
+
+void ClientConnection::applySnapshot(const Snapshot& snapshot) {
+    // Implemented with hot reload: re-check rights, unsubscribe what is no longer allowed.
+    (void)snapshot;
+}
+
+}  // namespace moat::net

@@ -1,0 +1,139 @@
+#pragma once
+// One device connection and its broker connection, on one worker loop.
+//
+//   device --TLS--> client_ --TlsSession--> frames --Session--> backend_ --plain--> broker
+//
+// Life cycle: TlsHandshake -> AwaitConnect -> Authenticating (password check on the thread
+// pool) -> ConnectingBackend -> Established -> Closing. No broker connection exists before
+// the TLS handshake and the CONNECT packet have both passed.
+//
+// Memory: the object owns three libuv handles and is deleted when the last one has closed
+// (and no thread-pool work still refers to it). Partial packets are kept in small per-side
+// buffers that are freed when empty; socket reads go into the worker's scratch buffer.
+
+#include <uv.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "gateway/inspect/Authenticator.h"
+#include "gateway/inspect/Session.h"
+#include "gateway/mqtt/Frame.h"
+#include "gateway/mqtt/Packets.h"
+#include "gateway/net/ByteBuffer.h"
+#include "gateway/net/Snapshot.h"
+#include "gateway/tls/TlsSession.h"
+
+namespace moat::net {
+
+class Worker;
+struct WorkerListener;
+
+class ClientConnection : private inspect::SessionEvents {
+public:
+    ClientConnection(Worker& worker, WorkerListener& listener);
+    ~ClientConnection() override;
+
+    // Accepts from `server`; false if the accept failed (the object then deletes itself).
+    bool accept(uv_stream_t* server);
+
+    // SIGTERM: v5 clients get DISCONNECT 0x8B, pending bytes are flushed, then close.
+    void drain();
+    // Drain deadline passed: close at once.
+    void abort() { closeNow(); }
+    // Reload: re-check this session against the worker's new snapshot.
+    void applySnapshot(const Snapshot& snapshot);
+
+    const std::string& remote() const { return remote_; }
+
+private:
+    enum class State { TlsHandshake, AwaitConnect, Authenticating, ConnectingBackend, Established, Closing };
+    enum Pause : uint8_t { kPauseBackpressure = 1, kPauseState = 2, kPauseThrottle = 4 };
+
+    // --- client side
+    static void onClientAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+    static void onClientRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+    static void onClientWritten(uv_stream_t* s, int status);
+    void onClientBytes(const uint8_t* data, size_t len);   // ciphertext or plaintext
+    void onClientPlaintext(const uint8_t* data, size_t len);
+    size_t processClientPackets(const uint8_t* data, size_t len);
+    void handleConnect(const mqtt::Frame& frame, const uint8_t* body, const uint8_t* whole);
+    void startPasswordCheck(inspect::Authenticator::Pending pending);
+    void finishAuth(const inspect::AuthOutcome& outcome);
+    void refuseConnect(uint8_t v5Reason, const std::string& why);
+    void sendToClient(const uint8_t* data, size_t len);
+    void flushTls();
+    void pauseClient(Pause why);
+    void resumeClient(Pause why);
+
+    // --- backend side
+    void connectBackend();
+    static void onBackendConnected(uv_connect_t* req, int status);
+    static void onBackendAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+    static void onBackendRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+    static void onBackendWritten(uv_stream_t* s, int status);
+    size_t processBrokerPackets(const uint8_t* data, size_t len);
+    void sendToBackend(const uint8_t* data, size_t len);
+    void pauseBackend();
+    void resumeBackend();
+
+    // --- timers and closing
+    static void onTimer(uv_timer_t* t);
+    void armTimer(uint64_t ms);
+    void closeWithReason(uint8_t v5Reason);  // DISCONNECT (v5) then close
+    void closeAfterFlush();                  // stop reading, flush writes to the client, close
+    void closeNow();
+    static void onHandleClosed(uv_handle_t* h);
+    static void onClientShutdown(uv_shutdown_t* req, int status);
+    void maybeDelete();
+
+    // --- SessionEvents (audit + metrics)
+    void onAuthzDenied(const char* action, std::string_view topic,
+                       const policy::Decision& decision) override;
+    void onProtocolError(uint8_t reason, const char* detail) override;
+    void onSubscriptionLimit(std::string_view filter) override;
+
+    void audit(const char* event, const char* action, std::string_view topic,
+               std::string_view rule, std::string_view reason);
+    const config::Config& config() const { return *snapshot_->config; }
+    bool v5() const { return connect_ && connect_->version == mqtt::ProtocolVersion::V5; }
+
+    Worker& worker_;
+    WorkerListener& listener_;
+    std::shared_ptr<const Snapshot> snapshot_;
+    uint64_t id_;
+    State state_ = State::TlsHandshake;
+    std::string remote_;  // "ip:port"
+    std::string ip_;
+
+    uv_tcp_t client_{};
+    uv_tcp_t backend_{};
+    uv_timer_t timer_{};
+    uv_connect_t connectReq_{};
+    uv_shutdown_t shutdownReq_{};
+    int openHandles_ = 0;
+    bool backendOpen_ = false;
+    bool backendConnected_ = false;
+    bool workPending_ = false;
+    bool clientReading_ = false;
+    bool backendReading_ = false;
+    uint8_t clientPause_ = 0;
+    bool backendPaused_ = false;
+    bool shutdownPending_ = false;
+    bool admitted_ = false;  // counted by admission control; released on delete
+
+    std::unique_ptr<tls::TlsSession> tls_;
+    ByteBuffer clientIn_;   // partial client packet(s) between reads
+    ByteBuffer backendIn_;  // partial broker packet(s)
+
+    std::unique_ptr<mqtt::ConnectPacket> connect_;
+    std::vector<uint8_t> connectBytes_;  // what goes to the broker as CONNECT
+    std::string identity_;
+    inspect::CertFactor certFactor_;
+    std::unique_ptr<inspect::Session> session_;
+    uint16_t keepAlive_ = 0;       // seconds, after clamping
+    uint64_t lastClientActivity_ = 0;
+};
+
+}  // namespace moat::net

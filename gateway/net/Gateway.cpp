@@ -1,0 +1,392 @@
+#include "gateway/net/Gateway.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "gateway/metrics/AnomalyDetector.h"
+#include "gateway/metrics/HttpEndpoint.h"
+#include "gateway/net/Log.h"
+#include "gateway/net/Worker.h"
+
+namespace moat::net {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// A listening socket with SO_REUSEPORT, so every worker gets its own accept queue and the
+// kernel spreads connections across them.
+int bindSocket(const config::HostPort& hp, uint16_t port, std::string& error) {
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (uv_ip4_addr(hp.host.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss)) == 0) {
+        len = sizeof(sockaddr_in);
+    } else if (uv_ip6_addr(hp.host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss)) == 0) {
+        len = sizeof(sockaddr_in6);
+    } else {
+        addrinfo hints{}, *res = nullptr;
+        hints.ai_socktype = SOCK_STREAM;
+        if (getaddrinfo(hp.host.c_str(), nullptr, &hints, &res) != 0 || !res) {
+            error = "cannot resolve '" + hp.host + "'";
+            return -1;
+        }
+        std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
+        len = res->ai_addrlen;
+        freeaddrinfo(res);
+        if (ss.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&ss)->sin_port = htons(port);
+        else reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = htons(port);
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error = std::string("socket: ") + std::strerror(errno);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        error = "bind " + hp.host + ":" + std::to_string(port) + ": " + std::strerror(errno);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+uint16_t boundPort(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+}
+
+int workerCount(const config::Config& c) {
+    int n = 1;
+    unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    for (const auto& l : c.listeners) n = std::max(n, l.workers == 0 ? int(cores) : l.workers);
+    return n;
+}
+
+}  // namespace
+
+Gateway::Gateway(std::string configPath, std::shared_ptr<const Snapshot> snapshot)
+    : configPath_(std::move(configPath)), snapshot_(std::move(snapshot)),
+      bans_(snapshot_->config->bans) {
+    uv_loop_init(&loop_);
+    audit_ = std::make_unique<metrics::AuditLog>(snapshot_->config->audit);
+    audit_->setSuppressedCounter(&metrics_.auditSuppressed());
+    anomalies_ = std::make_unique<metrics::AnomalyDetector>(snapshot_->config->anomaly);
+    metrics_.backendUp().Set(1);
+    admission_ = std::make_unique<inspect::ConnectionAdmission>(snapshot_->config->limits,
+                                                                &totalConnections_);
+}
+
+Gateway::~Gateway() {
+    workers_.clear();
+    uv_loop_close(&loop_);
+}
+
+bool Gateway::bindListeners(std::string& error) {
+    const config::Config& cfg = *snapshot_->config;
+    int n = workerCount(cfg);
+    for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i, snapshot_));
+    for (const auto& l : cfg.listeners) {
+        int want = l.workers == 0 ? n : std::min(n, l.workers);
+        uint16_t port = l.bind.port;
+        for (int i = 0; i < want; ++i) {
+            int fd = bindSocket(l.bind, port, error);
+            if (fd < 0) {
+                error = "listener '" + l.name + "': " + error;
+                return false;
+            }
+            port = boundPort(fd);  // port 0: the others join the port the first one got
+            workers_[i]->addListener(l, fd);
+        }
+        auto& lm = metrics_.listener(l.name, l.tls.has_value());
+        (void)lm;
+        MOAT_LOG_INFO("listener %s on %s:%u (%s, %d workers)", l.name.c_str(), l.bind.host.c_str(),
+                      port, l.tls ? "tls" : "plaintext", want);
+    }
+    return true;
+}
+
+int Gateway::run() {
+    std::string error;
+    if (!audit_->open(error)) {
+        MOAT_LOG_ERROR("audit log: %s", error.c_str());
+        return 1;
+    }
+    if (!bindListeners(error)) {
+        MOAT_LOG_ERROR("%s", error.c_str());
+        return 1;
+    }
+    const config::Config& cfg = *snapshot_->config;
+    if (cfg.metrics.enabled) {
+        http_ = std::make_unique<metrics::HttpEndpoint>(
+            &loop_, cfg.metrics.bind.host, cfg.metrics.bind.port, cfg.metrics.path,
+            [this] { return metrics_.serialize(); }, [this] { return backendReachable(); });
+        if (!http_->start(error)) {
+            MOAT_LOG_ERROR("metrics endpoint %s: %s", cfg.metrics.bind.toString().c_str(), error.c_str());
+            return 1;
+        }
+        MOAT_LOG_INFO("metrics on http://%s:%u%s", cfg.metrics.bind.host.c_str(), http_->boundPort(),
+                      cfg.metrics.path.c_str());
+    }
+    startMain();
+    runningWorkers_ = static_cast<int>(workers_.size());
+    for (auto& w : workers_) w->start();
+    MOAT_LOG_INFO("moat serving, backend %s", cfg.backend.address.toString().c_str());
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    for (auto& w : workers_) w->join();
+    audit_->flush();
+    MOAT_LOG_INFO("moat stopped");
+    return 0;
+}
+
+void Gateway::startMain() {
+    for (auto* s : {&sigHup_, &sigTerm_, &sigInt_}) {
+        uv_signal_init(&loop_, s);
+        s->data = this;
+    }
+    uv_signal_start(&sigHup_, onSignal, SIGHUP);
+    uv_signal_start(&sigTerm_, onSignal, SIGTERM);
+    uv_signal_start(&sigInt_, onSignal, SIGINT);
+    uv_timer_init(&loop_, &housekeeping_);
+    housekeeping_.data = this;
+    uv_timer_start(&housekeeping_, onHousekeeping, 1000, 1000);
+    uv_async_init(&loop_, &workersDone_, onWorkersDone);
+    workersDone_.data = this;
+}
+
+void Gateway::onSignal(uv_signal_t* h, int signum) {
+    auto* self = static_cast<Gateway*>(h->data);
+    if (signum == SIGHUP) self->reload();
+    else self->beginShutdown();
+}
+
+void Gateway::beginShutdown() {
+    if (shuttingDown_) return;
+    shuttingDown_ = true;
+    uint64_t drain = snapshot_->config->limits.drainTimeout.count();
+    MOAT_LOG_INFO("shutting down: draining connections (up to %llu ms)", (unsigned long long)drain);
+    for (auto& w : workers_) w->post([drain](Worker& wk) { wk.beginShutdown(drain); });
+}
+
+void Gateway::workerStopped() {
+    if (--runningWorkers_ == 0) uv_async_send(&workersDone_);
+}
+
+void Gateway::onWorkersDone(uv_async_t* h) {
+    auto* self = static_cast<Gateway*>(h->data);
+    if (self->http_) self->http_->close();
+    uv_walk(&self->loop_, [](uv_handle_t* hd, void*) {
+        if (!uv_is_closing(hd)) uv_close(hd, nullptr);
+    }, nullptr);
+}
+
+namespace {
+struct ReloadWork {
+    uv_work_t req;
+    Gateway* gateway;
+    std::string path;
+    std::shared_ptr<const Snapshot> result;
+    std::vector<std::string> errors;
+};
+}  // namespace
+
+void Gateway::reload() {
+    if (reloading_ || shuttingDown_) return;
+    reloading_ = true;
+    audit_->reopen();  // logrotate: SIGHUP also reopens the audit log file
+    auto* work = new ReloadWork{{}, this, configPath_, nullptr, {}};
+    work->req.data = work;
+    // Validation (YAML, certificates, password hashes file, policy) runs off every event loop.
+    uv_queue_work(
+        &loop_, &work->req,
+        [](uv_work_t* req) {
+            auto* w = static_cast<ReloadWork*>(req->data);
+            w->result = loadSnapshot(w->path, w->errors);
+        },
+        [](uv_work_t* req, int) {
+            auto* w = static_cast<ReloadWork*>(req->data);
+            Gateway* self = w->gateway;
+            self->reloading_ = false;
+            if (!w->result) {
+                for (const auto& e : w->errors) MOAT_LOG_ERROR("reload: %s", e.c_str());
+                self->metrics_.reload(false);
+                self->audit("reload", "", "", "", "", "", "", "", "", "failed: " +
+                            (w->errors.empty() ? std::string("unknown") : w->errors.front()));
+                delete w;
+                return;
+            }
+            self->snapshot_ = w->result;
+            self->bans_.updateConfig(self->snapshot_->config->bans);
+            {
+                std::lock_guard lock(self->admissionMutex_);
+                self->admission_->updateLimits(self->snapshot_->config->limits);
+            }
+            for (auto& wk : self->workers_) {
+                auto snap = self->snapshot_;
+                wk->post([snap](Worker& worker) { worker.setSnapshot(snap); });
+            }
+            self->metrics_.reload(true);
+            self->audit("reload", "", "", "", "", "", "", "", "", "ok");
+            MOAT_LOG_INFO("configuration reloaded (generation %llu)",
+                          (unsigned long long)self->snapshot_->generation);
+            delete w;
+        });
+}
+
+void Gateway::onHousekeeping(uv_timer_t* t) {
+    auto* self = static_cast<Gateway*>(t->data);
+    auto now = SteadyClock::now();
+    self->bans_.sweep(now);
+    {
+        std::lock_guard lock(self->admissionMutex_);
+        self->admission_->sweep(now);
+    }
+    self->metrics_.bansActive().Set(static_cast<double>(self->bans_.activeBans(now)));
+    {
+        std::lock_guard lock(self->anomalyMutex_);
+        self->anomalies_->sweep(now);
+    }
+    for (const auto& [name, ctx] : self->snapshot_->tls) {
+        auto& lm = self->metrics_.listener(name, true);
+        if (lm.certExpirySeconds) {
+            auto left = std::chrono::duration_cast<std::chrono::seconds>(
+                ctx->serverCertNotAfter() - std::chrono::system_clock::now());
+            lm.certExpirySeconds->Set(static_cast<double>(left.count()));
+        }
+    }
+}
+
+// ---------------------------------------------------------------- worker-facing
+
+bool Gateway::admit(Worker& worker, const std::string& listener, const std::string& ip) {
+    auto& lm = metrics_.listener(listener);
+    inspect::Admission a;
+    {
+        std::lock_guard lock(admissionMutex_);
+        a = admission_->admit(ip, SteadyClock::now(), bans_);
+    }
+    if (a == inspect::Admission::Accepted) {
+        lm.accepted->Increment();
+        lm.active->Increment();
+        std::optional<metrics::Anomaly> anomaly;
+        {
+            std::lock_guard lock(anomalyMutex_);
+            anomaly = anomalies_->onConnection(ip, SteadyClock::now());
+        }
+        if (anomaly) {
+            metrics_.anomaly(anomaly->kind);
+            audit("anomaly", listener, ip, "", "", "", "", "", "", anomaly->kind + " " + anomaly->subject,
+                  anomaly->count);
+        }
+        return true;
+    }
+    if (a == inspect::Admission::Banned) {
+        lm.banned->Increment();
+    } else {
+        lm.limited->Increment();
+        metrics_.rateLimited(inspect::admissionName(a));
+    }
+    audit(a == inspect::Admission::Banned ? "ban" : "rate_limited", listener, ip, "", "", "", "",
+          "", "", inspect::admissionName(a));
+    return false;
+}
+
+void Gateway::release(Worker& worker, const std::string& listener, const std::string& ip) {
+    {
+        std::lock_guard lock(admissionMutex_);
+        admission_->release(ip);
+    }
+    metrics_.listener(listener).active->Decrement();
+}
+
+void Gateway::tlsHandshakeOk(const std::string& listener) { metrics_.listener(listener).tlsOk->Increment(); }
+
+void Gateway::tlsHandshakeFailed(const std::string& listener) {
+    metrics_.listener(listener).tlsFailed->Increment();
+}
+
+void Gateway::authCounted(std::string_view method, bool success) {
+    metrics_.auth(method == "certificate" ? metrics::AuthMethodLabel::Certificate
+                                          : metrics::AuthMethodLabel::Password,
+                  success);
+}
+
+void Gateway::authFailed(Worker& worker, std::string_view method, const std::string& ip,
+                         const std::string& identity) {
+    if (method == "certificate") authCounted(method, false);
+    auto now = SteadyClock::now();
+    inspect::BanDecision bans = bans_.recordAuthFailure(ip, identity, now);
+    for (const auto* ban : {bans.ip ? &*bans.ip : nullptr, bans.identity ? &*bans.identity : nullptr}) {
+        if (!ban) continue;
+        audit("ban", "", ban->kind == inspect::Ban::Ip ? ban->subject : "", "",
+              ban->kind == inspect::Ban::Identity ? ban->subject : "", "", "", "", "",
+              "auth_failures", static_cast<uint64_t>(ban->duration.count() / 1000));
+    }
+    if (bans) metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));
+    std::optional<metrics::Anomaly> anomaly;
+    {
+        std::lock_guard lock(anomalyMutex_);
+        anomaly = anomalies_->onAuthFailure(ip, identity, now);
+    }
+    if (anomaly) {
+        metrics_.anomaly(anomaly->kind);
+        audit("anomaly", "", ip, "", identity, "", "", "", "", anomaly->kind + " " + anomaly->subject,
+              anomaly->count);
+    }
+}
+
+bool Gateway::isIpBanned(const std::string& ip) { return bans_.isIpBanned(ip, SteadyClock::now()); }
+
+bool Gateway::isIdentityBanned(const std::string& identity) {
+    return bans_.isIdentityBanned(identity, SteadyClock::now());
+}
+
+void Gateway::setBackendReachable(bool up) {
+    if (backendUp_.exchange(up) != up) {
+        metrics_.backendUp().Set(up ? 1 : 0);
+        if (up) MOAT_LOG_INFO("backend reachable again");
+        else MOAT_LOG_WARN("backend unreachable");
+    }
+}
+
+bool Gateway::resolveBackend(sockaddr_storage& out) {
+    const config::HostPort& hp = snapshot_->config->backend.address;
+    addrinfo hints{}, *res = nullptr;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(hp.host.c_str(), std::to_string(hp.port).c_str(), &hints, &res) != 0 || !res)
+        return false;
+    std::memcpy(&out, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return true;
+}
+
+void Gateway::audit(std::string_view event, std::string_view listener, std::string_view remote,
+                    std::string_view clientId, std::string_view identity, std::string_view protocol,
+                    std::string_view action, std::string_view topic, std::string_view rule,
+                    std::string_view reason, std::optional<uint64_t> count) {
+    metrics::AuditEvent e;
+    e.event = event;
+    e.listener = listener;
+    e.remote = remote;
+    e.clientId = clientId;
+    e.identity = identity;
+    e.protocol = protocol;
+    if (!action.empty()) e.action = action;
+    if (!topic.empty()) e.topic = topic;
+    if (!rule.empty()) e.rule = rule;
+    if (!reason.empty()) e.reason = reason;
+    e.count = count;
+    audit_->log(e);
+}
+
+}  // namespace moat::net

@@ -1,0 +1,99 @@
+#pragma once
+// The process: binds the listeners, runs the workers, owns what they share (metrics, audit
+// log, ban table), and runs the main loop for signals (SIGHUP reload, SIGTERM/SIGINT drain),
+// the metrics/health HTTP endpoint and the backend health probe.
+
+#include <uv.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/inspect/limits/BanTable.h"
+#include "gateway/inspect/limits/ConnectionAdmission.h"
+#include "gateway/inspect/limits/SharedCounter.h"
+#include "gateway/metrics/AuditLog.h"
+#include "gateway/metrics/Metrics.h"
+#include "gateway/net/Snapshot.h"
+
+namespace moat::metrics {
+class HttpEndpoint;
+class AnomalyDetector;
+}
+
+namespace moat::net {
+
+class Worker;
+
+class Gateway {
+public:
+    Gateway(std::string configPath, std::shared_ptr<const Snapshot> snapshot);
+    ~Gateway();
+
+    // Runs until SIGTERM/SIGINT and the drain are done. Returns the process exit status.
+    int run();
+
+    // ---- called from worker threads (all thread-safe)
+    metrics::Metrics& metrics() { return metrics_; }
+    bool admit(Worker& worker, const std::string& listener, const std::string& ip);
+    void release(Worker& worker, const std::string& listener, const std::string& ip);
+    void tlsHandshakeOk(const std::string& listener);
+    void tlsHandshakeFailed(const std::string& listener);
+    void authCounted(std::string_view method, bool success);
+    // A failed authentication from ip (identity may be empty): bans, anomalies.
+    void authFailed(Worker& worker, std::string_view method, const std::string& ip,
+                    const std::string& identity);
+    bool isIpBanned(const std::string& ip);
+    bool isIdentityBanned(const std::string& identity);
+    void authzDenied(std::string_view action) { metrics_.authzDenied(action); }
+    void rateLimited(std::string_view limit) { metrics_.rateLimited(limit); }
+    void protocolError(std::string_view reason) { metrics_.protocolError(reason); }
+    void setBackendReachable(bool up);
+    bool backendReachable() const { return backendUp_.load(std::memory_order_relaxed); }
+    bool resolveBackend(sockaddr_storage& out);
+    void audit(std::string_view event, std::string_view listener, std::string_view remote,
+               std::string_view clientId, std::string_view identity, std::string_view protocol,
+               std::string_view action = {}, std::string_view topic = {},
+               std::string_view rule = {}, std::string_view reason = {},
+               std::optional<uint64_t> count = {});
+    void workerStopped();
+
+private:
+    bool bindListeners(std::string& error);
+    void startMain();
+    void reload();
+    void beginShutdown();
+    void probeBackend();
+    static void onSignal(uv_signal_t* h, int signum);
+    static void onHousekeeping(uv_timer_t* t);
+    static void onWorkersDone(uv_async_t* h);
+
+    std::string configPath_;
+    std::shared_ptr<const Snapshot> snapshot_;
+    metrics::Metrics metrics_;
+    std::unique_ptr<metrics::AuditLog> audit_;
+    inspect::SharedBanTable bans_;
+    inspect::SharedCounter totalConnections_;
+    // One admission table for all workers, so per-IP limits are per process. Accepts are
+    // not the data path: a mutex per accept costs nothing next to a TLS handshake.
+    std::mutex admissionMutex_;
+    std::unique_ptr<inspect::ConnectionAdmission> admission_;
+    std::atomic<bool> backendUp_{true};
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::unique_ptr<metrics::HttpEndpoint> http_;
+    std::mutex anomalyMutex_;
+    std::unique_ptr<metrics::AnomalyDetector> anomalies_;
+
+    uv_loop_t loop_{};
+    uv_signal_t sigHup_{}, sigTerm_{}, sigInt_{};
+    uv_timer_t housekeeping_{};
+    uv_async_t workersDone_{};
+    std::atomic<int> runningWorkers_{0};
+    bool shuttingDown_ = false;
+    bool reloading_ = false;
+};
+
+}  // namespace moat::net

@@ -1,0 +1,19 @@
+#pragma once
+// Operational log (startup, shutdown, errors) on stderr, one line each, prefixed with an
+// RFC 3339 timestamp. Security decisions go to the JSON audit log instead (metrics/AuditLog).
+
+#include <cstdarg>
+
+namespace moat::net {
+
+enum class LogLevel { Debug, Info, Warn, Error };
+
+void setLogLevel(LogLevel level);
+void logf(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define MOAT_LOG_INFO(...) ::moat::net::logf(::moat::net::LogLevel::Info, __VA_ARGS__)
+#define MOAT_LOG_WARN(...) ::moat::net::logf(::moat::net::LogLevel::Warn, __VA_ARGS__)
+#define MOAT_LOG_ERROR(...) ::moat::net::logf(::moat::net::LogLevel::Error, __VA_ARGS__)
+#define MOAT_LOG_DEBUG(...) ::moat::net::logf(::moat::net::LogLevel::Debug, __VA_ARGS__)
+
+}  // namespace moat::net

@@ -1,0 +1,46 @@
+#include "gateway/net/Snapshot.h"
+
+#include <atomic>
+
+namespace moat::net {
+
+std::shared_ptr<const Snapshot> buildSnapshot(std::shared_ptr<const config::Config> config,
+                                              std::vector<std::string>& errors) {
+    static std::atomic<uint64_t> generations{0};
+    auto snap = std::make_shared<Snapshot>();
+    snap->config = config;
+    const size_t before = errors.size();
+
+    std::vector<std::string> policyErrors;
+    snap->policy = policy::Policy::compile(config->policy, policyErrors);
+    for (auto& e : policyErrors) errors.push_back(config->path + ": policy: " + e);
+
+    if (!config->auth.passwordFile.empty()) {
+        auto pw = policy::PasswordFile::load(config->auth.passwordFile, errors);
+        if (pw) snap->passwords = std::make_shared<const policy::PasswordFile>(std::move(*pw));
+    }
+    for (const auto& l : config->listeners) {
+        if (!l.tls) continue;
+        std::string err;
+        auto ctx = tls::TlsContext::create(*l.tls, err);
+        if (!ctx) {
+            errors.push_back(config->path + ":" + std::to_string(l.line) + ": listener '" +
+                             l.name + "': " + err);
+            continue;
+        }
+        snap->tls[l.name] = std::move(ctx);
+    }
+    if (errors.size() != before || !snap->policy) return nullptr;
+    snap->generation = ++generations;
+    return snap;
+}
+
+std::shared_ptr<const Snapshot> loadSnapshot(const std::string& path,
+                                             std::vector<std::string>& errors) {
+    config::LoadResult r = config::loadConfigFile(path);
+    for (const auto& e : r.errors) errors.push_back(e.toString());
+    if (!r.config) return nullptr;
+    return buildSnapshot(r.config, errors);
+}
+
+}  // namespace moat::net

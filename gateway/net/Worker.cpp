@@ -1,0 +1,179 @@
+#include "gateway/net/Worker.h"
+
+#include <algorithm>
+
+#include "gateway/net/ClientConnection.h"
+#include "gateway/net/Gateway.h"
+#include "gateway/net/Log.h"
+
+namespace moat::net {
+
+namespace {
+constexpr size_t kReadBufferSize = 64 * 1024;
+constexpr int kMaxAuthInFlight = 4;  // concurrent PBKDF2 checks per worker
+}  // namespace
+
+Worker::Worker(Gateway& gateway, int index, std::shared_ptr<const Snapshot> snapshot)
+    : gateway_(gateway), index_(index), snapshot_(std::move(snapshot)),
+      readBuffer_(new uint8_t[kReadBufferSize]) {
+    uv_loop_init(&loop_);
+    uv_async_init(&loop_, &async_, onAsync);
+    async_.data = this;
+    uv_timer_init(&loop_, &statsTimer_);
+    statsTimer_.data = this;
+    uv_timer_init(&loop_, &drainTimer_);
+    drainTimer_.data = this;
+}
+
+Worker::~Worker() {
+    if (thread_.joinable()) thread_.join();
+    uv_loop_close(&loop_);
+}
+
+void Worker::addListener(const config::ListenerConfig& cfg, int fd) {
+    auto l = std::make_unique<WorkerListener>();
+    l->worker = this;
+    l->name = cfg.name;
+    l->tls = cfg.tls.has_value();
+    uv_tcp_init(&loop_, &l->handle);
+    l->handle.data = l.get();
+    uv_tcp_open(&l->handle, fd);
+    listeners_.push_back(std::move(l));
+}
+
+void Worker::start() {
+    thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() {
+    if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run() {
+    for (auto& l : listeners_) {
+        int r = uv_listen(reinterpret_cast<uv_stream_t*>(&l->handle), 1024, onConnection);
+        if (r != 0) MOAT_LOG_ERROR("listener %s: listen: %s", l->name.c_str(), uv_strerror(r));
+    }
+    uv_timer_start(&statsTimer_, onStatsTimer, 1000, 1000);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    flushTraffic();
+    gateway_.workerStopped();
+}
+
+void Worker::post(std::function<void(Worker&)> fn) {
+    {
+        std::lock_guard lock(postMutex_);
+        posted_.push_back(std::move(fn));
+    }
+    uv_async_send(&async_);
+}
+
+void Worker::onAsync(uv_async_t* h) {
+    auto* self = static_cast<Worker*>(h->data);
+    std::vector<std::function<void(Worker&)>> work;
+    {
+        std::lock_guard lock(self->postMutex_);
+        work.swap(self->posted_);
+    }
+    for (auto& fn : work) fn(*self);
+}
+
+void Worker::setSnapshot(std::shared_ptr<const Snapshot> s) {
+    snapshot_ = std::move(s);
+    // Copy: applySnapshot may close (and detach) connections.
+    std::vector<ClientConnection*> conns = connections_;
+    for (auto* c : conns) c->applySnapshot(*snapshot_);
+}
+
+uv_buf_t Worker::readBuffer() {
+    return uv_buf_init(reinterpret_cast<char*>(readBuffer_.get()), kReadBufferSize);
+}
+
+void Worker::attach(ClientConnection* c) { connections_.push_back(c); }
+
+void Worker::detach(ClientConnection* c) {
+    auto it = std::find(connections_.begin(), connections_.end(), c);
+    if (it != connections_.end()) {
+        *it = connections_.back();
+        connections_.pop_back();
+    }
+    if (shuttingDown_) maybeFinishShutdown();
+}
+
+void Worker::onConnection(uv_stream_t* server, int status) {
+    auto* l = static_cast<WorkerListener*>(server->data);
+    if (status < 0) {
+        MOAT_LOG_WARN("listener %s: accept: %s", l->name.c_str(), uv_strerror(status));
+        return;
+    }
+    auto* conn = new ClientConnection(*l->worker, *l);
+    conn->accept(server);  // on failure it closes and deletes itself
+}
+
+bool Worker::tryAcquireAuthSlot() {
+    if (authInFlight_ >= kMaxAuthInFlight) return false;
+    ++authInFlight_;
+    return true;
+}
+
+void Worker::releaseAuthSlot() {
+    --authInFlight_;
+    if (!authWaiters_.empty() && authInFlight_ < kMaxAuthInFlight) {
+        auto next = std::move(authWaiters_.front());
+        authWaiters_.pop_front();
+        ++authInFlight_;  // handed to the waiter, which releases it before re-acquiring
+        next();
+    }
+}
+
+void Worker::waitForAuthSlot(std::function<void()> resume) { authWaiters_.push_back(std::move(resume)); }
+
+void Worker::flushTraffic() {
+    auto& m = gateway_.metrics();
+    for (int t = 0; t < 16; ++t) {
+        if (uint64_t d = traffic_.packetsIn[t] - flushed_.packetsIn[t])
+            m.addPackets(metrics::Direction::ClientToBroker, t, d);
+        if (uint64_t d = traffic_.packetsOut[t] - flushed_.packetsOut[t])
+            m.addPackets(metrics::Direction::BrokerToClient, t, d);
+    }
+    if (uint64_t d = traffic_.bytesIn - flushed_.bytesIn) m.countBytes(metrics::Direction::ClientToBroker, d);
+    if (uint64_t d = traffic_.bytesOut - flushed_.bytesOut) m.countBytes(metrics::Direction::BrokerToClient, d);
+    flushed_ = traffic_;
+}
+
+void Worker::onStatsTimer(uv_timer_t* t) { static_cast<Worker*>(t->data)->flushTraffic(); }
+
+void Worker::stopAccepting() {
+    for (auto& l : listeners_) {
+        if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->handle)))
+            uv_close(reinterpret_cast<uv_handle_t*>(&l->handle), nullptr);
+    }
+}
+
+void Worker::beginShutdown(uint64_t drainTimeoutMs) {
+    if (shuttingDown_) return;
+    shuttingDown_ = true;
+    stopAccepting();
+    std::vector<ClientConnection*> conns = connections_;
+    for (auto* c : conns) c->drain();
+    uv_timer_start(&drainTimer_, onDrainTimer, drainTimeoutMs, 0);
+    maybeFinishShutdown();
+}
+
+void Worker::onDrainTimer(uv_timer_t* t) {
+    auto* self = static_cast<Worker*>(t->data);
+    MOAT_LOG_WARN("worker %d: drain timeout with %zu connections left; closing them", self->index_,
+                  self->connections_.size());
+    std::vector<ClientConnection*> conns = self->connections_;
+    for (auto* c : conns) c->abort();
+}
+
+void Worker::maybeFinishShutdown() {
+    if (!connections_.empty()) return;
+    // Everything is closed: stop the loop by closing the remaining handles.
+    uv_walk(&loop_, [](uv_handle_t* h, void*) {
+        if (!uv_is_closing(h)) uv_close(h, nullptr);
+    }, nullptr);
+}
+
+}  // namespace moat::net

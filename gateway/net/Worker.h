@@ -1,0 +1,113 @@
+#pragma once
+// One event loop on one thread. A connection lives on one worker for life, so nothing on
+// the data path is shared between threads (no locks). Workers get work from the main
+// thread (reload, shutdown) through post(), which wakes the loop with a uv_async_t.
+
+#include <uv.h>
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gateway/net/Snapshot.h"
+
+namespace moat::net {
+
+class Gateway;
+class ClientConnection;
+struct WorkerListener;
+
+// Per-worker traffic counters, flushed into the shared Prometheus counters once a second so
+// the data path does plain increments instead of atomics on shared cache lines.
+struct TrafficCounters {
+    std::array<uint64_t, 16> packetsIn{};   // client -> broker, by packet type
+    std::array<uint64_t, 16> packetsOut{};  // broker -> client
+    uint64_t bytesIn = 0, bytesOut = 0;
+};
+
+class Worker {
+public:
+    Worker(Gateway& gateway, int index, std::shared_ptr<const Snapshot> snapshot);
+    ~Worker();
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    // Adopts an already bound listening socket (SO_REUSEPORT: one per worker and listener).
+    void addListener(const config::ListenerConfig& listener, int fd);
+    void start();
+    void join();
+    // Runs fn on this worker's loop thread.
+    void post(std::function<void(Worker&)> fn);
+
+    // --- used by connections (loop thread only)
+    uv_loop_t* loop() { return &loop_; }
+    Gateway& gateway() { return gateway_; }
+    int index() const { return index_; }
+    const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
+    void setSnapshot(std::shared_ptr<const Snapshot> s);
+    TrafficCounters& traffic() { return traffic_; }
+    // Scratch space for socket reads and TLS plaintext: consumed before the next read.
+    uv_buf_t readBuffer();
+    std::vector<uint8_t>& plaintextScratch() { return plaintext_; }
+    void attach(ClientConnection* c);
+    void detach(ClientConnection* c);
+    uint64_t nextConnectionId() { return (uint64_t(index_) << 48) | ++connectionSeq_; }
+    size_t connectionCount() const { return connections_.size(); }
+
+    // Password checks (PBKDF2) run on libuv's thread pool; this bounds how many at once per
+    // worker so a login flood cannot starve other work queued there.
+    bool tryAcquireAuthSlot();
+    void releaseAuthSlot();
+    void waitForAuthSlot(std::function<void()> resume);
+
+    // SIGTERM: stop accepting, ask every connection to drain, stop the loop when empty or
+    // at the deadline.
+    void beginShutdown(uint64_t drainTimeoutMs);
+
+private:
+    void run();
+    void flushTraffic();
+    void stopAccepting();
+    void maybeFinishShutdown();
+    static void onAsync(uv_async_t* h);
+    static void onConnection(uv_stream_t* server, int status);
+    static void onStatsTimer(uv_timer_t* t);
+    static void onDrainTimer(uv_timer_t* t);
+
+    Gateway& gateway_;
+    int index_;
+    std::shared_ptr<const Snapshot> snapshot_;
+    uv_loop_t loop_{};
+    uv_async_t async_{};
+    uv_timer_t statsTimer_{};
+    uv_timer_t drainTimer_{};
+    std::thread thread_;
+    std::mutex postMutex_;
+    std::vector<std::function<void(Worker&)>> posted_;
+    std::vector<std::unique_ptr<WorkerListener>> listeners_;
+    std::vector<ClientConnection*> connections_;
+    TrafficCounters traffic_;
+    TrafficCounters flushed_;
+    std::unique_ptr<uint8_t[]> readBuffer_;
+    std::vector<uint8_t> plaintext_;
+    uint64_t connectionSeq_ = 0;
+    int authInFlight_ = 0;
+    std::deque<std::function<void()>> authWaiters_;
+    bool shuttingDown_ = false;
+};
+
+// A listening socket on one worker.
+struct WorkerListener {
+    uv_tcp_t handle{};
+    Worker* worker = nullptr;
+    std::string name;
+    bool tls = false;
+};
+
+}  // namespace moat::net
