@@ -1,0 +1,153 @@
+#include "gateway/inspect/limits/BanTable.h"
+
+#include <algorithm>
+
+namespace moat::inspect {
+
+using std::chrono::milliseconds;
+
+BanTable::BanTable(const config::BansConfig& config, BanTableLimits limits)
+    : config_(config), limits_(limits) {}
+
+BanDecision BanTable::recordAuthFailure(std::string_view ip, std::string_view identity,
+                                        SteadyTime now) {
+    BanDecision decision;
+    if (config_.authFailures == 0) return decision;
+    if (!ip.empty()) decision.ip = recordOn(ips_, Ban::Ip, ip, now);
+    // An oversized identity is not worth the memory; the IP side still counts the failure.
+    if (!identity.empty() && identity.size() <= limits_.maxSubjectLength) {
+        decision.identity = recordOn(identities_, Ban::Identity, identity, now);
+    }
+    return decision;
+}
+
+std::optional<Ban> BanTable::recordOn(Side& side, Ban::Kind kind, std::string_view key,
+                                      SteadyTime now) {
+    Subject* s = findOrInsert(side, key, now);
+    if (s == nullptr) {
+        ++untracked_;
+        return std::nullopt;
+    }
+    if (bannedAt(*s, now)) return std::nullopt;
+    pruneFailures(*s, now);
+    s->failures.push_back(now);
+    if (s->failures.size() < config_.authFailures) return std::nullopt;
+
+    s->failures.clear();
+    if (s->hasBan && now >= s->forgetAt) s->strikes = 0;
+    const milliseconds duration = banDuration(s->strikes);
+    if (s->strikes < UINT32_MAX) ++s->strikes;
+    s->hasBan = true;
+    s->duration = duration;
+    s->bannedUntil = now + duration;
+    s->forgetAt = s->bannedUntil + strikeMemory();
+    return Ban{kind, std::string(key), duration, s->bannedUntil};
+}
+
+BanTable::Subject* BanTable::findOrInsert(Side& side, std::string_view key, SteadyTime now) {
+    if (auto it = side.map.find(key); it != side.map.end()) return &it->second;
+    if (full(side, key.size())) {
+        sweepSide(side, now);
+        if (full(side, key.size())) evictUnbanned(side, now);
+        // Every slot holds an active ban: refuse to track rather than forget a ban.
+        if (full(side, key.size())) return nullptr;
+    }
+    auto [it, inserted] = side.map.emplace(std::string(key), Subject{});
+    side.keyBytes += key.size();
+    return &it->second;
+}
+
+bool BanTable::full(const Side& side, size_t extraKeyBytes) const {
+    return side.map.size() >= limits_.maxSubjects ||
+           side.keyBytes + extraKeyBytes > limits_.maxKeyBytes;
+}
+
+void BanTable::pruneFailures(Subject& s, SteadyTime now) const {
+    const SteadyTime cutoff = now - config_.window;
+    auto firstInWindow = std::find_if(s.failures.begin(), s.failures.end(),
+                                      [cutoff](SteadyTime t) { return t > cutoff; });
+    s.failures.erase(s.failures.begin(), firstInWindow);
+}
+
+bool BanTable::idle(Subject& s, SteadyTime now) const {
+    if (bannedAt(s, now)) return false;
+    pruneFailures(s, now);
+    if (!s.failures.empty()) return false;
+    return !s.hasBan || now >= s.forgetAt;
+}
+
+void BanTable::sweepSide(Side& side, SteadyTime now) {
+    for (auto it = side.map.begin(); it != side.map.end();) {
+        if (idle(it->second, now)) {
+            side.keyBytes -= it->first.size();
+            it = side.map.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+// Under memory pressure, forget failure counts and strike history (never active bans) until a
+// quarter of the budget is free, so the cost of this walk is amortised over many inserts.
+void BanTable::evictUnbanned(Side& side, SteadyTime now) {
+    const size_t targetSubjects = limits_.maxSubjects / 4 * 3;
+    const size_t targetBytes = limits_.maxKeyBytes / 4 * 3;
+    for (auto it = side.map.begin(); it != side.map.end();) {
+        if (side.map.size() <= targetSubjects && side.keyBytes <= targetBytes) break;
+        if (!bannedAt(it->second, now)) {
+            side.keyBytes -= it->first.size();
+            it = side.map.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+milliseconds BanTable::banDuration(uint32_t strikes) const {
+    const milliseconds cap = std::max(config_.maxDuration, config_.duration);
+    milliseconds d = config_.duration;
+    for (uint32_t i = 0; i < strikes && d < cap; ++i) d = std::min(cap, d * 2);
+    return d;
+}
+
+milliseconds BanTable::strikeMemory() const {
+    return std::max<milliseconds>(std::chrono::hours(24), config_.maxDuration * 4);
+}
+
+bool BanTable::isBanned(const Side& side, std::string_view key, SteadyTime now) {
+    auto it = side.map.find(key);
+    return it != side.map.end() && it->second.hasBan && now < it->second.bannedUntil;
+}
+
+bool BanTable::isIpBanned(std::string_view ip, SteadyTime now) const {
+    return isBanned(ips_, ip, now);
+}
+
+bool BanTable::isIdentityBanned(std::string_view identity, SteadyTime now) const {
+    return isBanned(identities_, identity, now);
+}
+
+std::optional<Ban> BanTable::activeBan(Ban::Kind kind, std::string_view subject,
+                                       SteadyTime now) const {
+    const Side& side = kind == Ban::Ip ? ips_ : identities_;
+    auto it = side.map.find(subject);
+    if (it == side.map.end() || !bannedAt(it->second, now)) return std::nullopt;
+    return Ban{kind, it->first, it->second.duration, it->second.bannedUntil};
+}
+
+size_t BanTable::activeBans(SteadyTime now) const {
+    size_t n = 0;
+    for (const Side* side : {&ips_, &identities_}) {
+        for (const auto& [key, s] : side->map) n += bannedAt(s, now) ? 1 : 0;
+    }
+    return n;
+}
+
+void BanTable::sweep(SteadyTime now) {
+    sweepSide(ips_, now);
+    sweepSide(identities_, now);
+}
+
+void BanTable::updateConfig(const config::BansConfig& config) { config_ = config; }
+
+}  // namespace moat::inspect

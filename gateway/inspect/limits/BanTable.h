@@ -1,0 +1,162 @@
+#pragma once
+// Temporary bans after repeated authentication failures (CONTRACT.md §2 `bans:`).
+//
+// `auth_failures` failures within `window` from one source IP, or for one identity, ban that
+// subject for `duration`. Each repeat ban of a subject doubles the duration, up to
+// `max_duration`; the repeat count is remembered for max(24 h, 4 × max_duration) after a ban
+// ends. Pure bookkeeping with an injected clock; memory is bounded (see BanTableLimits).
+//
+// Threading: BanTable itself is not synchronised. The gateway shares one table across
+// workers through SharedBanTable (a mutex around every call; auth failures are rare and
+// every critical section is one hash lookup).
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "gateway/config/Config.h"
+#include "gateway/inspect/limits/KeyedHash.h"
+#include "gateway/inspect/limits/TokenBucket.h"
+
+namespace moat::inspect {
+
+struct Ban {
+    enum Kind { Ip, Identity };
+    Kind kind = Ip;
+    std::string subject;                 // the IP address or the identity
+    std::chrono::milliseconds duration{0};
+    SteadyTime until{};
+};
+
+// The bans one failure triggered: the source IP, the identity, both, or neither.
+struct BanDecision {
+    std::optional<Ban> ip;
+    std::optional<Ban> identity;
+    explicit operator bool() const { return ip.has_value() || identity.has_value(); }
+};
+
+// What the accept path needs to know; implemented by BanTable and SharedBanTable.
+class BanLookup {
+public:
+    virtual ~BanLookup() = default;
+    virtual bool isIpBanned(std::string_view ip, SteadyTime now) const = 0;
+    virtual bool isIdentityBanned(std::string_view identity, SteadyTime now) const = 0;
+};
+
+struct BanTableLimits {
+    size_t maxSubjects = 100000;          // per kind (IPs, identities)
+    size_t maxKeyBytes = 8 * 1024 * 1024; // per kind: MQTT usernames may be 64 KiB long
+    size_t maxSubjectLength = 1024;       // longer identities are not tracked (IP still is)
+};
+
+class BanTable : public BanLookup {
+public:
+    explicit BanTable(const config::BansConfig& config, BanTableLimits limits = {});
+
+    // Records a failed authentication from `ip` for `identity` (empty when unknown). Returns
+    // the bans this failure triggered. Failures of a subject that is already banned are
+    // ignored: they cannot extend the ban. auth_failures == 0 disables banning.
+    BanDecision recordAuthFailure(std::string_view ip, std::string_view identity,
+                                  SteadyTime now);
+
+    bool isIpBanned(std::string_view ip, SteadyTime now) const override;
+    bool isIdentityBanned(std::string_view identity, SteadyTime now) const override;
+    // The active ban of a subject (for logs and CONNACK decisions), if any.
+    std::optional<Ban> activeBan(Ban::Kind kind, std::string_view subject, SteadyTime now) const;
+
+    size_t activeBans(SteadyTime now) const;  // the moat_bans_active gauge; O(tracked)
+    size_t trackedSubjects() const { return ips_.map.size() + identities_.map.size(); }
+    // Failures that could not be recorded because the table was full of active bans.
+    uint64_t untrackedFailures() const { return untracked_; }
+
+    // Drops subjects that carry no information any more. Call periodically (e.g. every 10 s).
+    void sweep(SteadyTime now);
+    // New thresholds apply from the next failure; active bans keep their end time.
+    void updateConfig(const config::BansConfig& config);
+
+private:
+    struct Subject {
+        std::vector<SteadyTime> failures;  // within the window, oldest first, < auth_failures
+        SteadyTime bannedUntil{};          // banned while now < bannedUntil
+        SteadyTime forgetAt{};             // strikes are forgotten after this
+        std::chrono::milliseconds duration{0};  // of the latest ban
+        uint32_t strikes = 0;              // bans so far (drives the doubling)
+        bool hasBan = false;               // bannedUntil is meaningful
+    };
+    using Map = std::unordered_map<std::string, Subject, KeyedHash, std::equal_to<>>;
+    struct Side {
+        Map map;
+        size_t keyBytes = 0;
+    };
+
+    std::optional<Ban> recordOn(Side& side, Ban::Kind kind, std::string_view key,
+                                SteadyTime now);
+    Subject* findOrInsert(Side& side, std::string_view key, SteadyTime now);
+    void sweepSide(Side& side, SteadyTime now);
+    void evictUnbanned(Side& side, SteadyTime now);
+    bool full(const Side& side, size_t extraKeyBytes) const;
+    bool bannedAt(const Subject& s, SteadyTime now) const { return s.hasBan && now < s.bannedUntil; }
+    bool idle(Subject& s, SteadyTime now) const;
+    void pruneFailures(Subject& s, SteadyTime now) const;
+    std::chrono::milliseconds banDuration(uint32_t strikes) const;
+    std::chrono::milliseconds strikeMemory() const;
+    static bool isBanned(const Side& side, std::string_view key, SteadyTime now);
+
+    config::BansConfig config_;
+    BanTableLimits limits_;
+    Side ips_;
+    Side identities_;
+    uint64_t untracked_ = 0;
+};
+
+// BanTable behind a mutex, for sharing across worker threads.
+class SharedBanTable : public BanLookup {
+public:
+    explicit SharedBanTable(const config::BansConfig& config, BanTableLimits limits = {})
+        : table_(config, limits) {}
+
+    BanDecision recordAuthFailure(std::string_view ip, std::string_view identity,
+                                  SteadyTime now) {
+        std::lock_guard lock(mutex_);
+        return table_.recordAuthFailure(ip, identity, now);
+    }
+    bool isIpBanned(std::string_view ip, SteadyTime now) const override {
+        std::lock_guard lock(mutex_);
+        return table_.isIpBanned(ip, now);
+    }
+    bool isIdentityBanned(std::string_view identity, SteadyTime now) const override {
+        std::lock_guard lock(mutex_);
+        return table_.isIdentityBanned(identity, now);
+    }
+    std::optional<Ban> activeBan(Ban::Kind kind, std::string_view subject, SteadyTime now) const {
+        std::lock_guard lock(mutex_);
+        return table_.activeBan(kind, subject, now);
+    }
+    size_t activeBans(SteadyTime now) const {
+        std::lock_guard lock(mutex_);
+        return table_.activeBans(now);
+    }
+    uint64_t untrackedFailures() const {
+        std::lock_guard lock(mutex_);
+        return table_.untrackedFailures();
+    }
+    void sweep(SteadyTime now) {
+        std::lock_guard lock(mutex_);
+        table_.sweep(now);
+    }
+    void updateConfig(const config::BansConfig& config) {
+        std::lock_guard lock(mutex_);
+        table_.updateConfig(config);
+    }
+
+private:
+    mutable std::mutex mutex_;
+    BanTable table_;
+};
+
+}  // namespace moat::inspect

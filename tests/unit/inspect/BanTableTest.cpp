@@ -1,0 +1,252 @@
+#include "gateway/inspect/limits/BanTable.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using moat::config::BansConfig;
+using moat::inspect::Ban;
+using moat::inspect::BanDecision;
+using moat::inspect::BanTable;
+using moat::inspect::BanTableLimits;
+using moat::inspect::SharedBanTable;
+using moat::inspect::SteadyTime;
+
+namespace {
+
+const SteadyTime t0 = SteadyTime{} + 1000h;
+
+BansConfig bans(uint32_t failures = 5, std::chrono::milliseconds window = 60s,
+                std::chrono::milliseconds duration = 5min,
+                std::chrono::milliseconds maxDuration = 1h) {
+    BansConfig c;
+    c.authFailures = failures;
+    c.window = window;
+    c.duration = duration;
+    c.maxDuration = maxDuration;
+    return c;
+}
+
+// Records `n` failures one second apart starting at `start`; returns the last decision.
+BanDecision fail(BanTable& t, int n, SteadyTime start, std::string_view ip,
+                 std::string_view identity = "") {
+    BanDecision last;
+    for (int i = 0; i < n; ++i) last = t.recordAuthFailure(ip, identity, start + i * 1s);
+    return last;
+}
+
+}  // namespace
+
+TEST_CASE("auth_failures within the window ban the IP", "[bans]") {
+    BanTable t(bans());
+    for (int i = 0; i < 4; ++i) CHECK_FALSE(t.recordAuthFailure("192.0.2.1", "", t0 + i * 1s));
+    CHECK_FALSE(t.isIpBanned("192.0.2.1", t0 + 4s));
+    BanDecision d = t.recordAuthFailure("192.0.2.1", "", t0 + 4s);
+    REQUIRE(d.ip);
+    CHECK_FALSE(d.identity);
+    CHECK(d.ip->kind == Ban::Ip);
+    CHECK(d.ip->subject == "192.0.2.1");
+    CHECK(d.ip->duration == 5min);
+    CHECK(d.ip->until == t0 + 4s + 5min);
+    CHECK(t.isIpBanned("192.0.2.1", t0 + 5s));
+    CHECK_FALSE(t.isIpBanned("192.0.2.2", t0 + 5s));
+    CHECK(t.activeBans(t0 + 5s) == 1);
+    auto active = t.activeBan(Ban::Ip, "192.0.2.1", t0 + 5s);
+    REQUIRE(active);
+    CHECK(active->until == d.ip->until);
+    CHECK(active->duration == 5min);
+}
+
+TEST_CASE("failures older than the window do not count", "[bans]") {
+    BanTable t(bans());
+    fail(t, 4, t0, "192.0.2.1");  // t0 .. t0+3s
+    CHECK_FALSE(t.recordAuthFailure("192.0.2.1", "", t0 + 3s + 61s));
+    CHECK_FALSE(t.isIpBanned("192.0.2.1", t0 + 65s));
+
+    // Sliding window: 0, 20, 40, 50 then 70 leaves four within 60 s, 75 makes five.
+    BanTable s(bans());
+    for (auto at : {0s, 20s, 40s, 50s, 70s}) CHECK_FALSE(s.recordAuthFailure("a", "", t0 + at));
+    CHECK(s.recordAuthFailure("a", "", t0 + 75s));
+}
+
+TEST_CASE("a failure exactly one window after the first is outside it", "[bans]") {
+    BanTable t(bans(2, 10s));
+    CHECK_FALSE(t.recordAuthFailure("a", "", t0));
+    CHECK_FALSE(t.recordAuthFailure("a", "", t0 + 10s));
+    CHECK(t.recordAuthFailure("a", "", t0 + 19s));
+}
+
+TEST_CASE("bans expire", "[bans]") {
+    BanTable t(bans());
+    BanDecision d = fail(t, 5, t0, "192.0.2.1");
+    REQUIRE(d.ip);
+    CHECK(t.isIpBanned("192.0.2.1", d.ip->until - 1ms));
+    CHECK_FALSE(t.isIpBanned("192.0.2.1", d.ip->until));
+    CHECK(t.activeBans(d.ip->until) == 0);
+    CHECK_FALSE(t.activeBan(Ban::Ip, "192.0.2.1", d.ip->until));
+}
+
+TEST_CASE("repeat bans double up to max_duration", "[bans]") {
+    BanTable t(bans(3, 60s, 5min, 1h));
+    SteadyTime now = t0;
+    std::vector<std::chrono::milliseconds> durations;
+    for (int round = 0; round < 7; ++round) {
+        BanDecision d = fail(t, 3, now, "192.0.2.1");
+        REQUIRE(d.ip);
+        durations.push_back(d.ip->duration);
+        now = d.ip->until + 1s;
+    }
+    std::vector<std::chrono::milliseconds> expected{5min, 10min, 20min, 40min, 1h, 1h, 1h};
+    CHECK(durations == expected);
+}
+
+TEST_CASE("the repeat count is forgotten long after the last ban", "[bans]") {
+    BanTable t(bans(3, 60s, 5min, 1h));
+    BanDecision first = fail(t, 3, t0, "192.0.2.1");
+    REQUIRE(first.ip);
+    BanDecision second = fail(t, 3, first.ip->until + 1s, "192.0.2.1");
+    REQUIRE(second.ip);
+    CHECK(second.ip->duration == 10min);
+    // Memory is max(24 h, 4 × max_duration) = 24 h after the end of the ban.
+    t.sweep(second.ip->until + 23h);
+    BanDecision third = fail(t, 3, second.ip->until + 23h, "192.0.2.1");
+    REQUIRE(third.ip);
+    CHECK(third.ip->duration == 20min);
+    t.sweep(third.ip->until + 25h);
+    CHECK(t.trackedSubjects() == 0);
+    BanDecision fresh = fail(t, 3, third.ip->until + 25h, "192.0.2.1");
+    REQUIRE(fresh.ip);
+    CHECK(fresh.ip->duration == 5min);
+}
+
+TEST_CASE("a duration above max_duration is used as is, never shortened", "[bans]") {
+    BanTable t(bans(1, 60s, 2h, 1h));
+    BanDecision d = t.recordAuthFailure("a", "", t0);
+    REQUIRE(d.ip);
+    CHECK(d.ip->duration == 2h);
+}
+
+TEST_CASE("failures for one identity from many IPs ban the identity", "[bans]") {
+    BanTable t(bans());
+    BanDecision d;
+    for (int i = 0; i < 5; ++i) {
+        d = t.recordAuthFailure("198.51.100." + std::to_string(i), "bob", t0 + i * 1s);
+    }
+    REQUIRE(d.identity);
+    CHECK_FALSE(d.ip);
+    CHECK(d.identity->kind == Ban::Identity);
+    CHECK(d.identity->subject == "bob");
+    CHECK(t.isIdentityBanned("bob", t0 + 10s));
+    CHECK_FALSE(t.isIdentityBanned("alice", t0 + 10s));
+    CHECK_FALSE(t.isIpBanned("198.51.100.0", t0 + 10s));
+    // An identity is not an IP and vice versa.
+    CHECK_FALSE(t.isIpBanned("bob", t0 + 10s));
+}
+
+TEST_CASE("one failure can ban the IP and the identity together", "[bans]") {
+    BanTable t(bans(2));
+    t.recordAuthFailure("192.0.2.1", "bob", t0);
+    BanDecision d = t.recordAuthFailure("192.0.2.1", "bob", t0 + 1s);
+    REQUIRE(d.ip);
+    REQUIRE(d.identity);
+    CHECK(t.activeBans(t0 + 2s) == 2);
+}
+
+TEST_CASE("failures while banned do not extend the ban", "[bans]") {
+    BanTable t(bans(2));
+    BanDecision d = fail(t, 2, t0, "192.0.2.1");
+    REQUIRE(d.ip);
+    for (int i = 0; i < 10; ++i) CHECK_FALSE(t.recordAuthFailure("192.0.2.1", "", t0 + 10s));
+    CHECK_FALSE(t.isIpBanned("192.0.2.1", d.ip->until));
+}
+
+TEST_CASE("auth_failures 0 disables banning", "[bans]") {
+    BanTable t(bans(0));
+    CHECK_FALSE(fail(t, 100, t0, "192.0.2.1", "bob"));
+    CHECK(t.trackedSubjects() == 0);
+}
+
+TEST_CASE("updateConfig changes the threshold for later failures", "[bans]") {
+    BanTable t(bans(5));
+    fail(t, 2, t0, "a");
+    t.updateConfig(bans(3, 60s, 1min));
+    BanDecision d = t.recordAuthFailure("a", "", t0 + 3s);
+    REQUIRE(d.ip);
+    CHECK(d.ip->duration == 1min);
+}
+
+TEST_CASE("sweep keeps what still matters and drops the rest", "[bans]") {
+    BanTable t(bans(3));
+    fail(t, 1, t0, "one-failure");
+    fail(t, 3, t0, "banned");
+    CHECK(t.trackedSubjects() == 2);
+    t.sweep(t0 + 2min);  // the single failure left the window; the ban is active
+    CHECK(t.trackedSubjects() == 1);
+    t.sweep(t0 + 10min);  // ban over, strike remembered
+    CHECK(t.trackedSubjects() == 1);
+    t.sweep(t0 + 10min + 25h);
+    CHECK(t.trackedSubjects() == 0);
+}
+
+TEST_CASE("memory is bounded: many sources", "[bans]") {
+    BanTableLimits lim;
+    lim.maxSubjects = 100;
+    BanTable t(bans(5), lim);
+    for (int i = 0; i < 5000; ++i) {
+        t.recordAuthFailure("10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256),
+                            "user" + std::to_string(i), t0 + i * 1ms);
+        REQUIRE(t.trackedSubjects() <= 200);
+    }
+    CHECK(t.untrackedFailures() == 0);
+}
+
+TEST_CASE("memory is bounded: active bans are kept, new subjects refused", "[bans]") {
+    BanTableLimits lim;
+    lim.maxSubjects = 50;
+    BanTable t(bans(1), lim);
+    for (int i = 0; i < 50; ++i) REQUIRE(t.recordAuthFailure("ip" + std::to_string(i), "", t0).ip);
+    CHECK_FALSE(t.recordAuthFailure("newcomer", "", t0));
+    CHECK(t.untrackedFailures() == 1);
+    for (int i = 0; i < 50; ++i) CHECK(t.isIpBanned("ip" + std::to_string(i), t0 + 1s));
+    // Once the bans are over and forgotten, there is room again.
+    CHECK(t.recordAuthFailure("newcomer", "", t0 + 26h).ip);
+}
+
+TEST_CASE("memory is bounded: long identities", "[bans]") {
+    BanTableLimits lim;
+    lim.maxKeyBytes = 64 * 1024;
+    lim.maxSubjectLength = 1024;
+    BanTable t(bans(5), lim);
+    for (int i = 0; i < 1000; ++i) {
+        std::string identity(1000, 'x');
+        identity += std::to_string(i);
+        t.recordAuthFailure("192.0.2.1", identity, t0 + i * 1ms);
+    }
+    CHECK(t.trackedSubjects() <= 1 + 64);
+    // Too long to track at all: only the IP side counts it.
+    BanTable u(bans(1), lim);
+    BanDecision d = u.recordAuthFailure("192.0.2.9", std::string(5000, 'y'), t0);
+    CHECK(d.ip);
+    CHECK_FALSE(d.identity);
+}
+
+TEST_CASE("SharedBanTable serialises concurrent callers", "[bans]") {
+    SharedBanTable t(bans(10));
+    std::vector<std::thread> threads;
+    for (int w = 0; w < 4; ++w) {
+        threads.emplace_back([&t, w] {
+            for (int i = 0; i < 500; ++i) {
+                t.recordAuthFailure("10.0.0." + std::to_string(i % 50), "w" + std::to_string(w),
+                                    t0);
+                (void)t.isIpBanned("10.0.0.1", t0);
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    // 40 failures per IP (>= 10: banned), 500 per identity (banned).
+    for (int i = 0; i < 50; ++i) CHECK(t.isIpBanned("10.0.0." + std::to_string(i), t0));
+    for (int w = 0; w < 4; ++w) CHECK(t.isIdentityBanned("w" + std::to_string(w), t0));
+    CHECK(t.activeBans(t0) == 54);
+}
