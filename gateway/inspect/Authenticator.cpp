@@ -22,7 +22,7 @@ Authenticator::Pending Authenticator::begin(const mqtt::ConnectPacket& connect,
                                             const CertFactor& cert,
                                             const policy::PasswordFile* passwords) const {
     Pending p;
-    if (connect.authenticationMethod) {
+    if (connect.authenticationMethod()) {
         p.outcome = refuse({}, rc::BadAuthenticationMethod,
                            "enhanced authentication is not supported");
         p.done = true;

@@ -190,7 +190,7 @@ Verdict Session::clientUnsubscribe(const mqtt::Frame& frame, const uint8_t* body
 
 Verdict Session::clientAck(const mqtt::Frame& frame, const uint8_t* body) {
     mqtt::AckPacket ack;
-    uint8_t r = mqtt::decodeAck(frame, body, version_, ack);
+    uint8_t r = mqtt::decodeAck(frame.type(), body, frame.remainingLength, version_, ack);
     if (r != rc::Success) return protocolError(r, "malformed acknowledgement");
     if (ack.type == PacketType::Pubrel && droppedClientQos2_.erase(ack.packetId)) {
         Verdict v = Verdict::drop();
@@ -220,7 +220,7 @@ Verdict Session::brokerConnack(const mqtt::Frame& frame, const uint8_t* body) {
     if (!v5()) return Verdict::forward();
     mqtt::ConnackPacket ack;
     if (mqtt::decodeConnack(body, frame.remainingLength, version_, ack) == rc::Success)
-        brokerTopicAliasMax_ = ack.topicAliasMaximum.value_or(0);
+        brokerTopicAliasMax_ = mqtt::findNumber(ack.properties, mqtt::prop::TopicAliasMaximum).value_or(0);
     return Verdict::forward();
 }
 
@@ -262,12 +262,10 @@ Verdict Session::brokerPublish(const mqtt::Frame& frame, const uint8_t* body) {
         if (aliasOnly && !clientKnowsBrokerAlias_.count(*pub.topicAlias)) {
             // The client never saw this alias' mapping (its first use was blocked): send the
             // topic along so the client can resolve it.
-            mqtt::PublishPacket full;
-            if (mqtt::toPublishPacket(pub, full)) {
-                full.topic.assign(topic);
-                clientKnowsBrokerAlias_.insert(*pub.topicAlias);
-                return Verdict::replace(mqtt::encodePublish(full, version_));
-            }
+            mqtt::PublishPacket full = mqtt::toPublishPacket(pub);
+            full.topic.assign(topic);
+            clientKnowsBrokerAlias_.insert(*pub.topicAlias);
+            return Verdict::replace(mqtt::encodePublish(full, version_));
         }
         clientKnowsBrokerAlias_.insert(*pub.topicAlias);
     }

@@ -757,7 +757,7 @@ void ClientConnection::onHandleClosed(uv_handle_t* h) {
 
 void ClientConnection::maybeDelete() {
     if (openHandles_ > 0 || workPending_ || shutdownPending_) return;
-    if (admitted_) worker_.gateway().release(worker_, ip_);
+    if (admitted_) worker_.gateway().release(worker_, listener_.name, ip_);
     if (session_ || connect_) audit("disconnect", "", "", "", "");
     delete this;
 }

@@ -30,7 +30,7 @@ namespace moat::net {
 class Worker;
 struct WorkerListener;
 
-class ClientConnection : private inspect::SessionEvents {
+class ClientConnection : public inspect::SessionEvents {
 public:
     ClientConnection(Worker& worker, WorkerListener& listener);
     ~ClientConnection() override;

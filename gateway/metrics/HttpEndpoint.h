@@ -1,0 +1,62 @@
+#pragma once
+// A deliberately tiny HTTP/1.1 server for the metrics port, on the caller's libuv loop (no
+// extra thread, unlike prometheus-cpp's civetweb exposer, and /healthz can answer 503):
+//   GET|HEAD <metricsPath>  200 text/plain; version=0.0.4
+//   GET|HEAD /healthz       200 "ok" | 503 "backend unreachable"
+//   other paths 404, other methods 405, malformed request 400, request head > 8 KiB 431.
+// One request per connection (Connection: close); each connection has a hard deadline from
+// accept (slowloris), and the number of concurrent connections is capped.
+// Single-threaded: every method must be called on the loop's thread (or before it runs).
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace moat::metrics {
+
+class HttpEndpoint {
+public:
+    static constexpr size_t kMaxRequestBytes = 8 * 1024;
+    static constexpr size_t kMaxConnections = 64;
+    static constexpr std::chrono::milliseconds kDefaultTimeout{10000};
+
+    // `host` is an IPv4 or IPv6 literal ("127.0.0.1", "::", "::1"); port 0 picks a free port.
+    HttpEndpoint(uv_loop_t* loop, std::string host, uint16_t port, std::string metricsPath,
+                 std::function<std::string()> metricsBody, std::function<bool()> healthy);
+    ~HttpEndpoint();  // close()s; libuv frees the handles on the loop's next iteration
+    HttpEndpoint(const HttpEndpoint&) = delete;
+    HttpEndpoint& operator=(const HttpEndpoint&) = delete;
+
+    bool start(std::string& error);
+    uint16_t boundPort() const { return boundPort_; }
+    // Stops listening and closes every open connection. Idempotent.
+    void close();
+
+    // Deadline from accept to response sent (set before start()).
+    void setTimeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
+    size_t openConnections() const { return connections_; }
+
+    struct Connection;  // implementation detail, public for the C callbacks
+
+private:
+    friend struct Connection;
+    static void onConnection(uv_stream_t* server, int status);
+    void respond(Connection& c);
+
+    uv_loop_t* loop_;
+    std::string host_;
+    uint16_t port_;
+    std::string metricsPath_;
+    std::function<std::string()> metricsBody_;
+    std::function<bool()> healthy_;
+    std::chrono::milliseconds timeout_ = kDefaultTimeout;
+    uv_tcp_t* server_ = nullptr;  // owned by libuv until its close callback
+    uint16_t boundPort_ = 0;
+    size_t connections_ = 0;
+    Connection* head_ = nullptr;  // intrusive list of live connections
+};
+
+}  // namespace moat::metrics

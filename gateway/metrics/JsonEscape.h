@@ -1,0 +1,20 @@
+#pragma once
+// JSON string encoding for log lines built from untrusted bytes (topics, client ids, cert
+// subjects). The output is always valid JSON and valid UTF-8, whatever the input.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace moat::metrics {
+
+// Appends `"…"`: quotes and backslashes escaped, control characters (and DEL, U+2028, U+2029,
+// which break line-oriented and JavaScript consumers) as \uXXXX or their short escapes, and every
+// byte that is not part of a well-formed UTF-8 sequence (overlong forms, surrogates, values above
+// U+10FFFF, truncated sequences) replaced with U+FFFD.
+// At most `maxInputBytes` input bytes are encoded (cut at a character boundary); a cut value
+// ends with "…" so a reader can tell.
+void appendJsonString(std::string& out, std::string_view value,
+                      size_t maxInputBytes = std::string_view::npos);
+
+}  // namespace moat::metrics

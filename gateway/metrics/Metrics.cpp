@@ -1,0 +1,121 @@
+#include "gateway/metrics/Metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+namespace moat::metrics {
+namespace {
+
+constexpr std::array<std::string_view, 16> kPacketTypes = {
+    "RESERVED", "CONNECT",     "CONNACK",  "PUBLISH", "PUBACK",   "PUBREC",
+    "PUBREL",   "PUBCOMP",     "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK",
+    "PINGREQ",  "PINGRESP",    "DISCONNECT", "AUTH"};
+
+template <typename T>
+prometheus::Family<T>& family(prometheus::Registry& registry, const char* name, const char* help) {
+    if constexpr (std::is_same_v<T, prometheus::Counter>) {
+        return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+    } else {
+        return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+    }
+}
+
+}  // namespace
+
+std::string_view directionLabel(Direction d) {
+    return d == Direction::ClientToBroker ? "client_to_broker" : "broker_to_client";
+}
+
+std::string_view packetTypeLabel(uint8_t packetType) {
+    return packetType < kPacketTypes.size() ? kPacketTypes[packetType] : kPacketTypes[0];
+}
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      connectionsActive_(family<prometheus::Gauge>(*registry_, "moat_connections_active",
+                                                   "Client connections currently open.")),
+      connectionsTotal_(family<prometheus::Counter>(
+          *registry_, "moat_connections_total",
+          "Client TCP connections by admission result (accepted, limited, banned).")),
+      tlsHandshakes_(family<prometheus::Counter>(*registry_, "moat_tls_handshakes_total",
+                                                 "TLS handshakes by result.")),
+      certExpiry_(family<prometheus::Gauge>(*registry_, "moat_certificate_expiry_seconds",
+                                            "Seconds until the listener's server certificate "
+                                            "expires (negative once expired).")),
+      authTotal_(family<prometheus::Counter>(*registry_, "moat_auth_total",
+                                             "Authentication factor checks by method and result.")),
+      authzDeniedFamily_(family<prometheus::Counter>(
+          *registry_, "moat_authz_denied_total", "Operations denied by the topic policy.")),
+      packetsTotal_(family<prometheus::Counter>(*registry_, "moat_packets_total",
+                                                "MQTT packets inspected, by direction and type.")),
+      bytesTotal_(family<prometheus::Counter>(*registry_, "moat_bytes_total",
+                                              "MQTT bytes inspected, by direction.")),
+      rateLimitedFamily_(family<prometheus::Counter>(*registry_, "moat_rate_limited_total",
+                                                     "Events refused or throttled by a limit.")),
+      protocolErrorsFamily_(family<prometheus::Counter>(
+          *registry_, "moat_protocol_errors_total", "Connections closed for a protocol error.")),
+      bansActiveFamily_(family<prometheus::Gauge>(*registry_, "moat_bans_active",
+                                                  "Bans (IPs and identities) currently in force.")),
+      anomaliesFamily_(family<prometheus::Counter>(*registry_, "moat_anomalies_total",
+                                                   "Anomalies raised by the detector, by kind.")),
+      reloadsFamily_(family<prometheus::Counter>(*registry_, "moat_config_reloads_total",
+                                                 "Configuration reloads (SIGHUP) by result.")),
+      backendUpFamily_(family<prometheus::Gauge>(*registry_, "moat_backend_up",
+                                                 "1 while the broker is reachable, else 0.")),
+      auditSuppressedFamily_(family<prometheus::Counter>(
+          *registry_, "moat_audit_events_suppressed_total",
+          "Audit events dropped by the audit log rate limit or a full queue.")),
+      authzDenied_(authzDeniedFamily_, "action",
+                   {"publish", "subscribe", "will", "deliver", "integrity"}),
+      rateLimited_(rateLimitedFamily_, "limit",
+                   {"publish_rate", "publish_bytes_rate", "connection_rate", "max_connections",
+                    "max_connections_per_ip"}),
+      protocolErrors_(protocolErrorsFamily_, "reason", {}),
+      anomalies_(anomaliesFamily_, "kind",
+                 {"auth_failures", "topic_scan", "connection_storm", "publish_spike"}) {
+    for (auto d : {Direction::ClientToBroker, Direction::BrokerToClient}) {
+        const std::string direction(directionLabel(d));
+        const auto di = static_cast<size_t>(d);
+        bytes_[di] = &bytesTotal_.Add({{"direction", direction}});
+        for (uint8_t type = 1; type <= 15; ++type) {
+            packets_[di][type] = &packetsTotal_.Add(
+                {{"direction", direction}, {"type", std::string(packetTypeLabel(type))}});
+        }
+    }
+    for (auto m : {AuthMethodLabel::Certificate, AuthMethodLabel::Password}) {
+        const std::string method = m == AuthMethodLabel::Certificate ? "certificate" : "password";
+        const auto mi = static_cast<size_t>(m);
+        auth_[mi][0] = &authTotal_.Add({{"method", method}, {"result", "success"}});
+        auth_[mi][1] = &authTotal_.Add({{"method", method}, {"result", "failure"}});
+    }
+    reloadOk_ = &reloadsFamily_.Add({{"result", "ok"}});
+    reloadFailed_ = &reloadsFamily_.Add({{"result", "failed"}});
+    bansActive_ = &bansActiveFamily_.Add({});
+    backendUp_ = &backendUpFamily_.Add({});
+    auditSuppressed_ = &auditSuppressedFamily_.Add({});
+}
+
+ListenerMetrics& Metrics::listener(const std::string& name, bool tls) {
+    std::lock_guard lock(listenersMutex_);
+    auto it = listeners_.find(name);
+    if (it != listeners_.end()) {
+        if (tls && it->second->certExpirySeconds == nullptr) {
+            it->second->certExpirySeconds = &certExpiry_.Add({{"listener", name}});
+        }
+        return *it->second;
+    }
+    auto m = std::make_unique<ListenerMetrics>();
+    m->active = &connectionsActive_.Add({{"listener", name}});
+    m->accepted = &connectionsTotal_.Add({{"listener", name}, {"result", "accepted"}});
+    m->limited = &connectionsTotal_.Add({{"listener", name}, {"result", "limited"}});
+    m->banned = &connectionsTotal_.Add({{"listener", name}, {"result", "banned"}});
+    m->tlsOk = &tlsHandshakes_.Add({{"listener", name}, {"result", "ok"}});
+    m->tlsFailed = &tlsHandshakes_.Add({{"listener", name}, {"result", "failed"}});
+    if (tls) m->certExpirySeconds = &certExpiry_.Add({{"listener", name}});
+    return *listeners_.emplace(name, std::move(m)).first->second;
+}
+
+std::string Metrics::serialize() const {
+    return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace moat::metrics

@@ -1,0 +1,137 @@
+#pragma once
+// Every Prometheus metric of CONTRACT.md §4, plus a few extensions (moat_backend_up,
+// moat_audit_events_suppressed_total). One instance per process, shared by all workers.
+//
+// The data path never looks a metric up by label: label combinations are resolved once
+// (per listener at start-up, per packet type in the constructor, per new reason on first use)
+// and the cached Counter*/Gauge* are plain atomics, so an increment takes no lock.
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "gateway/metrics/LabeledCounter.h"
+
+namespace moat::metrics {
+
+enum class Direction : uint8_t { ClientToBroker = 0, BrokerToClient = 1 };
+enum class AuthMethodLabel : uint8_t { Certificate = 0, Password = 1 };
+
+std::string_view directionLabel(Direction d);
+// "CONNECT" … "AUTH" for 1..15, "RESERVED" for 0 and anything out of range.
+std::string_view packetTypeLabel(uint8_t packetType);
+
+// The per-listener series, resolved once when the listener starts. Pointers stay valid for the
+// lifetime of the Metrics object.
+struct ListenerMetrics {
+    prometheus::Gauge* active = nullptr;             // moat_connections_active
+    prometheus::Counter* accepted = nullptr;         // moat_connections_total{result="accepted"}
+    prometheus::Counter* limited = nullptr;          // …{result="limited"}
+    prometheus::Counter* banned = nullptr;           // …{result="banned"}
+    prometheus::Counter* tlsOk = nullptr;            // moat_tls_handshakes_total{result="ok"}
+    prometheus::Counter* tlsFailed = nullptr;        // …{result="failed"}
+    // moat_certificate_expiry_seconds; nullptr for a plaintext listener (a 0 there would
+    // read as "expires now" and fire the expiry alert).
+    prometheus::Gauge* certExpirySeconds = nullptr;
+};
+
+class Metrics {
+public:
+    Metrics();
+    Metrics(const Metrics&) = delete;
+    Metrics& operator=(const Metrics&) = delete;
+
+    // Creates the listener's series on first use; later calls return the same object (a later
+    // call with tls=true adds the expiry gauge). Meant for start-up (takes a lock), not for the
+    // data path.
+    ListenerMetrics& listener(const std::string& name, bool tls = true);
+
+    // One decoded MQTT packet of `bytes` bytes (fixed header included). `packetType` is the
+    // 4-bit type (first byte >> 4), 1..15; other values only count bytes.
+    void countPacket(Direction direction, uint8_t packetType, size_t bytes) {
+        const auto d = static_cast<size_t>(direction) & 1;
+        bytes_[d]->Increment(static_cast<double>(bytes));
+        if (packetType >= 1 && packetType <= 15) packets_[d][packetType]->Increment();
+    }
+    // `count` packets of one type at once: workers aggregate per-packet counts in plain
+    // thread-local integers and flush them here about once a second, keeping atomics off the
+    // data path.
+    void addPackets(Direction direction, uint8_t packetType, uint64_t count) {
+        if (packetType >= 1 && packetType <= 15)
+            packets_[static_cast<size_t>(direction) & 1][packetType]->Increment(
+                static_cast<double>(count));
+    }
+    // Bytes that are not a whole packet on their own (e.g. a partially read packet).
+    void countBytes(Direction direction, size_t bytes) {
+        bytes_[static_cast<size_t>(direction) & 1]->Increment(static_cast<double>(bytes));
+    }
+
+    void auth(AuthMethodLabel method, bool success) {
+        auth_[static_cast<size_t>(method) & 1][success ? 0 : 1]->Increment();
+    }
+    // action: publish | subscribe | will | deliver | integrity
+    void authzDenied(std::string_view action) { authzDenied_.increment(action); }
+    // limit: publish_rate | publish_bytes_rate | connection_rate | max_connections | …
+    void rateLimited(std::string_view limit) { rateLimited_.increment(limit); }
+    void protocolError(std::string_view reason) { protocolErrors_.increment(reason); }
+    // kind: auth_failures | topic_scan | connection_storm | publish_spike | …
+    void anomaly(std::string_view kind) { anomalies_.increment(kind); }
+    void reload(bool ok) { (ok ? reloadOk_ : reloadFailed_)->Increment(); }
+
+    prometheus::Gauge& bansActive() { return *bansActive_; }
+    // 1 while the broker is reachable (what /healthz reports), 0 otherwise.
+    prometheus::Gauge& backendUp() { return *backendUp_; }
+    // Audit events dropped by the audit log's rate limit or full queue (see AuditLog).
+    prometheus::Counter& auditSuppressed() { return *auditSuppressed_; }
+
+    // Prometheus text exposition format 0.0.4.
+    std::string serialize() const;
+    prometheus::Registry& registry() { return *registry_; }
+
+private:
+    std::shared_ptr<prometheus::Registry> registry_;
+
+    prometheus::Family<prometheus::Gauge>& connectionsActive_;
+    prometheus::Family<prometheus::Counter>& connectionsTotal_;
+    prometheus::Family<prometheus::Counter>& tlsHandshakes_;
+    prometheus::Family<prometheus::Gauge>& certExpiry_;
+    prometheus::Family<prometheus::Counter>& authTotal_;
+    prometheus::Family<prometheus::Counter>& authzDeniedFamily_;
+    prometheus::Family<prometheus::Counter>& packetsTotal_;
+    prometheus::Family<prometheus::Counter>& bytesTotal_;
+    prometheus::Family<prometheus::Counter>& rateLimitedFamily_;
+    prometheus::Family<prometheus::Counter>& protocolErrorsFamily_;
+    prometheus::Family<prometheus::Gauge>& bansActiveFamily_;
+    prometheus::Family<prometheus::Counter>& anomaliesFamily_;
+    prometheus::Family<prometheus::Counter>& reloadsFamily_;
+    prometheus::Family<prometheus::Gauge>& backendUpFamily_;
+    prometheus::Family<prometheus::Counter>& auditSuppressedFamily_;
+
+    std::array<std::array<prometheus::Counter*, 16>, 2> packets_{};  // [direction][type]
+    std::array<prometheus::Counter*, 2> bytes_{};
+    std::array<std::array<prometheus::Counter*, 2>, 2> auth_{};  // [method][success, failure]
+    LabeledCounter authzDenied_;
+    LabeledCounter rateLimited_;
+    LabeledCounter protocolErrors_;
+    LabeledCounter anomalies_;
+    prometheus::Counter* reloadOk_ = nullptr;
+    prometheus::Counter* reloadFailed_ = nullptr;
+    prometheus::Gauge* bansActive_ = nullptr;
+    prometheus::Gauge* backendUp_ = nullptr;
+    prometheus::Counter* auditSuppressed_ = nullptr;
+
+    std::mutex listenersMutex_;
+    std::map<std::string, std::unique_ptr<ListenerMetrics>, std::less<>> listeners_;
+};
+
+}  // namespace moat::metrics

@@ -1,0 +1,235 @@
+#include "gateway/tls/TlsContext.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "gateway/tls/TicketKeys.h"
+
+namespace moat::tls {
+
+namespace {
+
+constexpr unsigned char kSessionIdContext[] = "moat";
+
+void freeTicketKeys(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+    delete static_cast<TicketKeys*>(ptr);
+}
+
+// The SSL_CTX owns its TicketKeys through this ex_data slot, so the keys live exactly as long
+// as the SSL_CTX — which outlives the TlsContext while sessions created from it still exist.
+int ticketKeysIndex() {
+    static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, freeTicketKeys);
+    return index;
+}
+
+int onTicketKey(SSL* ssl, unsigned char keyName[16], unsigned char iv[EVP_MAX_IV_LENGTH],
+                EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int encrypt) {
+    auto* keys =
+        static_cast<TicketKeys*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticketKeysIndex()));
+    if (keys == nullptr) return -1;
+    return keys->onTicket(keyName, iv, cipher, mac, encrypt != 0);
+}
+
+int noPassphrase(char*, int, int, void*) { return -1; }
+
+std::string subjectOf(X509* cert) {
+    char buf[256];
+    X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof buf);
+    return buf;
+}
+
+}  // namespace
+
+std::shared_ptr<TlsContext> TlsContext::create(const config::TlsConfig& config,
+                                               std::string& error) {
+    std::shared_ptr<TlsContext> self(new TlsContext());
+    self->config_ = config;
+    ERR_clear_error();
+    self->ctx_.reset(SSL_CTX_new(TLS_server_method()));
+    if (!self->ctx_) {
+        error = "cannot create TLS context: " + takeOpensslError();
+        return nullptr;
+    }
+    SSL_CTX* ctx = self->ctx_.get();
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_max_cert_list(ctx, kMaxClientCertList);
+    // Needed for resumption whenever client certificates are verified; also keeps tickets of
+    // some other application's context from being considered.
+    SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof kSessionIdContext - 1);
+
+    if (!self->enableTickets(error) || !self->loadServerCertificate(error) ||
+        !self->loadClientVerification(error) || !self->loadCrl(error) ||
+        !self->setProtocol(error)) {
+        return nullptr;
+    }
+    return self;
+}
+
+void TlsContext::rotateTicketKeys() { tickets_->rotate(); }
+
+bool TlsContext::enableTickets(std::string& error) {
+    auto* keys = new TicketKeys(kTicketKeyRotation);
+    if (!keys->valid() || SSL_CTX_set_ex_data(ctx_.get(), ticketKeysIndex(), keys) != 1) {
+        delete keys;
+        error = "cannot create session ticket keys: " + takeOpensslError("no randomness");
+        return false;
+    }
+    tickets_ = keys;
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx_.get(), onTicketKey);
+    SSL_CTX_set_timeout(ctx_.get(), static_cast<long>(kTicketKeyRotation.count()));
+    // One ticket per TLS 1.3 handshake (OpenSSL sends two by default): devices reconnect one
+    // connection at a time, and each ticket carries the client certificate.
+    SSL_CTX_set_num_tickets(ctx_.get(), 1);
+    // Tickets are stateless: no server-side cache, so no memory per past session.
+    SSL_CTX_set_session_cache_mode(ctx_.get(), SSL_SESS_CACHE_OFF);
+    return true;
+}
+
+bool TlsContext::loadServerCertificate(std::string& error) {
+    if (config_.cert.empty() || config_.key.empty()) {
+        error = "tls: cert and key are both required";
+        return false;
+    }
+    std::vector<X509Ptr> chain = readCertificates(config_.cert, error);
+    if (chain.empty()) return false;
+    X509* leaf = chain.front().get();
+
+    BioPtr keyBio = openFile(config_.key, error);
+    if (!keyBio) return false;
+    ERR_clear_error();
+    EvpPkeyPtr key(PEM_read_bio_PrivateKey(keyBio.get(), nullptr, noPassphrase, nullptr));
+    if (!key) {
+        unsigned long err = ERR_peek_last_error();
+        bool none = ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE;
+        std::string reason = takeOpensslError();
+        error = config_.key + (none ? ": no private key found"
+                                    : ": cannot read private key (" + reason +
+                                          "; encrypted keys are not supported)");
+        return false;
+    }
+    if (X509_check_private_key(leaf, key.get()) != 1) {
+        ERR_clear_error();
+        error = config_.key + ": private key does not match certificate";
+        return false;
+    }
+
+    SSL_CTX* ctx = ctx_.get();
+    if (SSL_CTX_use_certificate(ctx, leaf) != 1) {
+        error = config_.cert + ": " + takeOpensslError();  // e.g. "ee key too small"
+        return false;
+    }
+    for (size_t i = 1; i < chain.size(); ++i) {
+        if (SSL_CTX_add1_chain_cert(ctx, chain[i].get()) != 1) {
+            error = config_.cert + ": " + takeOpensslError();
+            return false;
+        }
+    }
+    if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        error = config_.key + ": " + takeOpensslError();
+        return false;
+    }
+    auto notAfter = toTimePoint(X509_get0_notAfter(leaf));
+    if (!notAfter) {
+        error = config_.cert + ": malformed notAfter";
+        return false;
+    }
+    serverNotAfter_ = *notAfter;
+    return true;
+}
+
+bool TlsContext::loadClientVerification(std::string& error) {
+    SSL_CTX* ctx = ctx_.get();
+    if (config_.clientCa.empty()) {
+        if (config_.requireClientCert) {
+            error = "tls: require_client_cert needs client_ca";
+            return false;
+        }
+        if (!config_.crl.empty()) {
+            error = "tls: crl needs client_ca";
+            return false;
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+        return true;
+    }
+
+    std::vector<X509Ptr> cas = readCertificates(config_.clientCa, error);
+    if (cas.empty()) return false;
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+    STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
+    if (names == nullptr) {
+        error = "out of memory";
+        return false;
+    }
+    SSL_CTX_set_client_CA_list(ctx, names);  // owned by ctx from here on
+    for (const X509Ptr& ca : cas) {
+        if (X509_check_ca(ca.get()) == 0) {
+            error = config_.clientCa + ": " + subjectOf(ca.get()) + " is not a CA certificate";
+            return false;
+        }
+        X509_NAME* name = X509_NAME_dup(X509_get_subject_name(ca.get()));
+        if (X509_STORE_add_cert(store, ca.get()) != 1 || name == nullptr ||
+            sk_X509_NAME_push(names, name) <= 0) {
+            X509_NAME_free(name);
+            error = config_.clientCa + ": " + takeOpensslError();
+            return false;
+        }
+    }
+    int mode = SSL_VERIFY_PEER;
+    if (config_.requireClientCert) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_verify(ctx, mode, nullptr);
+    SSL_CTX_set_verify_depth(ctx, kVerifyDepth);
+    // OpenSSL already defaults to this purpose on a server; set it so it cannot regress.
+    if (SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) != 1) {
+        error = "tls: " + takeOpensslError();
+        return false;
+    }
+    return true;
+}
+
+bool TlsContext::loadCrl(std::string& error) {
+    if (config_.crl.empty()) return true;
+    std::vector<X509CrlPtr> crls = readCrls(config_.crl, error);
+    if (crls.empty()) return false;
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx_.get());
+    for (const X509CrlPtr& crl : crls) {
+        if (X509_STORE_add_crl(store, crl.get()) != 1) {
+            error = config_.crl + ": " + takeOpensslError();
+            return false;
+        }
+    }
+    X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx_.get()), X509_V_FLAG_CRL_CHECK);
+    return true;
+}
+
+bool TlsContext::setProtocol(std::string& error) {
+    SSL_CTX* ctx = ctx_.get();
+    int version = 0;
+    if (config_.minVersion == "1.2") {
+        version = TLS1_2_VERSION;
+    } else if (config_.minVersion == "1.3") {
+        version = TLS1_3_VERSION;
+    } else {
+        error = "tls: min_version must be \"1.2\" or \"1.3\", not \"" + config_.minVersion + "\"";
+        return false;
+    }
+    if (SSL_CTX_set_min_proto_version(ctx, version) != 1) {
+        error = "tls: min_version: " + takeOpensslError();
+        return false;
+    }
+    const std::string& ciphers = config_.ciphers.empty() ? kDefaultCiphers : config_.ciphers;
+    if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) {
+        error = "tls: ciphers \"" + ciphers + "\": " + takeOpensslError();
+        return false;
+    }
+    if (!config_.ciphersuites.empty() &&
+        SSL_CTX_set_ciphersuites(ctx, config_.ciphersuites.c_str()) != 1) {
+        error = "tls: ciphersuites \"" + config_.ciphersuites + "\": " + takeOpensslError();
+        return false;
+    }
+    return true;
+}
+
+}  // namespace moat::tls

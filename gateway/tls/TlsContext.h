@@ -1,0 +1,80 @@
+#pragma once
+// The server-side TLS configuration of one listener: an immutable, shareable SSL_CTX.
+//
+// Built once per listener from config::TlsConfig (and rebuilt on SIGHUP: a reload makes a new
+// TlsContext and swaps the shared_ptr; sessions already running keep the SSL_CTX they were
+// created from, since every SSL holds a reference to it). One TlsContext should be shared by
+// all the workers of a listener so that session tickets resume on any worker; SSL_CTX is
+// thread-safe for SSL_new once configured, and nothing here mutates it afterwards.
+//
+// What create() sets up:
+//   - certificate chain (leaf first) and private key, checked to match;
+//   - client certificates: verified against client_ca, depth <= 8, purpose "TLS client"
+//     (a certificate whose EKU lacks clientAuth is refused); required (mTLS) or optional
+//     (a certificate that is presented must still verify) per require_client_cert;
+//   - CRL: every CRL of the file goes into the store and X509_V_FLAG_CRL_CHECK is set, so the
+//     client leaf must be covered by a CRL from its issuer — with an intermediate CA, the file
+//     must hold the intermediate's CRL too or those clients are refused ("unable to get
+//     certificate CRL"). Intermediates themselves are not revocation-checked (CRL_CHECK, not
+//     CRL_CHECK_ALL);
+//   - protocol >= min_version (1.2 / 1.3), `ciphers` for TLS 1.2 (default
+//     "ECDHE+AESGCM:ECDHE+CHACHA20": forward secrecy and AEAD only), `ciphersuites` for 1.3,
+//     server cipher preference, ECDHE groups chosen by OpenSSL (X25519, P-256, ...);
+//   - session tickets with rotating keys (see TicketKeys.h; tickets live 1 to 2 hours and die
+//     with the context, so a reload forces full handshakes), one ticket per TLS 1.3
+//     handshake, no server-side session cache (no per-session memory on the server);
+//   - no renegotiation, no compression, SSL_MODE_RELEASE_BUFFERS (an idle connection holds
+//     no record buffers), client certificate chains capped at 32 KiB.
+
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "gateway/config/Config.h"
+#include "gateway/tls/Openssl.h"
+
+namespace moat::tls {
+
+class TicketKeys;
+
+class TlsContext {
+public:
+    // How often session-ticket keys rotate; also the advertised ticket lifetime.
+    static constexpr std::chrono::seconds kTicketKeyRotation{3600};
+    static constexpr int kVerifyDepth = 8;
+    static constexpr long kMaxClientCertList = 32 * 1024;
+    static constexpr const char* kDefaultCiphers = "ECDHE+AESGCM:ECDHE+CHACHA20";
+
+    // Null with `error` set ("PATH: what is wrong", or OpenSSL's reason) on any problem.
+    static std::shared_ptr<TlsContext> create(const config::TlsConfig& config, std::string& error);
+
+    TlsContext(const TlsContext&) = delete;
+    TlsContext& operator=(const TlsContext&) = delete;
+
+    SSL_CTX* native() const { return ctx_.get(); }
+    const config::TlsConfig& config() const { return config_; }
+
+    // notAfter of the leaf server certificate (moat_certificate_expiry_seconds).
+    std::chrono::system_clock::time_point serverCertNotAfter() const { return serverNotAfter_; }
+
+    // Starts a new ticket key now (the previous one keeps decrypting for one more period).
+    void rotateTicketKeys();
+
+private:
+    TlsContext() = default;
+
+    bool loadServerCertificate(std::string& error);
+    bool loadClientVerification(std::string& error);
+    bool loadCrl(std::string& error);
+    bool setProtocol(std::string& error);
+    bool enableTickets(std::string& error);
+
+    config::TlsConfig config_;
+    SslCtxPtr ctx_;
+    TicketKeys* tickets_ = nullptr;  // owned by ctx_ (ex_data), lives as long as the SSL_CTX
+    std::chrono::system_clock::time_point serverNotAfter_{};
+};
+
+}  // namespace moat::tls

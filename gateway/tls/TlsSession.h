@@ -1,0 +1,101 @@
+#pragma once
+// One server-side TLS connection, sans I/O (node's TLSWrap / nginx's model): the caller moves
+// ciphertext in with feed() and out with takeOutput(), and plaintext with read() / write().
+// No socket, no event loop, no thread affinity beyond "one thread at a time".
+//
+// The loop a connection runs:
+//   on socket data:   feed(bytes); if (!handshakeComplete()) s = handshake();
+//                     if handshake is done, s = read(plaintext)   (same feed may hold data)
+//                     -> then ALWAYS flush: takeOutput() until pendingOutput() == 0
+//                        (handshake messages, session tickets, alerts, KeyUpdate replies)
+//   to send:          write(bytes)  -> flush
+//   to close:         shutdown()    -> flush, then close the socket
+// Status: Ok = progress; WantMore = need more ciphertext; Closed = the peer sent close_notify;
+// Error = fatal (lastError() says why; flush once more to send the alert, then close).
+// Closed and Error are sticky. read() may append plaintext and still return Closed / Error:
+// the bytes before the close are authentic.
+//
+// Memory: the SSL object plus two ByteQueues that shrink back when drained;
+// SSL_MODE_RELEASE_BUFFERS (set by TlsContext) frees OpenSSL's record buffers while idle.
+// The session holds a reference to the SSL_CTX, so it may outlive its TlsContext (reload).
+
+#include <openssl/ssl.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gateway/tls/ByteQueue.h"
+#include "gateway/tls/Openssl.h"
+
+namespace moat::tls {
+
+class TlsSession {
+public:
+    enum class Status { Ok, WantMore, Closed, Error };
+
+    // Plaintext pulled per SSL_read: one maximal TLS record.
+    static constexpr size_t kReadChunk = 16 * 1024;
+
+    explicit TlsSession(SSL_CTX* ctx);
+    TlsSession(const TlsSession&) = delete;
+    TlsSession& operator=(const TlsSession&) = delete;
+
+    // Ciphertext received from the socket (copied; ignored once the session is Closed/Error).
+    void feed(const uint8_t* data, size_t len);
+
+    // Drives the handshake as far as the fed bytes allow. Ok once complete.
+    Status handshake();
+    bool handshakeComplete() const;
+
+    // Appends all the plaintext the fed bytes decrypt to (completing the handshake first if
+    // needed). Ok: at least one byte appended; WantMore: nothing yet.
+    Status read(std::vector<uint8_t>& out);
+
+    // Encrypts `len` bytes (one SSL_write: records of up to 16 KiB, never partial). Call after
+    // the handshake is complete; before it, the call only advances the handshake and returns
+    // WantMore without consuming the data.
+    Status write(const uint8_t* data, size_t len);
+
+    // Ciphertext to send.
+    size_t pendingOutput() const { return out_.size(); }
+    size_t takeOutput(uint8_t* dst, size_t cap) { return out_.take(dst, cap); }
+    // Zero-copy alternative: send from view, then consumeOutput(bytes actually sent).
+    std::span<const uint8_t> outputView() const { return out_.view(); }
+    void consumeOutput(size_t n) { out_.consume(n); }
+
+    // Queues close_notify (once; no-op before the handshake completed or after an error).
+    void shutdown();
+
+    // Why the session failed: the certificate verification error when there was one
+    // ("certificate revoked", "certificate has expired", "unable to get local issuer
+    // certificate", "unsupported certificate purpose"), else OpenSSL's reason ("peer did not
+    // return a certificate", "unsupported protocol", "wrong version number", ...).
+    std::string lastError() const { return error_; }
+
+    // The verified client certificate, or null. Borrowed: valid while the session lives.
+    X509* peerCertificate() const;
+    long verifyResult() const;               // X509_V_OK, X509_V_ERR_CERT_REVOKED, ...
+    const char* protocolVersion() const;     // "TLSv1.2", "TLSv1.3"
+    bool sessionReused() const;              // resumed from a session ticket
+    const char* cipherName() const;          // "TLS_AES_256_GCM_SHA384"
+    size_t bufferedInput() const { return in_.size(); }
+    SSL* native() const { return ssl_.get(); }
+
+private:
+    friend struct SessionBio;
+
+    Status classify(int ret);
+    void fail(const char* fallback);
+
+    SslPtr ssl_;
+    ByteQueue in_;
+    ByteQueue out_;
+    std::string error_;
+    bool failed_ = false;
+    bool closed_ = false;
+};
+
+}  // namespace moat::tls
