@@ -1,0 +1,33 @@
+#pragma once
+// The outcome of one ACL check and the rule that decided it (for logs, audit and `explain`).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace moat::policy {
+
+// The rule lists of a role, as named in the config file.
+enum class RuleList : uint8_t { Publish, Subscribe, DenyPublish, DenySubscribe };
+
+inline constexpr size_t kRuleListCount = 4;
+
+std::string_view ruleListName(RuleList list);  // "publish", "subscribe", "deny_publish", ...
+
+struct Decision {
+    bool allowed = false;
+    // false: no rule matched ("default deny"); `role`, `list`, `index` are meaningless.
+    bool byRule = false;
+    RuleList list = RuleList::Publish;
+    // Role name; views memory owned by the Policy, valid while the ClientRights that made
+    // this Decision (or its Policy) is alive.
+    std::string_view role;
+    uint32_t index = 0;  // position of the rule in the role's list in the config
+
+    // "role NAME publish[i]", "role NAME deny_subscribe[i]", ... or "default deny".
+    std::string describe() const;
+
+    static Decision defaultDeny() { return {}; }
+};
+
+}  // namespace moat::policy

@@ -1,0 +1,123 @@
+#pragma once
+// The compiled policy: roles -> topic tries, identities -> roles, and per-connection rights.
+//
+// Lifecycle: Policy::compile() once per (re)load, off the event loops; the result is
+// immutable and shared by every worker. Policy::rightsFor() once per authenticated
+// connection; the ClientRights it returns is immutable too and answers every ACL check of
+// that connection without allocating.
+//
+// Semantics (deny beats allow; the first matching rule in config order is reported):
+//   publish TOPIC    allowed iff some publish rule matches TOPIC and no deny_publish does.
+//   subscribe F      F is the filter after removing `$share/<group>/`. Allowed iff some
+//                    subscribe rule COVERS F (every topic F can match is matched by the rule)
+//                    and no deny_subscribe rule OVERLAPS F (no topic is matched by both).
+//                    A subscription is judged by what it could deliver: `devices/#` against
+//                    deny_subscribe `devices/secret/#` is denied, since it would deliver
+//                    denied topics; subscribe `devices/+/x` is not enough for `devices/#`.
+//   delivery TOPIC   a broker->client PUBLISH: allowed iff some subscribe rule matches TOPIC
+//                    and no deny_subscribe rule does (a per-message backstop for what the
+//                    filter-level check cannot see, e.g. retained messages after a reload).
+// "First rule": roles in the order the identity's `users:` entry (or default_roles) lists
+// them, then the rule's position in that role's list.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/Decision.h"
+#include "policy/PolicySpec.h"
+#include "policy/TopicTrie.h"
+
+namespace moat::policy {
+
+class Policy;
+
+namespace detail {
+struct CompiledRole;
+struct RoleSet;
+}  // namespace detail
+
+class ClientRights {
+public:
+    Decision checkPublish(std::string_view topic) const;
+    Decision checkSubscribe(std::string_view filter) const;
+    Decision checkDelivery(std::string_view topic) const;
+
+    // False when no publish and no subscribe rule can ever allow anything for this client
+    // (no roles, empty roles, or only placeholder rules dropped for unsafe values).
+    bool hasAnyRights() const { return hasAnyRights_; }
+
+    // The identity's roles, deduplicated, in the order they were listed.
+    const std::vector<std::string>& roles() const;
+
+    const Policy& policy() const { return *policy_; }
+
+    ClientRights(const ClientRights&) = delete;
+    ClientRights& operator=(const ClientRights&) = delete;
+    ~ClientRights();
+
+private:
+    friend class Policy;
+    friend struct detail::RoleSet;
+
+    // One rule of this client's placeholder trie: which role and which config entry.
+    struct DynamicRule {
+        uint32_t rolePosition;
+        uint32_t index;
+    };
+    enum class Query { Match, Cover, Overlap };
+
+    ClientRights(const Policy* policy, const detail::RoleSet* roleSet);
+
+    // First rule of `list` (over static and placeholder rules) satisfying `query` for input.
+    Decision first(RuleList list, Query query, std::string_view input) const;
+
+    const Policy* policy_;
+    const detail::RoleSet* roleSet_;
+    std::shared_ptr<const Policy> keepAlive_;  // set for per-connection (placeholder) rights
+    TopicTrie dynamic_[kRuleListCount];        // placeholder rules, expanded for this client
+    std::vector<DynamicRule> dynamicRules_;
+    bool hasAnyRights_ = false;
+};
+
+class Policy : public std::enable_shared_from_this<Policy> {
+public:
+    // Validates and compiles. On any problem appends one message per problem to `errors`
+    // (e.g. `role "device": publish[1] "a/#/b": invalid topic filter (...)`; the config
+    // loader prefixes file:line) and returns nullptr.
+    static std::shared_ptr<const Policy> compile(const PolicySpec& spec,
+                                                 std::vector<std::string>& errors);
+
+    // Rights of an authenticated connection. The identity's roles come from its `users:`
+    // entry, else from default_roles; placeholders are filled in here, once. Without
+    // placeholder rules in those roles this returns a shared, precomputed object (no
+    // allocation). The result keeps this Policy alive.
+    std::shared_ptr<const ClientRights> rightsFor(std::string_view identity,
+                                                  std::string_view clientId) const;
+
+    // The roles rightsFor(identity, ...) would use.
+    const std::vector<std::string>& rolesOf(std::string_view identity) const;
+
+    bool roleExists(std::string_view name) const;
+    const PolicySpec& spec() const { return spec_; }
+
+    Policy(const Policy&) = delete;
+    Policy& operator=(const Policy&) = delete;
+    ~Policy();
+
+private:
+    friend class ClientRights;
+    friend struct detail::RoleSet;
+    Policy();
+
+    const detail::RoleSet& roleSetOf(std::string_view identity) const;
+
+    PolicySpec spec_;
+    std::vector<std::unique_ptr<detail::CompiledRole>> roles_;  // in spec order
+    std::map<std::string, std::unique_ptr<detail::RoleSet>, std::less<>> users_;
+    std::unique_ptr<detail::RoleSet> defaultRoles_;
+};
+
+}  // namespace moat::policy
