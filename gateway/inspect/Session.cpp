@@ -219,9 +219,19 @@ Verdict Session::onBrokerPacket(const mqtt::Frame& frame, const uint8_t* body) {
 Verdict Session::brokerConnack(const mqtt::Frame& frame, const uint8_t* body) {
     if (!v5()) return Verdict::forward();
     mqtt::ConnackPacket ack;
-    if (mqtt::decodeConnack(body, frame.remainingLength, version_, ack) == rc::Success)
-        brokerTopicAliasMax_ = mqtt::findNumber(ack.properties, mqtt::prop::TopicAliasMaximum).value_or(0);
-    return Verdict::forward();
+    if (mqtt::decodeConnack(body, frame.remainingLength, version_, ack) != rc::Success)
+        return Verdict::forward();
+    brokerTopicAliasMax_ =
+        mqtt::findNumber(ack.properties, mqtt::prop::TopicAliasMaximum).value_or(0);
+    // The broker saw the clamped keepalive as the client's own, so it will not announce it:
+    // the gateway does (MQTT 5 §3.2.2.3.14), unless the broker chose an even shorter one.
+    if (options_.serverKeepAlive == 0 || ack.code >= 0x80 ||
+        mqtt::findNumber(ack.properties, mqtt::prop::ServerKeepAlive))
+        return Verdict::forward();
+    ack.properties.push_back(
+        mqtt::Property::integer(mqtt::prop::ServerKeepAlive, options_.serverKeepAlive));
+    return Verdict::replace(
+        mqtt::encodeConnack(version_, ack.sessionPresent, ack.code, ack.properties));
 }
 
 Verdict Session::brokerPublish(const mqtt::Frame& frame, const uint8_t* body) {

@@ -40,6 +40,9 @@ struct SessionOptions {
     uint32_t maxSubscriptions = 100;
     uint32_t maxUserProperties = 64;
     uint32_t maxInflight = 1000;
+    // v5: the keepalive the gateway clamped the client's to (limits.max_keepalive); 0 = not
+    // clamped. Announced to the client as Server Keep Alive in the broker's CONNACK.
+    uint16_t serverKeepAlive = 0;
 };
 
 class Session {

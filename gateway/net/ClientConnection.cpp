@@ -69,6 +69,9 @@ bool ClientConnection::accept(uv_stream_t* server) {
     uv_timer_init(worker_.loop(), &timer_);
     timer_.data = this;
     ++openHandles_;
+    uv_timer_init(worker_.loop(), &throttleTimer_);
+    throttleTimer_.data = this;
+    ++openHandles_;
     if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&client_)) != 0) {
         closeNow();
         return false;
@@ -198,6 +201,9 @@ size_t ClientConnection::processClientPackets(const uint8_t* data, size_t len) {
         const uint8_t* whole = data + off;
         const uint8_t* body = whole + frame.headerSize;
         const size_t size = frame.totalSize();
+        if (state_ == State::Established && frame.type() == PacketType::Publish &&
+            !admitPublish(size))
+            break;
         auto& traffic = worker_.traffic();
         traffic.packetsIn[static_cast<uint8_t>(frame.type()) & 15]++;
         traffic.bytesIn += size;
@@ -417,6 +423,9 @@ void ClientConnection::finishAuth(const inspect::AuthOutcome& outcome) {
     opts.maxSubscriptions = config().limits.maxSubscriptions;
     opts.maxUserProperties = config().limits.maxUserProperties;
     opts.maxInflight = config().limits.maxInflight;
+    if (v5() && keepAlive_ != connect_->keepAlive) opts.serverKeepAlive = keepAlive_;
+    publishBucket_ = inspect::TokenBucket(config().limits.publishRate.perSecond);
+    bytesBucket_ = inspect::TokenBucket(config().limits.publishBytesRate.perSecond);
     session_ = std::make_unique<inspect::Session>(connect_->version, std::move(rights), opts, *this);
     state_ = State::ConnectingBackend;
     connectBackend();
@@ -663,6 +672,44 @@ void ClientConnection::resumeBackend() {
     uv_read_start(reinterpret_cast<uv_stream_t*>(&backend_), onBackendAlloc, onBackendRead);
 }
 
+// ------------------------------------------------------------------ publish limits
+
+bool ClientConnection::admitPublish(size_t bytes) {
+    if (publishBucket_.unlimited() && bytesBucket_.unlimited()) return true;
+    const auto now = inspect::SteadyTime(std::chrono::milliseconds(uv_now(worker_.loop())));
+    const char* limit = nullptr;
+    if (!publishBucket_.tryTake(1, now)) {
+        limit = "publish_rate";
+    } else if (!bytesBucket_.tryTake(static_cast<double>(bytes), now)) {
+        publishBucket_.consume(-1, now);  // give the message token back
+        limit = "publish_bytes_rate";
+    }
+    if (!limit) return true;
+
+    worker_.gateway().rateLimited(limit);
+    audit("rate_limited", "publish", "", "", limit);
+    if (config().limits.onExceed == config::OnExceed::Disconnect) {
+        closeWithReason(rc::MessageRateTooHigh);
+        return false;
+    }
+    // Throttle: this PUBLISH stays buffered and nothing more is read from the client until
+    // the bucket has refilled; TCP flow control then slows the device down.
+    auto wait = std::max(publishBucket_.timeUntil(1, now),
+                         bytesBucket_.timeUntil(static_cast<double>(bytes), now));
+    uint64_t ms = std::max<uint64_t>(
+        1, std::chrono::ceil<std::chrono::milliseconds>(wait).count());
+    pauseClient(kPauseThrottle);
+    uv_timer_start(&throttleTimer_, onThrottleTimer, ms, 0);
+    return false;
+}
+
+void ClientConnection::onThrottleTimer(uv_timer_t* t) {
+    auto* self = fromHandle(reinterpret_cast<uv_handle_t*>(t));
+    // A throttled client is silent because we stopped reading it, not because it is dead.
+    self->lastClientActivity_ = uv_now(self->worker_.loop());
+    self->resumeClient(kPauseThrottle);
+}
+
 // ------------------------------------------------------------------ timers, closing
 
 void ClientConnection::armTimer(uint64_t ms) { uv_timer_start(&timer_, onTimer, ms, 0); }
@@ -745,6 +792,7 @@ void ClientConnection::closeNow() {
     closeHandle(reinterpret_cast<uv_handle_t*>(&client_));
     if (backendOpen_) closeHandle(reinterpret_cast<uv_handle_t*>(&backend_));
     closeHandle(reinterpret_cast<uv_handle_t*>(&timer_));
+    closeHandle(reinterpret_cast<uv_handle_t*>(&throttleTimer_));
     clientIn_.release();
     backendIn_.release();
 }

@@ -19,6 +19,7 @@
 
 #include "gateway/inspect/Authenticator.h"
 #include "gateway/inspect/Session.h"
+#include "gateway/inspect/limits/TokenBucket.h"
 #include "gateway/mqtt/Frame.h"
 #include "gateway/mqtt/Packets.h"
 #include "gateway/net/ByteBuffer.h"
@@ -78,6 +79,10 @@ private:
     void pauseBackend();
     void resumeBackend();
 
+    // --- per-client publish limits (limits.publish_rate / publish_bytes_rate)
+    bool admitPublish(size_t bytes);  // false: throttled (packet stays buffered) or closing
+    static void onThrottleTimer(uv_timer_t* t);
+
     // --- timers and closing
     static void onTimer(uv_timer_t* t);
     void armTimer(uint64_t ms);
@@ -110,6 +115,7 @@ private:
     uv_tcp_t client_{};
     uv_tcp_t backend_{};
     uv_timer_t timer_{};
+    uv_timer_t throttleTimer_{};  // resumes a client paused by a publish rate limit
     uv_connect_t connectReq_{};
     uv_shutdown_t shutdownReq_{};
     int openHandles_ = 0;
@@ -134,6 +140,8 @@ private:
     std::unique_ptr<inspect::Session> session_;
     uint16_t keepAlive_ = 0;       // seconds, after clamping
     uint64_t lastClientActivity_ = 0;
+    inspect::TokenBucket publishBucket_;  // messages
+    inspect::TokenBucket bytesBucket_;    // PUBLISH bytes (whole packets)
 };
 
 }  // namespace moat::net
