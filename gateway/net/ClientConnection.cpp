@@ -836,8 +836,46 @@ void ClientConnection::onSubscriptionLimit(std::string_view filter) {
 }
 
 void ClientConnection::applySnapshot(const Snapshot& snapshot) {
-    // Implemented with hot reload: re-check rights, unsubscribe what is no longer allowed.
-    (void)snapshot;
+    // Connections keep their TLS session; everything else follows the new snapshot: limits,
+    // timeouts and policy. A connection still authenticating finishes against the snapshot it
+    // started with (its password check already runs against that password file).
+    if (state_ != State::Established || !session_) {
+        if (state_ != State::Authenticating) snapshot_ = worker_.snapshot();
+        return;
+    }
+    snapshot_ = worker_.snapshot();
+
+    // A certificate revoked by the new CRL ends the session (v5: DISCONNECT 0x98).
+    if (tls_ && tls_->peerCertificate()) {
+        auto it = snapshot.tls.find(listener_.name);
+        if (it != snapshot.tls.end()) {
+            long err = it->second->verifyClientCertificate(tls_->peerCertificate(), tls_->peerChain());
+            if (err != X509_V_OK) {
+                std::string why = std::string("certificate no longer valid after reload: ") +
+                                  X509_verify_cert_error_string(err);
+                audit("disconnect", "", "", "", why);
+                closeWithReason(rc::AdministrativeAction);
+                return;
+            }
+        }
+    }
+    if (identity_.size() && (worker_.gateway().isIdentityBanned(identity_))) {
+        closeWithReason(rc::Banned);
+        return;
+    }
+
+    publishBucket_.reconfigure(config().limits.publishRate.perSecond);
+    bytesBucket_.reconfigure(config().limits.publishBytesRate.perSecond);
+
+    // Subscriptions the new policy no longer allows are removed at the broker.
+    auto rights = snapshot.policy->rightsFor(identity_, connect_->clientId);
+    std::vector<std::string> revoked = session_->replaceRights(std::move(rights));
+    if (revoked.empty()) return;
+    for (const auto& f : revoked)
+        audit("authz_denied", "subscribe", f, "reload", "subscription revoked by reload");
+    worker_.gateway().authzDenied("subscribe");
+    auto unsub = session_->makeUnsubscribe(revoked);
+    sendToBackend(unsub.data(), unsub.size());
 }
 
 }  // namespace moat::net

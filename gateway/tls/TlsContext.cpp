@@ -189,6 +189,19 @@ bool TlsContext::loadClientVerification(std::string& error) {
     return true;
 }
 
+long TlsContext::verifyClientCertificate(X509* leaf, STACK_OF(X509)* chain) const {
+    std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> sctx(X509_STORE_CTX_new(),
+                                                                          X509_STORE_CTX_free);
+    if (!sctx || !X509_STORE_CTX_init(sctx.get(), SSL_CTX_get_cert_store(ctx_.get()), leaf, chain))
+        return X509_V_ERR_UNSPECIFIED;
+    X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(sctx.get());
+    X509_VERIFY_PARAM_set1(param, SSL_CTX_get0_param(ctx_.get()));
+    X509_STORE_CTX_set_purpose(sctx.get(), X509_PURPOSE_SSL_CLIENT);
+    if (X509_verify_cert(sctx.get()) == 1) return X509_V_OK;
+    long err = X509_STORE_CTX_get_error(sctx.get());
+    return err == X509_V_OK ? X509_V_ERR_UNSPECIFIED : err;
+}
+
 bool TlsContext::loadCrl(std::string& error) {
     if (config_.crl.empty()) return true;
     std::vector<X509CrlPtr> crls = readCrls(config_.crl, error);

@@ -62,6 +62,11 @@ public:
     // Starts a new ticket key now (the previous one keeps decrypting for one more period).
     void rotateTicketKeys();
 
+    // Re-verifies a client certificate (leaf + the chain it sent) against this context's CA
+    // bundle, CRL and verification flags: after a reload, live sessions are held to the new
+    // CRL. Returns X509_V_OK or the verification error (e.g. X509_V_ERR_CERT_REVOKED).
+    long verifyClientCertificate(X509* leaf, STACK_OF(X509)* chain) const;
+
 private:
     TlsContext() = default;
 

@@ -77,6 +77,8 @@ public:
 
     // The verified client certificate, or null. Borrowed: valid while the session lives.
     X509* peerCertificate() const;
+    // The intermediates the client sent with its certificate (may be null). Borrowed.
+    STACK_OF(X509)* peerChain() const { return ssl_ ? SSL_get_peer_cert_chain(ssl_.get()) : nullptr; }
     long verifyResult() const;               // X509_V_OK, X509_V_ERR_CERT_REVOKED, ...
     const char* protocolVersion() const;     // "TLSv1.2", "TLSv1.3"
     bool sessionReused() const;              // resumed from a session ticket
