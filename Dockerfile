@@ -1,0 +1,31 @@
+# Moat container image: multi-stage, Debian 12 like the development machines.
+#   docker build -t moat .
+#   docker run -v $PWD/deploy/demo-config:/etc/moat moat        (expects /etc/moat/moat.yaml)
+# Deployed as a sidecar next to the broker (see deploy/compose.yaml, deploy/kubernetes/).
+FROM debian:12 AS build
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+        build-essential cmake ninja-build pkg-config \
+        libuv1-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev && \
+    rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY CMakeLists.txt ./
+COPY policy policy
+COPY gateway gateway
+COPY tests/CMakeLists.txt tests/CMakeLists.txt
+RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOAT_BUILD_TESTS=OFF && \
+    ninja -C build moat && strip build/gateway/cli/moat
+
+FROM debian:12-slim
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+        libuv1 libssl3 libyaml-cpp0.7 libprometheus-cpp-core1.0 ca-certificates && \
+    rm -rf /var/lib/apt/lists/* && \
+    useradd --system --no-create-home --shell /usr/sbin/nologin moat
+COPY --from=build /src/build/gateway/cli/moat /usr/local/bin/moat
+USER moat
+EXPOSE 8883 9464
+# SIGTERM drains (MQTT 5 clients get DISCONNECT 0x8B); SIGHUP reloads certificates and policy.
+STOPSIGNAL SIGTERM
+# Health: GET /healthz on metrics.bind (200 while the broker is reachable, else 503); bind
+# metrics to 0.0.0.0 in the container for the orchestrator to probe it.
+ENTRYPOINT ["/usr/local/bin/moat"]
+CMD ["run", "-c", "/etc/moat/moat.yaml"]
