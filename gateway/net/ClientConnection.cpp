@@ -869,6 +869,11 @@ void ClientConnection::applySnapshot(const Snapshot& snapshot) {
 
     // Subscriptions the new policy no longer allows are removed at the broker.
     auto rights = snapshot.policy->rightsFor(identity_, connect_->clientId);
+    if (!rights->hasAnyRights()) {
+        audit("disconnect", "", "", "", "identity has no rights after reload");
+        closeWithReason(rc::AdministrativeAction);
+        return;
+    }
     std::vector<std::string> revoked = session_->replaceRights(std::move(rights));
     if (revoked.empty()) return;
     for (const auto& f : revoked)

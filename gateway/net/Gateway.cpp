@@ -6,10 +6,12 @@
 
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "gateway/metrics/AnomalyDetector.h"
 #include "gateway/metrics/HttpEndpoint.h"
+#include "gateway/net/FileWatcher.h"
 #include "gateway/net/Log.h"
 #include "gateway/net/Worker.h"
 
@@ -162,6 +164,26 @@ void Gateway::startMain() {
     uv_timer_start(&housekeeping_, onHousekeeping, 1000, 1000);
     uv_async_init(&loop_, &workersDone_, onWorkersDone);
     workersDone_.data = this;
+    // 500 ms: long enough for a rotation tool to finish writing cert, key and CRL.
+    watcher_ = std::make_unique<FileWatcher>(&loop_, 500, [this] {
+        MOAT_LOG_INFO("a watched file changed: reloading");
+        reload();
+    });
+    watcher_->watch(watchedFiles());
+}
+
+std::vector<std::string> Gateway::watchedFiles() const {
+    std::vector<std::string> files;
+    std::error_code ec;
+    files.push_back(std::filesystem::absolute(configPath_, ec).string());
+    const config::Config& cfg = *snapshot_->config;
+    for (const auto& l : cfg.listeners) {
+        if (!l.tls) continue;
+        for (const std::string* f : {&l.tls->cert, &l.tls->key, &l.tls->clientCa, &l.tls->crl})
+            if (!f->empty()) files.push_back(*f);
+    }
+    if (!cfg.auth.passwordFile.empty()) files.push_back(cfg.auth.passwordFile);
+    return files;
 }
 
 void Gateway::onSignal(uv_signal_t* h, int signum) {
@@ -185,6 +207,7 @@ void Gateway::workerStopped() {
 void Gateway::onWorkersDone(uv_async_t* h) {
     auto* self = static_cast<Gateway*>(h->data);
     if (self->http_) self->http_->close();
+    if (self->watcher_) self->watcher_->close();
     uv_walk(&self->loop_, [](uv_handle_t* hd, void*) {
         if (!uv_is_closing(hd)) uv_close(hd, nullptr);
     }, nullptr);
@@ -235,6 +258,7 @@ void Gateway::reload() {
                 auto snap = self->snapshot_;
                 wk->post([snap](Worker& worker) { worker.setSnapshot(snap); });
             }
+            if (self->watcher_) self->watcher_->watch(self->watchedFiles());
             self->metrics_.reload(true);
             self->audit("reload", "", "", "", "", "", "", "", "", "ok");
             MOAT_LOG_INFO("configuration reloaded (generation %llu)",

@@ -27,6 +27,7 @@ class AnomalyDetector;
 namespace moat::net {
 
 class Worker;
+class FileWatcher;
 
 class Gateway {
 public:
@@ -67,6 +68,8 @@ private:
     void reload();
     void beginShutdown();
     void probeBackend();
+    // The files whose change triggers an automatic reload (config, TLS files, passwords).
+    std::vector<std::string> watchedFiles() const;
     static void onSignal(uv_signal_t* h, int signum);
     static void onHousekeeping(uv_timer_t* t);
     static void onWorkersDone(uv_async_t* h);
@@ -84,6 +87,7 @@ private:
     std::atomic<bool> backendUp_{true};
     std::vector<std::unique_ptr<Worker>> workers_;
     std::unique_ptr<metrics::HttpEndpoint> http_;
+    std::unique_ptr<FileWatcher> watcher_;
     std::mutex anomalyMutex_;
     std::unique_ptr<metrics::AnomalyDetector> anomalies_;
 
