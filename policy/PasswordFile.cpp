@@ -289,8 +289,10 @@ PasswordFile::Verify PasswordFile::verify(std::string_view user, std::string_vie
         (void)matches(decoyEntry_, decoySecret_, password);
         return Verify::UnknownUser;
     }
-    return matches(entries_[it->second], secrets_[it->second], password) ? Verify::Ok
-                                                                         : Verify::BadPassword;
+    // Mosquitto hashes passwords as C strings, and HMAC zero-pads its key, so a NUL would
+    // make "pw\0" verify as "pw". No password with a NUL is ever right; still do the work.
+    const bool ok = matches(entries_[it->second], secrets_[it->second], password);
+    return ok && password.find('\0') == std::string_view::npos ? Verify::Ok : Verify::BadPassword;
 }
 
 bool PasswordFile::hasUser(std::string_view user) const { return byUser_.count(user) != 0; }

@@ -50,6 +50,7 @@ public:
 
     // CPU-heavy (PBKDF2): run off the event loop. Constant-time hash comparison; an unknown
     // user costs a comparable hash computation, so timing does not reveal which users exist.
+    // A password containing NUL never verifies (Mosquitto would cut it at the NUL).
     Verify verify(std::string_view user, std::string_view password) const;
 
     bool hasUser(std::string_view user) const;

@@ -63,6 +63,8 @@ bool filterCovers(std::string_view outer, std::string_view inner) {
     TopicLevels o(outer);
     TopicLevels i(inner);
     bool first = true;
+    bool innerFirstEmpty = false;  // `inner` starts with an empty level ("/...")
+    size_t depth = 0;              // levels consumed on both sides
     while (true) {
         if (!i.more()) {
             // `inner` matches exactly the topic spelled so far: `outer` must end here too, or
@@ -75,10 +77,12 @@ bool filterCovers(std::string_view outer, std::string_view inner) {
         const bool innerLiteral = !isWildcardLevel(il);
         if (ol == "#") return !(first && innerLiteral && startsWithDollar(il));
         if (il == "#") {
-            // `inner` matches every continuation, including none (the parent) unless this is
-            // the first level. Only `#` covers that, or `+/#` at the first level (every topic
-            // has a first level, and neither side matches `$` topics).
-            if (!first || ol != "+") return false;
+            // `inner` matches every continuation, including none (the parent) unless that
+            // would be no topic at all: at the first level, or after a single empty level
+            // ("/#" does not match the empty, invalid, topic ""). Without the parent only `#`
+            // covers it, or `+/#` (at the first level neither side matches `$` topics).
+            const bool matchesParent = !first && !(depth == 1 && innerFirstEmpty);
+            if (matchesParent || ol != "+") return false;
             return o.more() && o.take() == "#";
         }
         if (il == "+") {
@@ -88,7 +92,9 @@ bool filterCovers(std::string_view outer, std::string_view inner) {
         } else if (ol != il) {
             return false;
         }
+        if (first) innerFirstEmpty = il.empty();
         first = false;
+        ++depth;
     }
 }
 
@@ -97,12 +103,18 @@ bool filtersOverlap(std::string_view a, std::string_view b) {
     TopicLevels x(a);
     TopicLevels y(b);
     bool first = true;
+    // The common topic's first level is forced to be empty (a literal "" on either side):
+    // then a topic of that one level is "", which is not a topic.
+    bool emptyFirst = false;
+    size_t depth = 0;
     while (true) {
         if (!x.more() && !y.more()) return true;
         // One side ended: the common topic is the one spelled so far, which the other side
         // matches only through a `#` (parent-level match). Both sides consumed >= 1 level.
-        if (!x.more()) return y.take() == "#";
-        if (!y.more()) return x.take() == "#";
+        if (!x.more() || !y.more()) {
+            if (depth == 1 && emptyFirst) return false;
+            return (x.more() ? x.take() : y.take()) == "#";
+        }
         const std::string_view xl = x.take();
         const std::string_view yl = y.take();
         if (xl == "#" || yl == "#") {
@@ -115,7 +127,9 @@ bool filtersOverlap(std::string_view a, std::string_view b) {
         } else if (xl != yl) {
             return false;
         }
+        if (first) emptyFirst = xl.empty() || yl.empty();
         first = false;
+        ++depth;
     }
 }
 

@@ -82,6 +82,11 @@ uint32_t TopicTrie::addLiteral(uint32_t parent, std::string_view level) {
     return idx;
 }
 
+bool TopicTrie::isEmptyFirstLiteral(uint32_t node) const {
+    const Node& n = nodes_[node];
+    return n.parent == 0 && node != nodes_[0].plus && n.labelLength == 0;
+}
+
 void TopicTrie::noteRule(uint32_t node, RuleId rule) {
     for (uint32_t i = node; i != kNil; i = nodes_[i].parent) {
         if (nodes_[i].subtreeMin <= rule) break;  // ancestors already hold something lower
@@ -151,11 +156,14 @@ void TopicTrie::cover(uint32_t node, Walk& w, size_t pos, bool more, bool root) 
         if (!root) w.consider(n.hashRule);
         return;
     }
+    const size_t levelStart = pos;
     const std::string_view level = w.take(pos, more);
     if (level == "#") {
         w.consider(n.hashRule);
         // `+/#` covers `#`: every topic has a first level (and neither matches `$` topics).
-        if (root && n.plus != kNil) w.consider(nodes_[n.plus].hashRule);
+        // Likewise `/+/#` covers `/#`, which cannot match its parent, the empty topic ""
+        // (a `#` starting at offset 1 follows an empty first level).
+        if ((root || levelStart == 1) && n.plus != kNil) w.consider(nodes_[n.plus].hashRule);
         return;
     }
     if (level == "+") {
@@ -177,14 +185,28 @@ void TopicTrie::overlap(uint32_t node, Walk& w, size_t pos, bool more, bool root
     if (n.subtreeMin >= w.best) return;
     if (!more) {
         w.consider(n.endRule);
-        if (!root) w.consider(n.hashRule);
+        // `P/#` shares the topic P with the input, unless P is no topic: at the root, or the
+        // empty first level ("/#" vs "+" share nothing: "" is not a topic).
+        if (!root && !isEmptyFirstLiteral(node)) w.consider(n.hashRule);
         return;
     }
+    const size_t levelStart = pos;
     const std::string_view level = w.take(pos, more);
     if (level == "#") {
         // Every filter at or below this node shares a topic with `.../#` (including filters
-        // ending here: `#` matches its parent), except `$` filters against a first-level `#`.
-        w.consider(root ? rootNonDollarMin_ : n.subtreeMin);
+        // ending here: `#` matches its parent), except `$` filters against a first-level `#`,
+        // and filters ending at an empty first level (their only topic would be "").
+        if (root) {
+            w.consider(rootNonDollarMin_);
+        } else if (levelStart == 1 || isEmptyFirstLiteral(node)) {
+            w.consider(n.hashRule);
+            if (n.plus != kNil) w.consider(nodes_[n.plus].subtreeMin);
+            for (uint32_t c = n.firstLiteral; c != kNil; c = nodes_[c].nextSibling) {
+                w.consider(nodes_[c].subtreeMin);
+            }
+        } else {
+            w.consider(n.subtreeMin);
+        }
         return;
     }
     const bool dollar = root && startsWithDollar(level);

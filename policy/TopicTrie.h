@@ -70,6 +70,8 @@ private:
     uint32_t addLiteral(uint32_t parent, std::string_view level);
     void growTable();
     void noteRule(uint32_t node, RuleId rule);
+    // The literal, empty first level (filters "/..."): a topic ending there would be "".
+    bool isEmptyFirstLiteral(uint32_t node) const;
 
     void match(uint32_t node, Walk& w, size_t pos, bool more, bool root) const;
     void cover(uint32_t node, Walk& w, size_t pos, bool more, bool root) const;
