@@ -1,0 +1,114 @@
+// Listener checks: plaintext, TLS version, weak ciphers, client authentication, CRL presence.
+
+#include <algorithm>
+
+#include "gateway/audit/Checks.h"
+
+namespace moat::audit::detail {
+
+using Severity = Finding::Severity;
+
+namespace {
+
+// Beyond this many weaknesses the message says "and N more": the line stays readable.
+constexpr size_t kMaxListedWeaknesses = 6;
+
+std::string listWeaknesses(const std::vector<CipherWeakness>& weak) {
+    std::string s;
+    for (size_t i = 0; i < weak.size() && i < kMaxListedWeaknesses; ++i) {
+        if (i) s += ", ";
+        s += weak[i].what;
+    }
+    if (weak.size() > kMaxListedWeaknesses)
+        s += " and " + std::to_string(weak.size() - kMaxListedWeaknesses) + " more";
+    return s;
+}
+
+bool passwordFactorConfigured(const config::AuthConfig& auth) {
+    return auth.hasMethod(config::AuthMethod::Password) && !auth.passwordFile.empty();
+}
+
+void auditPlaintext(const config::ListenerConfig& l, const std::string& subject, Findings& out) {
+    const std::string where = describeHostPort(l.bind);
+    if (isLoopbackHost(l.bind.host)) {
+        out.push_back({Severity::Medium, "plaintext-listener", subject,
+                       "accepts plaintext MQTT on " + where +
+                           " (loopback only, but any local process can read credentials and "
+                           "messages or impersonate devices)",
+                       "add a tls: section with cert, key and client_ca"});
+    } else {
+        out.push_back({Severity::High, "plaintext-listener", subject,
+                       "accepts plaintext MQTT on " + where +
+                           ": passwords and messages cross the network unencrypted",
+                       "add a tls: section with cert, key and client_ca, or bind it to "
+                       "127.0.0.1"});
+    }
+}
+
+void auditTlsSettings(const config::TlsConfig& tls, const std::string& subject, Findings& out) {
+    if (tls.minVersion != "1.2" && tls.minVersion != "1.3") {
+        out.push_back({Severity::High, "tls-min-version", subject,
+                       "min_version \"" + tls.minVersion +
+                           "\" allows protocol versions below TLS 1.2 (SSLv3/TLS 1.0/1.1 are "
+                           "broken or deprecated)",
+                       "set min_version: \"1.2\" (or \"1.3\")"});
+    }
+    if (!tls.ciphers.empty()) {
+        const auto weak = weakCiphers(tls.ciphers);
+        if (!weak.empty()) {
+            Severity worst = Severity::Low;
+            for (const auto& w : weak) worst = std::min(worst, w.severity);
+            out.push_back({worst, "weak-ciphers", subject,
+                           "ciphers \"" + tls.ciphers + "\" enables weak TLS 1.2 suites: " +
+                               listWeaknesses(weak),
+                           "use ciphers: \"ECDHE+AESGCM:ECDHE+CHACHA20\""});
+        }
+    }
+}
+
+}  // namespace
+
+void auditListeners(const config::Config& config, Findings& out) {
+    const bool passwords = passwordFactorConfigured(config.auth);
+    const bool certificates = config.auth.hasMethod(config::AuthMethod::Certificate);
+    for (const auto& l : config.listeners) {
+        const std::string subject = "listener " + l.name;
+        if (!l.tls) {
+            auditPlaintext(l, subject, out);
+        } else {
+            auditTlsSettings(*l.tls, subject, out);
+        }
+
+        // A device is authenticated by a verified certificate or a password; a listener that
+        // can do neither lets any client that reaches it talk to the broker.
+        const bool verifiesCerts =
+            l.tls && certificates && l.tls->requireClientCert && !l.tls->clientCa.empty();
+        if (!verifiesCerts && !passwords) {
+            std::string why;
+            if (!l.tls) {
+                why = "plaintext (no client certificates possible)";
+            } else if (!certificates) {
+                why = "the certificate method is not in auth.methods";
+            } else if (l.tls->clientCa.empty()) {
+                why = "no client_ca";
+            } else {
+                why = "require_client_cert is false";
+            }
+            out.push_back({Severity::High, "no-client-auth", subject,
+                           "verifies no client certificate (" + why +
+                               ") and no password method is configured: any client that "
+                               "reaches it is accepted",
+                           "set tls.client_ca with require_client_cert: true, or add password "
+                           "to auth.methods with an auth.password_file"});
+        }
+
+        if (verifiesCerts && l.tls->crl.empty()) {
+            out.push_back({Severity::Low, "no-crl", subject,
+                           "mTLS without a CRL: a stolen or retired device certificate stays "
+                           "valid until it expires",
+                           "publish a CRL from your CA and set tls.crl (reloaded on SIGHUP)"});
+        }
+    }
+}
+
+}  // namespace moat::audit::detail

@@ -1,0 +1,107 @@
+// Global settings: anonymous access, limits, bans, delivery checks, exposure of the metrics
+// endpoint and of the plaintext broker connection.
+
+#include "gateway/audit/Checks.h"
+
+namespace moat::audit::detail {
+
+using Severity = Finding::Severity;
+
+namespace {
+
+constexpr auto kMaxHandshakeTimeout = std::chrono::seconds(60);
+constexpr uint32_t kMaxPacketSize = 16u * 1024 * 1024;
+
+void missing(Findings& out, const char* key, const std::string& message, const std::string& fix) {
+    out.push_back({Severity::Medium, "missing-limit", std::string("limits.") + key, message, fix});
+}
+
+void auditLimits(const config::LimitsConfig& l, Findings& out) {
+    if (l.publishRate.unlimited())
+        missing(out, "publish_rate",
+                "publish_rate is unlimited: one client can flood the broker with messages",
+                "set limits.publish_rate, e.g. 100/s");
+    if (l.publishBytesRate.unlimited())
+        missing(out, "publish_bytes_rate",
+                "publish_bytes_rate is unlimited: one client can saturate the broker's bandwidth",
+                "set limits.publish_bytes_rate, e.g. 1MiB/s");
+    if (l.maxConnectionsPerIp == 0)
+        missing(out, "max_connections_per_ip",
+                "max_connections_per_ip is 0 (unlimited): one host can exhaust the connection "
+                "table",
+                "set limits.max_connections_per_ip, e.g. 100");
+    if (l.connectionRatePerIp.unlimited())
+        missing(out, "connection_rate_per_ip",
+                "connection_rate_per_ip is unlimited: one host can force TLS handshakes at will",
+                "set limits.connection_rate_per_ip, e.g. 20/s");
+    if (l.maxConnections == 0)
+        missing(out, "max_connections",
+                "max_connections is 0 (unlimited): memory and file descriptors are unbounded",
+                "set limits.max_connections, e.g. 10000");
+    if (l.maxSubscriptions == 0)
+        missing(out, "max_subscriptions",
+                "max_subscriptions is 0 (unlimited): one client can bloat the broker's "
+                "subscription tree",
+                "set limits.max_subscriptions, e.g. 100");
+    if (l.handshakeTimeout > kMaxHandshakeTimeout) {
+        out.push_back({Severity::Medium, "loose-limit", "limits.handshake_timeout",
+                       "handshake_timeout is " +
+                           std::to_string(l.handshakeTimeout.count() / 1000) +
+                           "s: slow clients (slowloris) can hold connections open for a long "
+                           "time without authenticating",
+                       "set limits.handshake_timeout to 60s or less (default 10s)"});
+    }
+    if (l.maxPacketSize > kMaxPacketSize) {
+        out.push_back({Severity::Medium, "loose-limit", "limits.max_packet_size",
+                       "max_packet_size is " + std::to_string(l.maxPacketSize) +
+                           " bytes (over 16 MiB): a few clients can exhaust memory",
+                       "set limits.max_packet_size to what devices need (default 256KiB)"});
+    }
+}
+
+}  // namespace
+
+void auditSettings(const config::Config& config, Findings& out) {
+    if (config.auth.anonymous) {
+        out.push_back({Severity::High, "anonymous-access", "auth",
+                       "anonymous: true accepts clients that present no certificate and no "
+                       "password (identity \"anonymous\")",
+                       "set auth.anonymous: false"});
+    }
+
+    auditLimits(config.limits, out);
+
+    if (config.bans.authFailures == 0) {
+        out.push_back({Severity::Medium, "missing-limit", "bans.auth_failures",
+                       "auth_failures is 0: failed logins never ban, passwords can be guessed "
+                       "without end",
+                       "set bans.auth_failures, e.g. 5"});
+    }
+
+    if (!config.policy.checkDeliveries) {
+        out.push_back({Severity::Medium, "check-deliveries-off", "policy.check_deliveries",
+                       "broker-to-client messages are not checked against subscribe rights: a "
+                       "broker-side subscription or bridge can deliver topics a client may not "
+                       "read",
+                       "set policy.check_deliveries: true"});
+    }
+
+    if (config.metrics.enabled && !isLoopbackHost(config.metrics.bind.host)) {
+        out.push_back({Severity::Low, "metrics-exposed", "metrics",
+                       "metrics are served on " + describeHostPort(config.metrics.bind) +
+                           " without authentication: listener names, connection counts and "
+                           "denial rates are visible to the network",
+                       "bind metrics to 127.0.0.1 and scrape through a sidecar or firewall it"});
+    }
+
+    if (!isLoopbackHost(config.backend.address.host)) {
+        out.push_back({Severity::Low, "remote-backend", "backend",
+                       "the broker at " + describeHostPort(config.backend.address) +
+                           " is not on loopback: plaintext MQTT (credentials and messages) "
+                           "leaves this host",
+                       "run the broker on the same host or pod (127.0.0.1) or on an isolated "
+                       "network"});
+    }
+}
+
+}  // namespace moat::audit::detail
