@@ -50,10 +50,9 @@ void validateCrossSection(LoadContext& ctx, const Config& cfg) {
             if (!bindsConflict(cfg.metrics.bind, l.bind)) continue;
             // With the default metrics bind, the listener is the line to point at.
             int line = ctx.metricsBindLine > 0 ? ctx.metricsBindLine : l.line;
-            d.error(line, "metrics.bind: " + cfg.metrics.bind.toString() +
-                                             " clashes with listeners[" + std::to_string(i) +
-                                             "].bind " + l.bind.toString() + " (line " +
-                                             std::to_string(l.line) + ")");
+            d.error(line, "metrics.bind: " + cfg.metrics.bind.toString() + " clashes with listeners[" +
+                              std::to_string(i) + "] '" + l.name + "' on " + l.bind.toString() +
+                              " (line " + std::to_string(l.line) + ")");
         }
     }
 
