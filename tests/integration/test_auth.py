@@ -49,8 +49,8 @@ def test_password_any(moat_factory, broker, clients, tmp_path, tool, version):
     good = connected(clients, moat, version=version, cert=None, username="alice",
                      password="s3cret-A", client_id="pw-good")
     assert good.subscribe("pw/t") in ([0], [0x00])
-    bad = clients(moat, version=version, cert=None, username="alice", password="wrong",
-                  client_id="pw-bad")
+    bad = clients(moat, version=version, cert=None, username="alice",
+                  password="Wr0ng-Pa55-42", client_id="pw-bad")
     assert bad.connect() == REFUSED_PASSWORD[version]
     unknown = clients(moat, version=version, cert=None, username="mallory", password="x",
                       client_id="pw-unknown")
@@ -63,7 +63,7 @@ def test_password_any(moat_factory, broker, clients, tmp_path, tool, version):
     # A password never appears in any log.
     for text in (moat.stderr(), open(moat.audit_path).read() if os.path.exists(
             moat.audit_path) else ""):
-        assert "s3cret-A" not in text and "wrong" not in text
+        assert "s3cret-A" not in text and "Wr0ng-Pa55-42" not in text
     failures = moat.audit_events("auth_failure")
     assert any(e.get("client_id") == "pw-bad" for e in failures), failures
     assert moat.metric("moat_auth_total", method="password", result="failure") >= 2
@@ -110,7 +110,7 @@ def test_wrong_password_refuses_even_with_good_cert_when_any(moat_factory, broke
     pw = mosquitto_passwd(str(tmp_path / "passwd"), "device1", "right")
     moat = moat_factory(password_overrides(pw, require="any",
                                            methods=["certificate", "password"]))
-    c = clients(moat, version=V5, cert="device1", username="device1", password="wrong",
+    c = clients(moat, version=V5, cert="device1", username="device1", password="nope",
                 client_id="any-wrong")
     assert c.connect() == 0x86
     assert_never_reached_broker(broker, "any-wrong")
