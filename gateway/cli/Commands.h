@@ -14,6 +14,7 @@ int explainCommand(const Args& args);
 int auditCommand(const Args& args);
 int passwdCommand(const Args& args);
 int versionCommand(const Args& args);
+int healthCommand(const Args& args);
 
 // "-c FILE" / "--config FILE" / "--config=FILE"; empty when missing.
 std::string configPathArg(const Args& args);

@@ -22,6 +22,7 @@ void usage() {
                  "  moat explain -c FILE --identity ID [--client-id CID] (publish|subscribe) TOPIC\n"
                  "  moat audit -c FILE [--format text|json]\n"
                  "  moat passwd FILE USER            (password read from stdin)\n"
+                 "  moat health -c FILE              (exit 0 while /healthz answers 200)\n"
                  "  moat version\n");
 }
 
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     if (cmd == "explain") return moat::cli::explainCommand(args);
     if (cmd == "audit") return moat::cli::auditCommand(args);
     if (cmd == "passwd") return moat::cli::passwdCommand(args);
+    if (cmd == "health") return moat::cli::healthCommand(args);
     if (cmd == "version" || cmd == "--version") return moat::cli::versionCommand(args);
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
         usage();
