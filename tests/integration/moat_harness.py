@@ -472,6 +472,11 @@ class PahoClient:
             except queue.Empty:
                 if self.disconnected.is_set():
                     return None
+                # A TLS alert after the handshake (TLS 1.3 client-cert refusal) kills paho's
+                # network thread with an exception instead of calling on_disconnect.
+                thread = getattr(self.c, "_thread", None)
+                if thread is not None and not thread.is_alive() and self.connack.empty():
+                    return None
         return None
 
     def subscribe(self, topics, qos=0, timeout=5.0):
