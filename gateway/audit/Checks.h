@@ -27,7 +27,8 @@ void auditPasswordFile(const config::Config& config, Findings& out);
 // A weakness found in a TLS 1.2 cipher string.
 struct CipherWeakness {
     Finding::Severity severity;
-    std::string what;  // "RC4", "3DES", "ECDHE-RSA-AES128-SHA (CBC with SHA-1)", ...
+    std::string suite;   // what the string names or expands to: "RC4", "ECDHE-RSA-AES128-SHA"
+    std::string reason;  // "RC4", "CBC with SHA-1 MAC", "anonymous key exchange", ...
 };
 // Both what the string names explicitly (even suites this OpenSSL build lacks) and what it
 // expands to (`ALL`, `DEFAULT`, `COMPLEMENTOFALL` hide weak suites). Deduplicated.

@@ -24,10 +24,11 @@ struct SslCtxDeleter {
     void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
 };
 
-void add(std::vector<CipherWeakness>& out, Severity severity, std::string what) {
+void add(std::vector<CipherWeakness>& out, Severity severity, const std::string& suite,
+         const char* reason) {
     for (const auto& w : out)
-        if (w.what == what) return;
-    out.push_back({severity, std::move(what)});
+        if (w.suite == suite && w.reason == reason) return;
+    out.push_back({severity, suite, reason});
 }
 
 std::string upper(std::string_view s) {
@@ -45,22 +46,27 @@ void scanWord(std::string_view word, std::vector<CipherWeakness>& out) {
     const std::string w = upper(word);
     const std::string original(word);
     if (w.rfind("@SECLEVEL=0", 0) == 0) {
-        add(out, Severity::High, "@SECLEVEL=0 (disables OpenSSL's key-size and suite checks)");
+        add(out, Severity::High, original, "disables OpenSSL's key-size and suite checks");
         return;
     }
-    if (contains(w, "NULL")) add(out, Severity::High, original + " (no encryption or no authentication)");
-    if (w.rfind("ADH", 0) == 0 || w.rfind("AECDH", 0) == 0)
-        add(out, Severity::High, original + " (anonymous key exchange)");
-    if (w.rfind("EXP", 0) == 0 || contains(w, "EXPORT"))
-        add(out, Severity::High, original + " (export-grade)");
-    if (contains(w, "RC4")) add(out, Severity::High, original + " (RC4)");
-    const bool tripleDes = contains(w, "3DES") || contains(w, "DES-CBC3") || contains(w, "DES-EDE3");
-    if (tripleDes) {
-        add(out, Severity::Medium, original + " (3DES, 64-bit blocks: Sweet32)");
-    } else if (contains(w, "DES")) {
-        add(out, Severity::High, original + " (single DES)");
+    if (contains(w, "ANULL")) {
+        add(out, Severity::High, original, "anonymous key exchange");
+    } else if (contains(w, "NULL")) {
+        add(out, Severity::High, original, "no encryption");
     }
-    if (contains(w, "MD5")) add(out, Severity::Medium, original + " (MD5)");
+    if (w.rfind("ADH", 0) == 0 || w.rfind("AECDH", 0) == 0)
+        add(out, Severity::High, original, "anonymous key exchange");
+    if (w.rfind("EXP", 0) == 0 || contains(w, "EXPORT"))
+        add(out, Severity::High, original, "export-grade");
+    if (contains(w, "RC4")) add(out, Severity::High, original, "RC4");
+    const bool tripleDes =
+        contains(w, "3DES") || contains(w, "DES-CBC3") || contains(w, "DES-EDE3");
+    if (tripleDes) {
+        add(out, Severity::Medium, original, "3DES (Sweet32)");
+    } else if (contains(w, "DES")) {
+        add(out, Severity::High, original, "single DES");
+    }
+    if (contains(w, "MD5")) add(out, Severity::Medium, original, "MD5");
 }
 
 void scanWords(std::string_view list, std::vector<CipherWeakness>& out) {
@@ -103,15 +109,16 @@ void scanExpansion(std::string_view list, std::vector<CipherWeakness>& out) {
         const int enc = SSL_CIPHER_get_cipher_nid(c);
         const int auth = SSL_CIPHER_get_auth_nid(c);
         const int digest = SSL_CIPHER_get_digest_nid(c);
-        if (auth == NID_auth_null) add(out, Severity::High, name + " (anonymous key exchange)");
-        if (enc == NID_undef) add(out, Severity::High, name + " (no encryption)");
-        if (enc == NID_rc4 || enc == NID_rc4_40) add(out, Severity::High, name + " (RC4)");
-        if (enc == NID_des_cbc) add(out, Severity::High, name + " (single DES)");
-        if (enc == NID_des_ede3_cbc) add(out, Severity::Medium, name + " (3DES, 64-bit blocks: Sweet32)");
-        if (digest == NID_md5) add(out, Severity::Medium, name + " (MD5)");
+        if (auth == NID_auth_null) add(out, Severity::High, name, "anonymous key exchange");
+        if (enc == NID_undef) add(out, Severity::High, name, "no encryption");
+        if (enc == NID_rc4 || enc == NID_rc4_40) add(out, Severity::High, name, "RC4");
+        if (enc == NID_des_cbc) add(out, Severity::High, name, "single DES");
+        if (enc == NID_des_ede3_cbc) add(out, Severity::Medium, name, "3DES (Sweet32)");
+        if (digest == NID_md5) add(out, Severity::Medium, name, "MD5");
         if (digest == NID_sha1 && enc != NID_undef && !SSL_CIPHER_is_aead(c))
-            add(out, Severity::Medium, name + " (CBC with SHA-1 MAC)");
-        if (kx == NID_kx_rsa) add(out, Severity::Low, name + " (RSA key exchange: no forward secrecy)");
+            add(out, Severity::Medium, name, "CBC with SHA-1 MAC");
+        if (kx == NID_kx_rsa)
+            add(out, Severity::Low, name, "RSA key exchange (no forward secrecy)");
     }
 }
 

@@ -35,8 +35,7 @@ bool isLoopbackHost(std::string_view host) {
     if (inet_pton(AF_INET, h.c_str(), v4) == 1) return v4[0] == 127;
     unsigned char v6[16];
     if (inet_pton(AF_INET6, h.c_str(), v6) == 1) {
-        static const unsigned char kLoopback[16] = {0, 0, 0, 0, 0, 0, 0, 0,
-                                                    0, 0, 0, 0, 0, 0, 0, 1};
+        static const unsigned char kLoopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
         static const unsigned char kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
         if (std::memcmp(v6, kLoopback, 16) == 0) return true;
         return std::memcmp(v6, kMappedPrefix, 12) == 0 && v6[12] == 127;

@@ -8,9 +8,12 @@ namespace moat::audit {
 
 const char* severityName(Finding::Severity severity) {
     switch (severity) {
-        case Finding::Severity::High: return "high";
-        case Finding::Severity::Medium: return "medium";
-        case Finding::Severity::Low: return "low";
+        case Finding::Severity::High:
+            return "high";
+        case Finding::Severity::Medium:
+            return "medium";
+        case Finding::Severity::Low:
+            return "low";
     }
     return "unknown";
 }
@@ -23,13 +26,27 @@ void appendJsonString(std::string& out, const std::string& s) {
     out += '"';
     for (unsigned char c : s) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (c < 0x20 || c == 0x7f) {
                     char buf[8];

@@ -1,6 +1,7 @@
 // Listener checks: plaintext, TLS version, weak ciphers, client authentication, CRL presence.
 
 #include <algorithm>
+#include <utility>
 
 #include "gateway/audit/Checks.h"
 
@@ -10,17 +11,22 @@ using Severity = Finding::Severity;
 
 namespace {
 
-// Beyond this many weaknesses the message says "and N more": the line stays readable.
-constexpr size_t kMaxListedWeaknesses = 6;
-
-std::string listWeaknesses(const std::vector<CipherWeakness>& weak) {
-    std::string s;
-    for (size_t i = 0; i < weak.size() && i < kMaxListedWeaknesses; ++i) {
-        if (i) s += ", ";
-        s += weak[i].what;
+// "anonymous key exchange: ADH-AES256-SHA and 11 more; RC4: RC4". Grouped by reason so a
+// keyword such as ALL (dozens of suites) still gives a one-line, readable message.
+std::string describeWeaknesses(const std::vector<CipherWeakness>& weak) {
+    std::vector<std::pair<std::string, std::vector<std::string>>> groups;  // first-seen order
+    for (const auto& w : weak) {
+        auto it = std::find_if(groups.begin(), groups.end(),
+                               [&](const auto& g) { return g.first == w.reason; });
+        if (it == groups.end()) it = groups.insert(groups.end(), {w.reason, {}});
+        it->second.push_back(w.suite);
     }
-    if (weak.size() > kMaxListedWeaknesses)
-        s += " and " + std::to_string(weak.size() - kMaxListedWeaknesses) + " more";
+    std::string s;
+    for (const auto& [reason, suites] : groups) {
+        if (!s.empty()) s += "; ";
+        s += reason + ": " + suites.front();
+        if (suites.size() > 1) s += " and " + std::to_string(suites.size() - 1) + " more";
+    }
     return s;
 }
 
@@ -59,8 +65,8 @@ void auditTlsSettings(const config::TlsConfig& tls, const std::string& subject, 
             Severity worst = Severity::Low;
             for (const auto& w : weak) worst = std::min(worst, w.severity);
             out.push_back({worst, "weak-ciphers", subject,
-                           "ciphers \"" + tls.ciphers + "\" enables weak TLS 1.2 suites: " +
-                               listWeaknesses(weak),
+                           "ciphers \"" + tls.ciphers +
+                               "\" enables weak TLS 1.2 suites: " + describeWeaknesses(weak),
                            "use ciphers: \"ECDHE+AESGCM:ECDHE+CHACHA20\""});
         }
     }

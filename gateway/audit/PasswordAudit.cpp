@@ -83,8 +83,8 @@ void auditPasswordFile(const config::Config& config, Findings& out) {
     }
     if (sha512.total > sha512.users.size()) {
         out.push_back({Severity::Medium, "weak-password-hash", "auth.password_file",
-                       std::to_string(sha512.total - sha512.users.size()) +
-                           " more users in " + path + " have $6$ hashes",
+                       std::to_string(sha512.total - sha512.users.size()) + " more users in " +
+                           path + " have $6$ hashes",
                        "re-set their passwords with `moat passwd`"});
     }
     for (const auto& user : fewIterations.users) {

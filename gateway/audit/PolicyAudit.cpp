@@ -33,7 +33,9 @@ bool wildcardTail(std::string_view filter, size_t from) {
     }
 }
 
-bool coversEverything(std::string_view filter) { return wildcardTail(filter, 0); }
+bool coversEverything(std::string_view filter) {
+    return wildcardTail(filter, 0);
+}
 
 bool coversSys(std::string_view filter) {
     return filter.rfind("$SYS/", 0) == 0 && wildcardTail(filter, 5);

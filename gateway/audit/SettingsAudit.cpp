@@ -45,8 +45,7 @@ void auditLimits(const config::LimitsConfig& l, Findings& out) {
                 "set limits.max_subscriptions, e.g. 100");
     if (l.handshakeTimeout > kMaxHandshakeTimeout) {
         out.push_back({Severity::Medium, "loose-limit", "limits.handshake_timeout",
-                       "handshake_timeout is " +
-                           std::to_string(l.handshakeTimeout.count() / 1000) +
+                       "handshake_timeout is " + std::to_string(l.handshakeTimeout.count() / 1000) +
                            "s: slow clients (slowloris) can hold connections open for a long "
                            "time without authenticating",
                        "set limits.handshake_timeout to 60s or less (default 10s)"});

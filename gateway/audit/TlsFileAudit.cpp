@@ -59,7 +59,8 @@ std::string subjectName(X509* x) {
 }
 
 long daysBetween(SysTime from, SysTime to) {
-    return static_cast<long>(std::chrono::duration_cast<std::chrono::hours>(to - from).count() / 24);
+    return static_cast<long>(std::chrono::duration_cast<std::chrono::hours>(to - from).count() /
+                             24);
 }
 
 // Every PEM certificate in the file (a chain or a CA bundle), or a single DER one.
@@ -94,15 +95,16 @@ std::vector<CrlPtr> readCrls(const std::string& path) {
     return crls;
 }
 
-// `role` is "cert" or "client_ca": what the file is for, in the subject and messages.
-void auditCertFile(const std::string& path, const std::string& subject, const char* role,
-                   SysTime now, Findings& out) {
+// `key` is the config key naming the file ("cert", "client_ca"), `what` how messages call
+// its certificates ("server", "client CA").
+void auditCertFile(const std::string& path, const std::string& subject, const std::string& key,
+                   const std::string& what, SysTime now, Findings& out) {
     const auto certs = readCertificates(path);
     if (certs.empty()) {
         out.push_back({Severity::High, "cert-unreadable", subject,
-                       std::string(role) + " " + path +
+                       "tls." + key + " " + path +
                            " cannot be read or holds no certificate: the listener cannot start",
-                       "point tls." + std::string(role) + " at a PEM certificate file"});
+                       "point tls." + key + " at a PEM certificate file"});
         return;
     }
     for (const auto& cert : certs) {
@@ -111,21 +113,19 @@ void auditCertFile(const std::string& path, const std::string& subject, const ch
         const std::string who = subjectName(cert.get()) + " in " + path;
         if (*notAfter <= now) {
             out.push_back({Severity::High, "cert-expired", subject,
-                           std::string(role) + " certificate " + who + " expired on " +
-                               formatDate(*notAfter) + ": clients refuse the handshake",
+                           what + " certificate " + who + " expired on " + formatDate(*notAfter) +
+                               ": clients refuse the handshake",
                            "renew the certificate and reload (SIGHUP)"});
         } else if (*notAfter - now <= kExpiryWarning) {
             out.push_back({Severity::Medium, "cert-expiring", subject,
-                           std::string(role) + " certificate " + who + " expires on " +
-                               formatDate(*notAfter) + " (in " +
-                               std::to_string(daysBetween(now, *notAfter)) + " days)",
+                           what + " certificate " + who + " expires on " + formatDate(*notAfter) +
+                               " (in " + std::to_string(daysBetween(now, *notAfter)) + " days)",
                            "renew the certificate and reload (SIGHUP) before it expires"});
         }
     }
 }
 
-void auditCrlFile(const std::string& path, const std::string& subject, SysTime now,
-                  Findings& out) {
+void auditCrlFile(const std::string& path, const std::string& subject, SysTime now, Findings& out) {
     const auto crls = readCrls(path);
     if (crls.empty()) {
         out.push_back({Severity::High, "crl-unreadable", subject,
@@ -153,9 +153,9 @@ void auditTlsFiles(const config::Config& config, SysTime now, Findings& out) {
         if (!l.tls) continue;
         const std::string subject = "listener " + l.name;
         if (!l.tls->cert.empty() && seen.insert("cert:" + l.tls->cert).second)
-            auditCertFile(l.tls->cert, subject, "cert", now, out);
+            auditCertFile(l.tls->cert, subject, "cert", "server", now, out);
         if (!l.tls->clientCa.empty() && seen.insert("ca:" + l.tls->clientCa).second)
-            auditCertFile(l.tls->clientCa, subject, "client_ca", now, out);
+            auditCertFile(l.tls->clientCa, subject, "client_ca", "client CA", now, out);
         if (!l.tls->crl.empty() && seen.insert("crl:" + l.tls->crl).second)
             auditCrlFile(l.tls->crl, subject, now, out);
     }

@@ -125,12 +125,14 @@ config::Config cleanConfig() {
     return c;
 }
 
-std::chrono::system_clock::time_point now() { return std::chrono::system_clock::now(); }
+std::chrono::system_clock::time_point now() {
+    return std::chrono::system_clock::now();
+}
 
-const Finding* find(const std::vector<Finding>& findings, std::string_view id) {
+std::optional<Finding> find(const std::vector<Finding>& findings, std::string_view id) {
     for (const auto& f : findings)
-        if (f.id == id) return &f;
-    return nullptr;
+        if (f.id == id) return f;
+    return std::nullopt;
 }
 
 size_t count(const std::vector<Finding>& findings, std::string_view id) {

@@ -3,6 +3,7 @@
 // that audits without high findings, and finding lookups.
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,7 +35,8 @@ config::Config cleanConfig();
 
 std::chrono::system_clock::time_point now();
 
-const Finding* find(const std::vector<Finding>& findings, std::string_view id);
+// A copy: callers often pass the temporary result of auditConfig().
+std::optional<Finding> find(const std::vector<Finding>& findings, std::string_view id);
 size_t count(const std::vector<Finding>& findings, std::string_view id);
 bool hasHigh(const std::vector<Finding>& findings);
 

@@ -37,9 +37,9 @@ TEST_CASE("json format: an array of objects with escaped strings") {
 
 TEST_CASE("findings are ordered high, medium, low") {
     auto c = cleanConfig();
-    c.metrics.bind = {"0.0.0.0", 9464};         // low
-    c.policy.checkDeliveries = false;           // medium
-    c.auth.anonymous = true;                    // high
+    c.metrics.bind = {"0.0.0.0", 9464};                                    // low
+    c.policy.checkDeliveries = false;                                      // medium
+    c.auth.anonymous = true;                                               // high
     c.policy.roles.push_back(policy::RoleSpec{"unused", {}, {}, {}, {}});  // low
     const auto findings = auditConfig(c, now());
     REQUIRE(findings.size() >= 4);

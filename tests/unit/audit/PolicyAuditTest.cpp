@@ -42,16 +42,16 @@ TEST_CASE("narrower filters are not 'every topic'") {
     for (const char* filter : {"devices/#", "+/status", "+/+", "%u/#", "#/x"}) {
         INFO(filter);
         auto findings = auditConfig(withRole(role("admin", {filter}, {filter})), now());
-        CHECK(find(findings, "role-publish-all") == nullptr);
-        CHECK(find(findings, "role-subscribe-all") == nullptr);
+        CHECK(find(findings, "role-publish-all") == std::nullopt);
+        CHECK(find(findings, "role-subscribe-all") == std::nullopt);
     }
 }
 
 TEST_CASE("subscribe to every topic is medium, also through a shared subscription") {
     for (const char* filter : {"#", "+/#", "$share/g/#"}) {
         INFO(filter);
-        auto f = find(auditConfig(withRole(role("admin", {}, {filter})), now()),
-                      "role-subscribe-all");
+        auto f =
+            find(auditConfig(withRole(role("admin", {}, {filter})), now()), "role-subscribe-all");
         REQUIRE(f);
         CHECK(f->severity == Severity::Medium);
     }
@@ -67,7 +67,7 @@ TEST_CASE("$SYS/# access is medium, for publish and subscribe") {
     // A narrow $SYS subscription (the clean config's operator has one) is fine; `#` does
     // not reach $SYS (MQTT 4.7.2), so it is "every topic" but not $SYS access.
     CHECK(find(auditConfig(withRole(role("admin", {}, {"#"})), now()), "role-sys-access") ==
-          nullptr);
+          std::nullopt);
 }
 
 TEST_CASE("a deny rule covering the whole allow rule neutralises it") {
@@ -75,10 +75,10 @@ TEST_CASE("a deny rule covering the whole allow rule neutralises it") {
     r.denyPublish = {"#"};
     r.denySubscribe = {"#"};
     auto findings = auditConfig(withRole(r), now());
-    CHECK(find(findings, "role-publish-all") == nullptr);
-    CHECK(find(findings, "role-subscribe-all") == nullptr);
+    CHECK(find(findings, "role-publish-all") == std::nullopt);
+    CHECK(find(findings, "role-subscribe-all") == std::nullopt);
     r.denyPublish = {"secret/#"};  // partial deny: still every other topic
-    CHECK(find(auditConfig(withRole(r), now()), "role-publish-all") != nullptr);
+    CHECK(find(auditConfig(withRole(r), now()), "role-publish-all") != std::nullopt);
 }
 
 TEST_CASE("placeholder-free publish rule in default_roles is medium") {
@@ -95,10 +95,11 @@ TEST_CASE("placeholder-free publish rule in default_roles is medium") {
 TEST_CASE("placeholder-free publish rule held by many users is medium") {
     auto c = cleanConfig();  // operator publishes devices/+/commands/# without placeholder
     for (int i = 0; i < 3; ++i) c.policy.users["op" + std::to_string(i)] = {"operator"};
-    CHECK(find(auditConfig(c, now()), "shared-publish-rule") == nullptr);  // 4 users
+    CHECK(find(auditConfig(c, now()), "shared-publish-rule") == std::nullopt);  // 4 users
     c.policy.users.erase("op0");
     c.policy.users["op3"] = {"operator", "operator"};
-    CHECK(find(auditConfig(c, now()), "shared-publish-rule") == nullptr);  // a duplicate is one
+    CHECK(find(auditConfig(c, now()), "shared-publish-rule") ==
+          std::nullopt);  // a duplicate is one
     c.policy.users["op4"] = {"operator"};
     auto f = find(auditConfig(c, now()), "shared-publish-rule");
     REQUIRE(f);

@@ -53,7 +53,8 @@ TEST_CASE("loose limits: handshake_timeout over 60 s, max_packet_size over 16 Mi
     auto c = cleanConfig();
     c.limits.handshakeTimeout = std::chrono::seconds(60);
     c.limits.maxPacketSize = 16u * 1024 * 1024;
-    CHECK(find(auditConfig(c, now()), "loose-limit") == nullptr);  // the bounds themselves are ok
+    CHECK(find(auditConfig(c, now()), "loose-limit") ==
+          std::nullopt);  // the bounds themselves are ok
     c.limits.handshakeTimeout = std::chrono::seconds(61);
     c.limits.maxPacketSize = 16u * 1024 * 1024 + 1;
     const auto findings = auditConfig(c, now());
@@ -82,7 +83,7 @@ TEST_CASE("metrics on a non-loopback address is low") {
     REQUIRE(f);
     CHECK(f->severity == Severity::Low);
     c.metrics.enabled = false;
-    CHECK(find(auditConfig(c, now()), "metrics-exposed") == nullptr);
+    CHECK(find(auditConfig(c, now()), "metrics-exposed") == std::nullopt);
 }
 
 TEST_CASE("backend not on loopback is low") {

@@ -16,7 +16,7 @@ TEST_CASE("expired server certificate is high") {
     CHECK(f->severity == Severity::High);
     CHECK(f->subject == "listener mqtts");
     CHECK(f->message.find("2020-02-01") != std::string::npos);
-    CHECK(find(findings, "cert-expiring") == nullptr);
+    CHECK(find(findings, "cert-expiring") == std::nullopt);
 }
 
 TEST_CASE("certificate expiring within 30 days is medium") {
@@ -54,13 +54,17 @@ TEST_CASE("client CA bundle certificates are checked too") {
     }());
     auto f = find(auditConfig(c, now()), "cert-expired");
     REQUIRE(f);
-    CHECK(f->message.rfind("client_ca", 0) == 0);
+    CHECK(f->message.rfind("client CA certificate", 0) == 0);
 }
 
 TEST_CASE("unreadable or empty certificate file is high") {
     auto c = cleanConfig();
-    SECTION("missing") { c.listeners[0].tls->cert = pki().dir + "/nope.pem"; }
-    SECTION("garbage") { c.listeners[0].tls->cert = pki().garbage; }
+    SECTION("missing") {
+        c.listeners[0].tls->cert = pki().dir + "/nope.pem";
+    }
+    SECTION("garbage") {
+        c.listeners[0].tls->cert = pki().garbage;
+    }
     auto f = find(auditConfig(c, now()), "cert-unreadable");
     REQUIRE(f);
     CHECK(f->severity == Severity::High);
@@ -78,9 +82,15 @@ TEST_CASE("a certificate shared by listeners is reported once") {
 
 TEST_CASE("CRL configured but missing or unreadable is high") {
     auto c = cleanConfig();
-    SECTION("missing") { c.listeners[0].tls->crl = pki().dir + "/nope.crl"; }
-    SECTION("garbage") { c.listeners[0].tls->crl = pki().garbage; }
-    SECTION("a certificate, not a CRL") { c.listeners[0].tls->crl = pki().caCert; }
+    SECTION("missing") {
+        c.listeners[0].tls->crl = pki().dir + "/nope.crl";
+    }
+    SECTION("garbage") {
+        c.listeners[0].tls->crl = pki().garbage;
+    }
+    SECTION("a certificate, not a CRL") {
+        c.listeners[0].tls->crl = pki().caCert;
+    }
     auto f = find(auditConfig(c, now()), "crl-unreadable");
     REQUIRE(f);
     CHECK(f->severity == Severity::High);
@@ -95,7 +105,7 @@ TEST_CASE("CRL past its nextUpdate is medium") {
     CHECK(f->message.find("2020-02-01") != std::string::npos);
     // The fresh CRL goes stale once the clock passes its 30 days.
     c = cleanConfig();
-    CHECK(find(auditConfig(c, now() + std::chrono::hours(24 * 31)), "crl-stale") != nullptr);
+    CHECK(find(auditConfig(c, now() + std::chrono::hours(24 * 31)), "crl-stale") != std::nullopt);
 }
 
 TEST_CASE("password file: $6$ hashes are medium, few PBKDF2 iterations low") {
