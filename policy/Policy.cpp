@@ -1,5 +1,7 @@
 #include "policy/Policy.h"
 
+#include <algorithm>
+#include <map>
 #include <unordered_map>
 
 #include "policy/RuleFilter.h"
@@ -18,15 +20,20 @@ struct RuleTemplate {
 
 struct CompiledRole {
     std::string name;
-    TopicTrie tries[kRuleListCount];      // placeholder-free rules; rule id = index in list
+    // Placeholder-free rules per list: (index in the config list, filter).
+    std::vector<std::pair<uint32_t, std::string>> statics[kRuleListCount];
     std::vector<RuleTemplate> templates;  // in (list, index) order
     bool hasStaticAllow = false;
 };
 
-// The resolved roles of a `users:` entry or of default_roles.
+// The resolved roles of a `users:` entry or of default_roles, with the placeholder-free rules
+// of all those roles merged into one trie per list: a check is one walk, whatever the number
+// of roles.
 struct RoleSet {
     std::vector<std::string> names;  // deduplicated, in listed order
     std::vector<const CompiledRole*> roles;
+    TopicTrie tries[kRuleListCount];
+    std::vector<RuleRef> refs[kRuleListCount];  // trie id -> rule
     bool hasTemplates = false;
     std::unique_ptr<ClientRights> shared;  // the rights of every identity, when !hasTemplates
 };
@@ -35,11 +42,13 @@ struct RoleSet {
 
 namespace {
 
-constexpr uint32_t kNoPosition = UINT32_MAX;
-
 bool isAllowList(RuleList list) { return list == RuleList::Publish || list == RuleList::Subscribe; }
 
 size_t listIndex(RuleList list) { return static_cast<size_t>(list); }
+
+bool refBefore(const detail::RuleRef& a, const detail::RuleRef& b) {
+    return a.rolePosition != b.rolePosition ? a.rolePosition < b.rolePosition : a.index < b.index;
+}
 
 const std::vector<std::string>& ruleList(const RoleSpec& role, RuleList list) {
     switch (list) {
@@ -86,35 +95,36 @@ Decision ClientRights::first(RuleList list, Query query, std::string_view input)
         return trie.firstOverlap(input, bound);
     };
     const size_t l = listIndex(list);
-    uint32_t bestPosition = kNoPosition;
-    uint32_t bestIndex = TopicTrie::kNoRule;
+    bool found = false;
+    detail::RuleRef best{};
     if (!dynamic_[l].empty()) {
-        // Dynamic ids were assigned in (role position, index) order, so the lowest id is the
-        // first rule in config order.
-        const TopicTrie::RuleId id = run(dynamic_[l], TopicTrie::kNoRule);
-        if (id != TopicTrie::kNoRule) {
-            bestPosition = dynamicRules_[id].rolePosition;
-            bestIndex = dynamicRules_[id].index;
+        if (const TopicTrie::RuleId id = run(dynamic_[l], TopicTrie::kNoRule);
+            id != TopicTrie::kNoRule) {
+            found = true;
+            best = dynamicRules_[id];
         }
     }
-    const auto& roles = roleSet_->roles;
-    for (uint32_t p = 0; p < roles.size() && p <= bestPosition; ++p) {
-        const TopicTrie& trie = roles[p]->tries[l];
-        if (trie.empty()) continue;
-        const TopicTrie::RuleId bound = p == bestPosition ? bestIndex : TopicTrie::kNoRule;
-        const TopicTrie::RuleId id = run(trie, bound);
-        if (id != TopicTrie::kNoRule) {
-            bestPosition = p;
-            bestIndex = id;
+    const TopicTrie& trie = roleSet_->tries[l];
+    if (!trie.empty()) {
+        // Only static rules before the placeholder rule found (if any) can win.
+        const auto& refs = roleSet_->refs[l];
+        TopicTrie::RuleId bound = TopicTrie::kNoRule;
+        if (found) {
+            bound = static_cast<TopicTrie::RuleId>(
+                std::lower_bound(refs.begin(), refs.end(), best, refBefore) - refs.begin());
+        }
+        if (const TopicTrie::RuleId id = run(trie, bound); id != TopicTrie::kNoRule) {
+            found = true;
+            best = refs[id];
         }
     }
-    if (bestPosition == kNoPosition) return Decision::defaultDeny();
+    if (!found) return Decision::defaultDeny();
     Decision d;
     d.allowed = isAllowList(list);
     d.byRule = true;
     d.list = list;
-    d.role = roles[bestPosition]->name;
-    d.index = bestIndex;
+    d.role = roleSet_->roles[best.rolePosition]->name;
+    d.index = best.index;
     return d;
 }
 
@@ -172,7 +182,7 @@ std::shared_ptr<const Policy> Policy::compile(const PolicySpec& spec,
                 if (hasPlaceholder(filter)) {
                     role->templates.push_back({list, static_cast<uint32_t>(i), filter});
                 } else {
-                    role->tries[listIndex(list)].insert(filter, static_cast<uint32_t>(i));
+                    role->statics[listIndex(list)].emplace_back(static_cast<uint32_t>(i), filter);
                     if (isAllowList(list)) role->hasStaticAllow = true;
                 }
             }
@@ -183,7 +193,10 @@ std::shared_ptr<const Policy> Policy::compile(const PolicySpec& spec,
         policy->roles_.push_back(std::move(role));
     }
 
-    auto makeRoleSet = [&](const std::vector<std::string>& names, const std::string& where) {
+    // Identities listing the same roles (the common case) share one RoleSet.
+    std::map<std::vector<std::string>, const detail::RoleSet*> setsByNames;
+    auto makeRoleSet = [&](const std::vector<std::string>& names,
+                           const std::string& where) -> const detail::RoleSet* {
         auto set = std::make_unique<detail::RoleSet>();
         for (const std::string& name : names) {
             auto it = byName.find(name);
@@ -198,10 +211,25 @@ std::shared_ptr<const Policy> Policy::compile(const PolicySpec& spec,
             set->roles.push_back(it->second);
             if (!it->second->templates.empty()) set->hasTemplates = true;
         }
+        if (auto found = setsByNames.find(set->names); found != setsByNames.end()) {
+            return found->second;
+        }
+        for (size_t l = 0; l < kRuleListCount; ++l) {
+            for (uint32_t p = 0; p < set->roles.size(); ++p) {
+                for (const auto& [index, filter] : set->roles[p]->statics[l]) {
+                    const auto id = static_cast<TopicTrie::RuleId>(set->refs[l].size());
+                    set->tries[l].insert(filter, id);
+                    set->refs[l].push_back({p, index});
+                }
+            }
+        }
         if (!set->hasTemplates) {
             set->shared.reset(new ClientRights(policy.get(), set.get()));
         }
-        return set;
+        const detail::RoleSet* raw = set.get();
+        setsByNames.emplace(set->names, raw);
+        policy->roleSets_.push_back(std::move(set));
+        return raw;
     };
     policy->defaultRoles_ = makeRoleSet(policy->spec_.defaultRoles, "default_roles");
     for (const auto& [identity, names] : policy->spec_.users) {

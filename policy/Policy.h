@@ -37,6 +37,14 @@ class Policy;
 namespace detail {
 struct CompiledRole;
 struct RoleSet;
+
+// Which rule a trie id stands for: the role's position in the identity's role list and the
+// rule's index in that role's list. Ids are assigned in (position, index) order, so the
+// lowest id is the first rule in config order.
+struct RuleRef {
+    uint32_t rolePosition;
+    uint32_t index;
+};
 }  // namespace detail
 
 class ClientRights {
@@ -62,11 +70,6 @@ private:
     friend class Policy;
     friend struct detail::RoleSet;
 
-    // One rule of this client's placeholder trie: which role and which config entry.
-    struct DynamicRule {
-        uint32_t rolePosition;
-        uint32_t index;
-    };
     enum class Query { Match, Cover, Overlap };
 
     ClientRights(const Policy* policy, const detail::RoleSet* roleSet);
@@ -78,7 +81,7 @@ private:
     const detail::RoleSet* roleSet_;
     std::shared_ptr<const Policy> keepAlive_;  // set for per-connection (placeholder) rights
     TopicTrie dynamic_[kRuleListCount];        // placeholder rules, expanded for this client
-    std::vector<DynamicRule> dynamicRules_;
+    std::vector<detail::RuleRef> dynamicRules_;
     bool hasAnyRights_ = false;
 };
 
@@ -116,8 +119,10 @@ private:
 
     PolicySpec spec_;
     std::vector<std::unique_ptr<detail::CompiledRole>> roles_;  // in spec order
-    std::map<std::string, std::unique_ptr<detail::RoleSet>, std::less<>> users_;
-    std::unique_ptr<detail::RoleSet> defaultRoles_;
+    // Identities listing the same roles share one RoleSet (and its tries).
+    std::vector<std::unique_ptr<detail::RoleSet>> roleSets_;
+    std::map<std::string, const detail::RoleSet*, std::less<>> users_;
+    const detail::RoleSet* defaultRoles_ = nullptr;
 };
 
 }  // namespace moat::policy

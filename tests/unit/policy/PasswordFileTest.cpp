@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -356,6 +357,8 @@ public:
     Broker(const std::string& binary, const std::string& config) {
         pid_ = ::fork();
         if (pid_ == 0) {
+            // Quiet: as root it warns on stderr; its own logging is off in the config.
+            if (FILE* null = std::freopen("/dev/null", "w", stderr)) (void)null;
             ::execl(binary.c_str(), binary.c_str(), "-c", config.c_str(),
                     static_cast<char*>(nullptr));
             ::_exit(127);

@@ -55,12 +55,15 @@ inline bool matchFrom(const std::vector<std::string>& f, size_t i,
     return matchFrom(f, i + 1, t, j + 1);
 }
 
-inline bool matches(std::string_view filter, std::string_view topic) {
-    if (!validFilter(filter) || !validName(topic)) return false;
-    const auto f = split(filter);
-    const auto t = split(topic);
+// Both already split and known valid.
+inline bool matchesSplit(const std::vector<std::string>& f, const std::vector<std::string>& t) {
     if (t[0].starts_with('$') && (f[0] == "+" || f[0] == "#")) return false;
     return matchFrom(f, 0, t, 0);
+}
+
+inline bool matches(std::string_view filter, std::string_view topic) {
+    if (!validFilter(filter) || !validName(topic)) return false;
+    return matchesSplit(split(filter), split(topic));
 }
 
 }  // namespace moat::policy::reference
