@@ -1,0 +1,271 @@
+#include "tests/bench/Conn.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+namespace moat::bench {
+namespace {
+
+std::string sslErrors() {
+    std::string out;
+    unsigned long e;
+    char buf[256];
+    while ((e = ERR_get_error()) != 0) {
+        ERR_error_string_n(e, buf, sizeof buf);
+        if (!out.empty()) out += "; ";
+        out += buf;
+    }
+    return out.empty() ? "unknown TLS error" : out;
+}
+
+int remainingMs(std::chrono::steady_clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    return left.count() < 0 ? 0 : static_cast<int>(left.count());
+}
+
+void setNonBlocking(int fd) {
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
+}
+
+void setNoDelay(int fd) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+}  // namespace
+
+SslCtxPtr makeClientContext(const TlsFiles& files, std::string& error) {
+    SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+    if (!ctx) {
+        error = sslErrors();
+        return nullptr;
+    }
+    SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+    if (SSL_CTX_load_verify_locations(ctx.get(), files.ca.c_str(), nullptr) != 1) {
+        error = "cannot load CA " + files.ca + ": " + sslErrors();
+        return nullptr;
+    }
+    if (!files.cert.empty()) {
+        if (SSL_CTX_use_certificate_chain_file(ctx.get(), files.cert.c_str()) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ctx.get(), files.key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(ctx.get()) != 1) {
+            error = "cannot load client certificate " + files.cert + ": " + sslErrors();
+            return nullptr;
+        }
+    }
+    return ctx;
+}
+
+std::unique_ptr<Conn> Conn::open(const Endpoint& ep, int timeoutMs, std::string& error) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+    sockaddr_storage addr{};
+    socklen_t addrLen = 0;
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    bool isIp = true;
+    if (inet_pton(AF_INET, ep.host.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(ep.port);
+        addrLen = sizeof *v4;
+    } else if (inet_pton(AF_INET6, ep.host.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(ep.port);
+        addrLen = sizeof *v6;
+    } else {
+        addrinfo hints{}, *res = nullptr;
+        hints.ai_socktype = SOCK_STREAM;
+        if (getaddrinfo(ep.host.c_str(), nullptr, &hints, &res) != 0 || !res) {
+            error = "cannot resolve " + ep.host;
+            return nullptr;
+        }
+        std::memcpy(&addr, res->ai_addr, res->ai_addrlen);
+        addrLen = res->ai_addrlen;
+        freeaddrinfo(res);
+        if (addr.ss_family == AF_INET)
+            v4->sin_port = htons(ep.port);
+        else
+            v6->sin6_port = htons(ep.port);
+        isIp = false;
+    }
+
+    int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error = std::string("socket: ") + std::strerror(errno);
+        return nullptr;
+    }
+    setNonBlocking(fd);
+    setNoDelay(fd);
+    std::unique_ptr<Conn> c(new Conn(fd, nullptr));
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), addrLen) != 0) {
+        if (errno != EINPROGRESS) {
+            error = std::string("connect: ") + std::strerror(errno);
+            return nullptr;
+        }
+        if (!c->waitFor(POLLOUT, remainingMs(deadline))) {
+            error = "connect: timed out";
+            return nullptr;
+        }
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err != 0) {
+            error = std::string("connect: ") + std::strerror(err);
+            return nullptr;
+        }
+    }
+    if (!ep.tls) return c;
+
+    c->ssl_ = SSL_new(ep.tls);
+    if (!c->ssl_) {
+        error = sslErrors();
+        return nullptr;
+    }
+    SSL_set_fd(c->ssl_, fd);
+    if (isIp) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl_), ep.host.c_str());
+    } else {
+        SSL_set_tlsext_host_name(c->ssl_, ep.host.c_str());
+        SSL_set1_host(c->ssl_, ep.host.c_str());
+    }
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_connect(c->ssl_);
+        if (r == 1) break;
+        int e = SSL_get_error(c->ssl_, r);
+        short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+        if (ev == 0) {
+            long v = SSL_get_verify_result(c->ssl_);
+            error = "TLS handshake: " + sslErrors();
+            if (v != X509_V_OK) error += std::string(" (") + X509_verify_cert_error_string(v) + ")";
+            return nullptr;
+        }
+        if (!c->waitFor(ev, remainingMs(deadline))) {
+            error = "TLS handshake: timed out";
+            return nullptr;
+        }
+    }
+    return c;
+}
+
+std::unique_ptr<Conn> Conn::adopt(int fd) {
+    setNonBlocking(fd);
+    setNoDelay(fd);
+    return std::unique_ptr<Conn>(new Conn(fd, nullptr));
+}
+
+Conn::~Conn() {
+    if (ssl_) SSL_free(ssl_);
+    if (fd_ >= 0) ::close(fd_);
+}
+
+bool Conn::waitFor(short events, int timeoutMs) {
+    pollfd p{fd_, events, 0};
+    for (;;) {
+        int r = ::poll(&p, 1, timeoutMs);
+        if (r > 0) return true;
+        if (r == 0) return false;
+        if (errno != EINTR) return false;
+    }
+}
+
+bool Conn::writeAll(const void* data, size_t n) {
+    auto* p = static_cast<const uint8_t*>(data);
+    while (n > 0) {
+        if (ssl_) {
+            ERR_clear_error();
+            int r = SSL_write(ssl_, p, static_cast<int>(n));
+            if (r > 0) {
+                p += r;
+                n -= static_cast<size_t>(r);
+                continue;
+            }
+            int e = SSL_get_error(ssl_, r);
+            if (e == SSL_ERROR_WANT_WRITE) {
+                if (!waitFor(POLLOUT, -1)) return false;
+            } else if (e == SSL_ERROR_WANT_READ) {
+                if (!waitFor(POLLIN, -1)) return false;
+            } else {
+                return false;
+            }
+        } else {
+            ssize_t r = ::send(fd_, p, n, MSG_NOSIGNAL);
+            if (r > 0) {
+                p += r;
+                n -= static_cast<size_t>(r);
+            } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                if (!waitFor(POLLOUT, -1)) return false;
+            } else if (r < 0 && errno == EINTR) {
+                continue;
+            } else {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+ssize_t Conn::read(void* buf, size_t cap, int timeoutMs) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+    for (;;) {
+        short wait = POLLIN;
+        if (ssl_) {
+            ERR_clear_error();
+            int r = SSL_read(ssl_, buf, static_cast<int>(cap));
+            if (r > 0) return r;
+            int e = SSL_get_error(ssl_, r);
+            if (e == SSL_ERROR_WANT_WRITE)
+                wait = POLLOUT;
+            else if (e != SSL_ERROR_WANT_READ)
+                return -1;
+        } else {
+            ssize_t r = ::recv(fd_, buf, cap, 0);
+            if (r > 0) return r;
+            if (r == 0) return -1;
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+        }
+        int t = timeoutMs < 0 ? -1 : remainingMs(deadline);
+        if (!waitFor(wait, t)) return 0;
+    }
+}
+
+void Conn::close() {
+    if (ssl_) {
+        SSL_shutdown(ssl_);  // one-way close_notify; the peer's answer is not awaited
+        SSL_free(ssl_);
+        ssl_ = nullptr;
+    }
+    if (fd_ >= 0) {
+        ::close(fd_);
+        fd_ = -1;
+    }
+}
+
+uint64_t raiseFileLimit() {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+    return rl.rlim_cur;
+}
+
+}  // namespace moat::bench

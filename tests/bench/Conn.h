@@ -1,0 +1,66 @@
+#pragma once
+// One client connection: a non-blocking TCP socket, optionally wrapped in TLS (OpenSSL memory
+// of the SSL object is owned here). Reads and writes wait with poll(), so a TLS 1.3
+// post-handshake message (session ticket) can never block a reader the way SSL_read on a
+// blocking socket can, and one thread can interleave reads and timed writes.
+
+#include <openssl/ssl.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace moat::bench {
+
+struct TlsFiles {
+    std::string ca;    // trust anchor for the server certificate
+    std::string cert;  // client certificate (mTLS); empty: none
+    std::string key;
+};
+
+struct SslCtxDeleter {
+    void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
+
+// A client context verifying the server against files.ca, presenting files.cert if set.
+// Session caching is off: every connection performs a full handshake.
+SslCtxPtr makeClientContext(const TlsFiles& files, std::string& error);
+
+struct Endpoint {
+    std::string host = "127.0.0.1";
+    uint16_t port = 0;
+    SSL_CTX* tls = nullptr;  // null: plaintext
+};
+
+class Conn {
+  public:
+    // TCP connect + TLS handshake (when ep.tls), bounded by timeoutMs. Null on failure.
+    static std::unique_ptr<Conn> open(const Endpoint& ep, int timeoutMs, std::string& error);
+    // Wraps an accepted plaintext socket (the sink's side).
+    static std::unique_ptr<Conn> adopt(int fd);
+    ~Conn();
+    Conn(const Conn&) = delete;
+    Conn& operator=(const Conn&) = delete;
+
+    // Writes every byte (one TLS record per call up to 16 KiB). False on error.
+    bool writeAll(const void* data, size_t n);
+    // Reads what is available, waiting up to timeoutMs (-1: forever) for the first byte.
+    // >0 bytes read, 0 timeout, -1 EOF or error.
+    ssize_t read(void* buf, size_t cap, int timeoutMs);
+    // Sends a TLS close_notify (when TLS) and closes the socket.
+    void close();
+    int fd() const { return fd_; }
+
+  private:
+    Conn(int fd, SSL* ssl) : fd_(fd), ssl_(ssl) {}
+    bool waitFor(short events, int timeoutMs);
+    int fd_;
+    SSL* ssl_;
+};
+
+// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit.
+uint64_t raiseFileLimit();
+
+}  // namespace moat::bench
