@@ -201,9 +201,7 @@ size_t ClientConnection::processClientPackets(const uint8_t* data, size_t len) {
         const uint8_t* whole = data + off;
         const uint8_t* body = whole + frame.headerSize;
         const size_t size = frame.totalSize();
-        if (state_ == State::Established && frame.type() == PacketType::Publish &&
-            !admitPublish(size))
-            break;
+        if (state_ == State::Established && !admitPacket(frame.type(), size)) break;
         auto& traffic = worker_.traffic();
         traffic.packetsIn[static_cast<uint8_t>(frame.type()) & 15]++;
         traffic.bytesIn += size;
@@ -385,6 +383,7 @@ void ClientConnection::finishAuth(const inspect::AuthOutcome& outcome) {
         if (!d.allowed) {
             gw.authzDenied("will");
             audit("authz_denied", "will", connect_->willTopic, d.describe(), "will topic not allowed");
+            onDeniedTopic(connect_->willTopic);
             refuseConnect(rc::NotAuthorized, "will topic not allowed");
             return;
         }
@@ -426,6 +425,13 @@ void ClientConnection::finishAuth(const inspect::AuthOutcome& outcome) {
     if (v5() && keepAlive_ != connect_->keepAlive) opts.serverKeepAlive = keepAlive_;
     publishBucket_ = inspect::TokenBucket(config().limits.publishRate.perSecond);
     bytesBucket_ = inspect::TokenBucket(config().limits.publishBytesRate.perSecond);
+    controlBucket_ = inspect::TokenBucket(config().limits.controlPacketRate.perSecond);
+    if (config().anomaly.publishSpikeFactor > 0) {
+        publishBaseline_.emplace(config().anomaly.publishSpikeFactor,
+                                 metrics::PublishBaseline::time_point(
+                                     std::chrono::milliseconds(uv_now(worker_.loop()))));
+        anomalySubject_ = "client=" + connect_->clientId;
+    }
     session_ = std::make_unique<inspect::Session>(connect_->version, std::move(rights), opts, *this);
     state_ = State::ConnectingBackend;
     connectBackend();
@@ -674,30 +680,51 @@ void ClientConnection::resumeBackend() {
 
 // ------------------------------------------------------------------ publish limits
 
-bool ClientConnection::admitPublish(size_t bytes) {
-    if (publishBucket_.unlimited() && bytesBucket_.unlimited()) return true;
-    const auto now = inspect::SteadyTime(std::chrono::milliseconds(uv_now(worker_.loop())));
+bool ClientConnection::admitPacket(mqtt::PacketType type, size_t bytes) {
+    const bool publish = type == PacketType::Publish;
+    const bool control = type == PacketType::Pingreq || type == PacketType::Subscribe ||
+                         type == PacketType::Unsubscribe;
+    if (!publish && !control) return true;
+    const auto nowMs = std::chrono::milliseconds(uv_now(worker_.loop()));
+    if (publish && publishBaseline_) {
+        if (auto a = publishBaseline_->onPublish(anomalySubject_,
+                                                 metrics::PublishBaseline::time_point(nowMs)))
+            worker_.gateway().raiseAnomaly(*a, listener_.name, remote_, connect_->clientId,
+                                           identity_);
+    }
+    const auto now = inspect::SteadyTime(nowMs);
     const char* limit = nullptr;
-    if (!publishBucket_.tryTake(1, now)) {
+    double need = 1;
+    inspect::TokenBucket* waitOn = nullptr;
+    if (control) {
+        if (controlBucket_.tryTake(1, now)) return true;
+        limit = "control_packet_rate";
+        waitOn = &controlBucket_;
+    } else if (publishBucket_.unlimited() && bytesBucket_.unlimited()) {
+        return true;
+    } else if (!publishBucket_.tryTake(1, now)) {
         limit = "publish_rate";
+        waitOn = &publishBucket_;
     } else if (!bytesBucket_.tryTake(static_cast<double>(bytes), now)) {
         publishBucket_.consume(-1, now);  // give the message token back
         limit = "publish_bytes_rate";
+        waitOn = &bytesBucket_;
+        need = static_cast<double>(bytes);
+    } else {
+        return true;
     }
-    if (!limit) return true;
 
     worker_.gateway().rateLimited(limit);
-    audit("rate_limited", "publish", "", "", limit);
+    audit("rate_limited", publish ? "publish" : "", "", "", limit);
     if (config().limits.onExceed == config::OnExceed::Disconnect) {
-        closeWithReason(rc::MessageRateTooHigh);
+        closeWithReason(std::string_view(limit) == "publish_bytes_rate" ? rc::QuotaExceeded
+                                                                        : rc::MessageRateTooHigh);
         return false;
     }
-    // Throttle: this PUBLISH stays buffered and nothing more is read from the client until
-    // the bucket has refilled; TCP flow control then slows the device down.
-    auto wait = std::max(publishBucket_.timeUntil(1, now),
-                         bytesBucket_.timeUntil(static_cast<double>(bytes), now));
-    uint64_t ms = std::max<uint64_t>(
-        1, std::chrono::ceil<std::chrono::milliseconds>(wait).count());
+    // Throttle: this packet stays buffered and nothing more is read from the client until the
+    // bucket has refilled; TCP flow control then slows the device down. Nothing is lost.
+    uint64_t ms = std::max<int64_t>(
+        1, std::chrono::ceil<std::chrono::milliseconds>(waitOn->timeUntil(need, now)).count());
     pauseClient(kPauseThrottle);
     uv_timer_start(&throttleTimer_, onThrottleTimer, ms, 0);
     return false;
@@ -806,6 +833,7 @@ void ClientConnection::onHandleClosed(uv_handle_t* h) {
 void ClientConnection::maybeDelete() {
     if (openHandles_ > 0 || workPending_ || shutdownPending_) return;
     if (admitted_) worker_.gateway().release(worker_, listener_.name, ip_);
+    if (deniedAny_) worker_.gateway().forgetConnection(id_);
     if (session_ || connect_) audit("disconnect", "", "", "", "");
     delete this;
 }
@@ -823,6 +851,14 @@ void ClientConnection::onAuthzDenied(const char* action, std::string_view topic,
                                      const policy::Decision& decision) {
     worker_.gateway().authzDenied(action);
     audit("authz_denied", action, topic, decision.describe(), "");
+    onDeniedTopic(topic);
+}
+
+void ClientConnection::onDeniedTopic(std::string_view topic) {
+    deniedAny_ = true;
+    Gateway& gw = worker_.gateway();
+    if (auto a = gw.deniedTopic(id_, topic))
+        gw.raiseAnomaly(*a, listener_.name, remote_, connect_ ? connect_->clientId : "", identity_);
 }
 
 void ClientConnection::onProtocolError(uint8_t reason, const char* detail) {
@@ -866,6 +902,7 @@ void ClientConnection::applySnapshot(const Snapshot& snapshot) {
 
     publishBucket_.reconfigure(config().limits.publishRate.perSecond);
     bytesBucket_.reconfigure(config().limits.publishBytesRate.perSecond);
+    controlBucket_.reconfigure(config().limits.controlPacketRate.perSecond);
 
     // Subscriptions the new policy no longer allows are removed at the broker.
     auto rights = snapshot.policy->rightsFor(identity_, connect_->clientId);

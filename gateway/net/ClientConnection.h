@@ -20,6 +20,7 @@
 #include "gateway/inspect/Authenticator.h"
 #include "gateway/inspect/Session.h"
 #include "gateway/inspect/limits/TokenBucket.h"
+#include "gateway/metrics/PublishBaseline.h"
 #include "gateway/mqtt/Frame.h"
 #include "gateway/mqtt/Packets.h"
 #include "gateway/net/ByteBuffer.h"
@@ -79,8 +80,10 @@ private:
     void pauseBackend();
     void resumeBackend();
 
-    // --- per-client publish limits (limits.publish_rate / publish_bytes_rate)
-    bool admitPublish(size_t bytes);  // false: throttled (packet stays buffered) or closing
+    // --- per-client limits: publish_rate / publish_bytes_rate for PUBLISH, and a flood
+    // limit for PINGREQ / SUBSCRIBE / UNSUBSCRIBE (control_packet_rate)
+    bool admitPacket(mqtt::PacketType type, size_t bytes);  // false: throttled or closing
+    void onDeniedTopic(std::string_view topic);
     static void onThrottleTimer(uv_timer_t* t);
 
     // --- timers and closing
@@ -142,6 +145,10 @@ private:
     uint64_t lastClientActivity_ = 0;
     inspect::TokenBucket publishBucket_;  // messages
     inspect::TokenBucket bytesBucket_;    // PUBLISH bytes (whole packets)
+    inspect::TokenBucket controlBucket_;  // PINGREQ / SUBSCRIBE / UNSUBSCRIBE
+    std::optional<metrics::PublishBaseline> publishBaseline_;  // publish_spike anomalies
+    std::string anomalySubject_;                                // "client=<client id>"
+    bool deniedAny_ = false;  // known to the topic-scan detector (forget it on close)
 };
 
 }  // namespace moat::net

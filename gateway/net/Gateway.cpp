@@ -307,11 +307,7 @@ bool Gateway::admit(Worker& worker, const std::string& listener, const std::stri
             std::lock_guard lock(anomalyMutex_);
             anomaly = anomalies_->onConnection(ip, SteadyClock::now());
         }
-        if (anomaly) {
-            metrics_.anomaly(anomaly->kind);
-            audit("anomaly", listener, ip, "", "", "", "", "", "", anomaly->kind + " " + anomaly->subject,
-                  anomaly->count);
-        }
+        if (anomaly) raiseAnomaly(*anomaly, listener, ip, "", "");
         return true;
     }
     if (a == inspect::Admission::Banned) {
@@ -362,11 +358,27 @@ void Gateway::authFailed(Worker& worker, std::string_view method, const std::str
         std::lock_guard lock(anomalyMutex_);
         anomaly = anomalies_->onAuthFailure(ip, identity, now);
     }
-    if (anomaly) {
-        metrics_.anomaly(anomaly->kind);
-        audit("anomaly", "", ip, "", identity, "", "", "", "", anomaly->kind + " " + anomaly->subject,
-              anomaly->count);
-    }
+    if (anomaly) raiseAnomaly(*anomaly, "", ip, "", identity);
+}
+
+std::optional<metrics::Anomaly> Gateway::deniedTopic(uint64_t connectionId, std::string_view topic) {
+    std::lock_guard lock(anomalyMutex_);
+    return anomalies_->onDeniedTopic(connectionId, topic, SteadyClock::now());
+}
+
+void Gateway::forgetConnection(uint64_t connectionId) {
+    std::lock_guard lock(anomalyMutex_);
+    anomalies_->forgetConnection(connectionId);
+}
+
+void Gateway::raiseAnomaly(const metrics::Anomaly& anomaly, std::string_view listener,
+                           std::string_view remote, std::string_view clientId,
+                           std::string_view identity) {
+    metrics_.anomaly(anomaly.kind);
+    MOAT_LOG_WARN("anomaly %s: %s (%llu events)", anomaly.kind.c_str(), anomaly.subject.c_str(),
+                  (unsigned long long)anomaly.count);
+    audit("anomaly", listener, remote, clientId, identity, "", "", "", "",
+          anomaly.kind + " " + anomaly.subject, anomaly.count);
 }
 
 bool Gateway::isIpBanned(const std::string& ip) { return bans_.isIpBanned(ip, SteadyClock::now()); }

@@ -15,6 +15,7 @@
 #include "gateway/inspect/limits/BanTable.h"
 #include "gateway/inspect/limits/ConnectionAdmission.h"
 #include "gateway/inspect/limits/SharedCounter.h"
+#include "gateway/metrics/Anomaly.h"
 #include "gateway/metrics/AuditLog.h"
 #include "gateway/metrics/Metrics.h"
 #include "gateway/net/Snapshot.h"
@@ -47,6 +48,13 @@ public:
     // A failed authentication from ip (identity may be empty): bans, anomalies.
     void authFailed(Worker& worker, std::string_view method, const std::string& ip,
                     const std::string& identity);
+    // A topic denied to connection `connectionId`: may raise a topic_scan anomaly.
+    std::optional<metrics::Anomaly> deniedTopic(uint64_t connectionId, std::string_view topic);
+    void forgetConnection(uint64_t connectionId);
+    // Counts the anomaly and writes its audit event.
+    void raiseAnomaly(const metrics::Anomaly& anomaly, std::string_view listener,
+                      std::string_view remote, std::string_view clientId,
+                      std::string_view identity);
     bool isIpBanned(const std::string& ip);
     bool isIdentityBanned(const std::string& identity);
     void authzDenied(std::string_view action) { metrics_.authzDenied(action); }
