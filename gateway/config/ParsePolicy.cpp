@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <unordered_set>
 
 #include "gateway/config/FileCheck.h"
 #include "gateway/config/Parse.h"
@@ -46,34 +47,34 @@ void parseRole(Diagnostics& d, MapReader& m, policy::RoleSpec& role) {
 std::vector<std::string> keysOf(const YAML::Node& node) {
     std::vector<std::string> names;
     if (!node.IsMap()) return names;
+    std::unordered_set<std::string> seen;  // users: can hold thousands of identities
     for (auto it = node.begin(); it != node.end(); ++it) {
         if (!it->first.IsScalar()) continue;
         const std::string& name = it->first.Scalar();
-        if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+        if (seen.insert(name).second) names.push_back(name);
     }
     return names;
 }
 
-bool hasRole(const policy::PolicySpec& p, std::string_view name) {
-    return std::any_of(p.roles.begin(), p.roles.end(),
-                       [&](const policy::RoleSpec& r) { return r.name == name; });
-}
+// Names defined in policy.roles; null when `roles` failed to parse, so that references are
+// not judged against a partial list (the cause is reported already).
+using RoleNames = std::unordered_set<std::string>;
 
 // Role references (default_roles, users.X): each must name a role of policy.roles.
-// When `roles` itself failed to parse, the references are not judged (the cause is reported).
-void readRoleRefs(Diagnostics& d, const Field& f, const policy::PolicySpec& p, bool rolesKnown,
+void readRoleRefs(Diagnostics& d, const Field& f, const RoleNames* known,
                   std::vector<std::string>& out) {
     auto items = openList(d, f);
     if (!items) return;
+    std::unordered_set<std::string> seen;
     for (const auto& item : *items) {
         std::string name;
         if (!readString(d, item, name)) continue;
-        if (rolesKnown && !hasRole(p, name)) {
+        if (known && known->count(name) == 0) {
             d.error(item.line, item.path + ": unknown role " + quoteValue(name) +
                                    " (not defined in policy.roles)");
             continue;
         }
-        if (std::find(out.begin(), out.end(), name) != out.end()) continue;  // harmless repeat
+        if (!seen.insert(name).second) continue;  // a harmless repeat
         out.push_back(std::move(name));
     }
 }
@@ -102,7 +103,7 @@ void parseRoles(Diagnostics& d, const Field& f, policy::PolicySpec& out, bool& r
     roles->finish();
 }
 
-void parseUsers(Diagnostics& d, const Field& f, policy::PolicySpec& out, bool rolesKnown) {
+void parseUsers(Diagnostics& d, const Field& f, policy::PolicySpec& out, const RoleNames* known) {
     auto users = openMap(d, f, true);
     if (!users) return;
     std::vector<std::string> names = keysOf(f.node);
@@ -114,7 +115,7 @@ void parseUsers(Diagnostics& d, const Field& f, policy::PolicySpec& out, bool ro
             continue;
         }
         std::vector<std::string> roles;
-        readRoleRefs(d, *uf, out, rolesKnown, roles);
+        readRoleRefs(d, *uf, known, roles);
         out.users[name] = std::move(roles);
     }
     users->finish();
@@ -194,8 +195,11 @@ void parsePolicy(LoadContext& ctx, MapReader& m, policy::PolicySpec& out) {
     bool rolesKnown = true;
     // Roles first: default_roles and users refer to them, wherever they sit in the file.
     if (auto f = m.take("roles")) parseRoles(d, *f, out, rolesKnown);
-    if (auto f = m.take("default_roles")) readRoleRefs(d, *f, out, rolesKnown, out.defaultRoles);
-    if (auto f = m.take("users")) parseUsers(d, *f, out, rolesKnown);
+    RoleNames names;
+    for (const auto& role : out.roles) names.insert(role.name);
+    const RoleNames* known = rolesKnown ? &names : nullptr;
+    if (auto f = m.take("default_roles")) readRoleRefs(d, *f, known, out.defaultRoles);
+    if (auto f = m.take("users")) parseUsers(d, *f, out, known);
     if (auto f = m.take("on_publish_denied")) {
         readEnum<policy::OnPublishDenied>(d, *f, out.onPublishDenied,
                                           {{"drop", policy::OnPublishDenied::Drop},

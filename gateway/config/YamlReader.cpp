@@ -39,12 +39,21 @@ std::string where(const std::string& path) { return path.empty() ? "at top level
 }  // namespace
 
 void Diagnostics::error(int line, std::string message) {
+    if (errors_.size() >= kMaxErrors) {
+        truncated_ = true;
+        return;
+    }
     errors_.push_back(ConfigError{file_, line, std::move(message)});
 }
 
 std::vector<ConfigError> Diagnostics::take() {
     std::stable_sort(errors_.begin(), errors_.end(),
                      [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
+    if (truncated_) {
+        errors_.push_back(ConfigError{file_, 0, "too many errors; only the first " +
+                                                    std::to_string(kMaxErrors) + " are shown"});
+        truncated_ = false;
+    }
     return std::move(errors_);
 }
 
@@ -94,11 +103,11 @@ MapReader::MapReader(Diagnostics& diag, const YAML::Node& node, std::string path
             continue;
         }
         const std::string& name = key.Scalar();
-        auto dup = std::find_if(entries_.begin(), entries_.end(),
-                                [&](const Entry& e) { return e.key == name; });
-        if (dup != entries_.end()) {
+        auto [slot, inserted] = index_.try_emplace(name, entries_.size());
+        if (!inserted) {
             diag_.error(keyLine, "duplicate key " + quoteValue(name) + " " + where(path_) +
-                                     " (first on line " + std::to_string(dup->keyLine) + ")");
+                                     " (first on line " +
+                                     std::to_string(entries_[slot->second].keyLine) + ")");
             continue;
         }
         entries_.push_back(Entry{name, keyLine, it->second});
@@ -106,9 +115,12 @@ MapReader::MapReader(Diagnostics& diag, const YAML::Node& node, std::string path
 }
 
 std::optional<Field> MapReader::take(std::string_view key) {
-    known_.push_back(key);
-    for (auto& e : entries_) {
-        if (e.key != key) continue;
+    // Remembered for suggestions only. Maps of free-form names (roles, users) take every key,
+    // so they never need suggestions; the cap keeps a huge users: map from growing this.
+    if (known_.size() < 64) known_.push_back(key);
+    auto slot = index_.find(std::string(key));
+    if (slot != index_.end()) {
+        Entry& e = entries_[slot->second];
         e.taken = true;
         Field f{childPath(path_, key), e.value, e.keyLine};
         if (e.value.IsScalar()) {
@@ -123,6 +135,7 @@ std::optional<Field> MapReader::take(std::string_view key) {
 void MapReader::finish() {
     for (const auto& e : entries_) {
         if (e.taken) continue;
+        if (diag_.full()) return;  // spare the suggestions' edit distances
         std::string msg = "unknown key " + quoteValue(e.key) + " " + where(path_);
         std::string_view best;
         size_t bestDistance = 3;  // suggest only near misses: one or two edits

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "gateway/config/Config.h"
@@ -18,14 +19,19 @@ namespace moat::config::detail {
 class Diagnostics {
 public:
     explicit Diagnostics(std::string file) : file_(std::move(file)) {}
+    // A list past this length helps nobody, and keeps a hostile file from costing much.
+    static constexpr size_t kMaxErrors = 200;
+
     void error(int line, std::string message);
-    size_t count() const { return errors_.size(); }
+    size_t count() const { return errors_.size() + (truncated_ ? 1 : 0); }
+    bool full() const { return errors_.size() >= kMaxErrors; }
     // Errors in file order (stable for equal lines: parse order).
     std::vector<ConfigError> take();
 
 private:
     std::string file_;
     std::vector<ConfigError> errors_;
+    bool truncated_ = false;
 };
 
 // 1-based line of a node, 0 when yaml-cpp has no position for it.
@@ -68,7 +74,8 @@ private:
     Diagnostics& diag_;
     std::string path_;
     int line_;
-    std::vector<Entry> entries_;
+    std::vector<Entry> entries_;                    // file order, for messages
+    std::unordered_map<std::string, size_t> index_;  // key -> entries_ slot: users: may be big
     std::vector<std::string_view> known_;  // every key asked for: the schema, for suggestions
 };
 
