@@ -438,7 +438,11 @@ class PahoClient:
         self.published = set()
 
     def _on_connect(self, c, u, flags, rc, props=None):
-        self.connack.put(rc.value if hasattr(rc, "value") else rc)
+        code = rc.value if hasattr(rc, "value") else rc
+        if code:
+            # No automatic reconnects: each would be one more (refused) connection.
+            c._thread_terminate = True
+        self.connack.put(code)
 
     def _on_subscribe(self, c, u, mid, granted, props=None):
         codes = [g.value if hasattr(g, "value") else g for g in granted]
@@ -450,6 +454,7 @@ class PahoClient:
             self.published.add(mid)
 
     def _on_disconnect(self, c, u, rc, props=None):
+        c._thread_terminate = True  # tests reconnect explicitly, never behind their back
         self.disconnect_rc = rc.value if hasattr(rc, "value") else rc
         self.disconnected.set()
 

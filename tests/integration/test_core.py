@@ -381,10 +381,16 @@ def test_metrics_and_healthz(moat, broker, clients):
                      message="moat_bytes_total{direction=%s}" % direction)
     assert moat.metric("moat_auth_total", method="certificate", result="success") >= 1
     assert moat.metric("moat_certificate_expiry_seconds", listener="mqtts") > 86400
-    status, _ = moat.http_get("/healthz")
-    assert status == 200
+
+
+def test_healthz_follows_broker(moat, broker):
+    """§4: 200 while the gateway can reach the broker, 503 otherwise, with no client
+    traffic needed to find out."""
+    assert moat.http_get("/healthz")[0] == 200
     broker.stop()
     h.wait_until(lambda: moat.http_get("/healthz")[0] == 503, 10, message="healthz 503")
+    broker.start()
+    h.wait_until(lambda: moat.http_get("/healthz")[0] == 200, 10, message="healthz 200 again")
 
 
 def test_audit_connect_event(moat, clients):
