@@ -1,6 +1,7 @@
 """Gateway core: real Mosquitto behind `moat run`, real TLS clients, mTLS everywhere."""
 
 import os
+import re
 import socket
 import ssl
 import threading
@@ -402,3 +403,18 @@ def test_audit_connect_event(moat, clients):
     assert ev["listener"] == "mqtts"
     assert ev["remote"].startswith("127.0.0.1:")
     assert ev["ts"].endswith("Z")
+
+
+@pytest.mark.parametrize("version,proto,label", [(3, "p1", "3.1"), (V311, "p2", "3.1.1"),
+                                                 (V5, "p5", "5.0")], ids=["v31", "v311", "v5"])
+def test_broker_sees_client_protocol_version(moat, broker, clients, version, proto, label):
+    cid = "proto-%s" % label
+    c = connected(clients, moat, version=version, client_id=cid)
+    assert c.subscribe("proto/t", qos=1) == [1]
+    c.publish("proto/t", b"v", qos=1)
+    m = c.get(5)
+    assert m is not None and m.payload == b"v"
+    line = broker.wait_log(r"as %s \(%s," % (re.escape(cid), proto)).group(0)
+    assert line
+    ev = moat.wait_audit(lambda e: e.get("event") == "connect" and e.get("client_id") == cid)
+    assert ev[0]["protocol"] == label
