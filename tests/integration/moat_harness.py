@@ -36,6 +36,13 @@ def moat_bin():
     return path
 
 
+def moat_is_asan():
+    """True when the binary is built with AddressSanitizer (its quarantine keeps freed memory
+    resident, which memory-bound tests must account for)."""
+    r = subprocess.run(["ldd", moat_bin()], capture_output=True, text=True, timeout=10)
+    return "libasan" in r.stdout
+
+
 def free_port(host=HOST):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
@@ -266,9 +273,12 @@ class Moat:
         self.proc = None
         self.tls = "tls" in cfg["listeners"][0]
 
+    env = None  # extra environment variables for `moat run`
+
     def start(self, timeout=10.0):
+        env = dict(os.environ, **(self.env or {}))
         self.proc = subprocess.Popen([moat_bin(), "run", "-c", self.config_path],
-                                     stdout=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, env=env,
                                      stderr=open(self.stderr_path, "ab"))
         host = self.config["listeners"][0]["bind"].rsplit(":", 1)[0].strip("[]")
         try:
