@@ -1,9 +1,11 @@
 """Fixtures: a session-wide PKI, a Mosquitto per test, a `moat run` per test (built from a
 dict merged over the default config), and client factories that are torn down with the test."""
 
+import fcntl
 import os
 import resource
 import sys
+import tempfile
 
 import pytest
 
@@ -21,8 +23,16 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
-def certs(tmp_path_factory):
-    return h.Certs(str(tmp_path_factory.mktemp("certs")))
+def certs():
+    # gen_certs.sh is idempotent: sessions (one per file under ctest) share one set instead
+    # of paying for key generation each time. The lock keeps a concurrent run from reading a
+    # half-replaced set.
+    d = os.environ.get("MOAT_IT_CERTS_DIR") or os.path.join(
+        tempfile.gettempdir(), "moat-it-certs-%d" % os.getuid())
+    os.makedirs(d, exist_ok=True)
+    with open(d + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return h.Certs(d)
 
 
 @pytest.fixture
