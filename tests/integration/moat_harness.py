@@ -203,7 +203,7 @@ class Mosquitto:
         """TCP connections the broker accepted (seen before CONNECT)."""
         return sum(1 for l in self.log().splitlines() if "New connection from" in l)
 
-    def wait_log(self, pattern, timeout=5.0):
+    def wait_log(self, pattern, timeout=10.0):
         rx = re.compile(pattern)
         return wait_until(lambda: rx.search(self.log()), timeout, message="broker log /%s/"
                           % pattern)
@@ -275,7 +275,7 @@ class Moat:
 
     env = None  # extra environment variables for `moat run`
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=20.0):
         env = dict(os.environ, **(self.env or {}))
         self.proc = subprocess.Popen([moat_bin(), "run", "-c", self.config_path],
                                      stdout=subprocess.DEVNULL, env=env,
@@ -349,7 +349,7 @@ class Moat:
             pass
         return out
 
-    def wait_audit(self, predicate, timeout=5.0, message="audit event"):
+    def wait_audit(self, predicate, timeout=10.0, message="audit event"):
         return wait_until(lambda: [e for e in self.audit_events() if predicate(e)], timeout,
                           message=message)
 
@@ -377,7 +377,7 @@ class Moat:
         return total
 
     # --- clients ---
-    def wire(self, cert="device1", version=4, tls=True, timeout=5.0, host="127.0.0.1",
+    def wire(self, cert="device1", version=4, tls=True, timeout=10.0, host="127.0.0.1",
              port=None):
         ctx = self.certs.context(cert) if tls and self.tls else None
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -468,7 +468,7 @@ class PahoClient:
         self.disconnect_rc = rc.value if hasattr(rc, "value") else rc
         self.disconnected.set()
 
-    def connect(self, timeout=5.0, keepalive=60):
+    def connect(self, timeout=10.0, keepalive=60):
         """Returns the CONNACK code (v3 return code / v5 reason code), or None when the
         connection failed before a CONNACK (TLS refused, closed)."""
         self.disconnected.clear()
@@ -494,7 +494,7 @@ class PahoClient:
                     return None
         return None
 
-    def subscribe(self, topics, qos=0, timeout=5.0):
+    def subscribe(self, topics, qos=0, timeout=10.0):
         """topics: str or list of str / (str, qos). Returns the granted / reason codes."""
         if isinstance(topics, str):
             topics = [(topics, qos)]
@@ -505,7 +505,7 @@ class PahoClient:
                    message="SUBACK")
         return self.acks.get(mid)
 
-    def publish(self, topic, payload=b"", qos=0, retain=False, timeout=5.0, properties=None):
+    def publish(self, topic, payload=b"", qos=0, retain=False, timeout=10.0, properties=None):
         info = self.c.publish(topic, payload, qos, retain, properties=properties)
         if qos:
             wait_until(lambda: info.mid in self.published or self.disconnected.is_set(),
@@ -515,7 +515,7 @@ class PahoClient:
     def wait_published(self, info, timeout=10.0):
         wait_until(lambda: info.mid in self.published, timeout, message="publish completion")
 
-    def get(self, timeout=5.0):
+    def get(self, timeout=10.0):
         try:
             return self.messages.get(timeout=timeout)
         except queue.Empty:

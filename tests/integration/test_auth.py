@@ -177,7 +177,7 @@ def test_anonymous(moat_factory, broker, clients):
     a = connected(clients, moat, cert=None, client_id="anon-1")
     assert a.subscribe("anon/t", qos=1) == [1]
     a.publish("anon/t", b"hi", qos=1)
-    m = a.get(5)
+    m = a.get(10)
     assert m is not None and m.payload == b"hi"
     # The broker sees either the identity "anonymous" or no username at all.
     line = broker.wait_log(r"as anon-1 .*").group(0)

@@ -48,7 +48,7 @@ def test_denied_publish_v5_reason_0x87(acl_moat, clients, wires, qos):
     assert dev.connect("dev1-v5") == 0
     assert dev.publish("devices/device2/telemetry/t", b"spoof", qos=qos, packet_id=7) == 0x87
     assert dev.publish("devices/device1/telemetry/t", b"mine", qos=qos, packet_id=8) == 0
-    m = op.get(5)
+    m = op.get(10)
     assert m is not None and (m.topic, m.payload) == ("devices/device1/telemetry/t", b"mine")
     op.expect_none(0.5)
     ev = acl_moat.wait_audit(lambda e: e.get("event") == "authz_denied"
@@ -65,7 +65,7 @@ def test_denied_publish_v311_success_ack(acl_moat, clients, wires):
     assert dev.connect("dev1-v3") == 0
     assert dev.publish("devices/device2/telemetry/t", b"spoof", qos=1, packet_id=3) == 0
     assert dev.publish("devices/device1/telemetry/t", b"mine", qos=1, packet_id=4) == 0
-    m = op.get(5)
+    m = op.get(10)
     assert m is not None and m.payload == b"mine"
     op.expect_none(0.5)
 
@@ -77,7 +77,7 @@ def test_denied_publish_qos0_counted(acl_moat, clients, wires):
     assert dev.connect("dev1-q0") == 0
     dev.publish("devices/device2/telemetry/t", b"spoof", qos=0)
     dev.publish("devices/device1/telemetry/t", b"mine", qos=1)
-    m = op.get(5)
+    m = op.get(10)
     assert m is not None and m.payload == b"mine"
     op.expect_none(0.5)
     assert acl_moat.metric("moat_authz_denied_total", action="publish") == before + 1
@@ -178,7 +178,7 @@ def test_topic_alias_cannot_bypass_acl(acl_moat, clients, wires):
                        packet_id=2, props=alias) == 0x87
     code = dev.publish("", b"denied-by-alias", qos=1, packet_id=3, props=alias)
     assert code == 0x87
-    m = op.get(5)
+    m = op.get(10)
     assert m is not None and (m.topic, m.payload) == ("devices/device1/telemetry/a", b"ok")
     op.expect_none(1.0)
 

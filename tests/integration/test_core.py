@@ -222,7 +222,7 @@ def test_broker_restart_clients_reconnect(moat, broker, clients):
     assert sub2.subscribe("restart/t", qos=1) == [1]
     pub = connected(clients, moat, cert="device2")
     pub.publish("restart/t", b"again", qos=1)
-    m = sub2.get(5)
+    m = sub2.get(10)
     assert m is not None and m.payload == b"again"
 
 
@@ -377,7 +377,7 @@ def test_metrics_and_healthz(moat, broker, clients):
     c = connected(clients, moat)
     c.subscribe("m/t")
     c.publish("m/t", b"x", qos=1)
-    assert c.get(5) is not None
+    assert c.get(10) is not None
     assert moat.metric("moat_connections_active", listener="mqtts") >= 1
     assert moat.metric("moat_connections_total", listener="mqtts", result="accepted") >= 1
     assert moat.metric("moat_tls_handshakes_total", result="ok") >= 1
@@ -420,7 +420,7 @@ def test_broker_sees_client_protocol_version(moat, broker, clients, version, pro
     c = connected(clients, moat, version=version, client_id=cid)
     assert c.subscribe("proto/t", qos=1) == [1]
     c.publish("proto/t", b"v", qos=1)
-    m = c.get(5)
+    m = c.get(10)
     assert m is not None and m.payload == b"v"
     line = broker.wait_log(r"as %s \(%s," % (re.escape(cid), proto)).group(0)
     assert line
