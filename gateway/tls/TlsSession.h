@@ -71,7 +71,7 @@ public:
 
     // Why the session failed: the certificate verification error when there was one
     // ("certificate revoked", "certificate has expired", "unable to get local issuer
-    // certificate", "unsupported certificate purpose"), else OpenSSL's reason ("peer did not
+    // certificate", "unsuitable certificate purpose"), else OpenSSL's reason ("peer did not
     // return a certificate", "unsupported protocol", "wrong version number", ...).
     std::string lastError() const { return error_; }
 
