@@ -20,9 +20,9 @@ namespace moat::policy {
 
 namespace {
 
-constexpr size_t kHashBytes = 64;        // SHA-512 output; every Mosquitto variant stores 64
-constexpr size_t kNewSaltBytes = 12;     // accepted by Mosquitto 2.0 (exactly 12) and 2.1
-constexpr size_t kMaxSaltBytes = 1024;   // Mosquitto writes 12 or 64; anything sane is fine
+constexpr size_t kHashBytes = 64;            // SHA-512 output; every Mosquitto variant stores 64
+constexpr size_t kNewSaltBytes = 12;         // accepted by Mosquitto 2.0 (exactly 12) and 2.1
+constexpr size_t kMaxSaltBytes = 1024;       // Mosquitto writes 12 or 64; anything sane is fine
 constexpr size_t kMaxFileBytes = 64u << 20;  // a password file this large is a mistake
 
 struct MdCtxFree {
@@ -70,8 +70,8 @@ bool parsePositiveInt(std::string_view s, int& out) {
     return ec == std::errc() && end == s.data() + s.size() && out >= 1;
 }
 
-bool pbkdf2Sha512(std::string_view password, const std::vector<unsigned char>& salt,
-                  int iterations, unsigned char* out) {
+bool pbkdf2Sha512(std::string_view password, const std::vector<unsigned char>& salt, int iterations,
+                  unsigned char* out) {
     return PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), salt.data(),
                              static_cast<int>(salt.size()), iterations, EVP_sha512(),
                              static_cast<int>(kHashBytes), out) == 1;
@@ -235,8 +235,7 @@ std::optional<PasswordFile> PasswordFile::parse(std::string_view content, const 
             return;
         }
         ParsedHash parsed;
-        if (std::string why = parseHash(trimBlanks(line.substr(colon + 1)), parsed);
-            !why.empty()) {
+        if (std::string why = parseHash(trimBlanks(line.substr(colon + 1)), parsed); !why.empty()) {
             fail(number, "user \"" + std::string(user) + "\": " + why);
             return;
         }
@@ -295,7 +294,9 @@ PasswordFile::Verify PasswordFile::verify(std::string_view user, std::string_vie
     return ok && password.find('\0') == std::string_view::npos ? Verify::Ok : Verify::BadPassword;
 }
 
-bool PasswordFile::hasUser(std::string_view user) const { return byUser_.count(user) != 0; }
+bool PasswordFile::hasUser(std::string_view user) const {
+    return byUser_.count(user) != 0;
+}
 
 std::string hashPassword(std::string_view password, int iterations) {
     if (iterations < 1) iterations = kDefaultPbkdf2Iterations;
@@ -316,8 +317,9 @@ bool setPasswordInFile(const std::string& path, std::string_view user, std::stri
                        std::string& error) {
     if (user.empty() || trimBlanks(user) != user || user.front() == '#' ||
         user.find_first_of(std::string_view(":\r\n\0", 4)) != std::string_view::npos) {
-        error = "invalid user name (must be non-empty, without ':', line breaks, NUL, "
-                "surrounding blanks or a leading '#')";
+        error =
+            "invalid user name (must be non-empty, without ':', line breaks, NUL, "
+            "surrounding blanks or a leading '#')";
         return false;
     }
     // Mosquitto hashes the password as a C string: a NUL would make the file mean different

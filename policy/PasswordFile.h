@@ -29,7 +29,7 @@ inline constexpr int kDefaultPbkdf2Iterations = 1000;
 inline constexpr int kMaxPbkdf2Iterations = 10'000'000;
 
 class PasswordFile {
-public:
+  public:
     enum class Verify { Ok, BadPassword, UnknownUser };
 
     struct Entry {
@@ -56,7 +56,7 @@ public:
     bool hasUser(std::string_view user) const;
     const std::vector<Entry>& entries() const { return entries_; }
 
-private:
+  private:
     struct Secret {
         std::vector<unsigned char> salt;
         std::array<unsigned char, 64> hash{};

@@ -42,9 +42,13 @@ struct RoleSet {
 
 namespace {
 
-bool isAllowList(RuleList list) { return list == RuleList::Publish || list == RuleList::Subscribe; }
+bool isAllowList(RuleList list) {
+    return list == RuleList::Publish || list == RuleList::Subscribe;
+}
 
-size_t listIndex(RuleList list) { return static_cast<size_t>(list); }
+size_t listIndex(RuleList list) {
+    return static_cast<size_t>(list);
+}
 
 bool refBefore(const detail::RuleRef& a, const detail::RuleRef& b) {
     return a.rolePosition != b.rolePosition ? a.rolePosition < b.rolePosition : a.index < b.index;
@@ -80,7 +84,9 @@ ClientRights::ClientRights(const Policy* policy, const detail::RoleSet* roleSet)
 
 ClientRights::~ClientRights() = default;
 
-const std::vector<std::string>& ClientRights::roles() const { return roleSet_->names; }
+const std::vector<std::string>& ClientRights::roles() const {
+    return roleSet_->names;
+}
 
 Decision ClientRights::first(RuleList list, Query query, std::string_view input) const {
     auto run = [query, input](const TopicTrie& trie, TopicTrie::RuleId bound) {
@@ -174,9 +180,9 @@ std::shared_ptr<const Policy> Policy::compile(const PolicySpec& spec,
             for (size_t i = 0; i < filters.size(); ++i) {
                 const std::string& filter = filters[i];
                 if (std::string why = validateRuleFilter(filter); !why.empty()) {
-                    errors.push_back("role \"" + roleSpec.name + "\": " +
-                                     std::string(ruleListName(list)) + "[" + std::to_string(i) +
-                                     "] \"" + filter + "\": " + why);
+                    errors.push_back("role \"" + roleSpec.name +
+                                     "\": " + std::string(ruleListName(list)) + "[" +
+                                     std::to_string(i) + "] \"" + filter + "\": " + why);
                     continue;
                 }
                 if (hasPlaceholder(filter)) {

@@ -48,7 +48,7 @@ struct RuleRef {
 }  // namespace detail
 
 class ClientRights {
-public:
+  public:
     Decision checkPublish(std::string_view topic) const;
     Decision checkSubscribe(std::string_view filter) const;
     Decision checkDelivery(std::string_view topic) const;
@@ -66,7 +66,7 @@ public:
     ClientRights& operator=(const ClientRights&) = delete;
     ~ClientRights();
 
-private:
+  private:
     friend class Policy;
     friend struct detail::RoleSet;
 
@@ -86,7 +86,7 @@ private:
 };
 
 class Policy : public std::enable_shared_from_this<Policy> {
-public:
+  public:
     // Validates and compiles. On any problem appends one message per problem to `errors`
     // (e.g. `role "device": publish[1] "a/#/b": invalid topic filter (...)`; the config
     // loader prefixes file:line) and returns nullptr.
@@ -110,7 +110,7 @@ public:
     Policy& operator=(const Policy&) = delete;
     ~Policy();
 
-private:
+  private:
     friend class ClientRights;
     friend struct detail::RoleSet;
     Policy();

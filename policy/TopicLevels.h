@@ -9,7 +9,7 @@
 namespace moat::policy {
 
 class TopicLevels {
-public:
+  public:
     explicit TopicLevels(std::string_view s) : s_(s) {}
     TopicLevels(std::string_view s, size_t pos, bool more) : s_(s), pos_(pos), more_(more) {}
 
@@ -32,13 +32,17 @@ public:
     std::string_view source() const { return s_; }
     size_t position() const { return pos_; }
 
-private:
+  private:
     std::string_view s_;
     size_t pos_ = 0;
     bool more_ = true;
 };
 
-inline bool startsWithDollar(std::string_view level) { return !level.empty() && level[0] == '$'; }
-inline bool isWildcardLevel(std::string_view level) { return level == "+" || level == "#"; }
+inline bool startsWithDollar(std::string_view level) {
+    return !level.empty() && level[0] == '$';
+}
+inline bool isWildcardLevel(std::string_view level) {
+    return level == "+" || level == "#";
+}
 
 }  // namespace moat::policy

@@ -133,7 +133,9 @@ bool filtersOverlap(std::string_view a, std::string_view b) {
     }
 }
 
-bool isSharedFilter(std::string_view filter) { return filter.starts_with(kSharePrefix); }
+bool isSharedFilter(std::string_view filter) {
+    return filter.starts_with(kSharePrefix);
+}
 
 std::string_view shareInnerFilter(std::string_view filter) {
     if (!isSharedFilter(filter)) return filter;

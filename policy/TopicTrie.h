@@ -18,7 +18,7 @@
 namespace moat::policy {
 
 class TopicTrie {
-public:
+  public:
     using RuleId = uint32_t;
     static constexpr RuleId kNoRule = UINT32_MAX;
     static constexpr size_t kMaxLevels = 128;
@@ -45,7 +45,7 @@ public:
     // Precondition: isValidTopicFilter(filter).
     RuleId firstOverlap(std::string_view filter, RuleId bound = kNoRule) const;
 
-private:
+  private:
     static constexpr uint32_t kNil = UINT32_MAX;
 
     struct Node {
@@ -56,9 +56,9 @@ private:
         uint32_t plus = kNil;          // the `+` child
         uint32_t firstLiteral = kNil;  // literal children, linked through nextSibling
         uint32_t nextSibling = kNil;
-        RuleId endRule = kNoRule;      // lowest id of filters ending at this node
-        RuleId hashRule = kNoRule;     // lowest id of filters ending in `/#` below this node
-        RuleId subtreeMin = kNoRule;   // lowest id at or below this node
+        RuleId endRule = kNoRule;     // lowest id of filters ending at this node
+        RuleId hashRule = kNoRule;    // lowest id of filters ending in `/#` below this node
+        RuleId subtreeMin = kNoRule;  // lowest id at or below this node
     };
 
     struct Walk;

@@ -1,5 +1,3 @@
-#include <catch2/catch.hpp>
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
@@ -10,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,7 +25,7 @@ using namespace moat::policy;
 namespace {
 
 class TempDir {
-public:
+  public:
     TempDir() {
         char tmpl[] = "/tmp/moat-policy-test-XXXXXX";
         REQUIRE(::mkdtemp(tmpl) != nullptr);
@@ -35,7 +34,7 @@ public:
     ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
     std::string file(const std::string& name) const { return path_ + "/" + name; }
 
-private:
+  private:
     std::string path_;
 };
 
@@ -98,8 +97,8 @@ TEST_CASE("base64 round trip and strictness", "[password]") {
     CHECK(base64Decode("TWFu", out));
     CHECK(std::string(out.begin(), out.end()) == "Man");
     CHECK(base64Decode("TWE=", out));
-    CHECK(base64Decode("TWE", out));  // padding optional
-    CHECK_FALSE(base64Decode("TWF=", out));   // non-zero tail bits
+    CHECK(base64Decode("TWE", out));         // padding optional
+    CHECK_FALSE(base64Decode("TWF=", out));  // non-zero tail bits
     CHECK_FALSE(base64Decode("T", out));
     CHECK_FALSE(base64Decode("TW E", out));
     CHECK_FALSE(base64Decode("TW=E", out));
@@ -150,8 +149,8 @@ TEST_CASE("PasswordFile: $6$ (salted SHA-512)", "[password]") {
     EVP_DigestUpdate(ctx, salt.data(), salt.size());
     EVP_DigestFinal_ex(ctx, hash, &len);
     EVP_MD_CTX_free(ctx);
-    const std::string line = "old:$6$" + base64Encode(salt.data(), salt.size()) + "$" +
-                             base64Encode(hash, 64) + "\n";
+    const std::string line =
+        "old:$6$" + base64Encode(salt.data(), salt.size()) + "$" + base64Encode(hash, 64) + "\n";
     auto file = parseOk(line);
     CHECK(file->entries()[0].kind == PasswordFile::Entry::Sha512);
     CHECK(file->verify("old", "legacy") == PasswordFile::Verify::Ok);
@@ -215,7 +214,7 @@ TEST_CASE("hashPassword writes verifiable $7$ strings", "[password]") {
     const std::string h = hashPassword("pa:ss word");
     REQUIRE(h.rfind("$7$" + std::to_string(kDefaultPbkdf2Iterations) + "$", 0) == 0);
     CHECK(h.size() == 3 + 4 + 1 + 16 + 1 + 88);  // 12-byte salt, 64-byte hash
-    CHECK(hashPassword("pa:ss word") != h);     // fresh salt each time
+    CHECK(hashPassword("pa:ss word") != h);      // fresh salt each time
     CHECK(hashPassword("x", 0).rfind("$7$" + std::to_string(kDefaultPbkdf2Iterations), 0) == 0);
     CHECK(hashPassword("x", kMaxPbkdf2Iterations + 1).empty());
     auto file = parseOk("u:" + h + "\n");
@@ -353,7 +352,7 @@ bool canConnect(uint16_t port) {
 
 // A mosquitto broker child process, killed (by its pid) when this goes out of scope.
 class Broker {
-public:
+  public:
     Broker(const std::string& binary, const std::string& config) {
         pid_ = ::fork();
         if (pid_ == 0) {
@@ -373,7 +372,7 @@ public:
     }
     bool alive() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
 
-private:
+  private:
     pid_t pid_ = -1;
 };
 
@@ -400,8 +399,8 @@ TEST_CASE("hashPassword output is accepted by a real mosquitto broker", "[passwo
     writeAll(config, "listener " + std::to_string(port) +
                          " 127.0.0.1\n"
                          "allow_anonymous false\n"
-                         "password_file " + passwd + "\n" +
-                         (::geteuid() == 0 ? "user root\n" : "") +
+                         "password_file " +
+                         passwd + "\n" + (::geteuid() == 0 ? "user root\n" : "") +
                          "persistence false\nlog_dest none\n");
 
     Broker b(broker, config);

@@ -1,6 +1,5 @@
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
@@ -26,8 +25,8 @@ RoleSpec role(std::string name, std::vector<std::string> publish,
 PolicySpec contractSpec() {
     PolicySpec spec;
     spec.defaultRoles = {"device"};
-    spec.roles.push_back(role("device", {"devices/%u/telemetry/#", "devices/%u/status"},
-                              {"devices/%u/commands/#"}));
+    spec.roles.push_back(
+        role("device", {"devices/%u/telemetry/#", "devices/%u/status"}, {"devices/%u/commands/#"}));
     spec.roles.push_back(role("operator", {"devices/+/commands/#"},
                               {"devices/#", "$SYS/broker/clients/#"},
                               {"devices/+/commands/firmware/#"}));
@@ -80,8 +79,7 @@ TEST_CASE("Policy: contract example", "[policy]") {
 
     auto ops = policy->rightsFor("ops-console", "console-1");
     CHECK(ops->roles() == std::vector<std::string>{"operator"});
-    CHECK(ops->checkPublish("devices/d7/commands/reboot").describe() ==
-          "role operator publish[0]");
+    CHECK(ops->checkPublish("devices/d7/commands/reboot").describe() == "role operator publish[0]");
     const Decision fw = ops->checkPublish("devices/d7/commands/firmware/update");
     CHECK_FALSE(fw.allowed);
     CHECK(fw.byRule);
@@ -105,8 +103,8 @@ TEST_CASE("Policy: compile errors", "[policy]") {
     }
     SECTION("invalid filters and placeholders, one message each") {
         PolicySpec spec;
-        spec.roles.push_back(role("r", {"a/#/b", "ok/#", "a/%x", "a/%", "x+"}, {"$share/g/a"},
-                                  {""}, {"%u/%c/#"}));
+        spec.roles.push_back(
+            role("r", {"a/#/b", "ok/#", "a/%x", "a/%", "x+"}, {"$share/g/a"}, {""}, {"%u/%c/#"}));
         const auto errors = compileErrors(spec);
         CHECK(errors.size() == 6);
         CHECK(anyContains(errors, "role \"r\": publish[0] \"a/#/b\": invalid topic filter"));
@@ -213,8 +211,7 @@ TEST_CASE("Policy: placeholders", "[policy][placeholder]") {
     PolicySpec spec;
     spec.defaultRoles = {"dev"};
     spec.roles.push_back(role("dev", {"devices/%u/#", "clients/%c", "mixed/%u-%c/x", "%u/own"},
-                              {"devices/%u/commands/#"},
-                              {"devices/%u/locked", "shared/%c/#"},
+                              {"devices/%u/commands/#"}, {"devices/%u/locked", "shared/%c/#"},
                               {"devices/%u/commands/secret"}));
     auto policy = compileOk(spec);
 

@@ -1,5 +1,4 @@
 #include <catch2/catch.hpp>
-
 #include <random>
 #include <string>
 #include <vector>
@@ -135,11 +134,12 @@ TEST_CASE("filterCovers: cases", "[topic]") {
         {"+/x", "$SYS/x", false},
         {"+/#", "#", true},
         {"+/#", "+", true},
-        {"+/+/#", "#", false},  // misses `a`
+        {"+/+/#", "#", false},    // misses `a`
         {"a/+/#", "a/#", false},  // misses `a`
         {"a/#", "a/+/#", true},
         {"$SYS/#", "$SYS/broker/+", true},
-        {"$SYS/#", "+/broker", false},  // `+/broker` does not match `$SYS/broker`, but matches `x/broker`
+        {"$SYS/#", "+/broker",
+         false},  // `+/broker` does not match `$SYS/broker`, but matches `x/broker`
         {"+", "a", true},
         {"+", "$x", false},
         {"+", "+", true},
@@ -274,8 +274,7 @@ TEST_CASE("topicMatches agrees with the reference matcher", "[topic][random]") {
     }
 }
 
-TEST_CASE("filterCovers and filtersOverlap agree with brute-force enumeration",
-          "[topic][random]") {
+TEST_CASE("filterCovers and filtersOverlap agree with brute-force enumeration", "[topic][random]") {
     std::mt19937 rng(777);
     const auto& topics = allTopics();
     REQUIRE(topics.size() == 5 + 25 + 125 + 625);
