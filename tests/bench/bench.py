@@ -1,0 +1,519 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of Moat against Mosquitto (plain / native TLS), HAProxy and stunnel.
+
+Started by tests/bench/run.sh (which builds moat + moat-bench and generates the PKI in
+WORKDIR/certs). Every server listens on a free 127.0.0.1 port; each TLS proxy (HAProxy,
+stunnel, Moat) fronts its own plaintext Mosquitto so the broker-side memory and CPU of one
+target never leak into another's figures. Scenarios run interleaved across the targets and
+are repeated; the report gives medians and ratios. All processes started here are killed on
+every exit path.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+MOAT = os.environ.get("MOAT_BIN", "moat")
+BENCH = os.environ.get("MOAT_BENCH_BIN", "moat-bench")
+HOST = "127.0.0.1"
+
+PLAIN, NATIVE, HAPROXY, STUNNEL, MOAT_T = "mosquitto", "mosquitto-tls", "haproxy", "stunnel", "moat"
+ALL_TARGETS = [PLAIN, NATIVE, HAPROXY, STUNNEL, MOAT_T]
+PROXIES = (HAPROXY, STUNNEL, MOAT_T)
+
+# name -> (kind, parameters). Throughput scenarios mirror issue 10's table.
+SCENARIOS = {
+    "tp_q0_64_b1": ("throughput", {"qos": 0, "size": 64, "batch": 1}),
+    "tp_q0_64_b32": ("throughput", {"qos": 0, "size": 64, "batch": 32}),
+    "tp_q1_64": ("throughput", {"qos": 1, "size": 64, "batch": 1}),
+    "tp_q0_4k": ("throughput", {"qos": 0, "size": 4096, "batch": 1}),
+    "latency_5k_q1": ("latency", {"rate": 5000, "qos": 1, "size": 64}),
+    "handshake": ("handshake", {}),
+    "idle": ("idle", {}),
+    "scaling": ("scaling", {"qos": 0, "size": 64, "batch": 32, "publishers": 4}),
+}
+TITLES = {
+    "tp_q0_64_b1": "QoS 0, 64 B, 1 packet/record",
+    "tp_q0_64_b32": "QoS 0, 64 B, 32 packets/record",
+    "tp_q1_64": "QoS 1, 64 B (window 64)",
+    "tp_q0_4k": "QoS 0, 4 KiB",
+}
+
+processes = []  # every Popen started here
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def kill_all():
+    for p in processes:
+        if p.poll() is None:
+            try:
+                p.terminate()
+            except OSError:
+                pass
+    deadline = time.monotonic() + 3
+    for p in processes:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def on_signal(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def start(name, cmd, workdir, stdout=None):
+    logf = open(os.path.join(workdir, name + ".log"), "w")
+    p = subprocess.Popen(cmd, stdout=stdout or logf, stderr=logf, stdin=subprocess.DEVNULL,
+                         cwd=workdir)
+    p.bench_name = name
+    p.bench_log = logf.name
+    processes.append(p)
+    return p
+
+
+def wait_port(proc, port, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        with socket.socket() as s:
+            s.settimeout(0.3)
+            if s.connect_ex((HOST, port)) == 0:
+                return
+        time.sleep(0.05)
+    with open(proc.bench_log) as f:
+        tail = f.read()[-2000:]
+    raise SystemExit("%s did not start listening on %d:\n%s" % (proc.bench_name, port, tail))
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers
+
+def mosquitto(workdir, name, tls_certs=None):
+    port = free_port()
+    conf = ["per_listener_settings false", "persistence false", "log_dest none",
+            "listener %d %s" % (port, HOST)]
+    if os.geteuid() == 0:
+        # Started as root, Mosquitto switches to user `mosquitto`, which cannot read the
+        # private work folder; stay root for this throw-away loopback instance.
+        conf.append("user root")
+    if tls_certs:
+        conf += ["cafile " + tls_certs + "/ca.pem", "certfile " + tls_certs + "/server.pem",
+                 "keyfile " + tls_certs + "/server.key", "require_certificate true",
+                 "use_identity_as_username true", "allow_anonymous false"]
+    else:
+        conf += ["allow_anonymous true"]
+    path = write(os.path.join(workdir, name + ".conf"), "\n".join(conf) + "\n")
+    p = start(name, ["mosquitto", "-c", path], workdir)
+    wait_port(p, port)
+    return port, p
+
+
+def haproxy(workdir, certs, backend_port):
+    port = free_port()
+    bundle = os.path.join(workdir, "haproxy-server.pem")
+    with open(bundle, "w") as out:
+        for f in ("server.pem", "server.key"):
+            out.write(open(os.path.join(certs, f)).read())
+    cfg = """global
+    maxconn 8000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+frontend mqtts
+    bind %s:%d ssl crt %s ca-file %s/ca.pem verify required
+    default_backend broker
+backend broker
+    server mosquitto %s:%d
+""" % (HOST, port, bundle, certs, HOST, backend_port)
+    path = write(os.path.join(workdir, "haproxy.cfg"), cfg)
+    p = start("haproxy", ["haproxy", "-db", "-f", path], workdir)
+    wait_port(p, port)
+    return port, p
+
+
+def stunnel(workdir, certs, backend_port):
+    port = free_port()
+    cfg = """foreground = yes
+pid =
+syslog = no
+debug = 3
+socket = l:TCP_NODELAY=1
+socket = r:TCP_NODELAY=1
+[mqtts]
+accept = %s:%d
+connect = %s:%d
+cert = %s/server.pem
+key = %s/server.key
+CAfile = %s/ca.pem
+verifyChain = yes
+sslVersionMin = TLSv1.2
+""" % (HOST, port, HOST, backend_port, certs, certs, certs)
+    path = write(os.path.join(workdir, "stunnel.conf"), cfg)
+    p = start("stunnel", ["stunnel", path], workdir)
+    wait_port(p, port)
+    return port, p
+
+
+def moat(workdir, certs, backend_port, name, workers):
+    port = free_port()
+    cfg = """listeners:
+  - name: bench
+    bind: %(host)s:%(port)d
+    tls:
+      cert: %(certs)s/server.pem
+      key: %(certs)s/server.key
+      client_ca: %(certs)s/ca.pem
+      require_client_cert: true
+    workers: %(workers)s
+backend:
+  address: %(host)s:%(backend)d
+auth:
+  methods: [certificate]
+policy:
+  default_roles: [bench]
+  roles:
+    bench:
+      publish: ["bench/#"]
+      subscribe: ["bench/#"]
+limits:
+  max_connections: 100000
+  max_connections_per_ip: 100000
+  connection_rate_per_ip: unlimited
+  publish_rate: unlimited
+  publish_bytes_rate: unlimited
+  control_packet_rate: unlimited
+  max_inflight: 65535
+bans:
+  auth_failures: 100000
+anomaly:
+  connection_storm: 100000000
+metrics:
+  bind: %(host)s:%(metrics)d
+audit:
+  log: %(workdir)s/%(name)s-audit.log
+""" % {"host": HOST, "port": port, "certs": certs, "workers": workers, "backend": backend_port,
+       "metrics": free_port(), "workdir": workdir, "name": name}
+    path = write(os.path.join(workdir, name + ".yaml"), cfg)
+    check = subprocess.run([MOAT, "check", "-c", path], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise SystemExit("moat check failed for %s:\n%s%s" % (path, check.stdout, check.stderr))
+    p = start(name, [MOAT, "run", "-c", path], workdir)
+    wait_port(p, port)
+    return port, p
+
+
+def sink(workdir):
+    port = free_port()
+    p = start("sink", [BENCH, "sink", "--port", str(port)], workdir)
+    wait_port(p, port)
+    return port, p
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+def client_args(target, certs):
+    args = ["--host", HOST, "--port", str(target["port"])]
+    if target["tls"]:
+        args += ["--tls", "--ca", certs + "/ca.pem", "--cert", certs + "/device1.pem",
+                 "--key", certs + "/device1.key"]
+    for label, proc in target["procs"].items():
+        args += ["--pid", "%s=%d" % (label, proc.pid)]
+    return args
+
+
+def run_bench(cmd, timeout):
+    try:
+        r = subprocess.run([BENCH] + cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": "timed out"}
+    lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        return {"ok": False, "error": (r.stderr or r.stdout).strip()[-300:]}
+    res = json.loads(lines[-1])
+    if r.returncode != 0 and res.get("ok", True):
+        res["ok"] = False
+    if not res.get("ok", False) and "error" not in res:
+        res["error"] = r.stderr.strip()[-300:]
+    return res
+
+
+def run_scenario(name, target, certs, d):
+    kind, p = SCENARIOS[name]
+    base = client_args(target, certs)
+    if kind == "throughput":
+        cmd = ["throughput", "--qos", str(p["qos"]), "--size", str(p["size"]),
+               "--batch", str(p["batch"]), "--seconds", str(d["seconds"]),
+               "--warmup", str(d["warmup"])] + base
+        return run_bench(cmd, d["seconds"] + d["warmup"] + 30)
+    if kind == "latency":
+        cmd = ["latency", "--rate", str(p["rate"]), "--qos", str(p["qos"]), "--size",
+               str(p["size"]), "--seconds", str(d["lat_seconds"]), "--warmup",
+               str(d["warmup"])] + base
+        return run_bench(cmd, d["lat_seconds"] + d["warmup"] + 30)
+    if kind == "handshake":
+        cmd = ["handshake", "--count", str(d["handshakes"]), "--concurrency", "4"] + base
+        return run_bench(cmd, 120)
+    if kind == "idle":
+        cmd = ["idle", "--count", str(d["idle"]), "--concurrency", "4"] + base
+        return run_bench(cmd, 120)
+    if kind == "scaling":
+        cmd = ["throughput", "--qos", str(p["qos"]), "--size", str(p["size"]),
+               "--batch", str(p["batch"]), "--publishers", str(p["publishers"]),
+               "--no-subscriber", "--count-at", "%s:%d" % (HOST, target["sink_port"]),
+               "--seconds", str(d["seconds"]), "--warmup", str(d["warmup"])] + base
+        return run_bench(cmd, d["seconds"] + d["warmup"] + 30)
+    raise ValueError(kind)
+
+
+def summary_line(name, target, res):
+    if not res.get("ok"):
+        return "%-14s %-14s FAILED: %s" % (name, target, res.get("error", "?"))
+    cmd = res["cmd"]
+    if cmd == "throughput":
+        cpu = res.get("cpu_us_per_msg", {}).get("total")
+        return "%-14s %-14s %9.0f msg/s  cpu %s us/msg" % (
+            name, target, res["msg_per_s"], "%.2f" % cpu if cpu is not None else "-")
+    if cmd == "latency":
+        return "%-14s %-14s p50 %.0f us  p99 %.0f us  (%d/%d)" % (
+            name, target, res["p50_us"], res["p99_us"], res["received"], res["sent"])
+    if cmd == "handshake":
+        return "%-14s %-14s %.0f/s  cpu %.0f us/handshake" % (
+            name, target, res["per_s"], res.get("cpu_us_per_handshake", {}).get("total", 0))
+    if cmd == "idle":
+        return "%-14s %-14s %.1f KiB/conn" % (
+            name, target, res.get("rss_kib_per_conn", {}).get("total", 0))
+    return "%-14s %-14s %s" % (name, target, res)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def pick(results, scen, target, path):
+    out = []
+    for r in results.get(scen, {}).get(target, []):
+        if not r.get("ok"):
+            continue
+        v = r
+        for k in path:
+            v = v.get(k) if isinstance(v, dict) else None
+        out.append(v)
+    return med(out)
+
+
+def fmt(v, spec="%.0f"):
+    return "—" if v is None else spec % v
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def report(results, targets, repeat, workers):
+    out = []
+    w = out.append
+    proxy_label = {HAPROXY: "haproxy", STUNNEL: "stunnel", MOAT_T: "moat"}
+    w("Medians of %d interleaved run(s); 127.0.0.1, TLS 1.3, P-256 client certificates, "
+      "1 publisher -> 1 subscriber; moat workers: %s. CPU = utime+stime from /proc of the "
+      "server-side processes (proxy + its broker)." % (repeat, workers))
+    w("")
+    tp = [s for s in results if SCENARIOS[s][0] == "throughput"]
+    if tp:
+        w("### Relay throughput (msg/s received by the subscriber)")
+        w("")
+        w("| scenario | " + " | ".join(targets) + " | moat / mosquitto | moat / haproxy |")
+        w("|---|" + "---:|" * (len(targets) + 2))
+        for s in tp:
+            vals = {t: pick(results, s, t, ["msg_per_s"]) for t in targets}
+            w("| %s | %s | %s | %s |" % (
+                TITLES[s], " | ".join(fmt(vals[t]) for t in targets),
+                fmt(ratio(vals.get(MOAT_T), vals.get(PLAIN)), "%.2f"),
+                fmt(ratio(vals.get(MOAT_T), vals.get(HAPROXY)), "%.2f")))
+        w("")
+        w("### Server CPU per relayed message (us; proxy+broker, proxy alone in brackets)")
+        w("")
+        w("| scenario | " + " | ".join(targets) + " | moat proxy / haproxy proxy |")
+        w("|---|" + "---:|" * (len(targets) + 1))
+        for s in tp:
+            cells = []
+            for t in targets:
+                total = pick(results, s, t, ["cpu_us_per_msg", "total"])
+                cell = fmt(total, "%.2f")
+                if t in PROXIES:
+                    cell += " (%s)" % fmt(pick(results, s, t, ["cpu_us_per_msg", proxy_label[t]]),
+                                          "%.2f")
+                cells.append(cell)
+            r = ratio(pick(results, s, MOAT_T, ["cpu_us_per_msg", "moat"]),
+                      pick(results, s, HAPROXY, ["cpu_us_per_msg", "haproxy"]))
+            w("| %s | %s | %s |" % (TITLES[s], " | ".join(cells), fmt(r, "%.2f")))
+        w("")
+    if "latency_5k_q1" in results:
+        w("### Latency, open loop 5000 msg/s, QoS 1, 64 B (us)")
+        w("")
+        w("| target | p50 | p90 | p99 | p99.9 | p50 added vs mosquitto | p99 added vs mosquitto |")
+        w("|---|---:|---:|---:|---:|---:|---:|")
+        base50 = pick(results, "latency_5k_q1", PLAIN, ["p50_us"])
+        base99 = pick(results, "latency_5k_q1", PLAIN, ["p99_us"])
+        for t in targets:
+            p = {k: pick(results, "latency_5k_q1", t, [k])
+                 for k in ("p50_us", "p90_us", "p99_us", "p999_us")}
+            a50 = None if p["p50_us"] is None or base50 is None else p["p50_us"] - base50
+            a99 = None if p["p99_us"] is None or base99 is None else p["p99_us"] - base99
+            w("| %s | %s | %s | %s | %s | %s | %s |" % (
+                t, fmt(p["p50_us"]), fmt(p["p90_us"]), fmt(p["p99_us"]), fmt(p["p999_us"]),
+                fmt(a50, "%+.0f"), fmt(a99, "%+.0f")))
+        w("")
+    if "handshake" in results or "idle" in results:
+        w("### Connections: TLS handshake + CONNECT, idle memory")
+        w("")
+        w("| target | sessions/s | server CPU us/session | proxy alone | "
+          "RSS KiB/idle conn | proxy alone |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for t in targets:
+            proxy_cpu = proxy_rss = None
+            if t in PROXIES:
+                proxy_cpu = pick(results, "handshake", t, ["cpu_us_per_handshake", proxy_label[t]])
+                proxy_rss = pick(results, "idle", t, ["rss_kib_per_conn", proxy_label[t]])
+            w("| %s%s | %s | %s | %s | %s | %s |" % (
+                t, " (no TLS)" if t == PLAIN else "",
+                fmt(pick(results, "handshake", t, ["per_s"])),
+                fmt(pick(results, "handshake", t, ["cpu_us_per_handshake", "total"])),
+                fmt(proxy_cpu), fmt(pick(results, "idle", t, ["rss_kib_per_conn", "total"]), "%.1f"),
+                fmt(proxy_rss, "%.1f")))
+        w("")
+    if "scaling" in results:
+        w("### Worker scaling: moat alone against `moat-bench sink` "
+          "(4 publishers, QoS 0, 64 B, 32/record)")
+        w("")
+        w("| workers | msg/s at the sink | moat CPU us/msg | vs 1 worker |")
+        w("|---|---:|---:|---:|")
+        one = pick(results, "scaling", "moat-w1", ["msg_per_s"])
+        for t in ("moat-w1", "moat-w2"):
+            v = pick(results, "scaling", t, ["msg_per_s"])
+            w("| %s | %s | %s | %s |" % (
+                t[-1], fmt(v), fmt(pick(results, "scaling", t, ["cpu_us_per_msg", "moat"]), "%.2f"),
+                fmt(ratio(v, one), "%.2f")))
+        w("")
+    failures = sum(1 for s in results.values() for rs in s.values() for r in rs if not r.get("ok"))
+    if failures:
+        w("%d run(s) failed (see the log above); medians use the successful ones." % failures)
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--quick", action="store_true", help="1 repetition, short runs (< 2 min)")
+    ap.add_argument("--repeat", type=int)
+    ap.add_argument("--only", help="comma-separated scenarios: " + ",".join(SCENARIOS))
+    ap.add_argument("--targets", help="comma-separated: " + ",".join(ALL_TARGETS))
+    ap.add_argument("--moat-workers", default="auto")
+    ap.add_argument("--json", help="also write every raw result to this file")
+    a = ap.parse_args()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    workdir = a.workdir
+    certs = os.path.join(workdir, "certs")
+    repeat = a.repeat or (1 if a.quick else 3)
+    if a.quick:
+        d = {"seconds": 1.5, "warmup": 0.5, "lat_seconds": 2, "handshakes": 200, "idle": 300}
+    else:
+        d = {"seconds": 4, "warmup": 1, "lat_seconds": 5, "handshakes": 1000, "idle": 1000}
+    scenarios = a.only.split(",") if a.only else list(SCENARIOS)
+    targets = a.targets.split(",") if a.targets else list(ALL_TARGETS)
+    for s in scenarios:
+        if s not in SCENARIOS:
+            raise SystemExit("unknown scenario %s" % s)
+    for t in targets:
+        if t not in ALL_TARGETS:
+            raise SystemExit("unknown target %s" % t)
+
+    try:
+        tgt = {}
+        log("starting servers in %s" % workdir)
+        if PLAIN in targets:
+            port, p = mosquitto(workdir, "mosquitto-plain")
+            tgt[PLAIN] = {"port": port, "tls": False, "procs": {"broker": p}}
+        if NATIVE in targets:
+            port, p = mosquitto(workdir, "mosquitto-tls", tls_certs=certs)
+            tgt[NATIVE] = {"port": port, "tls": True, "procs": {"broker": p}}
+        if HAPROXY in targets:
+            bport, b = mosquitto(workdir, "mosquitto-haproxy")
+            port, p = haproxy(workdir, certs, bport)
+            tgt[HAPROXY] = {"port": port, "tls": True, "procs": {"haproxy": p, "broker": b}}
+        if STUNNEL in targets:
+            bport, b = mosquitto(workdir, "mosquitto-stunnel")
+            port, p = stunnel(workdir, certs, bport)
+            tgt[STUNNEL] = {"port": port, "tls": True, "procs": {"stunnel": p, "broker": b}}
+        if MOAT_T in targets:
+            bport, b = mosquitto(workdir, "mosquitto-moat")
+            port, p = moat(workdir, certs, bport, "moat", a.moat_workers)
+            tgt[MOAT_T] = {"port": port, "tls": True, "procs": {"moat": p, "broker": b}}
+        if "scaling" in scenarios:
+            sport, _ = sink(workdir)
+            for wk in (1, 2):
+                port, p = moat(workdir, certs, sport, "moat-w%d" % wk, wk)
+                tgt["moat-w%d" % wk] = {"port": port, "tls": True, "procs": {"moat": p},
+                                        "sink_port": sport}
+
+        results = {}
+        for rep in range(repeat):
+            for s in scenarios:
+                order = ["moat-w1", "moat-w2"] if s == "scaling" else [
+                    t for t in targets if t in tgt]
+                k = rep % len(order)
+                order = order[k:] + order[:k]  # rotate: no target always runs first
+                for t in order:
+                    res = run_scenario(s, tgt[t], certs, d)
+                    results.setdefault(s, {}).setdefault(t, []).append(res)
+                    log("[%d/%d] %s" % (rep + 1, repeat, summary_line(s, t, res)))
+                    for name, info in tgt.items():
+                        for proc in info["procs"].values():
+                            if proc.poll() is not None:
+                                raise SystemExit("%s (%s) exited with %s; log: %s" % (
+                                    proc.bench_name, name, proc.returncode, proc.bench_log))
+                    time.sleep(0.3)  # let queues from this run drain before the next
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(results, f, indent=1)
+        print(report(results, [t for t in targets if t in tgt], repeat, a.moat_workers))
+    finally:
+        kill_all()
+
+
+if __name__ == "__main__":
+    main()
