@@ -340,6 +340,42 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
+def target_checks(results):
+    """Issue 10's acceptance targets, from the medians."""
+    out = []
+    for s in [s for s in results if SCENARIOS[s][0] == "throughput"]:
+        m = pick(results, s, MOAT_T, ["msg_per_s"])
+        for base, need in ((PLAIN, 0.97), (HAPROXY, 1.05)):
+            r = ratio(m, pick(results, s, base, ["msg_per_s"]))
+            out.append(("%s: moat >= %.2f x %s" % (TITLES[s], need, base), fmt(r, "%.2f x"),
+                        None if r is None else r >= need))
+        r = ratio(pick(results, s, MOAT_T, ["cpu_us_per_msg", "moat"]),
+                  pick(results, s, HAPROXY, ["cpu_us_per_msg", "haproxy"]))
+        out.append(("%s: moat CPU/msg <= 0.8 x haproxy's" % TITLES[s], fmt(r, "%.2f x"),
+                    None if r is None else r <= 0.8))
+    if "latency_5k_q1" in results:
+        for k, limit in (("p50_us", 30), ("p99_us", 80)):
+            m = pick(results, "latency_5k_q1", MOAT_T, [k])
+            b = pick(results, "latency_5k_q1", PLAIN, [k])
+            added = None if m is None or b is None else m - b
+            out.append(("latency %s added over mosquitto <= %d us" % (k[:3], limit),
+                        fmt(added, "%+.0f us"), None if added is None else added <= limit))
+    if "handshake" in results:
+        v = pick(results, "handshake", MOAT_T, ["cpu_us_per_handshake", "total"])
+        out.append(("TLS handshake + CONNECT <= 450 us server CPU (moat + broker)",
+                    fmt(v, "%.0f us"), None if v is None else v <= 450))
+    if "idle" in results:
+        v = pick(results, "idle", MOAT_T, ["rss_kib_per_conn", "moat"])
+        out.append(("gateway RSS per idle TLS connection <= 16 KiB", fmt(v, "%.1f KiB"),
+                    None if v is None else v <= 16))
+    if "scaling" in results:
+        r = ratio(pick(results, "scaling", "moat-w2", ["msg_per_s"]),
+                  pick(results, "scaling", "moat-w1", ["msg_per_s"]))
+        out.append(("2 workers >= 1.7 x 1 worker (sink backend)", fmt(r, "%.2f x"),
+                    None if r is None else r >= 1.7))
+    return out
+
+
 def report(results, targets, repeat, workers):
     out = []
     w = out.append
@@ -424,6 +460,16 @@ def report(results, targets, repeat, workers):
             w("| %s | %s | %s | %s |" % (
                 t[-1], fmt(v), fmt(pick(results, "scaling", t, ["cpu_us_per_msg", "moat"]), "%.2f"),
                 fmt(ratio(v, one), "%.2f")))
+        w("")
+    checks = target_checks(results)
+    if checks:
+        w("### Issue 10 targets")
+        w("")
+        w("| target | measured | verdict |")
+        w("|---|---|---|")
+        for name, measured, ok in checks:
+            w("| %s | %s | %s |" % (name, measured, "—" if ok is None else
+                                    ("met" if ok else "**not met**")))
         w("")
     failures = sum(1 for s in results.values() for rs in s.values() for r in rs if not r.get("ok"))
     if failures:
