@@ -49,8 +49,9 @@ std::vector<std::string> keysOf(const YAML::Node& node) {
     if (!node.IsMap()) return names;
     std::unordered_set<std::string> seen;  // users: can hold thousands of identities
     for (auto it = node.begin(); it != node.end(); ++it) {
-        if (!it->first.IsScalar()) continue;
-        const std::string& name = it->first.Scalar();
+        const YAML::Node key = it->first;  // by value: the iterator's pair is a temporary
+        if (!key.IsScalar()) continue;
+        const std::string& name = key.Scalar();
         if (seen.insert(name).second) names.push_back(name);
     }
     return names;

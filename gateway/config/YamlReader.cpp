@@ -95,7 +95,8 @@ MapReader::MapReader(Diagnostics& diag, const YAML::Node& node, std::string path
     if (!node.IsMap()) return;
     entries_.reserve(node.size());
     for (auto it = node.begin(); it != node.end(); ++it) {
-        const YAML::Node& key = it->first;
+        // By value: yaml-cpp iterators hand out a temporary pair, so a reference would dangle.
+        const YAML::Node key = it->first;
         int keyLine = lineOf(key);
         if (!key.IsScalar()) {
             diag_.error(keyLine, "keys " + where(path_) + " must be plain names, not " +
