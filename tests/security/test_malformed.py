@@ -164,3 +164,36 @@ def test_v5_property_value_crosses_block(moat, broker):
         body = w.utf8("sec/" + m) + b"\x02" + b"\x02\x00\x00\x00\x05" + b"payload"
         return w.packet(PUBLISH, 0, body)
     run_attack(moat, broker, V5, attack, MALFORMED)
+
+
+@VERSIONS
+@pytest.mark.parametrize("ptype,body", [(2, b"\x00\x00"), (9, b"\x00\x01\x00"), (13, b""),
+                                        (11, b"\x00\x01")],
+                         ids=["connack", "suback", "pingresp", "unsuback"])
+def test_server_only_packet_from_client(moat, broker, version, ptype, body):
+    def attack(m):
+        b = body
+        if version == V5 and ptype in (2, 9, 11):
+            b = body[:2] + b"\x00" + body[2:] if ptype != 2 else body + b"\x00"
+            if ptype == 11:
+                b += b"\x00"
+        return w.packet(ptype, 0, b) + _pub("sec/" + m, version)
+    run_attack(moat, broker, version, attack, PROTOCOL)
+
+
+def test_v5_auth_without_method(moat, broker):
+    run_attack(moat, broker, V5,
+               lambda m: w.packet(15, 0, b"\x18\x00") + _pub("sec/" + m, V5), PROTOCOL)
+
+
+def test_v311_auth_is_reserved(moat, broker):
+    run_attack(moat, broker, V311,
+               lambda m: w.packet(15, 0, b"") + _pub("sec/" + m, V311), MALFORMED)
+
+
+@pytest.mark.xfail(strict=True, reason="gateway forwards a client PUBLISH carrying a "
+                   "Subscription Identifier (MQTT-3.3.4-6 makes it a protocol error); "
+                   "reported to the lead")
+def test_v5_subscription_identifier_from_client(moat, broker):
+    props = b"\x0b\x05"
+    run_attack(moat, broker, V5, lambda m: _pub("sec/" + m, V5, props=props), PROTOCOL)
