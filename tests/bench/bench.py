@@ -281,7 +281,8 @@ def run_scenario(name, target, certs, d):
         cmd = ["handshake", "--count", str(d["handshakes"]), "--concurrency", "4"] + base
         return run_bench(cmd, 120)
     if kind == "idle":
-        cmd = ["idle", "--count", str(d["idle"]), "--concurrency", "4"] + base
+        cmd = ["idle", "--count", str(d["idle"]), "--concurrency", "4", "--settle-ms",
+               str(d["settle_ms"])] + base
         return run_bench(cmd, 120)
     if kind == "scaling":
         cmd = ["throughput", "--qos", str(p["qos"]), "--size", str(p["size"]),
@@ -496,9 +497,11 @@ def main():
     certs = os.path.join(workdir, "certs")
     repeat = a.repeat or (1 if a.quick else 3)
     if a.quick:
-        d = {"seconds": 1.5, "warmup": 0.5, "lat_seconds": 2, "handshakes": 200, "idle": 300}
+        d = {"seconds": 1.2, "warmup": 0.4, "lat_seconds": 1.5, "handshakes": 200, "idle": 200,
+             "settle_ms": 400}
     else:
-        d = {"seconds": 4, "warmup": 1, "lat_seconds": 5, "handshakes": 1000, "idle": 1000}
+        d = {"seconds": 3, "warmup": 1, "lat_seconds": 4, "handshakes": 500, "idle": 500,
+             "settle_ms": 1000}
     scenarios = a.only.split(",") if a.only else list(SCENARIOS)
     targets = a.targets.split(",") if a.targets else list(ALL_TARGETS)
     for s in scenarios:
