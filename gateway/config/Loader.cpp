@@ -2,16 +2,14 @@
 // yaml-cpp reports syntax errors by exception; they are caught here and turned into
 // ConfigErrors, so nothing escapes the library.
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
-#include <new>
 #include <sstream>
+
+#include <yaml-cpp/eventhandler.h>
 
 #include "gateway/config/Config.h"
 #include "gateway/config/FileCheck.h"
@@ -105,25 +103,57 @@ LoadResult finish(Diagnostics& d, std::shared_ptr<Config> cfg) {
     return r;
 }
 
+// Finds where a second YAML document starts, if there is one, by replaying the parser's
+// events into nothing. YAML::LoadAll is not used: on some malformed input yaml-cpp 0.7 keeps
+// reporting empty documents forever, and LoadAll collects them until memory runs out.
+class DocumentCounter : public YAML::EventHandler {
+public:
+    void OnDocumentStart(const YAML::Mark& mark) override { start_ = mark; }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+
+    // 1-based line of the second document, or 0 when the text holds at most one.
+    static int secondDocumentLine(const std::string& yaml) {
+        std::istringstream in(yaml);
+        YAML::Parser parser(in);
+        DocumentCounter counter;
+        if (!parser.HandleNextDocument(counter)) return 0;
+        if (!parser.HandleNextDocument(counter)) return 0;
+        return counter.start_.line >= 0 ? counter.start_.line + 1 : 1;
+    }
+
+private:
+    YAML::Mark start_ = YAML::Mark::null_mark();
+};
+
 LoadResult loadImpl(const std::string& yaml, const std::string& absPath) {
     Diagnostics d(absPath);
     auto cfg = std::make_shared<Config>();
     cfg->path = absPath;
     LoadContext ctx{d, fs::path(absPath).parent_path().string()};
-    std::vector<YAML::Node> docs;
+    YAML::Node root;
     try {
-        docs = YAML::LoadAll(yaml);
+        root = YAML::Load(yaml);
+        if (int line = DocumentCounter::secondDocumentLine(yaml)) {
+            d.error(std::max(1, line),
+                    "more than one YAML document ('---'): a configuration is a single document");
+            return finish(d, nullptr);
+        }
     } catch (const YAML::Exception& e) {
         // yaml-cpp's messages are lower-case phrases ("end of map not found"): prefix them.
         d.error(e.mark.line >= 0 ? e.mark.line + 1 : 0, "YAML syntax error: " + e.msg);
         return finish(d, nullptr);
     }
-    if (docs.size() > 1) {
-        d.error(std::max(1, detail::lineOf(docs[1])),
-                "more than one YAML document ('---'): a configuration is a single document");
-        return finish(d, nullptr);
-    }
-    parseRoot(ctx, docs.empty() ? YAML::Node() : docs.front(), *cfg);
+    parseRoot(ctx, root, *cfg);
     return finish(d, std::move(cfg));
 }
 

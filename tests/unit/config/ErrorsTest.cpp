@@ -21,7 +21,16 @@ TEST_CASE("YAML syntax errors carry their line") {
     CHECK(dir.errors("a: 1\nb: \"x\\q\"\n") ==
           Lines{"2: YAML syntax error: unknown escape character: q"});
     CHECK(dir.errors(minimal() + "---\nlisteners: []\n") ==
-          Lines{"11: more than one YAML document ('---'): a configuration is a single document"});
+          Lines{"10: more than one YAML document ('---'): a configuration is a single document"});
+}
+
+TEST_CASE("input that sends yaml-cpp's document loop round forever is refused") {
+    // Found by fuzz_config: YAML::LoadAll never returns on this; the loader must.
+    TempDir dir;
+    Lines errors = dir.errors(",isteners:\n  - naie: plain\n    bind: 127..0.01:18V4\nbac: plain\n"
+                              "    bind: 127..0.01:: [\"a/#!]\n");
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].find("more than one YAML document") != std::string::npos);
 }
 
 TEST_CASE("an empty file or a non-mapping root") {
