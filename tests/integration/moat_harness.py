@@ -160,19 +160,20 @@ class Mosquitto:
             f.write("\n".join(lines) + "\n" + extra)
 
     def start(self):
+        # Readiness from the log, not from a probe connection: tests count the broker's
+        # connections and a probe would be one. Count before starting: a fast broker may log
+        # "running" before we first look.
+        runs = self.log().count(" running")
         self.proc = subprocess.Popen(["mosquitto", "-c", self.conf], stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.dir, "mosquitto.err"), "ab"))
-        # Readiness from the log, not from a probe connection: tests count the broker's
-        # connections and a probe would be one.
-        runs = self.log().count(" running")
         try:
             wait_until(lambda: self.proc.poll() is not None or self.log().count(" running") > runs,
-                       5, message="mosquitto to listen")
-        except AssertionError:
+                       15, message="mosquitto to listen")
+        except AssertionError as e:
             self.stop()
-            raise
+            raise AssertionError("%s; mosquitto log:\n%s" % (e, self.log()[-4000:]))
         if self.proc.poll() is not None:
-            raise RuntimeError("mosquitto exited: " + self.log())
+            raise RuntimeError("mosquitto exited: " + self.log()[-4000:])
         return self
 
     def stop(self):
