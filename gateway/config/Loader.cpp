@@ -2,14 +2,14 @@
 // yaml-cpp reports syntax errors by exception; they are caught here and turned into
 // ConfigErrors, so nothing escapes the library.
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <yaml-cpp/eventhandler.h>
 
 #include "gateway/config/Config.h"
 #include "gateway/config/FileCheck.h"
@@ -53,8 +53,9 @@ void parseRoot(LoadContext& ctx, const YAML::Node& root, Config& cfg) {
     Diagnostics& d = ctx.diag;
     if (!root.IsMap()) {
         if (root.IsNull()) {
-            d.error(1, "the configuration is empty (expected a mapping with listeners, backend "
-                       "and policy)");
+            d.error(1,
+                    "the configuration is empty (expected a mapping with listeners, backend "
+                    "and policy)");
         } else {
             d.error(std::max(1, detail::lineOf(root)),
                     "the configuration must be a mapping of sections, not a list or a value");
@@ -67,30 +68,24 @@ void parseRoot(LoadContext& ctx, const YAML::Node& root, Config& cfg) {
     } else {
         missingTopLevel(d, "listeners");
     }
-    bool backend = withSection(ctx, m, "backend", [&](MapReader& s) {
-        detail::parseBackend(ctx, s, cfg.backend);
-    });
+    bool backend = withSection(ctx, m, "backend",
+                               [&](MapReader& s) { detail::parseBackend(ctx, s, cfg.backend); });
     if (!backend) missingTopLevel(d, "backend");
     withSection(ctx, m, "auth", [&](MapReader& s) { detail::parseAuth(ctx, s, cfg.auth); });
-    bool policy = withSection(ctx, m, "policy", [&](MapReader& s) {
-        detail::parsePolicy(ctx, s, cfg.policy);
-    });
+    bool policy = withSection(ctx, m, "policy",
+                              [&](MapReader& s) { detail::parsePolicy(ctx, s, cfg.policy); });
     if (!policy) missingTopLevel(d, "policy");
     withSection(ctx, m, "limits", [&](MapReader& s) { detail::parseLimits(ctx, s, cfg.limits); });
     withSection(ctx, m, "bans", [&](MapReader& s) { detail::parseBans(ctx, s, cfg.bans); });
-    withSection(ctx, m, "integrity", [&](MapReader& s) {
-        detail::parseIntegrity(ctx, s, cfg.integrity);
-    });
-    withSection(ctx, m, "cluster", [&](MapReader& s) {
-        detail::parseCluster(ctx, s, cfg.cluster);
-    });
-    withSection(ctx, m, "metrics", [&](MapReader& s) {
-        detail::parseMetrics(ctx, s, cfg.metrics);
-    });
+    withSection(ctx, m, "integrity",
+                [&](MapReader& s) { detail::parseIntegrity(ctx, s, cfg.integrity); });
+    withSection(ctx, m, "cluster",
+                [&](MapReader& s) { detail::parseCluster(ctx, s, cfg.cluster); });
+    withSection(ctx, m, "metrics",
+                [&](MapReader& s) { detail::parseMetrics(ctx, s, cfg.metrics); });
     withSection(ctx, m, "audit", [&](MapReader& s) { detail::parseAudit(ctx, s, cfg.audit); });
-    withSection(ctx, m, "anomaly", [&](MapReader& s) {
-        detail::parseAnomaly(ctx, s, cfg.anomaly);
-    });
+    withSection(ctx, m, "anomaly",
+                [&](MapReader& s) { detail::parseAnomaly(ctx, s, cfg.anomaly); });
     m.finish();
     // Cross-section checks on a half-read config would mostly repeat earlier errors.
     if (d.count() == 0) detail::validateCrossSection(ctx, cfg);
@@ -107,7 +102,7 @@ LoadResult finish(Diagnostics& d, std::shared_ptr<Config> cfg) {
 // events into nothing. YAML::LoadAll is not used: on some malformed input yaml-cpp 0.7 keeps
 // reporting empty documents forever, and LoadAll collects them until memory runs out.
 class DocumentCounter : public YAML::EventHandler {
-public:
+  public:
     void OnDocumentStart(const YAML::Mark& mark) override { start_ = mark; }
     void OnDocumentEnd() override {}
     void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
@@ -131,7 +126,7 @@ public:
         return counter.start_.line >= 0 ? counter.start_.line + 1 : 1;
     }
 
-private:
+  private:
     YAML::Mark start_ = YAML::Mark::null_mark();
 };
 
@@ -178,7 +173,8 @@ LoadResult loadConfigString(const std::string& yaml, const std::string& path) {
     try {
         return loadImpl(yaml, absPath);
     } catch (const std::exception& e) {
-        return LoadResult{nullptr, {ConfigError{absPath, 0, std::string("cannot load: ") + e.what()}}};
+        return LoadResult{nullptr,
+                          {ConfigError{absPath, 0, std::string("cannot load: ") + e.what()}}};
     } catch (...) {
         return LoadResult{nullptr, {ConfigError{absPath, 0, "cannot load: unknown error"}}};
     }
@@ -187,7 +183,8 @@ LoadResult loadConfigString(const std::string& yaml, const std::string& path) {
 LoadResult loadConfigFile(const std::string& path) {
     const std::string absPath = absolutePath(path);
     auto fail = [&](const std::string& why) {
-        return LoadResult{nullptr, {ConfigError{absPath, 0, "cannot read the configuration: " + why}}};
+        return LoadResult{nullptr,
+                          {ConfigError{absPath, 0, "cannot read the configuration: " + why}}};
     };
     std::string reason = detail::unreadableReason(absPath);
     if (!reason.empty()) return fail(reason);

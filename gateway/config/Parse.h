@@ -12,7 +12,7 @@ namespace moat::config::detail {
 
 struct LoadContext {
     Diagnostics& diag;
-    std::string baseDir;    // folder of the config file: relative paths start here
+    std::string baseDir;         // folder of the config file: relative paths start here
     int metricsBindLine = 0;     // for the listener/metrics port clash check
     int backendAddressLine = 0;  // for the backend-is-a-listener check
 };

@@ -55,11 +55,13 @@ void parseTls(LoadContext& ctx, MapReader& m, TlsConfig& tls) {
     // A missing client_ca that was given but unreadable is already reported.
     if (tls.requireClientCert && !clientCaGiven) {
         if (require) {
-            d.error(require->line, require->path + ": true needs client_ca (the CA that signs "
-                                                   "client certificates)");
+            d.error(require->line, require->path +
+                                       ": true needs client_ca (the CA that signs "
+                                       "client certificates)");
         } else {
-            d.error(m.line(), m.path() + ": require_client_cert is true by default and needs "
-                                         "client_ca; set client_ca, or require_client_cert: false");
+            d.error(m.line(), m.path() +
+                                  ": require_client_cert is true by default and needs "
+                                  "client_ca; set client_ca, or require_client_cert: false");
         }
     }
     if (crl && !clientCaGiven) {
@@ -191,8 +193,9 @@ void parseListeners(LoadContext& ctx, const Field& f, std::vector<ListenerConfig
         bool proxiesOk = !tp || readTrustedProxies(d, *tp, l.trustedProxies);
         m->finish();
         if (pp && l.proxyProtocol != ProxyProtocol::Off && proxiesOk && l.trustedProxies.empty()) {
-            d.error(pp->line, pp->path + ": a PROXY header is expected but trusted_proxies is "
-                                         "empty, so every connection would be refused");
+            d.error(pp->line, pp->path +
+                                  ": a PROXY header is expected but trusted_proxies is "
+                                  "empty, so every connection would be refused");
         }
         out.push_back(std::move(l));
         seen.push_back(s);

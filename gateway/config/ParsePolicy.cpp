@@ -93,7 +93,7 @@ void parseRoles(Diagnostics& d, const Field& f, policy::PolicySpec& out, bool& r
         if (!rf) continue;
         if (!isRoleName(name)) {
             d.error(rf->line, rf->path + ": bad role name " + quoteValue(name) +
-                                         " (use letters, digits, '.', '_' and '-', at most 64)");
+                                  " (use letters, digits, '.', '_' and '-', at most 64)");
             continue;
         }
         policy::RoleSpec role;

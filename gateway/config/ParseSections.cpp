@@ -54,7 +54,8 @@ void parseAuth(LoadContext& ctx, MapReader& m, AuthConfig& out) {
                 continue;
             }
             if (std::find(parsed.begin(), parsed.end(), method) != parsed.end()) {
-                d.error(item.line, item.path + ": " + quoteValue(item.node.Scalar()) + " is listed twice");
+                d.error(item.line,
+                        item.path + ": " + quoteValue(item.node.Scalar()) + " is listed twice");
                 methodsOk = false;
                 continue;
             }
@@ -63,9 +64,9 @@ void parseAuth(LoadContext& ctx, MapReader& m, AuthConfig& out) {
         if (methodsOk) out.methods = std::move(parsed);
     }
     std::optional<Field> require = m.take("require");
-    bool requireOk = !require || readEnum<AuthRequire>(d, *require, out.require,
-                                                       {{"any", AuthRequire::Any},
-                                                        {"all", AuthRequire::All}});
+    bool requireOk =
+        !require || readEnum<AuthRequire>(d, *require, out.require,
+                                          {{"any", AuthRequire::Any}, {"all", AuthRequire::All}});
     std::optional<Field> passwordFile = m.take("password_file");
     if (passwordFile) readFilePath(ctx, *passwordFile, out.passwordFile);
     if (auto f = m.take("identity_from")) {
@@ -122,16 +123,18 @@ void parseLimits(LoadContext& ctx, MapReader& m, LimitsConfig& out) {
         Millis v{};
         if (readDuration(d, *f, v, Millis{1000})) {
             if (v > kMaxKeepalive || v.count() % 1000 != 0) {
-                d.error(f->line, f->path + ": must be whole seconds, at most 65535s (MQTT "
-                                           "keepalive is a 16-bit number of seconds)");
+                d.error(f->line, f->path +
+                                     ": must be whole seconds, at most 65535s (MQTT "
+                                     "keepalive is a 16-bit number of seconds)");
             } else {
                 out.maxKeepalive = v;
             }
         }
     }
     if (auto f = m.take("on_exceed")) {
-        readEnum<OnExceed>(d, *f, out.onExceed,
-                           {{"throttle", OnExceed::Throttle}, {"disconnect", OnExceed::Disconnect}});
+        readEnum<OnExceed>(
+            d, *f, out.onExceed,
+            {{"throttle", OnExceed::Throttle}, {"disconnect", OnExceed::Disconnect}});
     }
     if (auto f = m.take("drain_timeout")) readDuration(d, *f, out.drainTimeout, Millis{0});
     // MQTT 5 Receive Maximum is 16-bit, so more in-flight messages cannot be negotiated.
@@ -207,7 +210,8 @@ void parseAudit(LoadContext& ctx, MapReader& m, AuditConfig& out) {
                 std::string dir = std::filesystem::path(path).parent_path().string();
                 std::string reason = unwritableDirReason(dir);
                 if (!reason.empty()) {
-                    d.error(f->line, f->path + ": cannot write in " + quoteValue(dir) + ": " + reason);
+                    d.error(f->line,
+                            f->path + ": cannot write in " + quoteValue(dir) + ": " + reason);
                 } else if (missingDirReason(path).empty()) {
                     d.error(f->line, f->path + ": " + quoteValue(path) + " is a directory");
                 } else {

@@ -19,7 +19,9 @@ struct Decimal {
     int fracDigits = 0;
 };
 
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
+bool isDigit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // Consumes a Decimal from the front of `s`.
 std::optional<Decimal> takeDecimal(std::string_view& s) {
@@ -66,11 +68,20 @@ std::optional<uint64_t> durationUnit(std::string_view& s) {
     if (s.empty()) return std::nullopt;
     uint64_t unit = 0;
     switch (s.front()) {
-        case 's': unit = 1000; break;
-        case 'm': unit = 60 * 1000; break;
-        case 'h': unit = 3600 * 1000; break;
-        case 'd': unit = 24 * 3600 * 1000; break;
-        default: return std::nullopt;
+        case 's':
+            unit = 1000;
+            break;
+        case 'm':
+            unit = 60 * 1000;
+            break;
+        case 'h':
+            unit = 3600 * 1000;
+            break;
+        case 'd':
+            unit = 24 * 3600 * 1000;
+            break;
+        default:
+            return std::nullopt;
     }
     s.remove_prefix(1);
     return unit;
@@ -152,7 +163,9 @@ std::optional<Millis> parseDuration(const std::string& str) {
     return Millis{static_cast<int64_t>(total)};
 }
 
-std::optional<uint64_t> parseSize(const std::string& s) { return parseSizeImpl(s, nullptr); }
+std::optional<uint64_t> parseSize(const std::string& s) {
+    return parseSizeImpl(s, nullptr);
+}
 
 std::optional<RateSpec> parseRateSpec(std::string_view s) {
     if (s == "0" || s == "unlimited") return RateSpec{};
@@ -254,9 +267,9 @@ std::optional<HostPort> parseHostPort(const std::string& str) {
 
 std::optional<bool> parseBool(std::string_view s) {
     static constexpr std::array<std::string_view, 9> kTrue{"true", "True", "TRUE", "yes", "Yes",
-                                                            "YES",  "on",   "On",   "ON"};
-    static constexpr std::array<std::string_view, 9> kFalse{
-        "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"};
+                                                           "YES",  "on",   "On",   "ON"};
+    static constexpr std::array<std::string_view, 9> kFalse{"false", "False", "FALSE", "no", "No",
+                                                            "NO",    "off",   "Off",   "OFF"};
     for (auto t : kTrue) {
         if (s == t) return true;
     }

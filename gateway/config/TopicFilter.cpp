@@ -45,7 +45,8 @@ std::string topicFilterError(std::string_view filter, bool allowPlaceholders) {
     while (true) {
         size_t slash = filter.find('/', start);
         bool last = slash == std::string_view::npos;
-        std::string_view level = filter.substr(start, last ? std::string_view::npos : slash - start);
+        std::string_view level =
+            filter.substr(start, last ? std::string_view::npos : slash - start);
         if (level.find('#') != std::string_view::npos) {
             if (level != "#" || !last) return "'#' must be the whole last level";
         }

@@ -50,9 +50,10 @@ void validateCrossSection(LoadContext& ctx, const Config& cfg) {
             if (!bindsConflict(cfg.metrics.bind, l.bind)) continue;
             // With the default metrics bind, the listener is the line to point at.
             int line = ctx.metricsBindLine > 0 ? ctx.metricsBindLine : l.line;
-            d.error(line, "metrics.bind: " + cfg.metrics.bind.toString() + " clashes with listeners[" +
-                              std::to_string(i) + "] '" + l.name + "' on " + l.bind.toString() +
-                              " (line " + std::to_string(l.line) + ")");
+            d.error(line, "metrics.bind: " + cfg.metrics.bind.toString() +
+                              " clashes with listeners[" + std::to_string(i) + "] '" + l.name +
+                              "' on " + l.bind.toString() + " (line " + std::to_string(l.line) +
+                              ")");
         }
     }
 
@@ -61,10 +62,9 @@ void validateCrossSection(LoadContext& ctx, const Config& cfg) {
         for (size_t i = 0; i < cfg.listeners.size(); ++i) {
             const ListenerConfig& l = cfg.listeners[i];
             if (!bindsConflict(l.bind, cfg.backend.address)) continue;
-            d.error(ctx.backendAddressLine,
-                    "backend.address: " + cfg.backend.address.toString() +
-                        " is Moat's own listeners[" + std::to_string(i) + "] '" + l.name +
-                        "'; it must name the broker");
+            d.error(ctx.backendAddressLine, "backend.address: " + cfg.backend.address.toString() +
+                                                " is Moat's own listeners[" + std::to_string(i) +
+                                                "] '" + l.name + "'; it must name the broker");
         }
     }
 }

@@ -10,11 +10,16 @@ namespace {
 
 const char* describeType(const YAML::Node& n) {
     switch (n.Type()) {
-        case YAML::NodeType::Null: return "nothing";
-        case YAML::NodeType::Scalar: return "a single value";
-        case YAML::NodeType::Sequence: return "a list";
-        case YAML::NodeType::Map: return "a mapping";
-        default: return "an undefined value";
+        case YAML::NodeType::Null:
+            return "nothing";
+        case YAML::NodeType::Scalar:
+            return "a single value";
+        case YAML::NodeType::Sequence:
+            return "a list";
+        case YAML::NodeType::Map:
+            return "a mapping";
+        default:
+            return "an undefined value";
     }
 }
 
@@ -34,7 +39,9 @@ size_t editDistance(std::string_view a, std::string_view b) {
     return prev[b.size()];
 }
 
-std::string where(const std::string& path) { return path.empty() ? "at top level" : "in " + path; }
+std::string where(const std::string& path) {
+    return path.empty() ? "at top level" : "in " + path;
+}
 
 }  // namespace
 
@@ -50,8 +57,9 @@ std::vector<ConfigError> Diagnostics::take() {
     std::stable_sort(errors_.begin(), errors_.end(),
                      [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
     if (truncated_) {
-        errors_.push_back(ConfigError{file_, 0, "too many errors; only the first " +
-                                                    std::to_string(kMaxErrors) + " are shown"});
+        errors_.push_back(ConfigError{
+            file_, 0,
+            "too many errors; only the first " + std::to_string(kMaxErrors) + " are shown"});
         truncated_ = false;
     }
     return std::move(errors_);
@@ -99,8 +107,8 @@ MapReader::MapReader(Diagnostics& diag, const YAML::Node& node, std::string path
         const YAML::Node key = it->first;
         int keyLine = lineOf(key);
         if (!key.IsScalar()) {
-            diag_.error(keyLine, "keys " + where(path_) + " must be plain names, not " +
-                                     describeType(key));
+            diag_.error(keyLine,
+                        "keys " + where(path_) + " must be plain names, not " + describeType(key));
             continue;
         }
         const std::string& name = key.Scalar();
@@ -189,8 +197,8 @@ const std::string* scalarOf(Diagnostics& d, const Field& f, std::string_view exp
     if (f.node.IsNull()) {
         d.error(f.line, f.path + ": missing value (expected " + std::string(expected) + ")");
     } else {
-        d.error(f.line, f.path + ": expected " + std::string(expected) + ", got " +
-                            describeType(f.node));
+        d.error(f.line,
+                f.path + ": expected " + std::string(expected) + ", got " + describeType(f.node));
     }
     return nullptr;
 }
@@ -251,8 +259,7 @@ bool readDouble(Diagnostics& d, const Field& f, double& out, double minExclusive
 }
 
 bool readDuration(Diagnostics& d, const Field& f, Millis& out, Millis min) {
-    constexpr std::string_view kExpected =
-        "a duration such as 500ms, 10s, 5m, 1h or 1d";
+    constexpr std::string_view kExpected = "a duration such as 500ms, 10s, 5m, 1h or 1d";
     const std::string* s = scalarOf(d, f, kExpected);
     if (!s) return false;
     auto v = parseDuration(*s);
@@ -263,8 +270,9 @@ bool readDuration(Diagnostics& d, const Field& f, Millis& out, Millis min) {
         return false;
     }
     if (*v < min) {
-        d.error(f.line, f.path + ": must be at least " +
-                            (min.count() == 1 ? std::string("1ms") : std::to_string(min.count()) + "ms"));
+        d.error(f.line,
+                f.path + ": must be at least " +
+                    (min.count() == 1 ? std::string("1ms") : std::to_string(min.count()) + "ms"));
         return false;
     }
     out = *v;
@@ -282,8 +290,8 @@ bool readSize(Diagnostics& d, const Field& f, uint32_t& out, uint64_t min, uint6
         return false;
     }
     if (*v < min || *v > max) {
-        d.error(f.line, f.path + ": " + quoteValue(*s) + " is out of range (" + std::to_string(min) +
-                            ".." + std::to_string(max) + " bytes)");
+        d.error(f.line, f.path + ": " + quoteValue(*s) + " is out of range (" +
+                            std::to_string(min) + ".." + std::to_string(max) + " bytes)");
         return false;
     }
     out = static_cast<uint32_t>(*v);
@@ -302,8 +310,8 @@ bool readRate(Diagnostics& d, const Field& f, Rate& out, RateKind kind) {
         return false;
     }
     if (kind == RateKind::Count && v->bytes) {
-        d.error(f.line, f.path + ": " + quoteValue(*s) +
-                            " is a byte rate; expected a count such as 100/s");
+        d.error(f.line,
+                f.path + ": " + quoteValue(*s) + " is a byte rate; expected a count such as 100/s");
         return false;
     }
     out = v->rate;
@@ -317,8 +325,8 @@ bool readHostPort(Diagnostics& d, const Field& f, HostPort& out, bool allowPortZ
     if (!s) return false;
     auto v = parseHostPort(*s);
     if (!v) {
-        std::string msg = f.path + ": bad address " + quoteValue(*s) + " (expected " +
-                          std::string(kExpected);
+        std::string msg =
+            f.path + ": bad address " + quoteValue(*s) + " (expected " + std::string(kExpected);
         if (std::count(s->begin(), s->end(), ':') > 1 && s->front() != '[') {
             msg += "; IPv6 addresses go in brackets";
         }

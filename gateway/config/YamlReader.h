@@ -17,7 +17,7 @@
 namespace moat::config::detail {
 
 class Diagnostics {
-public:
+  public:
     explicit Diagnostics(std::string file) : file_(std::move(file)) {}
     // A list past this length helps nobody, and keeps a hostile file from costing much.
     static constexpr size_t kMaxErrors = 200;
@@ -28,7 +28,7 @@ public:
     // Errors in file order (stable for equal lines: parse order).
     std::vector<ConfigError> take();
 
-private:
+  private:
     std::string file_;
     std::vector<ConfigError> errors_;
     bool truncated_ = false;
@@ -41,7 +41,7 @@ int lineOf(const YAML::Node& node);
 struct Field {
     std::string path;  // "backend.connect_timeout", "listeners[1]"
     YAML::Node node;
-    int line = 0;      // the value's line, or the key's for nulls and collections
+    int line = 0;  // the value's line, or the key's for nulls and collections
 };
 
 std::string childPath(const std::string& parent, std::string_view key);
@@ -53,7 +53,7 @@ std::string quoteValue(std::string_view value);
 // Reads one mapping: remembers which keys were taken, reports duplicate keys up front and
 // unknown keys in finish().
 class MapReader {
-public:
+  public:
     // `node` must be a map or null (null reads as empty).
     MapReader(Diagnostics& diag, const YAML::Node& node, std::string path, int line);
     // `key` must outlive the reader (the schema's string literals do).
@@ -64,7 +64,7 @@ public:
     int line() const { return line_; }
     bool empty() const { return entries_.empty(); }
 
-private:
+  private:
     struct Entry {
         std::string key;
         int keyLine;
@@ -74,7 +74,7 @@ private:
     Diagnostics& diag_;
     std::string path_;
     int line_;
-    std::vector<Entry> entries_;                    // file order, for messages
+    std::vector<Entry> entries_;                     // file order, for messages
     std::unordered_map<std::string, size_t> index_;  // key -> entries_ slot: users: may be big
     std::vector<std::string_view> known_;  // every key asked for: the schema, for suggestions
 };
@@ -121,7 +121,8 @@ bool readEnum(Diagnostics& d, const Field& f, E& out, std::initializer_list<Enum
             return true;
         }
     }
-    d.error(f.line, f.path + ": bad value " + quoteValue(*s) + " (expected " + describeChoices(all) + ")");
+    d.error(f.line,
+            f.path + ": bad value " + quoteValue(*s) + " (expected " + describeChoices(all) + ")");
     return false;
 }
 

@@ -6,8 +6,8 @@
 #include "TestFiles.h"
 
 using namespace moat::config;
-using moat::config::test::TempDir;
 using moat::config::test::minimal;
+using moat::config::test::TempDir;
 using moat::config::test::yaml;
 using Lines = std::vector<std::string>;
 
@@ -27,8 +27,9 @@ TEST_CASE("YAML syntax errors carry their line") {
 TEST_CASE("input that sends yaml-cpp's document loop round forever is refused") {
     // Found by fuzz_config: YAML::LoadAll never returns on this; the loader must.
     TempDir dir;
-    Lines errors = dir.errors(",isteners:\n  - naie: plain\n    bind: 127..0.01:18V4\nbac: plain\n"
-                              "    bind: 127..0.01:: [\"a/#!]\n");
+    Lines errors = dir.errors(
+        ",isteners:\n  - naie: plain\n    bind: 127..0.01:18V4\nbac: plain\n"
+        "    bind: 127..0.01:: [\"a/#!]\n");
     REQUIRE(errors.size() == 1);
     CHECK(errors[0].find("more than one YAML document") != std::string::npos);
 }
@@ -46,8 +47,8 @@ TEST_CASE("an empty file or a non-mapping root") {
 TEST_CASE("missing required keys") {
     TempDir dir;
     CHECK(dir.errors("limits: {}\n") == Lines{"1: missing required key 'listeners' at top level",
-                                               "1: missing required key 'backend' at top level",
-                                               "1: missing required key 'policy' at top level"});
+                                              "1: missing required key 'backend' at top level",
+                                              "1: missing required key 'policy' at top level"});
     CHECK(dir.errors(yaml(R"(
 listeners:
   - name: a
@@ -63,8 +64,7 @@ policy: {}
 TEST_CASE("unknown keys are errors in every section, with a suggestion for near misses") {
     TempDir dir;
     dir.writeContractFiles();
-    CHECK(dir.errors(minimal("foo: 1\n")) ==
-          Lines{"10: unknown key 'foo' at top level"});
+    CHECK(dir.errors(minimal("foo: 1\n")) == Lines{"10: unknown key 'foo' at top level"});
     CHECK(dir.errors(minimal("limit: {}\n")) ==
           Lines{"10: unknown key 'limit' at top level (did you mean 'limits'?)"});
     CHECK(dir.errors(yaml(R"(
@@ -100,22 +100,22 @@ metrics: {port: 1}
 audit: {file: x}
 anomaly: {z: 1}
 )")) == Lines{
-                "4: unknown key 'foo' in listeners[0]",
-                "9: unknown key 'requre_client_cert' in listeners[0].tls (did you mean "
-                "'require_client_cert'?)",
-                "12: unknown key 'timeout' in backend",
-                "14: unknown key 'method' in auth (did you mean 'methods'?)",
-                "18: unknown key 'publsh' in policy.roles.r (did you mean 'publish'?)",
-                "19: unknown key 'extra' in policy",
-                "20: unknown key 'max_conections' in limits (did you mean 'max_connections'?)",
-                "21: unknown key 'x' in bans",
-                "26: unknown key 'maxage' in integrity.rules[0] (did you mean 'max_age'?)",
-                "27: unknown key 'y' in integrity",
-                "28: unknown key 'redis_url' in cluster",
-                "29: unknown key 'port' in metrics",
-                "30: unknown key 'file' in audit",
-                "31: unknown key 'z' in anomaly",
-            });
+            "4: unknown key 'foo' in listeners[0]",
+            "9: unknown key 'requre_client_cert' in listeners[0].tls (did you mean "
+            "'require_client_cert'?)",
+            "12: unknown key 'timeout' in backend",
+            "14: unknown key 'method' in auth (did you mean 'methods'?)",
+            "18: unknown key 'publsh' in policy.roles.r (did you mean 'publish'?)",
+            "19: unknown key 'extra' in policy",
+            "20: unknown key 'max_conections' in limits (did you mean 'max_connections'?)",
+            "21: unknown key 'x' in bans",
+            "26: unknown key 'maxage' in integrity.rules[0] (did you mean 'max_age'?)",
+            "27: unknown key 'y' in integrity",
+            "28: unknown key 'redis_url' in cluster",
+            "29: unknown key 'port' in metrics",
+            "30: unknown key 'file' in audit",
+            "31: unknown key 'z' in anomaly",
+        });
 }
 
 TEST_CASE("duplicate keys") {
@@ -161,23 +161,23 @@ limits:
 bans:
   window: 0s
 )"))) == Lines{
-                 "11: limits.handshake_timeout: bad duration '10' (a unit is required: a "
-                 "duration such as 500ms, 10s, 5m, 1h or 1d)",
-                 "12: limits.drain_timeout: bad duration '10 s' (a duration such as 500ms, 10s, "
-                 "5m, 1h or 1d)",
-                 "13: limits.max_packet_size: '1GB' is out of range (16..268435460 bytes)",
-                 "14: limits.max_subscriptions: bad value '-1' (expected an integer "
-                 "1..4294967295 or 'unlimited')",
-                 "15: limits.publish_rate: bad rate '100/sec' (expected a rate such as 100/s, "
-                 "6000/m or 5/10s, or 'unlimited')",
-                 "16: limits.publish_bytes_rate: bad rate 'fast' (expected a rate such as "
-                 "1MiB/s, 64KiB/s or 100KB/m, or 'unlimited')",
-                 "17: limits.connection_rate_per_ip: '1MiB/s' is a byte rate; expected a count "
-                 "such as 100/s",
-                 "18: limits.max_keepalive: must be whole seconds, at most 65535s (MQTT "
-                 "keepalive is a 16-bit number of seconds)",
-                 "20: bans.window: must be at least 1ms",
-             });
+             "11: limits.handshake_timeout: bad duration '10' (a unit is required: a "
+             "duration such as 500ms, 10s, 5m, 1h or 1d)",
+             "12: limits.drain_timeout: bad duration '10 s' (a duration such as 500ms, 10s, "
+             "5m, 1h or 1d)",
+             "13: limits.max_packet_size: '1GB' is out of range (16..268435460 bytes)",
+             "14: limits.max_subscriptions: bad value '-1' (expected an integer "
+             "1..4294967295 or 'unlimited')",
+             "15: limits.publish_rate: bad rate '100/sec' (expected a rate such as 100/s, "
+             "6000/m or 5/10s, or 'unlimited')",
+             "16: limits.publish_bytes_rate: bad rate 'fast' (expected a rate such as "
+             "1MiB/s, 64KiB/s or 100KB/m, or 'unlimited')",
+             "17: limits.connection_rate_per_ip: '1MiB/s' is a byte rate; expected a count "
+             "such as 100/s",
+             "18: limits.max_keepalive: must be whole seconds, at most 65535s (MQTT "
+             "keepalive is a 16-bit number of seconds)",
+             "20: bans.window: must be at least 1ms",
+         });
     CHECK(dir.errors(minimal("bans:\n  duration: 1h\n  max_duration: 5m\n")) ==
           Lines{"12: bans.max_duration: must be at least bans.duration"});
 }
@@ -203,20 +203,20 @@ auth:
 policy:
   on_publish_denied: reject
 )")) == Lines{
-                "3: listeners[0].proxy_protocol: bad value 'v3' (expected off, v1, v2 or any)",
-                "4: listeners[0].workers: bad value '0' (expected auto or an integer 1..256)",
-                "6: listeners[1].workers: bad value '257' (expected auto or an integer 1..256)",
-                "9: backend.credentials: bad value 'username' (expected identity, passthrough "
-                "or strip)",
-                "10: backend.proxy_protocol: bad value 'v1' (expected off or v2)",
-                "12: auth.methods[1]: bad value 'token' (expected certificate or password)",
-                "13: auth.require: bad value 'some' (expected any or all)",
-                "14: auth.identity_from: bad value 'cert_ou' (expected cert_cn, cert_san_dns, "
-                "cert_san_uri or cert_san_email)",
-                "15: auth.client_id: bad value 'prefix' (expected any, identity or "
-                "identity_prefix)",
-                "17: policy.on_publish_denied: bad value 'reject' (expected drop or disconnect)",
-            });
+            "3: listeners[0].proxy_protocol: bad value 'v3' (expected off, v1, v2 or any)",
+            "4: listeners[0].workers: bad value '0' (expected auto or an integer 1..256)",
+            "6: listeners[1].workers: bad value '257' (expected auto or an integer 1..256)",
+            "9: backend.credentials: bad value 'username' (expected identity, passthrough "
+            "or strip)",
+            "10: backend.proxy_protocol: bad value 'v1' (expected off or v2)",
+            "12: auth.methods[1]: bad value 'token' (expected certificate or password)",
+            "13: auth.require: bad value 'some' (expected any or all)",
+            "14: auth.identity_from: bad value 'cert_ou' (expected cert_cn, cert_san_dns, "
+            "cert_san_uri or cert_san_email)",
+            "15: auth.client_id: bad value 'prefix' (expected any, identity or "
+            "identity_prefix)",
+            "17: policy.on_publish_denied: bad value 'reject' (expected drop or disconnect)",
+        });
 }
 
 TEST_CASE("TLS rules: min_version, client CA, files that cannot be read") {
@@ -239,18 +239,17 @@ listeners:
 backend: {address: "127.0.0.1:1883"}
 policy: {}
 )")) == Lines{
-                "4: listeners[0].tls.cert: cannot read '" + dir / "certs/missing.pem" +
-                    "': No such file or directory",
-                "5: listeners[0].tls.key: cannot read '" + dir / "certs/dir.pem" +
-                    "': is a directory",
-                "6: listeners[0].tls.require_client_cert: true needs client_ca (the CA that "
-                "signs client certificates)",
-                "7: listeners[0].tls.min_version: bad value '1.1' (expected 1.2 or 1.3)",
-                "9: listeners[1].tls: require_client_cert is true by default and needs "
-                "client_ca; set client_ca, or require_client_cert: false",
-                "12: listeners[1].tls.crl: a CRL needs client_ca (it revokes client "
-                "certificates)",
-            });
+            "4: listeners[0].tls.cert: cannot read '" + dir / "certs/missing.pem" +
+                "': No such file or directory",
+            "5: listeners[0].tls.key: cannot read '" + dir / "certs/dir.pem" + "': is a directory",
+            "6: listeners[0].tls.require_client_cert: true needs client_ca (the CA that "
+            "signs client certificates)",
+            "7: listeners[0].tls.min_version: bad value '1.1' (expected 1.2 or 1.3)",
+            "9: listeners[1].tls: require_client_cert is true by default and needs "
+            "client_ca; set client_ca, or require_client_cert: false",
+            "12: listeners[1].tls.crl: a CRL needs client_ca (it revokes client "
+            "certificates)",
+        });
 }
 
 TEST_CASE("listeners: duplicate names and clashing binds, CIDRs, PROXY protocol") {
@@ -273,22 +272,22 @@ listeners:
 backend: {address: "127.0.0.1:1883"}
 policy: {}
 )")) == Lines{
-                "4: listeners[1].name: duplicate listener name 'a' (also listeners[0], line 2)",
-                "5: listeners[1].bind: 127.0.0.1:1884 clashes with listeners[0].bind "
-                "0.0.0.0:1884 (line 3)",
-                "6: listeners[2].name: bad name 'b c' (use letters, digits, '.', '_' and '-', "
-                "at most 64)",
-                "9: listeners[3].bind: [::]:1885 clashes with listeners[2].bind [::]:1885 "
-                "(line 7)",
-                "10: listeners[3].proxy_protocol: a PROXY header is expected but "
-                "trusted_proxies is empty, so every connection would be refused",
-                "14: listeners[4].trusted_proxies[0]: bad CIDR '10.1.2.3/8': host bits are set "
-                "(did you mean 10.0.0.0/8?)",
-                "14: listeners[4].trusted_proxies[1]: bad CIDR 'example.com': 'example.com' is "
-                "not an IPv4 or IPv6 address",
-                "14: listeners[4].trusted_proxies[2]: bad CIDR '10.0.0.0/40': bad prefix length "
-                "(expected /0../32)",
-            });
+            "4: listeners[1].name: duplicate listener name 'a' (also listeners[0], line 2)",
+            "5: listeners[1].bind: 127.0.0.1:1884 clashes with listeners[0].bind "
+            "0.0.0.0:1884 (line 3)",
+            "6: listeners[2].name: bad name 'b c' (use letters, digits, '.', '_' and '-', "
+            "at most 64)",
+            "9: listeners[3].bind: [::]:1885 clashes with listeners[2].bind [::]:1885 "
+            "(line 7)",
+            "10: listeners[3].proxy_protocol: a PROXY header is expected but "
+            "trusted_proxies is empty, so every connection would be refused",
+            "14: listeners[4].trusted_proxies[0]: bad CIDR '10.1.2.3/8': host bits are set "
+            "(did you mean 10.0.0.0/8?)",
+            "14: listeners[4].trusted_proxies[1]: bad CIDR 'example.com': 'example.com' is "
+            "not an IPv4 or IPv6 address",
+            "14: listeners[4].trusted_proxies[2]: bad CIDR '10.0.0.0/40': bad prefix length "
+            "(expected /0../32)",
+        });
     CHECK(dir.errors(yaml(R"(
 listeners:
   - bind: "::1:1884"
@@ -296,12 +295,12 @@ listeners:
 backend: {address: "127.0.0.1:0"}
 policy: {}
 )")) == Lines{
-                "2: listeners[0].bind: bad address '::1:1884' (expected host:port such as "
-                "0.0.0.0:8883, [::]:8883 or localhost:1883; IPv6 addresses go in brackets)",
-                "3: listeners[1].bind: bad address 'localhost' (expected host:port such as "
-                "0.0.0.0:8883, [::]:8883 or localhost:1883)",
-                "4: backend.address: port 0 is not allowed here",
-            });
+            "2: listeners[0].bind: bad address '::1:1884' (expected host:port such as "
+            "0.0.0.0:8883, [::]:8883 or localhost:1883; IPv6 addresses go in brackets)",
+            "3: listeners[1].bind: bad address 'localhost' (expected host:port such as "
+            "0.0.0.0:8883, [::]:8883 or localhost:1883)",
+            "4: backend.address: port 0 is not allowed here",
+        });
 }
 
 TEST_CASE("auth: empty methods, require all without a password file, unreadable file") {
@@ -337,22 +336,22 @@ policy:
     operator:
       publish: ["#"]
 )")) == Lines{
-                "4: policy.default_roles[1]: unknown role 'ghost' (not defined in policy.roles)",
-                "6: policy.users.alice[0]: unknown role 'admin' (not defined in policy.roles)",
-                "7: policy.users.bob: expected a list, got a single value",
-                "10: policy.roles.device.publish[0]: bad topic filter 'a/#/b': '#' must be the "
-                "whole last level",
-                "10: policy.roles.device.publish[2]: bad topic filter 'devices/%U/x': only %u "
-                "and %c placeholders are allowed, each as a whole level",
-                "10: policy.roles.device.publish[3]: bad topic filter 'a+': '+' must be a whole "
-                "level",
-                "11: policy.roles.device.subscribe[1]: must not be empty",
-                "11: policy.roles.device.subscribe[2]: bad topic filter 'x/%d': only %u and %c "
-                "placeholders are allowed, each as a whole level",
-                "12: policy.roles.device.deny_publish[0]: expected a string, got a list",
-                "13: policy.roles.bad role: bad role name 'bad role' (use letters, digits, '.', "
-                "'_' and '-', at most 64)",
-            });
+            "4: policy.default_roles[1]: unknown role 'ghost' (not defined in policy.roles)",
+            "6: policy.users.alice[0]: unknown role 'admin' (not defined in policy.roles)",
+            "7: policy.users.bob: expected a list, got a single value",
+            "10: policy.roles.device.publish[0]: bad topic filter 'a/#/b': '#' must be the "
+            "whole last level",
+            "10: policy.roles.device.publish[2]: bad topic filter 'devices/%U/x': only %u "
+            "and %c placeholders are allowed, each as a whole level",
+            "10: policy.roles.device.publish[3]: bad topic filter 'a+': '+' must be a whole "
+            "level",
+            "11: policy.roles.device.subscribe[1]: must not be empty",
+            "11: policy.roles.device.subscribe[2]: bad topic filter 'x/%d': only %u and %c "
+            "placeholders are allowed, each as a whole level",
+            "12: policy.roles.device.deny_publish[0]: expected a string, got a list",
+            "13: policy.roles.bad role: bad role name 'bad role' (use letters, digits, '.', "
+            "'_' and '-', at most 64)",
+        });
 }
 
 TEST_CASE("integrity: key files, placeholders, required keys") {
@@ -373,21 +372,21 @@ integrity:
       key: keys/%u.pem
       on_invalid: ignore
 )"))) == Lines{
-                 "13: integrity.rules[0].key: cannot read '" + dir / "keys/missing.key" +
-                     "': No such file or directory",
-                 "15: integrity.rules[1].key: bad key path 'keys/%c.key' (the only placeholder "
-                 "is %u, the identity)",
-                 "17: integrity.rules[2].key: key folder '" + dir / "nodir" +
-                     "': No such file or directory",
-                 "18: missing required key 'topics' in integrity.rules[3]",
-                 "18: integrity.rules[3].algorithm: bad value 'rsa' (expected hmac-sha256 or "
-                 "ed25519)",
-                 "18: missing required key 'key' in integrity.rules[3]",
-                 "19: integrity.rules[3].max_age: must be at least 1000ms",
-                 "20: integrity.rules[4].topics: must list at least one topic filter",
-                 "22: integrity.rules[4].on_invalid: bad value 'ignore' (expected drop or "
-                 "disconnect)",
-             });
+             "13: integrity.rules[0].key: cannot read '" + dir / "keys/missing.key" +
+                 "': No such file or directory",
+             "15: integrity.rules[1].key: bad key path 'keys/%c.key' (the only placeholder "
+             "is %u, the identity)",
+             "17: integrity.rules[2].key: key folder '" + dir / "nodir" +
+                 "': No such file or directory",
+             "18: missing required key 'topics' in integrity.rules[3]",
+             "18: integrity.rules[3].algorithm: bad value 'rsa' (expected hmac-sha256 or "
+             "ed25519)",
+             "18: missing required key 'key' in integrity.rules[3]",
+             "19: integrity.rules[3].max_age: must be at least 1000ms",
+             "20: integrity.rules[4].topics: must list at least one topic filter",
+             "22: integrity.rules[4].on_invalid: bad value 'ignore' (expected drop or "
+             "disconnect)",
+         });
 }
 
 TEST_CASE("metrics, audit, anomaly, cluster values") {
@@ -405,20 +404,19 @@ anomaly:
 cluster:
   redis: redis
 )"))) == Lines{
-                 "11: metrics.path: bad path 'metrics' (must start with '/', without spaces, '?' "
-                 "or '#')",
-                 "13: audit.log: cannot write in '" + dir / "nodir" +
-                     "': No such file or directory",
-                 "14: audit.max_events_per_second: bad value '0' (expected an integer "
-                 "1..4294967295)",
-                 "16: anomaly.publish_spike_factor: bad value '0.5' (expected a number above 1)",
-                 "17: anomaly.window: bad duration 'soon' (a duration such as 500ms, 10s, 5m, 1h "
-                 "or 1d)",
-                 "18: anomaly.connection_storm: bad value '0' (expected an integer "
-                 "1..4294967295)",
-                 "20: cluster.redis: bad address 'redis' (expected host:port such as "
-                 "0.0.0.0:8883, [::]:8883 or localhost:1883)",
-             });
+             "11: metrics.path: bad path 'metrics' (must start with '/', without spaces, '?' "
+             "or '#')",
+             "13: audit.log: cannot write in '" + dir / "nodir" + "': No such file or directory",
+             "14: audit.max_events_per_second: bad value '0' (expected an integer "
+             "1..4294967295)",
+             "16: anomaly.publish_spike_factor: bad value '0.5' (expected a number above 1)",
+             "17: anomaly.window: bad duration 'soon' (a duration such as 500ms, 10s, 5m, 1h "
+             "or 1d)",
+             "18: anomaly.connection_storm: bad value '0' (expected an integer "
+             "1..4294967295)",
+             "20: cluster.redis: bad address 'redis' (expected host:port such as "
+             "0.0.0.0:8883, [::]:8883 or localhost:1883)",
+         });
 }
 
 TEST_CASE("cross-section checks") {

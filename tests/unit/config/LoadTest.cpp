@@ -7,8 +7,8 @@
 #include "TestFiles.h"
 
 using namespace moat::config;
-using moat::config::test::TempDir;
 using moat::config::test::minimal;
+using moat::config::test::TempDir;
 using moat::config::test::yaml;
 using std::chrono::milliseconds;
 
@@ -327,7 +327,8 @@ listeners:
       client_ca: )") + ca + R"(
 backend: {address: "localhost:1883"}
 policy: {}
-)", dir / "conf/moat.yaml");
+)",
+                                    dir / "conf/moat.yaml");
     INFO(errorText(r));
     REQUIRE(r.config);
     const auto& l = r.config->listeners[0];
@@ -441,8 +442,7 @@ anomaly:
     CHECK(c.listeners[0].workers == 4);
     CHECK(c.listeners[0].proxyProtocol == ProxyProtocol::Off);  // bare off: YAML 1.1 false
     CHECK(c.listeners[1].proxyProtocol == ProxyProtocol::V2);
-    CHECK(c.listeners[1].trustedProxies ==
-          std::vector<std::string>{"fd00::/8", "192.168.1.10/32"});
+    CHECK(c.listeners[1].trustedProxies == std::vector<std::string>{"fd00::/8", "192.168.1.10/32"});
     CHECK(c.listeners[2].proxyProtocol == ProxyProtocol::Any);
     CHECK(c.backend.connectTimeout == milliseconds(1500));
     CHECK(c.backend.credentials == BackendCredentials::Strip);

@@ -23,11 +23,30 @@ TEST_CASE("parseDuration accepts every documented unit") {
 }
 
 TEST_CASE("parseDuration refuses bad values") {
-    const std::vector<std::string> bad{
-        "",      "10",   "s",     "10x",   "10 s", " 10s",  "10s ",
-        "-1s",   "+1s",  "1.s",   ".5s",   "1.0005s", "10S", "10sec",
-        "1e3ms", "0x10s", "1hm",  "ms",    "3651d", "99999999999999999999s",
-        "18446744073709551615d", "1,5s", "10s\n", std::string("1\0s", 3)};
+    const std::vector<std::string> bad{"",
+                                       "10",
+                                       "s",
+                                       "10x",
+                                       "10 s",
+                                       " 10s",
+                                       "10s ",
+                                       "-1s",
+                                       "+1s",
+                                       "1.s",
+                                       ".5s",
+                                       "1.0005s",
+                                       "10S",
+                                       "10sec",
+                                       "1e3ms",
+                                       "0x10s",
+                                       "1hm",
+                                       "ms",
+                                       "3651d",
+                                       "99999999999999999999s",
+                                       "18446744073709551615d",
+                                       "1,5s",
+                                       "10s\n",
+                                       std::string("1\0s", 3)};
     for (const auto& text : bad) {
         INFO(text);
         CHECK_FALSE(parseDuration(text).has_value());
@@ -49,9 +68,9 @@ TEST_CASE("parseSize accepts binary and decimal units") {
 }
 
 TEST_CASE("parseSize refuses bad values") {
-    for (const char* bad : {"", "KiB", "1.5", "0.5B", "1.1KiB", "10 KiB", "10kib", "10K", "10Ki",
-                            "-1", "1e3", "0x10", "99999999999999999999", "20000000TiB", "1MiB/s",
-                            " 1"}) {
+    for (const char* bad :
+         {"", "KiB", "1.5", "0.5B", "1.1KiB", "10 KiB", "10kib", "10K", "10Ki", "-1", "1e3", "0x10",
+          "99999999999999999999", "20000000TiB", "1MiB/s", " 1"}) {
         INFO(bad);
         CHECK_FALSE(parseSize(bad).has_value());
     }
@@ -80,9 +99,9 @@ TEST_CASE("parseRate: counts, bytes, periods and unlimited") {
 }
 
 TEST_CASE("parseRate refuses bad values") {
-    for (const char* bad : {"", "100", "100/", "/s", "0/s", "100/0s", "100/x", "100/sec",
-                            "100 /s", "-5/s", "1.5/s/s", "Unlimited", "none", "100/s ", "1MiB",
-                            "100/-1s", "1//s"}) {
+    for (const char* bad :
+         {"", "100", "100/", "/s", "0/s", "100/0s", "100/x", "100/sec", "100 /s", "-5/s", "1.5/s/s",
+          "Unlimited", "none", "100/s ", "1MiB", "100/-1s", "1//s"}) {
         INFO(bad);
         CHECK_FALSE(parseRate(bad).has_value());
     }
@@ -107,11 +126,28 @@ TEST_CASE("parseHostPort: IPv4, bracketed IPv6, host names") {
 }
 
 TEST_CASE("parseHostPort refuses bad values") {
-    for (const char* bad : {"", "8883", ":8883", "localhost", "localhost:", "localhost:65536",
-                            "localhost:-1", "localhost:88a", "localhost:+1", "::1:8883",
-                            "[::1]8883", "[::1:8883", "[127.0.0.1]:1", "[zz::]:1",
-                            "10.0.0.256:1", "1.2.3:1", "bad host:1", "-x:1", "x-:1",
-                            "a..b:1", "host:000001", "http://x:1"}) {
+    for (const char* bad : {"",
+                            "8883",
+                            ":8883",
+                            "localhost",
+                            "localhost:",
+                            "localhost:65536",
+                            "localhost:-1",
+                            "localhost:88a",
+                            "localhost:+1",
+                            "::1:8883",
+                            "[::1]8883",
+                            "[::1:8883",
+                            "[127.0.0.1]:1",
+                            "[zz::]:1",
+                            "10.0.0.256:1",
+                            "1.2.3:1",
+                            "bad host:1",
+                            "-x:1",
+                            "x-:1",
+                            "a..b:1",
+                            "host:000001",
+                            "http://x:1"}) {
         INFO(bad);
         CHECK_FALSE(parseHostPort(bad).has_value());
     }
@@ -139,8 +175,8 @@ TEST_CASE("parseCidr normalises and refuses host bits") {
     CHECK(parseCidr("::1").normalized == "::1/128");
     CHECK(parseCidr("0.0.0.0/0").ok());
     CHECK(parseCidr("10.1.2.3/8").error == "host bits are set (did you mean 10.0.0.0/8?)");
-    for (const char* bad : {"", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/-1",
-                            "10.0.0/8", "host/8", "10.0.0.0/8/8", "10.0.0.0/ 8"}) {
+    for (const char* bad : {"", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0/8",
+                            "host/8", "10.0.0.0/8/8", "10.0.0.0/ 8"}) {
         INFO(bad);
         CHECK_FALSE(parseCidr(bad).ok());
     }

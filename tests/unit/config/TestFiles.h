@@ -16,7 +16,7 @@
 namespace moat::config::test {
 
 class TempDir {
-public:
+  public:
     TempDir() {
         const char* base = std::getenv("TMPDIR");
         std::string templ = std::string(base && *base ? base : "/tmp") + "/moat-config-XXXXXX";
@@ -58,7 +58,9 @@ public:
         mkdir("keys");
     }
 
-    LoadResult load(const std::string& yaml) const { return loadConfigString(yaml, *this / "moat.yaml"); }
+    LoadResult load(const std::string& yaml) const {
+        return loadConfigString(yaml, *this / "moat.yaml");
+    }
 
     // The errors of `yaml` as "LINE: message", after checking each names <dir>/moat.yaml.
     std::vector<std::string> errors(const std::string& yaml) const {
@@ -73,7 +75,7 @@ public:
         return out;
     }
 
-private:
+  private:
     std::string path_;
 };
 

@@ -7,9 +7,9 @@
 using namespace moat::config;
 
 TEST_CASE("valid topic filters") {
-    for (const char* ok : {"#", "+", "a", "a/b", "a/+/c", "a/#", "+/+", "/", "a//b", "/a", "a/",
-                           "$SYS/broker/clients/#", "devices/%u/telemetry/#", "c/%c", "%u",
-                           "caf\xC3\xA9/+"}) {
+    for (const char* ok :
+         {"#", "+", "a", "a/b", "a/+/c", "a/#", "+/+", "/", "a//b", "/a", "a/",
+          "$SYS/broker/clients/#", "devices/%u/telemetry/#", "c/%c", "%u", "caf\xC3\xA9/+"}) {
         INFO(ok);
         CHECK(topicFilterError(ok, true).empty());
     }
@@ -33,11 +33,11 @@ TEST_CASE("invalid topic filters say why") {
 TEST_CASE("MQTT UTF-8") {
     CHECK(isValidMqttUtf8(""));
     CHECK(isValidMqttUtf8("plain"));
-    CHECK(isValidMqttUtf8("\xF0\x9F\x98\x80"));         // U+1F600
-    CHECK_FALSE(isValidMqttUtf8("\xC0\xAF"));           // overlong '/'
-    CHECK_FALSE(isValidMqttUtf8("\xED\xA0\x80"));       // surrogate
-    CHECK_FALSE(isValidMqttUtf8("\xF4\x90\x80\x80"));   // above U+10FFFF
-    CHECK_FALSE(isValidMqttUtf8("\xE2\x82"));           // truncated
-    CHECK_FALSE(isValidMqttUtf8("\x80"));               // lone continuation
+    CHECK(isValidMqttUtf8("\xF0\x9F\x98\x80"));        // U+1F600
+    CHECK_FALSE(isValidMqttUtf8("\xC0\xAF"));          // overlong '/'
+    CHECK_FALSE(isValidMqttUtf8("\xED\xA0\x80"));      // surrogate
+    CHECK_FALSE(isValidMqttUtf8("\xF4\x90\x80\x80"));  // above U+10FFFF
+    CHECK_FALSE(isValidMqttUtf8("\xE2\x82"));          // truncated
+    CHECK_FALSE(isValidMqttUtf8("\x80"));              // lone continuation
     CHECK_FALSE(isValidMqttUtf8(std::string(1, '\0')));
 }
