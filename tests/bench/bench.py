@@ -132,7 +132,7 @@ def mosquitto(workdir, name, tls_certs=None):
     return port, p
 
 
-def haproxy(workdir, certs, backend_port):
+def haproxy(workdir, certs, backend_port, suffix=""):
     port = free_port()
     bundle = os.path.join(workdir, "haproxy-server.pem")
     with open(bundle, "w") as out:
@@ -151,13 +151,13 @@ frontend mqtts
 backend broker
     server mosquitto %s:%d
 """ % (HOST, port, bundle, certs, HOST, backend_port)
-    path = write(os.path.join(workdir, "haproxy.cfg"), cfg)
-    p = start("haproxy", ["haproxy", "-db", "-f", path], workdir)
+    path = write(os.path.join(workdir, "haproxy%s.cfg" % suffix), cfg)
+    p = start("haproxy" + suffix, ["haproxy", "-db", "-f", path], workdir)
     wait_port(p, port)
     return port, p
 
 
-def stunnel(workdir, certs, backend_port):
+def stunnel(workdir, certs, backend_port, suffix=""):
     port = free_port()
     cfg = """foreground = yes
 pid =
@@ -174,8 +174,8 @@ CAfile = %s/ca.pem
 verifyChain = yes
 sslVersionMin = TLSv1.2
 """ % (HOST, port, HOST, backend_port, certs, certs, certs)
-    path = write(os.path.join(workdir, "stunnel.conf"), cfg)
-    p = start("stunnel", ["stunnel", path], workdir)
+    path = write(os.path.join(workdir, "stunnel%s.conf" % suffix), cfg)
+    p = start("stunnel" + suffix, ["stunnel", path], workdir)
     wait_port(p, port)
     return port, p
 
@@ -233,6 +233,36 @@ def sink(workdir):
     p = start("sink", [BENCH, "sink", "--port", str(port)], workdir)
     wait_port(p, port)
     return port, p
+
+
+def start_target(t, workdir, certs, workers, suffix):
+    """Starts target t (its proxy and its own broker); suffix keeps names / logs apart."""
+    if t == PLAIN:
+        port, p = mosquitto(workdir, "mosquitto-plain" + suffix)
+        return {"port": port, "tls": False, "procs": {"broker": p}}
+    if t == NATIVE:
+        port, p = mosquitto(workdir, "mosquitto-tls" + suffix, tls_certs=certs)
+        return {"port": port, "tls": True, "procs": {"broker": p}}
+    bport, b = mosquitto(workdir, "mosquitto-%s%s" % (t, suffix))
+    if t == HAPROXY:
+        port, p = haproxy(workdir, certs, bport, suffix)
+    elif t == STUNNEL:
+        port, p = stunnel(workdir, certs, bport, suffix)
+    else:
+        port, p = moat(workdir, certs, bport, "moat" + suffix, workers)
+    return {"port": port, "tls": True, "procs": {t: p, "broker": b}}
+
+
+def stop_target(target):
+    for p in target["procs"].values():
+        if p.poll() is None:
+            p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        processes.remove(p)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -514,24 +544,8 @@ def main():
     try:
         tgt = {}
         log("starting servers in %s" % workdir)
-        if PLAIN in targets:
-            port, p = mosquitto(workdir, "mosquitto-plain")
-            tgt[PLAIN] = {"port": port, "tls": False, "procs": {"broker": p}}
-        if NATIVE in targets:
-            port, p = mosquitto(workdir, "mosquitto-tls", tls_certs=certs)
-            tgt[NATIVE] = {"port": port, "tls": True, "procs": {"broker": p}}
-        if HAPROXY in targets:
-            bport, b = mosquitto(workdir, "mosquitto-haproxy")
-            port, p = haproxy(workdir, certs, bport)
-            tgt[HAPROXY] = {"port": port, "tls": True, "procs": {"haproxy": p, "broker": b}}
-        if STUNNEL in targets:
-            bport, b = mosquitto(workdir, "mosquitto-stunnel")
-            port, p = stunnel(workdir, certs, bport)
-            tgt[STUNNEL] = {"port": port, "tls": True, "procs": {"stunnel": p, "broker": b}}
-        if MOAT_T in targets:
-            bport, b = mosquitto(workdir, "mosquitto-moat")
-            port, p = moat(workdir, certs, bport, "moat", a.moat_workers)
-            tgt[MOAT_T] = {"port": port, "tls": True, "procs": {"moat": p, "broker": b}}
+        for t in targets:
+            tgt[t] = start_target(t, workdir, certs, a.moat_workers, "")
         if "scaling" in scenarios:
             sport, _ = sink(workdir)
             for wk in (1, 2):
@@ -547,7 +561,17 @@ def main():
                 k = rep % len(order)
                 order = order[k:] + order[:k]  # rotate: no target always runs first
                 for t in order:
-                    res = run_scenario(s, tgt[t], certs, d)
+                    if s == "idle":
+                        # Fresh processes: a heap that already grew and shrank (earlier runs,
+                        # handshake churn) absorbs new connections without growing RSS.
+                        fresh = start_target(t, workdir, certs, a.moat_workers,
+                                             "-idle%d" % (rep + 1))
+                        try:
+                            res = run_scenario(s, fresh, certs, d)
+                        finally:
+                            stop_target(fresh)
+                    else:
+                        res = run_scenario(s, tgt[t], certs, d)
                     results.setdefault(s, {}).setdefault(t, []).append(res)
                     log("[%d/%d] %s" % (rep + 1, repeat, summary_line(s, t, res)))
                     for name, info in tgt.items():
