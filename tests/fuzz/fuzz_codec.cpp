@@ -48,10 +48,10 @@ void oneFrame(const Frame& f, const uint8_t* body, ProtocolVersion v) {
             if (decodeConnect(body, len, p) != reason::Success) return;
             check(p.clientId.size() <= 0xFFFF && validMqttUtf8(p.clientId));
             if (p.willFlag) check(validTopicName(p.willTopic) && p.willQos < 3);
-            reDecode(encodeConnect(p), p, p.version, [](const Frame& g, const uint8_t* b,
-                                                        ConnectPacket& out) {
-                return decodeConnect(b, g.remainingLength, out);
-            });
+            reDecode(encodeConnect(p), p, p.version,
+                     [](const Frame& g, const uint8_t* b, ConnectPacket& out) {
+                         return decodeConnect(b, g.remainingLength, out);
+                     });
             break;
         }
         case PacketType::Connack: {

@@ -56,7 +56,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string_view in(reinterpret_cast<const char*>(data), size);
     const size_t a = in.find('\n');
     const std::string_view identity = in.substr(0, a);
-    const std::string_view rest = a == std::string_view::npos ? std::string_view() : in.substr(a + 1);
+    const std::string_view rest =
+        a == std::string_view::npos ? std::string_view() : in.substr(a + 1);
     const size_t b = rest.find('\n');
     const std::string_view clientId = rest.substr(0, b);
     const std::string_view topic =

@@ -33,12 +33,12 @@ TEST_CASE("acks round trip, every version") {
         const Bytes w3 = encodeAck(r, ProtocolVersion::V5);
         CHECK(w3.size() == 5);
         requireByteRoundTrip(w3, ProtocolVersion::V5);
-        AckPacket rp{t, 1, code, {Property::string(prop::ReasonString, "denied"),
-                                  Property::user("a", "b")}};
+        AckPacket rp{
+            t, 1, code, {Property::string(prop::ReasonString, "denied"), Property::user("a", "b")}};
         const Bytes w4 = encodeAck(rp, ProtocolVersion::V5);
         AckPacket back;
-        REQUIRE(decodeAck(t, bodyOf(w4), frameOf(w4).remainingLength, ProtocolVersion::V5,
-                          back) == reason::Success);
+        REQUIRE(decodeAck(t, bodyOf(w4), frameOf(w4).remainingLength, ProtocolVersion::V5, back) ==
+                reason::Success);
         CHECK(back == rp);
         requireByteRoundTrip(w4, ProtocolVersion::V5);
         // Properties with reason 0 keep the reason byte.
@@ -79,7 +79,8 @@ TEST_CASE("acks: malformed") {
     }
     // PUBREL / PUBCOMP allow only 0x00 and 0x92; PUBACK / PUBREC not 0x92.
     CHECK(decode(PacketType::Pubrel, hex("0001 10"), ProtocolVersion::V5) == reason::ProtocolError);
-    CHECK(decode(PacketType::Pubcomp, hex("0001 87"), ProtocolVersion::V5) == reason::ProtocolError);
+    CHECK(decode(PacketType::Pubcomp, hex("0001 87"), ProtocolVersion::V5) ==
+          reason::ProtocolError);
     CHECK(decode(PacketType::Puback, hex("0001 92"), ProtocolVersion::V5) == reason::ProtocolError);
     CHECK(decode(PacketType::Puback, hex("0001 10"), ProtocolVersion::V5) == reason::Success);
     // Only ack types.

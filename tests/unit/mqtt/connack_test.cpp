@@ -93,13 +93,13 @@ TEST_CASE("CONNACK v5: malformed") {
     CHECK(decode(hex("02 00 00"), v) == reason::MalformedPacket);     // reserved flag
     CHECK(decode(hex("00 01 00"), v) == reason::ProtocolError);       // not a CONNACK reason
     CHECK(decode(hex("00 8E 00"), v) == reason::ProtocolError);
-    CHECK(decode(hex("01 87 00"), v) == reason::ProtocolError);  // session present + refusal
-    CHECK(decode(hex("00 00 02 24 02"), v) == reason::ProtocolError);        // maximum QoS 2
-    CHECK(decode(hex("00 00 02 25 05"), v) == reason::ProtocolError);        // retain available 5
-    CHECK(decode(hex("00 00 03 23 00 01"), v) == reason::ProtocolError);     // topic alias
-    CHECK(decode(hex("00 00 02 17 01"), v) == reason::ProtocolError);        // CONNECT-only
+    CHECK(decode(hex("01 87 00"), v) == reason::ProtocolError);        // session present + refusal
+    CHECK(decode(hex("00 00 02 24 02"), v) == reason::ProtocolError);  // maximum QoS 2
+    CHECK(decode(hex("00 00 02 25 05"), v) == reason::ProtocolError);  // retain available 5
+    CHECK(decode(hex("00 00 03 23 00 01"), v) == reason::ProtocolError);         // topic alias
+    CHECK(decode(hex("00 00 02 17 01"), v) == reason::ProtocolError);            // CONNECT-only
     CHECK(decode(hex("00 00 06 13 0001 13 0001"), v) == reason::ProtocolError);  // duplicate
-    CHECK(decode(hex("00 00 05 27 00000000"), v) == reason::ProtocolError);  // max packet 0
-    CHECK(decode(hex("00 00 05 12 0005 61"), v) == reason::MalformedPacket);  // truncated
-    CHECK(decode(hex("00 00 09 12 0005 61"), v) == reason::MalformedPacket);  // block too long
+    CHECK(decode(hex("00 00 05 27 00000000"), v) == reason::ProtocolError);      // max packet 0
+    CHECK(decode(hex("00 00 05 12 0005 61"), v) == reason::MalformedPacket);     // truncated
+    CHECK(decode(hex("00 00 09 12 0005 61"), v) == reason::MalformedPacket);     // block too long
 }

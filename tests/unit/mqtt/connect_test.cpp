@@ -126,8 +126,8 @@ TEST_CASE("CONNECT: unsupported protocol name or level") {
     const struct {
         const char* name;
         uint8_t level;
-    } cases[] = {{"MQTT", 3}, {"MQTT", 6}, {"MQTT", 0}, {"MQIsdp", 4}, {"MQIsdp", 5},
-                 {"mqtt", 4}, {"MQTX", 4}, {"", 4}};
+    } cases[] = {{"MQTT", 3},   {"MQTT", 6}, {"MQTT", 0}, {"MQIsdp", 4},
+                 {"MQIsdp", 5}, {"mqtt", 4}, {"MQTX", 4}, {"", 4}};
     for (const auto& c : cases) {
         CAPTURE(c.name, int(c.level));
         Builder b;
@@ -187,7 +187,8 @@ TEST_CASE("CONNECT: trailing bytes are malformed") {
 }
 
 TEST_CASE("CONNECT: strings must be MQTT UTF-8") {
-    const char* bad[] = {"a\0b", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xFF", "\xE2\x82"};
+    const char* bad[] = {"a\0b", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80",
+                         "\xFF", "\xE2\x82"};
     const size_t badLen[] = {3, 2, 3, 4, 1, 2};
     for (uint8_t level : {3, 4, 5}) {
         for (size_t i = 0; i < std::size(bad); ++i) {

@@ -29,8 +29,9 @@ TEST_CASE("DISCONNECT round trip") {
     for (int code = 0; code < 256; ++code) {
         const Bytes body{uint8_t(code)};
         const uint8_t rc = decodeDisconnect(body.data(), 1, v5, p);
-        CHECK(rc == (validReasonFor(PacketType::Disconnect, uint8_t(code)) ? reason::Success
-                                                                            : reason::ProtocolError));
+        CHECK(rc == (validReasonFor(PacketType::Disconnect, uint8_t(code))
+                         ? reason::Success
+                         : reason::ProtocolError));
     }
 }
 
@@ -46,8 +47,8 @@ TEST_CASE("DISCONNECT: malformed") {
         const Bytes b = hex(h);
         CHECK(decodeDisconnect(b.data(), b.size(), v5, p) == reason::MalformedPacket);
     }
-    for (const char* h : {"00 03 23 0001", "00 05 27 00000001", "00 06 1F 0000 1F 0000",
-                          "00 02 17 01"}) {
+    for (const char* h :
+         {"00 03 23 0001", "00 05 27 00000001", "00 06 1F 0000 1F 0000", "00 02 17 01"}) {
         CAPTURE(h);
         const Bytes b = hex(h);
         CHECK(decodeDisconnect(b.data(), b.size(), v5, p) == reason::ProtocolError);

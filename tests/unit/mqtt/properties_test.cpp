@@ -18,18 +18,27 @@ std::vector<Property> oneOfEach() {
     std::vector<Property> out;
     for (int id = 0; id < 0x80; ++id) {
         switch (propertyKind(uint8_t(id))) {
-            case PropertyKind::Byte: out.push_back(Property::integer(uint8_t(id), 1)); break;
-            case PropertyKind::TwoByte: out.push_back(Property::integer(uint8_t(id), 0x1234)); break;
+            case PropertyKind::Byte:
+                out.push_back(Property::integer(uint8_t(id), 1));
+                break;
+            case PropertyKind::TwoByte:
+                out.push_back(Property::integer(uint8_t(id), 0x1234));
+                break;
             case PropertyKind::FourByte:
                 out.push_back(Property::integer(uint8_t(id), 0x12345678));
                 break;
-            case PropertyKind::Varint: out.push_back(Property::integer(uint8_t(id), 200000)); break;
+            case PropertyKind::Varint:
+                out.push_back(Property::integer(uint8_t(id), 200000));
+                break;
             case PropertyKind::Utf8:
             case PropertyKind::Binary:
                 out.push_back(Property::string(uint8_t(id), "v\xC3\xA9"));
                 break;
-            case PropertyKind::Pair: out.push_back(Property::user("name", "value")); break;
-            case PropertyKind::Unknown: break;
+            case PropertyKind::Pair:
+                out.push_back(Property::user("name", "value"));
+                break;
+            case PropertyKind::Unknown:
+                break;
         }
     }
     return out;
@@ -90,9 +99,9 @@ TEST_CASE("properties: duplicates") {
             REQUIRE(encodeProperties({p, p}, block));
             const Bytes raw(block.begin() + 1, block.end());
             CAPTURE(propertyName(p.id), s);
-            const bool repeatable = p.id == prop::UserProperty ||
-                                    (p.id == prop::SubscriptionIdentifier &&
-                                     scope == PropertyScope::Publish);
+            const bool repeatable =
+                p.id == prop::UserProperty ||
+                (p.id == prop::SubscriptionIdentifier && scope == PropertyScope::Publish);
             CHECK(parse(raw, scope) == (repeatable ? reason::Success : reason::ProtocolError));
         }
     }
@@ -131,8 +140,8 @@ TEST_CASE("properties: value ranges") {
 TEST_CASE("properties: malformed encodings") {
     const PropertyScope s = PropertyScope::Publish;
     CHECK(parse(hex(""), s) == reason::Success);
-    CHECK(parse(hex("00"), s) == reason::MalformedPacket);   // id 0
-    CHECK(parse(hex("2B 00"), s) == reason::MalformedPacket);  // first undefined id
+    CHECK(parse(hex("00"), s) == reason::MalformedPacket);        // id 0
+    CHECK(parse(hex("2B 00"), s) == reason::MalformedPacket);     // first undefined id
     CHECK(parse(hex("80 01 01"), s) == reason::MalformedPacket);  // multi-byte id
     CHECK(parse(hex("01"), s) == reason::MalformedPacket);
     CHECK(parse(hex("23 00"), s) == reason::MalformedPacket);
@@ -140,10 +149,10 @@ TEST_CASE("properties: malformed encodings") {
     CHECK(parse(hex("0B 80"), s) == reason::MalformedPacket);
     CHECK(parse(hex("03 00"), s) == reason::MalformedPacket);
     CHECK(parse(hex("03 0002 61"), s) == reason::MalformedPacket);
-    CHECK(parse(hex("03 0001 00"), s) == reason::MalformedPacket);   // U+0000
-    CHECK(parse(hex("03 0001 80"), s) == reason::MalformedPacket);   // lone continuation
-    CHECK(parse(hex("09 0001 00"), s) == reason::Success);           // binary: anything
-    CHECK(parse(hex("26 0001 61"), s) == reason::MalformedPacket);   // pair without value
+    CHECK(parse(hex("03 0001 00"), s) == reason::MalformedPacket);  // U+0000
+    CHECK(parse(hex("03 0001 80"), s) == reason::MalformedPacket);  // lone continuation
+    CHECK(parse(hex("09 0001 00"), s) == reason::Success);          // binary: anything
+    CHECK(parse(hex("26 0001 61"), s) == reason::MalformedPacket);  // pair without value
     CHECK(parse(hex("26 0001 FF 0000"), s) == reason::MalformedPacket);
     CHECK(parse(hex("26 0000 0001 FF"), s) == reason::MalformedPacket);
     CHECK(parse(hex("26 0000 0000"), s) == reason::Success);  // empty name and value
@@ -209,8 +218,8 @@ TEST_CASE("properties: encoder") {
     out = {7};
     CHECK_FALSE(encodeProperties({Property::integer(0x00, 1)}, out));
     CHECK_FALSE(encodeProperties({Property::integer(0x7F, 1)}, out));
-    CHECK_FALSE(encodeProperties({Property::string(prop::ContentType, std::string(65536, 'a'))},
-                                 out));
+    CHECK_FALSE(
+        encodeProperties({Property::string(prop::ContentType, std::string(65536, 'a'))}, out));
     CHECK_FALSE(encodeProperties({Property::user("a", std::string(65536, 'b'))}, out));
     CHECK_FALSE(
         encodeProperties({Property::integer(prop::SubscriptionIdentifier, 268435456)}, out));

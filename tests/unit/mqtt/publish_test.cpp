@@ -14,7 +14,9 @@ uint8_t decode(const Bytes& wire, ProtocolVersion v, PublishView* outp = nullptr
     return rc;
 }
 
-Bytes publish(uint8_t flags, const Builder& body) { return body.packet(0x30 | flags); }
+Bytes publish(uint8_t flags, const Builder& body) {
+    return body.packet(0x30 | flags);
+}
 
 }  // namespace
 

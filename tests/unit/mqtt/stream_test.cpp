@@ -10,7 +10,7 @@ namespace {
 
 // The gateway's read loop in miniature: append, then cut out every complete packet.
 class Deframer {
-public:
+  public:
     // Returns false once the stream is malformed (sticky).
     bool push(const uint8_t* data, size_t len) {
         if (bad_) return false;
@@ -24,7 +24,8 @@ public:
                 break;
             }
             if (s == FrameStatus::NeedMore || buf_.size() - off < f.totalSize()) break;
-            packets_.emplace_back(buf_.begin() + long(off), buf_.begin() + long(off + f.totalSize()));
+            packets_.emplace_back(buf_.begin() + long(off),
+                                  buf_.begin() + long(off + f.totalSize()));
             off += f.totalSize();
         }
         buf_.erase(buf_.begin(), buf_.begin() + long(off));
@@ -34,7 +35,7 @@ public:
     size_t buffered() const { return buf_.size(); }
     bool bad() const { return bad_; }
 
-private:
+  private:
     Bytes buf_;
     std::vector<Bytes> packets_;
     bool bad_ = false;
@@ -71,10 +72,13 @@ std::vector<Bytes> samplePackets(ProtocolVersion v) {
     out.push_back(encodeSubscribe(SubscribePacket{3, {{"a/#", 1}, {"b/+", 0}}, {}}, v));
     out.push_back(encodeSuback(SubackPacket{3, {1, 0}, {}}, v));
     out.push_back(encodeUnsubscribe(UnsubscribePacket{4, {"a/#"}, {}}, v));
-    out.push_back(encodeUnsuback(UnsubackPacket{4, v5 ? std::vector<uint8_t>{0} : std::vector<uint8_t>{}, {}}, v));
+    out.push_back(encodeUnsuback(
+        UnsubackPacket{4, v5 ? std::vector<uint8_t>{0} : std::vector<uint8_t>{}, {}}, v));
     out.push_back(encodePingreq());
     out.push_back(encodePingresp());
-    if (v5) out.push_back(encodeAuth(AuthPacket{0x18, {Property::string(prop::AuthenticationMethod, "m")}}));
+    if (v5)
+        out.push_back(
+            encodeAuth(AuthPacket{0x18, {Property::string(prop::AuthenticationMethod, "m")}}));
     out.push_back(encodeDisconnect(v, 0));
     for (const Bytes& p : out) REQUIRE(!p.empty());
     return out;
@@ -138,8 +142,8 @@ TEST_CASE("stream: a malformed header stops the stream exactly there") {
     const std::vector<Bytes> packets = samplePackets(ProtocolVersion::V311);
     Bytes all = concat({packets[0], packets[1]});
     const size_t good = all.size();
-    for (const Bytes& bad : {hex("00 00"), hex("30 80 00"), hex("30 FF FF FF FF 01"),
-                             hex("30 80 80 80 80")}) {
+    for (const Bytes& bad :
+         {hex("00 00"), hex("30 80 00"), hex("30 FF FF FF FF 01"), hex("30 80 80 80 80")}) {
         Bytes stream = all;
         stream.insert(stream.end(), bad.begin(), bad.end());
         stream.insert(stream.end(), packets[2].begin(), packets[2].end());

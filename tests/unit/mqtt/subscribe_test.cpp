@@ -28,8 +28,8 @@ TEST_CASE("SUBSCRIBE round trip, every version") {
         CAPTURE(versionName(v));
         SubscribePacket p;
         p.packetId = 42;
-        p.subscriptions = {{"devices/+/telemetry/#", 0}, {"#", 1}, {"a/b", 2}, {"+", 0},
-                           {"$share/group/x/#", 1}, {"/", 0}, {"caf\xC3\xA9", 1}};
+        p.subscriptions = {{"devices/+/telemetry/#", 0}, {"#", 1}, {"a/b", 2},        {"+", 0},
+                           {"$share/group/x/#", 1},      {"/", 0}, {"caf\xC3\xA9", 1}};
         if (v == ProtocolVersion::V5) {
             p.subscriptions.push_back({"nl/rap/rh", uint8_t(0x01 | 0x04 | 0x08 | 0x20)});
             p.subscriptions.push_back({"rh1", 0x12});
@@ -77,15 +77,16 @@ TEST_CASE("SUBSCRIBE: reserved fixed-header flags") {
 }
 
 TEST_CASE("SUBSCRIBE: invalid filters") {
-    const char* bad[] = {"", "a/#/b", "a#", "#/", "a+", "+a/b", "a/b+", "##", "$share//a",
-                         "$share/g", "$share/g/", "$share/g+/a", "$share/#/a", "$share/g/a#"};
+    const char* bad[] = {"",          "a/#/b",       "a#",         "#/",         "a+",
+                         "+a/b",      "a/b+",        "##",         "$share//a",  "$share/g",
+                         "$share/g/", "$share/g+/a", "$share/#/a", "$share/g/a#"};
     for (ProtocolVersion v : kAllVersions) {
         for (const char* f : bad) {
             CAPTURE(versionName(v), f);
             Builder b = head(v);
             b.str(f).u8(0);
             CHECK(decode(b, v) == (v == ProtocolVersion::V5 ? reason::TopicFilterInvalid
-                                                          : reason::MalformedPacket));
+                                                            : reason::MalformedPacket));
         }
         // Bad UTF-8 is malformed in every version.
         for (std::string_view s : {std::string_view("a\0", 2), std::string_view("\xC0\x80"),
@@ -165,7 +166,8 @@ TEST_CASE("SUBSCRIBE: every truncation fails") {
         SubscribePacket p;
         p.packetId = 3;
         p.subscriptions = {{"a/b", 1}, {"c/#", 0}};
-        if (v == ProtocolVersion::V5) p.properties = {Property::integer(prop::SubscriptionIdentifier, 7)};
+        if (v == ProtocolVersion::V5)
+            p.properties = {Property::integer(prop::SubscriptionIdentifier, 7)};
         const Bytes wire = encodeSubscribe(p, v);
         const Frame f = frameOf(wire);
         const size_t firstEnd = f.remainingLength - 6;  // after the first filter's options

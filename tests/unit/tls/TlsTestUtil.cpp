@@ -1,8 +1,8 @@
 #include "tests/unit/tls/TlsTestUtil.h"
 
-#include <catch2/catch.hpp>
 #include <openssl/err.h>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 
 namespace moat::tls::test {
@@ -26,7 +26,9 @@ const std::string& certDir() {
     return dir;
 }
 
-std::string certPath(const std::string& name) { return certDir() + "/" + name; }
+std::string certPath(const std::string& name) {
+    return certDir() + "/" + name;
+}
 
 config::TlsConfig serverConfig(bool requireClientCert, const std::string& crl,
                                const std::string& minVersion) {

@@ -28,7 +28,7 @@ SslCtxPtr makeClientCtx(const std::string& cert, int maxVersion = 0);
 
 // The client end: an SSL over two memory BIOs.
 class Client {
-public:
+  public:
     explicit Client(SSL_CTX* ctx);
     SSL* ssl() const { return ssl_.get(); }
     // Ciphertext the client produced.
@@ -41,7 +41,7 @@ public:
     std::vector<uint8_t> readAll(bool* closed = nullptr);
     void write(const std::vector<uint8_t>& data);
 
-private:
+  private:
     SslPtr ssl_;
     BIO* rbio_ = nullptr;  // owned by ssl_
     BIO* wbio_ = nullptr;

@@ -1,7 +1,8 @@
 // Handshakes: TLS 1.2 and 1.3, mTLS accepted and refused (rogue, expired, revoked, wrong
 // purpose, missing), min_version, renegotiation refused.
-#include <catch2/catch.hpp>
 #include <openssl/x509_vfy.h>
+
+#include <catch2/catch.hpp>
 
 #include "tests/unit/tls/TlsTestUtil.h"
 
@@ -134,9 +135,9 @@ TEST_CASE("min_version 1.3 refuses a TLS 1.2 client") {
 
 TEST_CASE("garbage instead of a ClientHello fails cleanly") {
     auto server = makeServer(serverConfig());
-    for (const std::string junk : {std::string("\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c", 12),
-                                   std::string("GET / HTTP/1.1\r\n\r\n"),
-                                   std::string(64, '\xFF')}) {
+    for (const std::string& junk :
+         {std::string("\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c", 12),
+          std::string("GET / HTTP/1.1\r\n\r\n"), std::string(64, '\xFF')}) {
         TlsSession s(server->native());
         s.feed(reinterpret_cast<const uint8_t*>(junk.data()), junk.size());
         CHECK(s.handshake() == Status::Error);

@@ -51,9 +51,9 @@ TEST_CASE("identities that could pose as another are refused") {
     info.multipleCn = true;
     CHECK_FALSE(identityFromCert(info, IdentityFrom::CertCn));
     info.multipleCn = false;
-    for (const std::string bad : {std::string(""), std::string("a\0b", 3), std::string("a\nb"),
-                                  std::string("a\x7f"), std::string("\xC3\x28"),
-                                  std::string("\xED\xA0\x80")}) {
+    for (const std::string& bad :
+         {std::string(""), std::string("a\0b", 3), std::string("a\nb"), std::string("a\x7f"),
+          std::string("\xC3\x28"), std::string("\xED\xA0\x80")}) {
         info.subjectCn = bad;
         CHECK_FALSE(identityFromCert(info, IdentityFrom::CertCn));
         CHECK_FALSE(isAcceptableIdentity(bad));
