@@ -74,7 +74,8 @@ void auditRole(const policy::RoleSpec& role, const RoleUse& use, Findings& out) 
         if (deniedEntirely(f, role.denyPublish)) continue;
         if (coversEverything(f)) pubAll.push_back(f);
         if (coversSys(f)) sys.push_back("publish " + f);
-        if (!hasPlaceholder(f)) shared.push_back(f);
+        // `#` is already a high finding of its own; do not report it twice.
+        if (!hasPlaceholder(f) && !coversEverything(f)) shared.push_back(f);
     }
     for (const auto& raw : role.subscribe) {
         std::string_view f = policy::shareInnerFilter(raw);

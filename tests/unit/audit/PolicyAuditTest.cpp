@@ -138,3 +138,11 @@ TEST_CASE("unused role is low") {
     CHECK(f->severity == Severity::Low);
     CHECK(f->subject == "role legacy");
 }
+
+TEST_CASE("publish-all in default_roles is not reported again as a shared rule") {
+    auto c = cleanConfig();
+    c.policy.roles[0].publish.push_back("#");
+    const auto findings = auditConfig(c, now());
+    CHECK(find(findings, "role-publish-all") != std::nullopt);
+    CHECK(find(findings, "shared-publish-rule") == std::nullopt);
+}
