@@ -59,6 +59,9 @@ struct BackendConfig {
     Millis connectTimeout{5000};
     BackendCredentials credentials = BackendCredentials::Identity;
     ProxyProtocol proxyProtocol = ProxyProtocol::Off;  // only Off or V2 are valid
+    // TCP connect probe of the broker for /healthz and moat_backend_up (HAProxy's
+    // `check inter`); 0 = no probe, reachability then follows client connection attempts.
+    Millis healthCheckInterval{5000};
 };
 
 enum class AuthMethod { Certificate, Password };

@@ -34,6 +34,8 @@ void parseBackend(LoadContext& ctx, MapReader& m, BackendConfig& out) {
                                       {"strip", BackendCredentials::Strip}});
     }
     if (auto f = m.take("proxy_protocol")) readProxyProtocol(d, *f, out.proxyProtocol, true);
+    if (auto f = m.take("health_check_interval"))
+        readDuration(d, *f, out.healthCheckInterval, Millis{0});
     m.finish();
 }
 

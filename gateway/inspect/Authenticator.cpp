@@ -102,7 +102,9 @@ AuthOutcome Authenticator::conclude(AuthOutcome out, const mqtt::ConnectPacket& 
 
     if (certOk) {
         out.identity = *cert.identity;
-        if (connect.username && config_.usernameMustMatchCert && *connect.username != out.identity)
+        // With both factors (cert + password) the password was checked for this username, so
+        // it must name the same identity. A username alone proves nothing and is not judged.
+        if (pwOk && config_.usernameMustMatchCert && *connect.username != out.identity)
             return refuse(std::move(out), rc::NotAuthorized,
                           "username does not match certificate identity");
     } else {

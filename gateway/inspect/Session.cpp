@@ -89,6 +89,9 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
     mqtt::PublishView pub;
     uint8_t r = mqtt::decodePublish(frame, body, version_, pub);
     if (r != rc::Success) return protocolError(r, "malformed PUBLISH");
+    // Only a server may send a Subscription Identifier in PUBLISH (MQTT-3.3.4-6).
+    if (pub.hasSubscriptionId)
+        return protocolError(rc::ProtocolError, "subscription identifier in a client PUBLISH");
     if (v5() && pub.userPropertyCount > options_.maxUserProperties)
         return protocolError(rc::ImplementationSpecificError, "too many user properties");
 

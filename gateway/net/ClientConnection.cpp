@@ -520,7 +520,7 @@ void ClientConnection::connectBackend() {
     if (uv_ip4_addr(addr.host.c_str(), addr.port, reinterpret_cast<sockaddr_in*>(&ss)) != 0 &&
         uv_ip6_addr(addr.host.c_str(), addr.port, reinterpret_cast<sockaddr_in6*>(&ss)) != 0) {
         // Host names are resolved by the gateway (cached, refreshed off the data path).
-        if (!worker_.gateway().resolveBackend(ss)) {
+        if (!Gateway::resolveBackend(addr, ss)) {
             refuseConnect(rc::ServerUnavailable, "backend address does not resolve");
             return;
         }

@@ -18,6 +18,15 @@
 namespace moat::net {
 
 namespace {
+// One TCP connect to the broker in flight (backend.health_check_interval).
+struct HealthProbe {
+    uv_tcp_t tcp{};
+    uv_connect_t req{};
+    Gateway* gateway = nullptr;
+};
+}  // namespace
+
+namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -164,6 +173,10 @@ void Gateway::startMain() {
     uv_timer_start(&housekeeping_, onHousekeeping, 1000, 1000);
     uv_async_init(&loop_, &workersDone_, onWorkersDone);
     workersDone_.data = this;
+    uv_timer_init(&loop_, &healthCheck_);
+    healthCheck_.data = this;
+    if (uint64_t every = snapshot_->config->backend.healthCheckInterval.count())
+        uv_timer_start(&healthCheck_, onHealthCheck, 0, every);
     // 500 ms: long enough for a rotation tool to finish writing cert, key and CRL.
     watcher_ = std::make_unique<FileWatcher>(&loop_, 500, [this] {
         MOAT_LOG_INFO("a watched file changed: reloading");
@@ -208,6 +221,11 @@ void Gateway::onWorkersDone(uv_async_t* h) {
     auto* self = static_cast<Gateway*>(h->data);
     if (self->http_) self->http_->close();
     if (self->watcher_) self->watcher_->close();
+    if (auto* probe = static_cast<HealthProbe*>(self->probe_)) {
+        self->probe_ = nullptr;
+        uv_close(reinterpret_cast<uv_handle_t*>(&probe->tcp),
+                 [](uv_handle_t* h) { delete static_cast<HealthProbe*>(h->data); });
+    }
     uv_walk(&self->loop_, [](uv_handle_t* hd, void*) {
         if (!uv_is_closing(hd)) uv_close(hd, nullptr);
     }, nullptr);
@@ -287,6 +305,42 @@ void Gateway::onHousekeeping(uv_timer_t* t) {
                 ctx->serverCertNotAfter() - std::chrono::system_clock::now());
             lm.certExpirySeconds->Set(static_cast<double>(left.count()));
         }
+    }
+}
+
+// Opens and closes one TCP connection to the broker: enough to tell "reachable" (the broker
+// logs it as a connection that closed before CONNECT).
+void Gateway::onHealthCheck(uv_timer_t* t) {
+    auto* self = static_cast<Gateway*>(t->data);
+    if (self->probe_ || self->shuttingDown_) return;
+    sockaddr_storage ss{};
+    const config::HostPort& addr = self->snapshot_->config->backend.address;
+    if (!resolveBackend(addr, ss)) {
+        self->setBackendReachable(false);
+        return;
+    }
+    auto* probe = new HealthProbe;
+    probe->gateway = self;
+    probe->tcp.data = probe;
+    probe->req.data = probe;
+    uv_tcp_init(&self->loop_, &probe->tcp);
+    self->probe_ = probe;
+    int r = uv_tcp_connect(&probe->req, &probe->tcp, reinterpret_cast<sockaddr*>(&ss),
+                           [](uv_connect_t* req, int status) {
+                               // ECANCELED: shutdown already closes the handle.
+                               if (status == UV_ECANCELED) return;
+                               auto* p = static_cast<HealthProbe*>(req->data);
+                               p->gateway->probe_ = nullptr;
+                               p->gateway->setBackendReachable(status == 0);
+                               uv_close(reinterpret_cast<uv_handle_t*>(&p->tcp), [](uv_handle_t* h) {
+                                   delete static_cast<HealthProbe*>(h->data);
+                               });
+                           });
+    if (r != 0) {
+        self->probe_ = nullptr;
+        self->setBackendReachable(false);
+        uv_close(reinterpret_cast<uv_handle_t*>(&probe->tcp),
+                 [](uv_handle_t* h) { delete static_cast<HealthProbe*>(h->data); });
     }
 }
 
@@ -395,8 +449,7 @@ void Gateway::setBackendReachable(bool up) {
     }
 }
 
-bool Gateway::resolveBackend(sockaddr_storage& out) {
-    const config::HostPort& hp = snapshot_->config->backend.address;
+bool Gateway::resolveBackend(const config::HostPort& hp, sockaddr_storage& out) {
     addrinfo hints{}, *res = nullptr;
     hints.ai_socktype = SOCK_STREAM;
     if (getaddrinfo(hp.host.c_str(), std::to_string(hp.port).c_str(), &hints, &res) != 0 || !res)

@@ -62,7 +62,7 @@ public:
     void protocolError(std::string_view reason) { metrics_.protocolError(reason); }
     void setBackendReachable(bool up);
     bool backendReachable() const { return backendUp_.load(std::memory_order_relaxed); }
-    bool resolveBackend(sockaddr_storage& out);
+    static bool resolveBackend(const config::HostPort& address, sockaddr_storage& out);
     void audit(std::string_view event, std::string_view listener, std::string_view remote,
                std::string_view clientId, std::string_view identity, std::string_view protocol,
                std::string_view action = {}, std::string_view topic = {},
@@ -75,11 +75,11 @@ private:
     void startMain();
     void reload();
     void beginShutdown();
-    void probeBackend();
     // The files whose change triggers an automatic reload (config, TLS files, passwords).
     std::vector<std::string> watchedFiles() const;
     static void onSignal(uv_signal_t* h, int signum);
     static void onHousekeeping(uv_timer_t* t);
+    static void onHealthCheck(uv_timer_t* t);
     static void onWorkersDone(uv_async_t* h);
 
     std::string configPath_;
@@ -102,6 +102,8 @@ private:
     uv_loop_t loop_{};
     uv_signal_t sigHup_{}, sigTerm_{}, sigInt_{};
     uv_timer_t housekeeping_{};
+    uv_timer_t healthCheck_{};
+    void* probe_ = nullptr;  // the health probe in flight (HealthProbe*), closed at shutdown
     uv_async_t workersDone_{};
     std::atomic<int> runningWorkers_{0};
     bool shuttingDown_ = false;

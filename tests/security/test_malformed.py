@@ -191,9 +191,6 @@ def test_v311_auth_is_reserved(moat, broker):
                lambda m: w.packet(15, 0, b"") + _pub("sec/" + m, V311), MALFORMED)
 
 
-@pytest.mark.xfail(strict=True, reason="gateway forwards a client PUBLISH carrying a "
-                   "Subscription Identifier (MQTT-3.3.4-6 makes it a protocol error); "
-                   "reported to the lead")
 def test_v5_subscription_identifier_from_client(moat, broker):
     props = b"\x0b\x05"
     run_attack(moat, broker, V5, lambda m: _pub("sec/" + m, V5, props=props), PROTOCOL)
