@@ -1,0 +1,189 @@
+"""Hot reload: SIGHUP and the file watch (config, certificate, CRL) without dropping healthy
+connections; a reload that fails validation keeps the old configuration."""
+
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+
+import yaml
+
+import moat_harness as h
+import mqtt_wire as w
+from moat_harness import V5, connected
+
+
+def _copy(certs, tmp_path, name):
+    dst = str(tmp_path / name)
+    shutil.copyfile(certs.path(name), dst)
+    return dst
+
+
+def _new_server_cert(certs, tmp_path, serial):
+    """A second server certificate for the same key (so a watcher that reloads between two
+    writes never sees a cert/key mismatch), signed by the test CA, with its own serial."""
+    csr, ext, out = (str(tmp_path / n) for n in ("new.csr", "new.ext", "server-new.pem"))
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    subprocess.run(["openssl", "req", "-new", "-key", certs.path("server.key"), "-subj",
+                    "/CN=localhost", "-out", csr], check=True, capture_output=True, timeout=30)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", certs.ca, "-CAkey",
+                    certs.path("ca.key"), "-set_serial", str(serial), "-days", "30",
+                    "-extfile", ext, "-out", out], check=True, capture_output=True, timeout=30)
+    return out
+
+
+def _peer_cert(certs, port, cert="device1"):
+    ctx = certs.context(cert)
+    with socket.create_connection((h.HOST, port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            return s.getpeercert(binary_form=True)
+
+
+def _serial(der):
+    r = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-serial"], input=der,
+                       capture_output=True, check=True, timeout=10)
+    return int(r.stdout.decode().strip().split("=", 1)[1], 16)
+
+
+def _write_config(moat, cfg):
+    tmp = moat.config_path + ".tmp"
+    with open(tmp, "w") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False)
+    os.replace(tmp, moat.config_path)
+    moat.config = cfg
+
+
+def _reloads(moat, result):
+    return moat.metric("moat_config_reloads_total", result=result)
+
+
+def _tls_refused(certs, port, cert):
+    raw = socket.create_connection((h.HOST, port), timeout=5)
+    try:
+        s = certs.context(cert).wrap_socket(raw, server_hostname="localhost")
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        raw.close()
+        return True
+    try:
+        s.sendall(w.connect_packet("after-revoke"))
+        s.settimeout(5)
+        return s.recv(16) == b""
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+    finally:
+        s.close()
+
+
+def test_server_certificate_rotation_keeps_connections(moat_factory, certs, clients, tmp_path):
+    cert_path = _copy(certs, tmp_path, "server.pem")
+    moat = moat_factory(tls={"cert": cert_path})
+    old_der = _peer_cert(certs, moat.port)
+    old = connected(clients, moat, client_id="rot-old")
+    assert old.subscribe("rot/#", qos=1) == [1]
+    ok_before = _reloads(moat, "ok")
+
+    new_path = _new_server_cert(certs, tmp_path, 0x5EED1234)
+    shutil.copyfile(new_path, tmp_path / "server-staged.pem")
+    os.replace(str(tmp_path / "server-staged.pem"), cert_path)
+    moat.proc.send_signal(signal.SIGHUP)
+
+    h.wait_until(lambda: _reloads(moat, "ok") > ok_before, 10, message="reload ok counted")
+    moat.wait_audit(lambda e: e.get("event") == "reload" and e.get("reason") == "ok",
+                    message="audit reload ok")
+    new_der = h.wait_until(lambda: (lambda d: d if d != old_der else None)(
+        _peer_cert(certs, moat.port)), 10, message="new certificate served")
+    assert _serial(new_der) == 0x5EED1234
+    assert _serial(old_der) != 0x5EED1234
+
+    # The connection made before the rotation is still alive and forwards both ways.
+    pub = connected(clients, moat, cert="device2", client_id="rot-new")
+    pub.publish("rot/x", b"after-rotation", qos=1)
+    m = old.get(10)
+    assert m is not None and m.payload == b"after-rotation"
+    assert not old.disconnected.is_set()
+
+
+def test_revoked_device_disconnected_by_crl_file_watch(moat_factory, certs, wires, broker,
+                                                     tmp_path):
+    crl = _copy(certs, tmp_path, "ca-empty.crl")
+    moat = moat_factory(tls={"crl": crl})
+    c = wires(moat, cert="revoked", version=V5)
+    assert c.connect("revoked-live") == 0
+    broker.wait_log(r"New client connected .* as revoked-live")
+    ok_before = _reloads(moat, "ok")
+
+    # No SIGHUP: the file watch picks up the new CRL.
+    shutil.copyfile(certs.path("ca.crl"), tmp_path / "crl.staged")
+    os.replace(str(tmp_path / "crl.staged"), crl)
+
+    assert c.wait_closed(timeout=15) == 0x98
+    assert _reloads(moat, "ok") > ok_before
+    assert _tls_refused(certs, moat.port, "revoked")
+    # Other devices are unaffected.
+    ok = wires(moat, cert="device1")
+    assert ok.connect("not-revoked") == 0
+
+
+def _role_policy(device_subscribe):
+    return {
+        "default_roles": ["device"],
+        "roles": {
+            "device": {"publish": ["devices/%u/telemetry/#"],
+                       "subscribe": device_subscribe},
+            "operator": {"publish": ["devices/+/commands/#"], "subscribe": ["devices/#"]},
+        },
+        "users": {"ops-console": ["operator"]},
+    }
+
+
+def test_narrowed_role_unsubscribes_live_session(moat_factory, broker, clients):
+    moat = moat_factory({"policy": _role_policy(["devices/%u/commands/#"])})
+    dev = connected(clients, moat, cert="device1", client_id="narrow-dev")
+    assert dev.subscribe("devices/device1/commands/#", qos=1) == [1]
+    ops = connected(clients, moat, cert="operator1", client_id="narrow-ops")
+    ops.publish("devices/device1/commands/a", b"before", qos=1)
+    m = dev.get(10)
+    assert m is not None and m.payload == b"before"
+
+    ok_before = _reloads(moat, "ok")
+    cfg = dict(moat.config, policy=_role_policy(["devices/%u/other/#"]))
+    _write_config(moat, cfg)
+    moat.proc.send_signal(signal.SIGHUP)
+    h.wait_until(lambda: _reloads(moat, "ok") > ok_before, 10, message="reload ok counted")
+    broker.wait_log(r"Received UNSUBSCRIBE from narrow-dev")
+
+    ops.publish("devices/device1/commands/b", b"after", qos=1)
+    dev.expect_none(1.0)
+
+
+def test_broken_reload_keeps_old_config(moat_factory, certs, broker, clients):
+    moat = moat_factory()
+    sub = connected(clients, moat, client_id="broken-sub")
+    assert sub.subscribe("keep/#", qos=1) == [1]
+    failed_before = _reloads(moat, "failed")
+
+    cfg = dict(moat.config)
+    cfg["listeners"] = [dict(moat.config["listeners"][0])]
+    cfg["listeners"][0]["tls"] = dict(cfg["listeners"][0]["tls"],
+                                      cert=certs.path("does-not-exist.pem"))
+    cfg["no_such_key"] = True
+    _write_config(moat, cfg)
+    moat.proc.send_signal(signal.SIGHUP)
+
+    h.wait_until(lambda: _reloads(moat, "failed") > failed_before, 10,
+                 message="failed reload counted")
+    ev = moat.wait_audit(lambda e: e.get("event") == "reload"
+                         and str(e.get("reason", "")).startswith("failed"),
+                         message="audit reload failed")
+    assert ev
+    assert moat.proc.poll() is None
+    pub = connected(clients, moat, cert="device2", client_id="broken-new")
+    pub.publish("keep/x", b"still-works", qos=1)
+    m = sub.get(10)
+    assert m is not None and m.payload == b"still-works"
+    assert not sub.disconnected.is_set()
