@@ -148,6 +148,25 @@ def test_max_connections_per_ip(moat_factory, wires):
     assert c.connect("perip-c") == 0
 
 
+def test_max_connections_per_ip_counts_each_ip_separately(moat_factory):
+    moat = moat_factory({"limits": {"max_connections_per_ip": 1}})
+    wait_idle(moat)
+    a = wire_from(moat, "127.0.0.2")
+    b = wire_from(moat, "127.0.0.3")
+    try:
+        assert a.connect("ip-a") == 0
+        assert b.connect("ip-b") == 0
+        extra = tcp("127.0.0.2", moat=moat)
+        try:
+            assert closed_by_peer(extra, 10)
+        finally:
+            extra.close()
+        assert b.subscribe([("ip/b", 0)]) == [0]
+    finally:
+        a.close()
+        b.close()
+
+
 def test_connection_rate_per_ip(moat_factory, wires):
     moat = moat_factory({"limits": {"connection_rate_per_ip": "5/s"}})
     before = (conn_result(moat, "limited"), limited(moat, "connection_rate"))
@@ -248,14 +267,18 @@ def test_keepalive_active_client_kept(moat, wires):
 
 
 @pytest.mark.parametrize("asked", [0, 60], ids=["ka0", "ka60"])
-def test_max_keepalive_v5_server_keep_alive(moat_factory, wires, asked):
+def test_max_keepalive_v5_server_keep_alive(moat_factory, broker, wires, asked):
     moat = moat_factory({"limits": {"max_keepalive": "10s"}})
     c = wires(moat, version=V5)
-    c.send(w.connect_packet("ka-clamp-%d" % asked, version=5, keepalive=asked))
+    cid = "ka-clamp-%d" % asked
+    c.send(w.connect_packet(cid, version=5, keepalive=asked))
     ack = c.read_packet()
     assert ack.type == w.CONNACK and ack.body[1] == 0
     assert connack_properties(ack.body).get(0x13) == 10, ack.body
     assert c.subscribe([("ka/clamp", 0)]) == [0]
+    # The broker is given the clamped keepalive too (CONTRACT §3: keepalive clamping).
+    lines = [l for l in broker.client_lines() if (" as %s " % cid) in l]
+    assert lines and "k10" in lines[-1], lines
 
 
 def test_max_keepalive_v5_within_range_not_rewritten(moat_factory, wires):
@@ -350,6 +373,54 @@ def test_publish_rate_throttle_loses_nothing(moat_factory, clients):
     assert not pub.disconnected.is_set()
 
 
+def test_publish_bytes_rate_throttle_loses_nothing(moat_factory, clients):
+    moat = moat_factory({"limits": {"publish_bytes_rate": "4KiB/s", "on_exceed": "throttle"}})
+    sub = connected(clients, moat, version=V5)
+    assert sub.subscribe("bthr/t", qos=1) == [1]
+    pub = connected(clients, moat, version=V5, cert="device2")
+    before = limited(moat, "publish_bytes_rate")
+    n = 24
+    start = time.monotonic()
+    infos = [pub.c.publish("bthr/t", bytes([i]) * 500, 1) for i in range(n)]
+    got = []
+    while len(got) < n:
+        m = sub.get(10)
+        assert m is not None, "stalled after %d of %d messages" % (len(got), n)
+        got.append(m.payload)
+    pub.wait_published(infos[-1], timeout=20)
+    assert got == [bytes([i]) * 500 for i in range(n)]
+    # ~12 KiB at 4 KiB/s with a 4 KiB burst: 2 s at least; loosened.
+    assert time.monotonic() - start >= 1.0
+    assert limited(moat, "publish_bytes_rate") > before
+
+
+def test_throttled_client_not_killed_by_keepalive(moat_factory, wires):
+    """A throttled client is silent because the gateway stopped reading it: its keepalive must
+    not expire meanwhile. (A raw client: paho gives up on its own when its PINGREQ waits behind
+    throttled PUBLISHes.)"""
+    moat = moat_factory({"limits": {"publish_rate": "5/s", "on_exceed": "throttle"}})
+    c = wires(moat, version=V5, cert="device2")
+    assert c.connect("ka-throttled", keepalive=1) == 0
+    n = 20  # burst 5, then 15 more at 5/s: several keepalive periods of throttling
+    c.send(b"".join(w.publish_packet("kathr/t", b"%d" % i, qos=1, packet_id=i + 1, version=5)
+                    for i in range(n)))
+    acked = []
+    while len(acked) < n:
+        try:
+            p = c.read_packet(10)
+        except (EOFError, ConnectionError, ssl.SSLError):
+            pytest.fail("closed after %d of %d PUBACKs; audit: %r"
+                        % (len(acked), n, moat.audit_events("disconnect")))
+        if p.type == w.DISCONNECT:
+            pytest.fail("DISCONNECT 0x%02x after %d of %d PUBACKs"
+                        % (p.body[0] if p.body else 0, len(acked), n))
+        if p.type == w.PUBACK:
+            acked.append(struct.unpack("!H", p.body[:2])[0])
+    assert acked == list(range(1, n + 1))
+    assert not [e for e in moat.audit_events("disconnect")
+                if e.get("client_id") == "ka-throttled"]
+
+
 def test_publish_rate_disconnect_v5_0x96(moat_factory, wires):
     moat = moat_factory({"limits": {"publish_rate": "5/s", "on_exceed": "disconnect"}})
     c = wires(moat, version=V5)
@@ -442,6 +513,25 @@ def test_auth_failures_ban_then_expiry(moat_factory, broker, tmp_path):
     with open(moat.audit_path, errors="replace") as f:
         text = f.read()
     assert "alice-pass" not in text and "wrong-0" not in text
+
+
+def test_repeated_ban_doubles_duration(moat_factory, tmp_path):
+    moat = _ban_moat(moat_factory, tmp_path, duration="1s", max_duration="4s")
+    for i in range(3):
+        _attempt(moat, "wrong-%d" % i, "dbl-bad-%d" % i)
+    h.wait_until(lambda: _attempt(moat, "alice-pass", "dbl-good-1") == 0, 15, interval=0.2,
+                 message="the first ban to expire")
+    for i in range(3):
+        _attempt(moat, "again-%d" % i, "dbl-again-%d" % i)
+    banned_at = time.monotonic()
+    # The second ban lasts 2 s. Only judged when the probe ran well inside those 2 s, so a
+    # slow machine cannot turn this into a false failure.
+    time.sleep(1.3)
+    result = _attempt(moat, "alice-pass", "dbl-good-2")
+    if time.monotonic() - banned_at < 1.9:
+        assert result != 0, "second ban did not outlast the first ban's duration"
+    h.wait_until(lambda: _attempt(moat, "alice-pass", "dbl-good-3") == 0, 15, interval=0.2,
+                 message="the second ban to expire")
 
 
 def test_ban_password_failures_below_threshold_no_ban(moat_factory, tmp_path):
