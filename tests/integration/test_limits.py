@@ -2,7 +2,6 @@
 real Mosquitto. Every wait is bounded; the only timing assertions are lower bounds that the
 configured rates physically imply."""
 
-import os
 import resource
 import select
 import socket
