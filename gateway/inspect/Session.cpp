@@ -58,6 +58,10 @@ Verdict Session::onClientPacket(const mqtt::Frame& frame, const uint8_t* body) {
             mqtt::DisconnectPacket d;
             uint8_t r = mqtt::decodeDisconnect(body, frame.remainingLength, version_, d);
             if (r != rc::Success) return protocolError(r, "malformed DISCONNECT");
+            if (v5() && options_.connectSessionExpiryZero &&
+                mqtt::findNumber(d.properties, mqtt::prop::SessionExpiryInterval).value_or(0) != 0)
+                return protocolError(rc::ProtocolError,
+                                     "DISCONNECT sets Session Expiry after CONNECT had none");
             return Verdict::forward();
         }
         case PacketType::Connect: return protocolError(rc::ProtocolError, "second CONNECT");

@@ -43,6 +43,9 @@ struct SessionOptions {
     // v5: the keepalive the gateway clamped the client's to (limits.max_keepalive); 0 = not
     // clamped. Announced to the client as Server Keep Alive in the broker's CONNACK.
     uint16_t serverKeepAlive = 0;
+    // v5: the CONNECT asked for Session Expiry 0 (or sent none): a DISCONNECT may then not
+    // raise it (MQTT-3.14.2-2).
+    bool connectSessionExpiryZero = false;
 };
 
 class Session {

@@ -423,6 +423,7 @@ void ClientConnection::finishAuth(const inspect::AuthOutcome& outcome) {
     opts.maxUserProperties = config().limits.maxUserProperties;
     opts.maxInflight = config().limits.maxInflight;
     if (v5() && keepAlive_ != connect_->keepAlive) opts.serverKeepAlive = keepAlive_;
+    opts.connectSessionExpiryZero = connect_->sessionExpiry().value_or(0) == 0;
     publishBucket_ = inspect::TokenBucket(config().limits.publishRate.perSecond);
     bytesBucket_ = inspect::TokenBucket(config().limits.publishBytesRate.perSecond);
     controlBucket_ = inspect::TokenBucket(config().limits.controlPacketRate.perSecond);

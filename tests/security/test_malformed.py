@@ -194,3 +194,10 @@ def test_v311_auth_is_reserved(moat, broker):
 def test_v5_subscription_identifier_from_client(moat, broker):
     props = b"\x0b\x05"
     run_attack(moat, broker, V5, lambda m: _pub("sec/" + m, V5, props=props), PROTOCOL)
+
+
+def test_v5_disconnect_raising_session_expiry(moat, broker):
+    """MQTT-3.14.2-2: after a CONNECT without Session Expiry, a DISCONNECT may not set one;
+    the gateway refuses it itself instead of passing the violation to the broker."""
+    disconnect = bytes.fromhex("e007" "00" "05" "1100000010")
+    run_attack(moat, broker, V5, lambda m: disconnect, PROTOCOL)
