@@ -3,7 +3,9 @@
 #include <algorithm>
 
 #include "gateway/mqtt/Decoder.h"
+#include "gateway/integrity/PublishRewrite.h"
 #include "gateway/mqtt/Encoder.h"
+#include "gateway/mqtt/Utf8.h"
 
 namespace moat::inspect {
 
@@ -31,7 +33,10 @@ void append(std::vector<uint8_t>& out, const std::vector<uint8_t>& more) {
 
 Session::Session(mqtt::ProtocolVersion version, std::shared_ptr<const policy::ClientRights> rights,
                  SessionOptions options, SessionEvents& events)
-    : version_(version), rights_(std::move(rights)), options_(options), events_(events) {}
+    : version_(version), rights_(std::move(rights)), options_(std::move(options)), events_(events) {
+    if (v5() && options_.stampIdentity)
+        stampProperty_ = integrity::encodeIdentityProperty(*options_.stampIdentity);
+}
 
 Verdict Session::protocolError(uint8_t reason, const char* detail) {
     events_.onProtocolError(reason, detail);
@@ -73,9 +78,8 @@ Verdict Session::onClientPacket(const mqtt::Frame& frame, const uint8_t* body) {
     }
 }
 
-Verdict Session::deniedPublish(uint8_t qos, uint16_t packetId) {
-    if (options_.onPublishDenied == policy::OnPublishDenied::Disconnect)
-        return Verdict::close(v5() ? rc::NotAuthorized : 0);
+Verdict Session::deniedPublish(uint8_t qos, uint16_t packetId, bool disconnect) {
+    if (disconnect) return Verdict::close(v5() ? rc::NotAuthorized : 0);
     Verdict v = Verdict::drop();
     // v5 tells the client why; v3 has no reason codes, so it gets the success ack brokers give.
     uint8_t reason = v5() ? rc::NotAuthorized : rc::Success;
@@ -98,6 +102,10 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
         return protocolError(rc::ProtocolError, "subscription identifier in a client PUBLISH");
     if (v5() && pub.userPropertyCount > options_.maxUserProperties)
         return protocolError(rc::ImplementationSpecificError, "too many user properties");
+    // Payload Format Indicator 1 promises UTF-8 text; a receiver may refuse a payload that is
+    // not (MQTT 5 §3.3.2.3.2, reason 0x99) rather than pass it to consumers that trust it.
+    if (pub.payloadUtf8 && !mqtt::validMqttUtf8(pub.payload))
+        return protocolError(rc::PayloadFormatInvalid, "payload is not UTF-8 (payload format 1)");
 
     std::string_view topic = pub.topic;
     if (pub.topicAlias) {
@@ -122,14 +130,33 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
     policy::Decision d = rights_->checkPublish(topic);
     if (!d.allowed) {
         events_.onAuthzDenied("publish", topic, d);
-        return deniedPublish(pub.qos, pub.packetId);
+        return deniedPublish(pub.qos, pub.packetId,
+                             options_.onPublishDenied == policy::OnPublishDenied::Disconnect);
+    }
+    size_t trailer = 0;  // v3 signature trailer to strip
+    if (options_.integrity) {
+        integrity::Checker::Outcome o =
+            options_.integrity->check(topic, pub.payload, pub.properties, v5());
+        if (o.matched() && o.failure != integrity::Failure::None) {
+            const integrity::RuleSpec& rule = options_.integrity->rule(o.rule);
+            events_.onIntegrityDenied(topic, rule.name, integrity::failureReason(o.failure));
+            return deniedPublish(pub.qos, pub.packetId, rule.disconnect);
+        }
+        trailer = o.trailer;
     }
     if (pub.qos > 0) {
         if (!inflight_.count(pub.packetId) && inflight_.size() >= options_.maxInflight)
             return protocolError(rc::ReceiveMaximumExceeded, "too many in-flight publishes");
         inflight_.insert(pub.packetId);
     }
-    return Verdict::forward();
+    // Re-encode only when something changes: a v3 trailer to strip, an identity to stamp.
+    if (trailer == 0 && stampProperty_.empty()) return Verdict::forward();
+    Verdict v = Verdict::replace({});
+    if (!integrity::rewritePublish(frame, pub, v5(),
+                                   pub.payload.substr(0, pub.payload.size() - trailer),
+                                   stampProperty_, v.onward))
+        return protocolError(rc::PacketTooLarge, "PUBLISH too large to re-encode");
+    return v;
 }
 
 Verdict Session::clientSubscribe(const mqtt::Frame& frame, const uint8_t* body) {

@@ -9,12 +9,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "gateway/integrity/Checker.h"
 #include "gateway/inspect/Verdict.h"
 #include "gateway/mqtt/Frame.h"
 #include "gateway/mqtt/Types.h"
@@ -32,6 +34,13 @@ public:
                                const policy::Decision& decision) = 0;
     virtual void onProtocolError(uint8_t reason, const char* detail) = 0;
     virtual void onSubscriptionLimit(std::string_view filter) = 0;
+    // A PUBLISH refused by integrity.rules; counted as a denied publish with action
+    // "integrity". `rule`: "integrity.rules[i]"; `reason`: "missing signature", "bad signature",
+    // "stale timestamp", "no key", ...
+    virtual void onIntegrityDenied(std::string_view topic, std::string_view rule,
+                                   const char* reason) {
+        (void)topic, (void)rule, (void)reason;
+    }
 };
 
 struct SessionOptions {
@@ -46,6 +55,11 @@ struct SessionOptions {
     // v5: the CONNECT asked for Session Expiry 0 (or sent none): a DISCONNECT may then not
     // raise it (MQTT-3.14.2-2).
     bool connectSessionExpiryZero = false;
+    // integrity.rules for this client (its keys loaded at CONNECT); null: no rules.
+    std::shared_ptr<integrity::Checker> integrity;
+    // integrity.stamp_identity (v5): the identity stamped on every forwarded PUBLISH as user
+    // property moat-identity; client-supplied copies are removed. nullopt: off.
+    std::optional<std::string> stampIdentity;
 };
 
 class Session {
@@ -65,6 +79,10 @@ public:
     std::vector<std::string> replaceRights(std::shared_ptr<const policy::ClientRights> rights);
     // Builds a gateway-originated UNSUBSCRIBE for `filters`; its UNSUBACK will be consumed.
     std::vector<uint8_t> makeUnsubscribe(const std::vector<std::string>& filters);
+    // Reload: new integrity rules / keys (null: none).
+    void replaceIntegrity(std::shared_ptr<integrity::Checker> checker) {
+        options_.integrity = std::move(checker);
+    }
 
     const std::vector<std::string>& subscriptions() const { return subscriptions_; }
     mqtt::ProtocolVersion version() const { return version_; }
@@ -81,7 +99,7 @@ private:
     Verdict brokerAck(const mqtt::Frame& frame, const uint8_t* body);
     Verdict brokerConnack(const mqtt::Frame& frame, const uint8_t* body);
     Verdict protocolError(uint8_t reason, const char* detail);
-    Verdict deniedPublish(uint8_t qos, uint16_t packetId);
+    Verdict deniedPublish(uint8_t qos, uint16_t packetId, bool disconnect);
 
     bool v5() const { return version_ == mqtt::ProtocolVersion::V5; }
 
@@ -114,6 +132,8 @@ private:
     std::unordered_set<uint16_t> inflight_;
 
     std::string lastTopic_;
+    // stamp_identity: the encoded moat-identity user property, built once per connection.
+    std::vector<uint8_t> stampProperty_;
 };
 
 }  // namespace moat::inspect

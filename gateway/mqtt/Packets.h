@@ -70,6 +70,7 @@ struct PublishView {
     std::optional<uint16_t> topicAlias;
     uint16_t userPropertyCount = 0;
     bool hasSubscriptionId = false;  // only a server may send one
+    bool payloadUtf8 = false;        // v5 Payload Format Indicator = 1
     std::string_view payload;
 };
 

@@ -39,6 +39,8 @@ uint8_t decodePublish(const Frame& frame, const uint8_t* body, ProtocolVersion v
                     if (out.userPropertyCount < UINT16_MAX) ++out.userPropertyCount;
                 } else if (v.id == prop::SubscriptionIdentifier) {
                     out.hasSubscriptionId = true;
+                } else if (v.id == prop::PayloadFormatIndicator) {
+                    out.payloadUtf8 = v.number == 1;
                 }
             });
         if (rc != reason::Success) return rc;

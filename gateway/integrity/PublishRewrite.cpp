@@ -1,0 +1,69 @@
+#include "gateway/integrity/PublishRewrite.h"
+
+#include "gateway/integrity/SignedPublish.h"
+#include "gateway/mqtt/PropertyWalker.h"
+#include "gateway/mqtt/Wire.h"
+
+namespace moat::integrity {
+
+std::vector<uint8_t> encodeIdentityProperty(std::string_view identity) {
+    std::vector<uint8_t> out;
+    if (identity.size() > 0xFFFF) return out;
+    out.push_back(mqtt::prop::UserProperty);
+    mqtt::wire::putPrefixed(out, kIdentityProperty);
+    mqtt::wire::putPrefixed(out, identity);
+    return out;
+}
+
+bool hasUserProperty(std::span<const uint8_t> properties, std::string_view name) {
+    bool found = false;
+    mqtt::detail::walkProperties(properties.data(), properties.size(),
+                                 mqtt::PropertyScope::Publish, [&](const mqtt::PropertyView& v) {
+                                     if (v.id == mqtt::prop::UserProperty && v.str == name)
+                                         found = true;
+                                 });
+    return found;
+}
+
+bool rewritePublish(const mqtt::Frame& frame, const mqtt::PublishView& pub, bool v5,
+                    std::string_view payload, std::span<const uint8_t> stamp,
+                    std::vector<uint8_t>& out) {
+    out.reserve(out.size() + mqtt::wire::kHeaderReserve + 4 + pub.topic.size() + 4 +
+                pub.properties.size() + stamp.size() + payload.size());
+    const size_t start = mqtt::wire::beginPacket(out);
+    bool ok = mqtt::wire::putPrefixed(out, pub.topic);
+    if (pub.qos > 0) mqtt::wire::putU16(out, pub.packetId);
+    if (v5) {
+        // The kept properties are copied as raw runs between dropped moat-identity entries.
+        // A user property is encoded as id(1) name-length(2) name value-length(2) value, so
+        // its bytes run from name.data() - 3 to the end of its value.
+        const uint8_t* base = pub.properties.data();
+        const uint8_t* end = base + pub.properties.size();
+        std::vector<std::pair<const uint8_t*, const uint8_t*>> dropped;
+        if (!stamp.empty()) {
+            mqtt::detail::walkProperties(
+                base, pub.properties.size(), mqtt::PropertyScope::Publish,
+                [&](const mqtt::PropertyView& v) {
+                    if (v.id != mqtt::prop::UserProperty || v.str != kIdentityProperty) return;
+                    const auto* from = reinterpret_cast<const uint8_t*>(v.str.data()) - 3;
+                    const auto* to = reinterpret_cast<const uint8_t*>(v.str2.data()) + v.str2.size();
+                    dropped.emplace_back(from, to);
+                });
+        }
+        size_t kept = pub.properties.size() + stamp.size();
+        for (const auto& d : dropped) kept -= size_t(d.second - d.first);
+        if (kept > mqtt::wire::kMaxVarint) ok = false;
+        mqtt::wire::putVarint(out, uint32_t(kept));
+        const uint8_t* cursor = base;
+        for (const auto& d : dropped) {
+            out.insert(out.end(), cursor, d.first);
+            cursor = d.second;
+        }
+        out.insert(out.end(), cursor, end);
+        out.insert(out.end(), stamp.begin(), stamp.end());
+    }
+    mqtt::wire::putBytes(out, payload);
+    return mqtt::wire::finishPacket(out, start, frame.firstByte, ok);
+}
+
+}  // namespace moat::integrity
