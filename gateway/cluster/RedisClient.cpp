@@ -1,0 +1,233 @@
+#include "gateway/cluster/RedisClient.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <memory>
+#include <random>
+
+namespace moat::cluster {
+
+namespace {
+
+constexpr uint64_t kFirstBackoffMs = 200;
+constexpr uint64_t kMaxBackoffMs = 5000;
+constexpr uint64_t kPingEveryMs = 1000;
+constexpr uint64_t kPingTimeoutMs = 3000;
+
+// What a command callback carries: the caller's function and the attempt it belongs to.
+struct Pending {
+    RedisClient::ReplyFn fn;
+};
+
+RedisClient* owner(const redisAsyncContext* ac) { return static_cast<RedisClient*>(ac->data); }
+
+uint64_t jittered(uint64_t ms) {
+    static thread_local std::minstd_rand rng{std::random_device{}()};
+    std::uniform_int_distribution<int> pct(-20, 20);
+    return ms + ms * pct(rng) / 100;
+}
+
+}  // namespace
+
+RedisClient::RedisClient(uv_loop_t* loop, std::string host, uint16_t port, std::string channel,
+                         RedisCallbacks callbacks)
+    : loop_(loop), host_(std::move(host)), port_(port), channel_(std::move(channel)),
+      callbacks_(std::move(callbacks)) {}
+
+RedisClient::~RedisClient() { close(); }
+
+void RedisClient::start() {
+    if (started_) return;
+    started_ = true;
+    uv_timer_init(loop_, &reconnectTimer_);
+    reconnectTimer_.data = this;
+    uv_timer_init(loop_, &pingTimer_);
+    pingTimer_.data = this;
+    uv_timer_start(&pingTimer_, onPingTimer, kPingEveryMs, kPingEveryMs);
+    connect();
+}
+
+void RedisClient::close() {
+    if (closed_) return;
+    closed_ = true;
+    up_ = false;
+    freeContexts();
+    if (started_) {
+        for (auto* t : {&reconnectTimer_, &pingTimer_}) {
+            auto* h = reinterpret_cast<uv_handle_t*>(t);
+            if (!uv_is_closing(h)) uv_close(h, nullptr);
+        }
+    }
+}
+
+void RedisClient::connect() {
+    if (closed_) return;
+    ++generation_;
+    cmdConnected_ = subscribed_ = false;
+    pingSentAt_ = 0;
+    for (redisAsyncContext** slot : {&cmd_, &sub_}) {
+        redisAsyncContext* ac = redisAsyncConnect(host_.c_str(), port_);
+        if (ac == nullptr) {
+            fail("out of memory");
+            return;
+        }
+        if (ac->err) {
+            std::string why = ac->errstr;
+            redisAsyncFree(ac);
+            fail(why);
+            return;
+        }
+        ac->data = this;
+        *slot = ac;
+        if (redisLibuvAttach(ac, loop_) != REDIS_OK) {
+            fail("cannot attach to the event loop");
+            return;
+        }
+        redisAsyncSetConnectCallback(ac, onConnected);
+        redisAsyncSetDisconnectCallback(ac, onDisconnected);
+    }
+}
+
+// Both connections go together: the state is only coherent with the subscription live.
+void RedisClient::freeContexts() {
+    for (redisAsyncContext** slot : {&cmd_, &sub_}) {
+        redisAsyncContext* ac = *slot;
+        if (!ac) continue;
+        *slot = nullptr;
+        // Callbacks that run during the free (null replies, the disconnect callback) see no
+        // owner and do nothing but release what they carry.
+        ac->data = nullptr;
+        redisAsyncFree(ac);
+    }
+    cmdConnected_ = subscribed_ = false;
+}
+
+void RedisClient::fail(const std::string& why) {
+    bool wasUp = up_;
+    up_ = false;
+    freeContexts();
+    if (closed_) return;
+    if (callbacks_.onDown) callbacks_.onDown(why, wasUp);
+    scheduleReconnect();
+}
+
+void RedisClient::scheduleReconnect() {
+    backoffMs_ = backoffMs_ == 0 ? kFirstBackoffMs : std::min(kMaxBackoffMs, backoffMs_ * 2);
+    uv_timer_start(&reconnectTimer_, onReconnectTimer, jittered(backoffMs_), 0);
+}
+
+void RedisClient::onReconnectTimer(uv_timer_t* t) {
+    auto* self = static_cast<RedisClient*>(t->data);
+    if (!self->cmd_ && !self->sub_) self->connect();
+}
+
+void RedisClient::onConnected(const redisAsyncContext* ac, int status) {
+    RedisClient* self = owner(ac);
+    if (!self) return;
+    if (status != REDIS_OK) {
+        // hiredis frees this context after the callback returns.
+        std::string why = ac->errstr[0] ? ac->errstr : "connect failed";
+        if (self->cmd_ == ac) self->cmd_ = nullptr;
+        if (self->sub_ == ac) self->sub_ = nullptr;
+        const_cast<redisAsyncContext*>(ac)->data = nullptr;
+        self->fail(why);
+        return;
+    }
+    if (ac == self->cmd_) {
+        self->cmdConnected_ = true;
+        self->maybeUp();
+        return;
+    }
+    std::string subscribe = "SUBSCRIBE";
+    const char* argv[] = {subscribe.c_str(), self->channel_.data()};
+    size_t lens[] = {subscribe.size(), self->channel_.size()};
+    if (redisAsyncCommandArgv(self->sub_, onSubscription, nullptr, 2, argv, lens) != REDIS_OK)
+        self->fail("SUBSCRIBE failed");
+}
+
+void RedisClient::onDisconnected(const redisAsyncContext* ac, int) {
+    RedisClient* self = owner(ac);
+    if (!self) return;
+    // hiredis frees this context after the callback returns.
+    std::string why = ac->errstr[0] ? ac->errstr : "connection closed";
+    if (self->cmd_ == ac) self->cmd_ = nullptr;
+    if (self->sub_ == ac) self->sub_ = nullptr;
+    const_cast<redisAsyncContext*>(ac)->data = nullptr;
+    self->fail(why);
+}
+
+void RedisClient::onSubscription(redisAsyncContext* ac, void* r, void*) {
+    RedisClient* self = owner(ac);
+    auto* reply = static_cast<redisReply*>(r);
+    if (!self || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
+    const redisReply* kind = reply->element[0];
+    if (kind->type != REDIS_REPLY_STRING) return;
+    std::string_view k(kind->str, kind->len);
+    if (k == "subscribe") {
+        self->subscribed_ = true;
+        self->maybeUp();
+    } else if (k == "message" && reply->element[2]->type == REDIS_REPLY_STRING) {
+        if (self->up_ && self->callbacks_.onMessage)
+            self->callbacks_.onMessage(std::string_view(reply->element[2]->str, reply->element[2]->len));
+    }
+}
+
+void RedisClient::maybeUp() {
+    if (up_ || !cmdConnected_ || !subscribed_) return;
+    up_ = true;
+    backoffMs_ = 0;
+    if (callbacks_.onUp) callbacks_.onUp();
+}
+
+bool RedisClient::command(const std::vector<std::string>& argv, ReplyFn fn) {
+    if (!up_ || !cmd_ || argv.empty()) return false;
+    std::vector<const char*> ptrs;
+    std::vector<size_t> lens;
+    ptrs.reserve(argv.size());
+    lens.reserve(argv.size());
+    for (const auto& a : argv) {
+        ptrs.push_back(a.data());
+        lens.push_back(a.size());
+    }
+    auto* pending = fn ? new Pending{std::move(fn)} : nullptr;
+    if (redisAsyncCommandArgv(cmd_, pending ? onReply : nullptr, pending,
+                              static_cast<int>(argv.size()), ptrs.data(), lens.data()) != REDIS_OK) {
+        delete pending;
+        return false;
+    }
+    return true;
+}
+
+void RedisClient::onReply(redisAsyncContext* ac, void* r, void* priv) {
+    std::unique_ptr<Pending> pending(static_cast<Pending*>(priv));
+    // A null reply: the connection went away (or is being freed) before the answer came.
+    auto* reply = owner(ac) ? static_cast<const redisReply*>(r) : nullptr;
+    if (pending && pending->fn) pending->fn(reply);
+}
+
+void RedisClient::onPong(redisAsyncContext* ac, void* r, void* priv) {
+    RedisClient* self = owner(ac);
+    auto generation = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(priv));
+    if (!self || !r || generation != self->generation_) return;
+    self->pingSentAt_ = 0;
+}
+
+void RedisClient::onPingTimer(uv_timer_t* t) {
+    auto* self = static_cast<RedisClient*>(t->data);
+    if (!self->up_ || !self->cmd_) return;
+    uint64_t now = uv_now(self->loop_);
+    if (self->pingSentAt_ != 0) {
+        if (now - self->pingSentAt_ >= kPingTimeoutMs) self->fail("no answer to PING within 3 s");
+        return;
+    }
+    self->pingSentAt_ = now;
+    if (redisAsyncCommand(self->cmd_, onPong,
+                          reinterpret_cast<void*>(static_cast<uintptr_t>(self->generation_)),
+                          "PING") != REDIS_OK) {
+        self->fail("PING failed");
+    }
+}
+
+}  // namespace moat::cluster
