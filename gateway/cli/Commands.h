@@ -15,6 +15,7 @@ int auditCommand(const Args& args);
 int passwdCommand(const Args& args);
 int versionCommand(const Args& args);
 int healthCommand(const Args& args);
+int signCommand(const Args& args);
 
 // "-c FILE" / "--config FILE" / "--config=FILE"; empty when missing.
 std::string configPathArg(const Args& args);

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <iterator>
 
 namespace moat::integrity {
@@ -43,29 +44,36 @@ std::string opensslError() {
     return buf;
 }
 
-// HMAC-SHA256 over the signed bytes, fed in pieces so nothing is concatenated.
-bool hmac(EVP_MAC_CTX* ctx, std::string_view secret, std::string_view topic,
-          std::string_view payload, std::optional<uint64_t> timestamp, uint8_t out[kHmacSize]) {
+// HMAC-SHA256 over `pieces` in order, so the signed bytes are never concatenated.
+bool hmac(EVP_MAC_CTX* ctx, std::string_view secret,
+          std::initializer_list<std::span<const uint8_t>> pieces, uint8_t out[kHmacSize]) {
     char digest[] = "SHA256";
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
                            OSSL_PARAM_construct_end()};
-    const uint8_t zero = 0;
     size_t len = 0;
     bool ok = EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(secret.data()),
-                           secret.size(), params) == 1 &&
-              EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(topic.data()),
-                             topic.size()) == 1 &&
-              EVP_MAC_update(ctx, &zero, 1) == 1 &&
-              EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(payload.data()),
-                             payload.size()) == 1;
-    if (ok && timestamp) {
-        uint8_t ts[kTimestampSize];
-        putTimestamp(*timestamp, ts);
-        ok = EVP_MAC_update(ctx, &zero, 1) == 1 && EVP_MAC_update(ctx, ts, sizeof ts) == 1;
-    }
+                           secret.size(), params) == 1;
+    for (const auto& p : pieces) ok = ok && EVP_MAC_update(ctx, p.data(), p.size()) == 1;
     ok = ok && EVP_MAC_final(ctx, out, &len, kHmacSize) == 1 && len == kHmacSize;
     if (!ok) ERR_clear_error();
     return ok;
+}
+
+std::span<const uint8_t> bytesOf(std::string_view s) {
+    return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// The signed bytes as pieces: topic, 0, payload [, 0, ts].
+bool hmacSigned(EVP_MAC_CTX* ctx, std::string_view secret, std::string_view topic,
+                std::string_view payload, std::optional<uint64_t> timestamp,
+                uint8_t out[kHmacSize]) {
+    static const uint8_t zero = 0;
+    const std::span<const uint8_t> sep(&zero, 1);
+    if (!timestamp) return hmac(ctx, secret, {bytesOf(topic), sep, bytesOf(payload)}, out);
+    uint8_t ts[kTimestampSize];
+    putTimestamp(*timestamp, ts);
+    return hmac(ctx, secret, {bytesOf(topic), sep, bytesOf(payload), sep, {ts, sizeof ts}},
+                out);
 }
 
 struct MacHolder {
@@ -176,32 +184,51 @@ Verifier::~Verifier() {
     EVP_MD_CTX_free(mdCtx_);
 }
 
+bool Verifier::macReady() {
+    if (!macCtx_) {
+        if (!mac_) mac_ = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+        if (mac_) macCtx_ = EVP_MAC_CTX_new(mac_);
+    }
+    return macCtx_ != nullptr;
+}
+
+bool Verifier::ed25519(const Key& key, std::span<const uint8_t> message,
+                       std::span<const uint8_t> signature) {
+    if (!mdCtx_) mdCtx_ = EVP_MD_CTX_new();
+    if (!mdCtx_ || !key.pkey()) return false;
+    bool ok = EVP_DigestVerifyInit(mdCtx_, nullptr, nullptr, nullptr, key.pkey()) == 1 &&
+              EVP_DigestVerify(mdCtx_, signature.data(), signature.size(), message.data(),
+                               message.size()) == 1;
+    EVP_MD_CTX_reset(mdCtx_);
+    if (!ok) ERR_clear_error();
+    return ok;
+}
+
 bool Verifier::verify(const Key& key, std::string_view topic, std::string_view payload,
                       std::optional<uint64_t> timestamp, std::span<const uint8_t> signature) {
     if (signature.size() != signatureSize(key.algorithm())) return false;
     if (key.algorithm() == Algorithm::HmacSha256) {
-        if (!macCtx_) {
-            if (!mac_) mac_ = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-            if (mac_) macCtx_ = EVP_MAC_CTX_new(mac_);
-            if (!macCtx_) return false;
-        }
         uint8_t expected[kHmacSize];
-        if (!hmac(macCtx_, key.secret(), topic, payload, timestamp, expected)) return false;
+        if (!macReady() || !hmacSigned(macCtx_, key.secret(), topic, payload, timestamp, expected))
+            return false;
         return CRYPTO_memcmp(expected, signature.data(), kHmacSize) == 0;
     }
-    // Ed25519 (pure, RFC 8032) has no streaming interface: sign the concatenation.
-    if (!mdCtx_) mdCtx_ = EVP_MD_CTX_new();
-    if (!mdCtx_ || !key.pkey()) return false;
+    // Ed25519 (pure, RFC 8032) has no streaming interface: verify the concatenation.
     scratch_.clear();
     appendSignedBytes(topic, payload, timestamp, scratch_);
-    bool ok = EVP_DigestVerifyInit(mdCtx_, nullptr, nullptr, nullptr, key.pkey()) == 1 &&
-              EVP_DigestVerify(mdCtx_, signature.data(), signature.size(), scratch_.data(),
-                               scratch_.size()) == 1;
-    EVP_MD_CTX_reset(mdCtx_);
-    if (!ok) ERR_clear_error();
+    const bool ok = ed25519(key, scratch_, signature);
     // Large payloads must not pin memory for the connection's lifetime.
     if (scratch_.capacity() > 64 * 1024) std::vector<uint8_t>().swap(scratch_);
     return ok;
+}
+
+bool Verifier::verifyMessage(const Key& key, std::span<const uint8_t> message,
+                             std::span<const uint8_t> signature) {
+    if (signature.size() != signatureSize(key.algorithm())) return false;
+    if (key.algorithm() == Algorithm::Ed25519) return ed25519(key, message, signature);
+    uint8_t expected[kHmacSize];
+    if (!macReady() || !hmac(macCtx_, key.secret(), {message}, expected)) return false;
+    return CRYPTO_memcmp(expected, signature.data(), kHmacSize) == 0;
 }
 
 // ------------------------------------------------------------------ Signer
@@ -258,11 +285,23 @@ std::vector<uint8_t> Signer::sign(std::string_view topic, std::string_view paylo
     if (algorithm_ == Algorithm::HmacSha256) {
         MacHolder m;
         sig.resize(kHmacSize);
-        if (!m.ctx || !hmac(m.ctx, secret_, topic, payload, timestamp, sig.data())) sig.clear();
+        if (!m.ctx || !hmacSigned(m.ctx, secret_, topic, payload, timestamp, sig.data()))
+            sig.clear();
         return sig;
     }
     std::vector<uint8_t> msg;
     appendSignedBytes(topic, payload, timestamp, msg);
+    return signMessage(msg);
+}
+
+std::vector<uint8_t> Signer::signMessage(std::span<const uint8_t> msg) const {
+    std::vector<uint8_t> sig;
+    if (algorithm_ == Algorithm::HmacSha256) {
+        MacHolder m;
+        sig.resize(kHmacSize);
+        if (!m.ctx || !hmac(m.ctx, secret_, {msg}, sig.data())) sig.clear();
+        return sig;
+    }
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
     size_t len = kEd25519Size;
     sig.resize(len);

@@ -76,8 +76,15 @@ public:
     // constant-time (CRYPTO_memcmp); a signature of the wrong length is simply invalid.
     bool verify(const Key& key, std::string_view topic, std::string_view payload,
                 std::optional<uint64_t> timestamp, std::span<const uint8_t> signature);
+    // The bare primitive over arbitrary bytes (known-answer tests: RFC 4231, RFC 8032).
+    bool verifyMessage(const Key& key, std::span<const uint8_t> message,
+                       std::span<const uint8_t> signature);
 
 private:
+    bool macReady();
+    bool ed25519(const Key& key, std::span<const uint8_t> message,
+                 std::span<const uint8_t> signature);
+
     EVP_MAC* mac_ = nullptr;
     EVP_MAC_CTX* macCtx_ = nullptr;
     EVP_MD_CTX* mdCtx_ = nullptr;
@@ -96,6 +103,8 @@ public:
     // The signature, or an empty vector if OpenSSL failed.
     std::vector<uint8_t> sign(std::string_view topic, std::string_view payload,
                               std::optional<uint64_t> timestamp) const;
+    // The bare primitive over arbitrary bytes (known-answer tests).
+    std::vector<uint8_t> signMessage(std::span<const uint8_t> message) const;
 
 private:
     Signer(Algorithm a, std::string secret, std::shared_ptr<EVP_PKEY> pkey)
