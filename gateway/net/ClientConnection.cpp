@@ -80,8 +80,33 @@ bool ClientConnection::accept(uv_stream_t* server) {
     int len = sizeof ss;
     uv_tcp_getpeername(&client_, reinterpret_cast<sockaddr*>(&ss), &len);
     remote_ = formatAddress(ss, &ip_);
+    peer_ = proxy::addressFromSockaddr(reinterpret_cast<const sockaddr*>(&ss));
     uv_tcp_nodelay(&client_, 1);
+    lastClientActivity_ = uv_now(worker_.loop());
 
+    auto proxyIt = snapshot_->proxy.find(listener_.name);
+    if (proxyIt == snapshot_->proxy.end()) {
+        armTimer(config().limits.handshakeTimeout.count());
+        return start();
+    }
+    // HAProxy's accept-proxy: only a trusted balancer may speak for someone else. Anyone
+    // else is refused before a byte is read, and before admission counts it under its IP.
+    if (!proxyIt->second.trusted.contains(peer_)) {
+        worker_.gateway().protocolError("proxy_untrusted_source");
+        audit("protocol_error", "", "", "", "PROXY protocol listener: source not in trusted_proxies");
+        closeNow();
+        return false;
+    }
+    // The header is part of the handshake: handshake_timeout runs from here, and admission
+    // waits for the device address the header carries.
+    state_ = State::ProxyHeader;
+    armTimer(config().limits.handshakeTimeout.count());
+    clientReading_ = true;
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&client_), onClientAlloc, onClientRead);
+    return true;
+}
+
+bool ClientConnection::start() {
     Gateway& gw = worker_.gateway();
     if (!gw.admit(worker_, listener_.name, ip_)) {
         closeNow();
@@ -96,11 +121,54 @@ bool ClientConnection::accept(uv_stream_t* server) {
     } else {
         state_ = State::AwaitConnect;
     }
-    lastClientActivity_ = uv_now(worker_.loop());
-    armTimer(config().limits.handshakeTimeout.count());
-    clientReading_ = true;
-    uv_read_start(reinterpret_cast<uv_stream_t*>(&client_), onClientAlloc, onClientRead);
+    if (!clientReading_) {
+        clientReading_ = true;
+        uv_read_start(reinterpret_cast<uv_stream_t*>(&client_), onClientAlloc, onClientRead);
+    }
     return true;
+}
+
+void ClientConnection::onProxyHeaderBytes(const uint8_t* data, size_t len) {
+    // Bytes are copied only when the header arrives in pieces (rare: balancers send it in
+    // the first segment).
+    const uint8_t* buf = data;
+    size_t n = len;
+    if (!clientIn_.empty()) {
+        clientIn_.append(data, len);
+        buf = clientIn_.data();
+        n = clientIn_.size();
+    }
+    const proxy::ParseResult r =
+        proxy::parseProxyHeader(buf, n, snapshot_->proxy.at(listener_.name).versions);
+    if (r.status == proxy::ParseStatus::NeedMore) {
+        if (clientIn_.empty()) clientIn_.append(data, len);
+        return;
+    }
+    if (r.status == proxy::ParseStatus::Error) {
+        worker_.gateway().protocolError("proxy_header");
+        audit("protocol_error", "", "", "", std::string("PROXY header: ") +
+                                                proxy::parseErrorName(r.error));
+        closeNow();
+        return;
+    }
+    if (!r.header.local) {
+        peer_ = r.header.source;
+        local_ = r.header.destination;
+        remote_ = peer_.text();
+        ip_ = peer_.ipText();
+    }
+    // What follows the header in the same read is the start of the TLS handshake (or of
+    // CONNECT): it must reach the next layer, from storage that outlives clientIn_.
+    std::vector<uint8_t> rest;
+    const uint8_t* tail = buf + r.length;
+    size_t tailLen = n - r.length;
+    if (!clientIn_.empty()) {
+        rest.assign(tail, tail + tailLen);
+        tail = rest.data();
+        clientIn_.release();
+    }
+    if (!start()) return;
+    if (tailLen > 0) onClientBytes(tail, tailLen);
 }
 
 // ------------------------------------------------------------------ client side
@@ -125,6 +193,10 @@ void ClientConnection::onClientRead(uv_stream_t* s, ssize_t n, const uv_buf_t* b
 
 void ClientConnection::onClientBytes(const uint8_t* data, size_t len) {
     if (state_ == State::Closing) return;
+    if (state_ == State::ProxyHeader) {
+        onProxyHeaderBytes(data, len);
+        return;
+    }
     if (!tls_) {
         onClientPlaintext(data, len);
         return;
@@ -554,6 +626,18 @@ void ClientConnection::onBackendConnected(uv_connect_t* req, int status) {
     uv_tcp_nodelay(&self->backend_, 1);
     self->state_ = State::Established;
     self->audit("connect", "", "", "", "");
+    if (self->config().backend.proxyProtocol == config::ProxyProtocol::V2) {
+        // The broker accounts the device, not the gateway: the header goes first.
+        if (!self->local_.valid()) {
+            sockaddr_storage ss{};
+            int len = sizeof ss;
+            uv_tcp_getsockname(&self->client_, reinterpret_cast<sockaddr*>(&ss), &len);
+            self->local_ = proxy::addressFromSockaddr(reinterpret_cast<const sockaddr*>(&ss));
+        }
+        uint8_t header[proxy::kV2MaxEncoded];
+        size_t n = proxy::encodeProxyV2(self->peer_, self->local_, header);
+        self->sendToBackend(header, n);
+    }
     self->sendToBackend(self->connectBytes_.data(), self->connectBytes_.size());
     self->connectBytes_.clear();
     self->connectBytes_.shrink_to_fit();
@@ -745,6 +829,7 @@ void ClientConnection::armTimer(uint64_t ms) { uv_timer_start(&timer_, onTimer, 
 void ClientConnection::onTimer(uv_timer_t* t) {
     auto* self = fromHandle(reinterpret_cast<uv_handle_t*>(t));
     switch (self->state_) {
+        case State::ProxyHeader:
         case State::TlsHandshake:
         case State::AwaitConnect:
         case State::Authenticating:

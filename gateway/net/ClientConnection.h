@@ -3,7 +3,7 @@
 //
 //   device --TLS--> client_ --TlsSession--> frames --Session--> backend_ --plain--> broker
 //
-// Life cycle: TlsHandshake -> AwaitConnect -> Authenticating (password check on the thread
+// Life cycle: [ProxyHeader ->] TlsHandshake -> AwaitConnect -> Authenticating (password check on the thread
 // pool) -> ConnectingBackend -> Established -> Closing. No broker connection exists before
 // the TLS handshake and the CONNECT packet have both passed.
 //
@@ -25,6 +25,7 @@
 #include "gateway/mqtt/Packets.h"
 #include "gateway/net/ByteBuffer.h"
 #include "gateway/net/Snapshot.h"
+#include "gateway/proxy/ProxyProtocol.h"
 #include "gateway/tls/TlsSession.h"
 
 namespace moat::net {
@@ -49,9 +50,21 @@ public:
 
     const std::string& remote() const { return remote_; }
 
+    // Cluster kick (ClusterKick.cpp): closes this session when it is `identity`'s (and, when
+    // `fingerprint` is set, its client certificate has that SHA-256). True when it closed.
+    bool kick(const std::string& identity, const std::string& fingerprint, uint8_t v5Reason,
+              const std::string& why);
+    // Lowercase hex SHA-256 of the client certificate; empty without one.
+    std::string certFingerprint() const;
+
 private:
-    enum class State { TlsHandshake, AwaitConnect, Authenticating, ConnectingBackend, Established, Closing };
+    enum class State { ProxyHeader, TlsHandshake, AwaitConnect, Authenticating, ConnectingBackend, Established, Closing };
     enum Pause : uint8_t { kPauseBackpressure = 1, kPauseState = 2, kPauseThrottle = 4 };
+
+    // Admission (limits, bans) for the device address, then TLS or plaintext MQTT.
+    bool start();
+    // proxy_protocol listeners: the header before TLS names the device address.
+    void onProxyHeaderBytes(const uint8_t* data, size_t len);
 
     // --- client side
     static void onClientAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
@@ -114,6 +127,10 @@ private:
     State state_ = State::TlsHandshake;
     std::string remote_;  // "ip:port"
     std::string ip_;
+    // The device and the address it connected to: the socket's, or a PROXY header's.
+    // local_ is filled only when needed (PROXY header, backend.proxy_protocol: v2).
+    proxy::Address peer_;
+    proxy::Address local_;
 
     uv_tcp_t client_{};
     uv_tcp_t backend_{};

@@ -20,6 +20,20 @@ std::shared_ptr<const Snapshot> buildSnapshot(std::shared_ptr<const config::Conf
         if (pw) snap->passwords = std::make_shared<const policy::PasswordFile>(std::move(*pw));
     }
     for (const auto& l : config->listeners) {
+        if (l.proxyProtocol == config::ProxyProtocol::Off) continue;
+        std::string err;
+        auto trusted = proxy::CidrSet::parse(l.trustedProxies, err);
+        if (!trusted) {
+            errors.push_back(config->path + ":" + std::to_string(l.line) + ": listener '" +
+                             l.name + "': trusted_proxies: " + err);
+            continue;
+        }
+        proxy::Versions v = l.proxyProtocol == config::ProxyProtocol::V1   ? proxy::Versions::V1
+                            : l.proxyProtocol == config::ProxyProtocol::V2 ? proxy::Versions::V2
+                                                                           : proxy::Versions::Any;
+        snap->proxy.emplace(l.name, Snapshot::ListenerProxy{v, std::move(*trusted)});
+    }
+    for (const auto& l : config->listeners) {
         if (!l.tls) continue;
         std::string err;
         auto ctx = tls::TlsContext::create(*l.tls, err);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gateway/config/Config.h"
+#include "gateway/proxy/CidrSet.h"
 #include "gateway/tls/TlsContext.h"
 #include "policy/PasswordFile.h"
 #include "policy/Policy.h"
@@ -21,6 +22,12 @@ struct Snapshot {
     std::shared_ptr<const policy::Policy> policy;
     std::shared_ptr<const policy::PasswordFile> passwords;  // null: no password factor
     std::map<std::string, std::shared_ptr<tls::TlsContext>> tls;  // by listener name
+    // Listeners with proxy_protocol on: the versions accepted and from which sources.
+    struct ListenerProxy {
+        proxy::Versions versions;
+        proxy::CidrSet trusted;
+    };
+    std::map<std::string, ListenerProxy> proxy;  // by listener name; absent = off
     uint64_t generation = 0;
 };
 
