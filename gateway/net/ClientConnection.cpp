@@ -496,6 +496,8 @@ void ClientConnection::finishAuth(const inspect::AuthOutcome& outcome) {
     opts.maxInflight = config().limits.maxInflight;
     if (v5() && keepAlive_ != connect_->keepAlive) opts.serverKeepAlive = keepAlive_;
     opts.connectSessionExpiryZero = connect_->sessionExpiry().value_or(0) == 0;
+    opts.integrity = makeIntegrityChecker(*snapshot_);
+    if (config().integrity.stampIdentity) opts.stampIdentity = identity_;
     publishBucket_ = inspect::TokenBucket(config().limits.publishRate.perSecond);
     bytesBucket_ = inspect::TokenBucket(config().limits.publishBytesRate.perSecond);
     controlBucket_ = inspect::TokenBucket(config().limits.controlPacketRate.perSecond);
@@ -957,6 +959,25 @@ void ClientConnection::onSubscriptionLimit(std::string_view filter) {
     audit("rate_limited", "subscribe", filter, "", "max_subscriptions");
 }
 
+void ClientConnection::onIntegrityDenied(std::string_view topic, std::string_view rule,
+                                         const char* reason) {
+    worker_.gateway().authzDenied("integrity");
+    audit("authz_denied", "integrity", topic, rule, reason);
+}
+
+std::shared_ptr<integrity::Checker> ClientConnection::makeIntegrityChecker(
+    const Snapshot& snapshot) {
+    if (!snapshot.integrity) return nullptr;
+    std::vector<std::string> problems;
+    auto checker = snapshot.integrity->checkerFor(identity_, connect_->clientId, problems);
+    // Not fatal: the client may never publish under these rules; if it does, each publish
+    // is refused with reason "no key".
+    for (const auto& p : problems)
+        MOAT_LOG_WARN("integrity key for identity '%s' unusable: %s", identity_.c_str(),
+                      p.c_str());
+    return checker;
+}
+
 void ClientConnection::applySnapshot(const Snapshot& snapshot) {
     // Connections keep their TLS session; everything else follows the new snapshot: limits,
     // timeouts and policy. A connection still authenticating finishes against the snapshot it
@@ -997,6 +1018,8 @@ void ClientConnection::applySnapshot(const Snapshot& snapshot) {
         closeWithReason(rc::AdministrativeAction);
         return;
     }
+    // Keys follow the reload (the new snapshot's key cache starts empty).
+    session_->replaceIntegrity(makeIntegrityChecker(snapshot));
     std::vector<std::string> revoked = session_->replaceRights(std::move(rights));
     if (revoked.empty()) return;
     for (const auto& f : revoked)

@@ -114,6 +114,10 @@ private:
                        const policy::Decision& decision) override;
     void onProtocolError(uint8_t reason, const char* detail) override;
     void onSubscriptionLimit(std::string_view filter) override;
+    void onIntegrityDenied(std::string_view topic, std::string_view rule,
+                           const char* reason) override;
+    // integrity.rules for this client, its %u keys loaded now (not per message).
+    std::shared_ptr<integrity::Checker> makeIntegrityChecker(const Snapshot& snapshot);
 
     void audit(const char* event, const char* action, std::string_view topic,
                std::string_view rule, std::string_view reason);

@@ -33,6 +33,26 @@ std::shared_ptr<const Snapshot> buildSnapshot(std::shared_ptr<const config::Conf
                                                                            : proxy::Versions::Any;
         snap->proxy.emplace(l.name, Snapshot::ListenerProxy{v, std::move(*trusted)});
     }
+    if (!config->integrity.rules.empty()) {
+        std::vector<integrity::RuleSpec> rules;
+        for (size_t i = 0; i < config->integrity.rules.size(); ++i) {
+            const config::IntegrityRule& r = config->integrity.rules[i];
+            integrity::RuleSpec spec;
+            spec.topics = r.topics;
+            spec.algorithm = r.algorithm == config::IntegrityAlgorithm::Ed25519
+                                 ? integrity::Algorithm::Ed25519
+                                 : integrity::Algorithm::HmacSha256;
+            spec.keyPath = r.key;
+            spec.maxAge = r.maxAge;
+            spec.disconnect = r.onInvalid == config::OnInvalid::Disconnect;
+            spec.name = "integrity.rules[" + std::to_string(i) + "]";
+            rules.push_back(std::move(spec));
+        }
+        std::vector<std::string> keyErrors;
+        snap->integrity = integrity::KeyStore::build(std::move(rules), keyErrors);
+        for (size_t i = 0; i < keyErrors.size(); ++i)
+            errors.push_back(config->path + ": " + keyErrors[i]);
+    }
     for (const auto& l : config->listeners) {
         if (!l.tls) continue;
         std::string err;

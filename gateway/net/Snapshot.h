@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gateway/config/Config.h"
+#include "gateway/integrity/KeyStore.h"
 #include "gateway/proxy/CidrSet.h"
 #include "gateway/tls/TlsContext.h"
 #include "policy/PasswordFile.h"
@@ -22,6 +23,9 @@ struct Snapshot {
     std::shared_ptr<const policy::Policy> policy;
     std::shared_ptr<const policy::PasswordFile> passwords;  // null: no password factor
     std::map<std::string, std::shared_ptr<tls::TlsContext>> tls;  // by listener name
+    // integrity.rules and their keys (fixed keys loaded; %u keys cached per identity as
+    // clients connect, dropped with the snapshot on reload). Null without rules.
+    std::shared_ptr<const integrity::KeyStore> integrity;
     // Listeners with proxy_protocol on: the versions accepted and from which sources.
     struct ListenerProxy {
         proxy::Versions versions;
