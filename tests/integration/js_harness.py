@@ -1,6 +1,7 @@
-"""Node.js processes for the interoperability suite: MQTT.js (npm `mqtt`) as a client and
-aedes as a second backend broker. Both speak JSON lines (js/client.js, js/aedes_broker.js);
-a reader thread collects stdout as a list of events. Every wait is bounded; every process is
+"""The Node.js side of the interoperability suite: MQTT.js (npm `mqtt`) clients and aedes
+brokers, all hosted by one `node js/hub.js` process per test file (node's start-up would
+otherwise cost ~0.5 s per client). Commands go to the hub as JSON lines; its JSON-line events
+are sorted by handle into one EventLog per client or broker. Every wait is bounded; the hub is
 killed at teardown."""
 
 import base64
@@ -19,7 +20,7 @@ JS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js")
 def missing_reason():
     """Why the JS suite cannot run here, or None. tests/run.sh installs node_modules."""
     if shutil.which("node") is None:
-        return "node is not installed (tests/run.sh installs nodejs)"
+        return "node is not installed (deploy/install-deps.sh installs it)"
     for pkg in ("mqtt", "aedes"):
         if not os.path.isdir(os.path.join(JS_DIR, "node_modules", pkg)):
             return ("tests/integration/js/node_modules/%s is missing: run `npm ci` in "
@@ -31,48 +32,23 @@ def b64(data):
     return base64.b64encode(data).decode()
 
 
-class NodeProcess:
-    """A node script speaking JSON lines; events() is everything seen so far."""
+class EventLog:
+    """Events of one handle, in arrival order. wait() hands each event out once, so a message
+    arriving before the SUBACK a test waits for is still there for the next wait."""
 
-    def __init__(self, script, args, log_path):
-        self.log_path = log_path
-        self.proc = subprocess.Popen(["node", os.path.join(JS_DIR, script)] + list(args),
-                                     cwd=JS_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=open(log_path, "ab"))
+    def __init__(self, hub):
+        self.hub = hub
         self.seen = []
-        self.taken = set()  # indexes into seen already returned by wait_event
+        self.taken = set()
         self.first_untaken = 0
-        self.exited = False
-        self.cond = threading.Condition()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = {"event": "garbage", "line": line.decode(errors="replace")}
-            with self.cond:
-                self.seen.append(event)
-                self.cond.notify_all()
-        with self.cond:
-            self.exited = True
-            self.cond.notify_all()
-
-    def send(self, **cmd):
-        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
-        self.proc.stdin.flush()
 
     def events(self, name=None):
-        with self.cond:
+        with self.hub.cond:
             return [e for e in self.seen if name is None or e["event"] == name]
 
-    def wait_event(self, predicate, timeout=10.0, message="event"):
-        """The oldest event not yet returned that satisfies predicate. Events of other kinds
-        stay available to later waits (a message arriving before a SUBACK is not lost)."""
+    def wait(self, predicate, timeout=10.0, message="event"):
         deadline = time.monotonic() + timeout
-        with self.cond:
+        with self.hub.cond:
             scanned = self.first_untaken
             while True:
                 for i in range(scanned, len(self.seen)):
@@ -82,14 +58,60 @@ class NodeProcess:
                             self.first_untaken += 1
                         return self.seen[i]
                 scanned = len(self.seen)  # what did not match now never will
-                if self.exited:
+                if self.hub.exited:
                     raise AssertionError("node exited while waiting for %s; stderr:\n%s"
-                                         % (message, self.stderr()))
+                                         % (message, self.hub.stderr()))
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise AssertionError("timed out after %.1fs waiting for %s; stderr:\n%s"
-                                         % (timeout, message, self.stderr()))
-                self.cond.wait(left)
+                                         % (timeout, message, self.hub.stderr()))
+                self.hub.cond.wait(left)
+
+
+class Hub:
+    """`node js/hub.js`; log(handle) is the EventLog of one client or broker. Events without
+    a handle (hub-level errors) go to log(None)."""
+
+    def __init__(self, workdir):
+        self.log_path = os.path.join(workdir, "hub.stderr")
+        self.proc = subprocess.Popen(["node", os.path.join(JS_DIR, "hub.js")], cwd=JS_DIR,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=open(self.log_path, "ab"))
+        self.cond = threading.Condition()
+        self.logs = {}
+        self.exited = False
+        self.write_lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self._handles = iter(range(1, 1 << 62))
+
+    def new_handle(self, prefix):
+        with self.cond:
+            handle = "%s%d" % (prefix, next(self._handles))
+            self.logs[handle] = EventLog(self)
+            return handle
+
+    def log(self, handle):
+        with self.cond:
+            return self.logs.setdefault(handle, EventLog(self))
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"event": "garbage", "line": line.decode(errors="replace")}
+            with self.cond:
+                self.logs.setdefault(event.get("c"), EventLog(self)).seen.append(event)
+                self.cond.notify_all()
+        with self.cond:
+            self.exited = True
+            self.cond.notify_all()
+
+    def send(self, **cmd):
+        with self.write_lock:
+            self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+            self.proc.stdin.flush()
 
     def stderr(self):
         try:
@@ -98,65 +120,71 @@ class NodeProcess:
         except FileNotFoundError:
             return ""
 
-    def kill(self):
-        """SIGKILL: the socket closes without an MQTT DISCONNECT (abrupt for the peer)."""
-        h.kill_process(self.proc)
-
     def close(self):
         if self.proc.poll() is None:
             try:
-                self.proc.stdin.close()  # both scripts exit cleanly when stdin closes
+                self.proc.stdin.close()  # the hub exits when stdin closes
                 self.proc.wait(3)
             except (OSError, subprocess.TimeoutExpired):
                 pass
         h.kill_process(self.proc)
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        self.proc.stdout.close()
 
 
-class Aedes(NodeProcess):
-    """aedes on a kernel-chosen loopback port; `port` is what it reported."""
+class Aedes:
+    """An aedes broker inside the hub, on a kernel-chosen loopback port (`port`)."""
 
-    def __init__(self, workdir):
-        super().__init__("aedes_broker.js", ["0"], os.path.join(workdir, "aedes.stderr"))
-        e = self.wait_event(lambda e: e["event"] == "listening", 15, "aedes to listen")
-        self.port = e["port"]
+    def __init__(self, hub):
+        self.hub = hub
+        self.handle = hub.new_handle("aedes")
+        self.log = hub.log(self.handle)
+        hub.send(op="broker_start", c=self.handle)
+        self.port = self.log.wait(lambda e: e["event"] == "listening", 15,
+                                  "aedes to listen")["port"]
+
+    def events(self, name=None):
+        return self.log.events(name)
 
     def stop(self):
-        self.close()
-
-    def wait_subscribed(self, topic, timeout=10.0):
-        h.wait_until(lambda: any(topic in [t for t, _ in e["topics"]]
-                                 for e in self.events("subscribe")),
-                     timeout, message="aedes to see SUBSCRIBE %s" % topic)
+        if self.hub.proc.poll() is None:
+            self.hub.send(op="broker_stop", c=self.handle)
+            self.log.wait(lambda e: e["event"] == "stopped", 10, "aedes to stop")
 
 
-class MqttJs(NodeProcess):
+class MqttJs:
     """One MQTT.js client over mTLS to the gateway."""
 
-    def __init__(self, moat, version=4, cert="device1", client_id=None, **connect_opts):
-        self.client_id = client_id or "js-%d-%d" % (os.getpid(), next(_ids))
-        super().__init__("client.js", [], os.path.join(moat.dir, self.client_id + ".stderr"))
+    def __init__(self, hub, moat, version=4, cert="device1", client_id=None, **connect_opts):
+        self.hub = hub
+        self.handle = hub.new_handle("js")
+        self.log = hub.log(self.handle)
+        self.client_id = client_id or "js-%d-%s" % (os.getpid(), self.handle)
         self.moat = moat
         self.version = version
         self.cert = cert
         self.connect_opts = connect_opts
         self._next_id = 0
 
+    def send(self, **cmd):
+        self.hub.send(c=self.handle, **cmd)
+
+    def events(self, name=None):
+        return self.log.events(name)
+
+    def wait_event(self, predicate, timeout=10.0, message="event"):
+        return self.log.wait(predicate, timeout, message)
+
     def connect(self, timeout=15.0):
-        """Sends CONNECT; returns the first connect or error event."""
+        """Sends CONNECT; returns the first connect, error or close event."""
         cert, key = self.moat.certs.client(self.cert) if self.cert else (None, None)
         self.send(op="connect", port=self.moat.port, ca=self.moat.certs.ca, cert=cert, key=key,
                   protocolVersion=self.version, clientId=self.client_id, **self.connect_opts)
         return self.wait_event(lambda e: e["event"] in ("connect", "error", "close"), timeout,
                                "MQTT.js CONNACK")
 
-    def _id(self):
-        self._next_id += 1
-        return self._next_id
-
     def _call(self, op, answer, timeout, **kw):
-        i = self._id()
+        self._next_id += 1
+        i = self._next_id
         self.send(op=op, id=i, **kw)
         return self.wait_event(lambda e: e["event"] == answer and e.get("id") == i, timeout,
                                "%s answer to %s" % (answer, op))
@@ -174,14 +202,20 @@ class MqttJs(NodeProcess):
                           qos=qos, retain=retain, properties=properties)
 
     def burst(self, topic, count, qos=1, timeout=60.0):
+        """Publishes count messages (payload = decimal index) back to back."""
         return self._call("burst", "burst_done", timeout, topic=topic, count=count, qos=qos)
 
     def end(self, timeout=10.0):
+        """A clean disconnect (MQTT DISCONNECT)."""
         return self._call("end", "ended", timeout)
 
+    def destroy(self):
+        """Closes the socket without MQTT DISCONNECT: an abrupt disconnect for the gateway."""
+        self.send(op="destroy")
+
     def message(self, timeout=10.0):
-        """The next message event (payload decoded to bytes)."""
-        e = self.wait_event(lambda e: e["event"] == "message", timeout, "a message")
+        """The next message event, payload decoded to bytes."""
+        e = dict(self.wait_event(lambda e: e["event"] == "message", timeout, "a message"))
         e["payload"] = base64.b64decode(e["payload"])
         return e
 
@@ -193,12 +227,6 @@ class MqttJs(NodeProcess):
             return
         raise AssertionError("unexpected message on %s" % e["topic"])
 
-
-def _counter():
-    n = 0
-    while True:
-        n += 1
-        yield n
-
-
-_ids = _counter()
+    def close(self):
+        if self.hub.proc.poll() is None:
+            self.send(op="client_close")

@@ -31,19 +31,30 @@ SPLIT_POLICY = {"policy": {
 NOT_AUTHORIZED = 0x87
 
 
+@pytest.fixture(scope="module")
+def js_hub(tmp_path_factory):
+    """One node process for the whole file: MQTT.js clients and aedes brokers live in it."""
+    hub = js.Hub(str(tmp_path_factory.mktemp("hub")))
+    yield hub
+    hub.close()
+
+
 @pytest.fixture
-def jsclients():
+def jsclients(js_hub):
     """jsclients(moat, version=, cert=, **connect options) -> MqttJs; closed at teardown."""
     made = []
 
     def make(moat_, **kw):
-        c = js.MqttJs(moat_, **kw)
+        c = js.MqttJs(js_hub, moat_, **kw)
         made.append(c)
         return c
 
     yield make
     for c in made:
         c.close()
+    # An exception in the hub (outside any client's callbacks) is a bug worth failing on.
+    errors = js_hub.log(None).events()
+    assert not errors, "node hub: %r" % errors
 
 
 def js_connected(jsclients, moat, **kw):
@@ -55,10 +66,8 @@ def js_connected(jsclients, moat, **kw):
 
 
 @pytest.fixture
-def aedes(tmp_path):
-    d = tmp_path / "aedes"
-    d.mkdir()
-    a = js.Aedes(str(d))
+def aedes(js_hub):
+    a = js.Aedes(js_hub)
     yield a
     a.stop()
 
@@ -180,6 +189,60 @@ def test_mqttjs_reconnects_after_broker_restart(moat, broker, clients, jsclients
     assert_delivered(sub, [("rc/t", b"again", 1)])
 
 
+def test_mqttjs_v5_topic_aliases_resolved_before_checks(moat_factory, broker, jsclients):
+    moat = moat_factory(SPLIT_POLICY)
+    watcher = js_connected(jsclients, moat, version=V5, cert="operator1")
+    assert watcher.subscribe({"#": 1}) == [1]
+    # MQTT.js assigns an alias per topic (Mosquitto's CONNACK allows 10) and sends later
+    # PUBLISHes on that topic with an empty topic name.
+    dev = js_connected(jsclients, moat, version=V5, trace=True,
+                       options={"autoAssignTopicAlias": True})
+    for i in range(3):
+        assert dev.publish("ok/alias", b"%d" % i, 1)["error"] is None
+        assert dev.publish("secret/alias", b"leak", 1)["reasonCode"] == NOT_AUTHORIZED
+    sent = [(e["topic"], e["topicAlias"]) for e in dev.events("packet") if e["dir"] == "out"]
+    ok_alias, secret_alias = sent[0][1], sent[1][1]
+    assert ok_alias and secret_alias and ok_alias != secret_alias, sent
+    assert sent[2:] == [("", ok_alias), ("", secret_alias)] * 2, sent
+    # Alias-only publishes were resolved: the allowed ones delivered with their topic, the
+    # denied ones (alias registration included) never reached the broker.
+    for i in range(3):
+        m = watcher.message()
+        assert (m["topic"], m["payload"]) == ("ok/alias", b"%d" % i)
+    watcher.no_message()
+    assert "'secret/" not in broker.log()
+    assert moat.metric("moat_authz_denied_total", action="publish") == 3
+
+
+@VERSIONS
+def test_mqttjs_persistent_session_through_gateway(moat, clients, jsclients, version):
+    session = {"clean": False}
+    if version == V5:
+        session["properties"] = {"sessionExpiryInterval": 300}
+    sub = js_connected(jsclients, moat, version=version, client_id="js-persist-%d" % version,
+                       **session)
+    assert sub.subscribe({"ps/t": 1}) == [1]
+    sub.end()
+    pub = connected(clients, moat, version=version, cert="device2")
+    for i in range(3):
+        pub.publish("ps/t", b"queued-%d" % i, qos=1)
+    again = jsclients(moat, version=version, client_id="js-persist-%d" % version, **session)
+    e = again.connect()
+    assert e["event"] == "connect" and e["sessionPresent"] is True, e
+    for i in range(3):
+        m = again.message()
+        assert (m["topic"], m["payload"], m["qos"]) == ("ps/t", b"queued-%d" % i, 1)
+
+
+def test_mqttjs_v5_told_server_shutting_down(moat, jsclients):
+    v5 = js_connected(jsclients, moat, version=V5)
+    v311 = js_connected(jsclients, moat, version=V311, cert="device2")
+    moat.stop()
+    e = v5.wait_event(lambda e: e["event"] in ("disconnect", "close"), 10, "DISCONNECT")
+    assert (e["event"], e.get("reasonCode")) == ("disconnect", 0x8B), e
+    v311.wait_event(lambda e: e["event"] == "close", 10, "the v3.1.1 client to be closed")
+
+
 def test_mqttjs_qos1_burst_no_stall(moat, jsclients):
     sub = js_connected(jsclients, moat, version=V5)
     assert sub.subscribe({"burst/js": 1}) == [1]
@@ -208,14 +271,15 @@ def test_aedes_backend_mqttjs_pubsub(aedes_moat, aedes, jsclients):
     assert sub.client_id in [e["id"] for e in aedes.events("client")]
 
 
-def test_aedes_backend_paho_pubsub_and_denied_filter(moat_factory, aedes, clients):
+@pytest.mark.parametrize("version", [3, V311], ids=["v31", "v311"])
+def test_aedes_backend_paho_pubsub_and_denied_filter(moat_factory, aedes, clients, version):
     moat = moat_factory(SPLIT_POLICY, broker_=aedes)
-    sub = connected(clients, moat)
+    sub = connected(clients, moat, version=version)
     # The gateway removes the denied filter before aedes sees the SUBSCRIBE and merges aedes'
     # SUBACK back into the client's order.
     assert sub.subscribe([("ok/p/#", 2), ("secret/#", 1), ("ok/q", 1)]) == [2, 0x80, 1]
     assert [t for t, _ in aedes.events("subscribe")[-1]["topics"]] == ["ok/p/#", "ok/q"]
-    pub = connected(clients, moat, cert="device2")
+    pub = connected(clients, moat, version=version, cert="device2")
     for qos in (0, 1, 2):
         pub.publish("ok/p/%d" % qos, BINARY + bytes([qos]), qos=qos)
     pub.publish("secret/x", b"leak", qos=1)
@@ -227,6 +291,19 @@ def test_aedes_backend_paho_pubsub_and_denied_filter(moat_factory, aedes, client
     m = sub.get()
     assert (m.topic, m.payload) == ("ok/q", b"last")
     assert "secret/x" not in [e["topic"] for e in aedes.events("publish")]
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_aedes_backend_mosquitto_clients(aedes_moat, aedes, subs, qos):
+    sub = subs(aedes_moat, "mc/t", 2, qos=qos)
+    h.wait_until(lambda: any(e["id"] == sub.client_id for e in aedes.events("subscribe")), 10,
+                 message="aedes to see mosquitto_sub's SUBSCRIBE")
+    for text in ("one", "two"):
+        r = h.mosquitto_pub(aedes_moat, "mc/t", text, qos=qos, cert="device2")
+        assert r.returncode == 0, r.stderr
+    rc, out, err = sub.result()
+    assert rc == 0, err
+    assert out == b"one\ntwo\n"
 
 
 def test_aedes_backend_retained_message(aedes_moat, clients, jsclients):
@@ -249,7 +326,7 @@ def test_aedes_backend_will_on_abrupt_disconnect(aedes_moat, aedes, clients, jsc
     dev = js_connected(jsclients, aedes_moat, keepalive=30,
                        will={"topic": "will/device1", "payload": js.b64(b"gone\xff"), "qos": 1,
                              "retain": False})
-    dev.kill()  # no DISCONNECT: the TCP close reaches the gateway, which closes the backend
+    dev.destroy()  # no DISCONNECT: the socket just closes; the gateway closes the backend
     m = watcher.get(15)
     assert m is not None, "will not delivered; moat stderr:\n%s" % aedes_moat.stderr()
     assert (m.topic, m.payload, m.qos) == ("will/device1", b"gone\xff", 1)
