@@ -22,6 +22,7 @@ int runHandshake(int argc, char** argv, int first);
 int runIdle(int argc, char** argv, int first);
 int runSink(int argc, char** argv, int first);
 int runSelfTest(int argc, char** argv, int first);
+int runFlood(int argc, char** argv, int first);  // Flood.cpp: refuse | slowloris | idle
 
 // Options every client subcommand accepts: --host --port --tls --ca --cert --key --topic --pid.
 std::set<std::string> clientFlags(std::set<std::string> extra);

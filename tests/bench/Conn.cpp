@@ -112,6 +112,7 @@ std::unique_ptr<Conn> Conn::open(const Endpoint& ep, int timeoutMs, std::string&
     setNonBlocking(fd);
     setNoDelay(fd);
     std::unique_ptr<Conn> c(new Conn(fd, nullptr));
+    if (!ep.source.empty() && !bindSource(fd, ep.source, error)) return nullptr;
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), addrLen) != 0) {
         if (errno != EINPROGRESS) {
             error = std::string("connect: ") + std::strerror(errno);
@@ -255,6 +256,22 @@ void Conn::close() {
         ::close(fd_);
         fd_ = -1;
     }
+}
+
+bool bindSource(int fd, const std::string& source, std::string& error) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    if (inet_pton(AF_INET, source.c_str(), &local.sin_addr) != 1) {
+        error = "source address is not an IPv4 literal: " + source;
+        return false;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+        error = "bind " + source + ": " + std::strerror(errno);
+        return false;
+    }
+    return true;
 }
 
 uint64_t raiseFileLimit() {

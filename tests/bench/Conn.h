@@ -32,7 +32,14 @@ struct Endpoint {
     std::string host = "127.0.0.1";
     uint16_t port = 0;
     SSL_CTX* tls = nullptr;  // null: plaintext
+    // Local address to connect from (IPv4 literal), empty: the kernel's choice. The flood
+    // tool spreads clients over 127.0.0.0/8 so per-IP limits see many devices.
+    std::string source;
 };
+
+// Binds `fd` to the IPv4 literal `source` (port chosen at connect time, so one source address
+// is not limited to ~28k ports across all destinations). False and error set on failure.
+bool bindSource(int fd, const std::string& source, std::string& error);
 
 class Conn {
   public:

@@ -270,7 +270,7 @@ void SinkServer::stop() {
 
 int64_t querySinkCount(const std::string& host, uint16_t port) {
     std::string error;
-    auto c = Conn::open(Endpoint{host, port, nullptr}, 2000, error);
+    auto c = Conn::open(Endpoint{host, port, nullptr, {}}, 2000, error);
     if (!c || !c->writeAll("STATS\n", 6)) return -1;
     std::string line;
     char buf[64];

@@ -30,6 +30,21 @@ Client commands (common options: --host H (127.0.0.1) --port P [--tls --ca CA.pe
              [--hold-seconds S] [--ready-file F]
       N silent sessions; RSS growth of the --pid processes per connection.
 
+Flood commands (issue 6: what the gateway holds; IPv4 --host, clients spread over --sources
+  consecutive addresses from --source-base 127.10.0.1; --probe: a TLS MQTT device times a
+  publish round trip every --probe-interval-ms 100, --baseline-seconds 2 before and during):
+
+  flood refuse    [--seconds 10] [--concurrency 128] [--sources 4] [--answer-timeout-ms 250]
+                  [--hello] [--ban --ban-cert UNTRUSTED.pem --ban-key K] [--probe]
+      new connections from sources the gateway refuses at accept (over the per-IP limits, or
+      banned first by failed certificate authentications with --ban); refused/s, CPU per
+      refusal, RSS before/peak/after. --hello sends a real ClientHello (admission = ServerHello).
+  flood slowloris [--count 1000] [--sources 100] [--bytes 0] [--max-wait-seconds 30] [--probe]
+      N sockets that never finish TLS (--bytes of a ClientHello, then silence); RSS per pending
+      socket, time until the gateway reaps them (handshake_timeout).
+  flood idle      [--count 1000] [--sources 100] [--concurrency 8] [--warm 20] [--settle-ms 500]
+      N silent authenticated TLS + MQTT sessions; RSS per connection of every --pid process.
+
 Server commands:
   sink       [--host 127.0.0.1] [--port 0] [--seconds 0 (= until SIGINT/SIGTERM)] [--deliver]
       fake broker: CONNACK/SUBACK/PUBACK, counts and drops publishes; answers "STATS\n".
@@ -55,6 +70,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(cmd, "idle")) return runIdle(argc, argv, 2);
     if (!std::strcmp(cmd, "sink")) return runSink(argc, argv, 2);
     if (!std::strcmp(cmd, "selftest")) return runSelfTest(argc, argv, 2);
+    if (!std::strcmp(cmd, "flood")) return runFlood(argc, argv, 2);
     std::fprintf(stderr, "moat-bench: unknown command '%s'\n%s", cmd, kUsage);
     return 2;
 }
