@@ -241,7 +241,7 @@ void ClusterState::drain() {
             }
             case LocalEvent::Type::AuthFailure:
                 if (!up) break;
-                countFailure(SubjectKind::Ip, e.a);
+                if (!e.a.empty()) countFailure(SubjectKind::Ip, e.a);
                 if (!e.b.empty() && e.b.size() <= kMaxSubjectBytes)
                     countFailure(SubjectKind::Identity, e.b);
                 break;

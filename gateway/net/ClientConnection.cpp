@@ -997,6 +997,8 @@ void ClientConnection::applySnapshot(const Snapshot& snapshot) {
                 std::string why = std::string("certificate no longer valid after reload: ") +
                                   X509_verify_cert_error_string(err);
                 audit("disconnect", "", "", "", why);
+                // The same certificate is disconnected at the other replicas (cluster).
+                worker_.gateway().shareKick(identity_, certFingerprint(), cluster::KickReason::Revoked);
                 closeWithReason(rc::AdministrativeAction);
                 return;
             }
@@ -1015,6 +1017,7 @@ void ClientConnection::applySnapshot(const Snapshot& snapshot) {
     auto rights = snapshot.policy->rightsFor(identity_, connect_->clientId);
     if (!rights->hasAnyRights()) {
         audit("disconnect", "", "", "", "identity has no rights after reload");
+        worker_.gateway().shareKick(identity_, "", cluster::KickReason::NoRights);
         closeWithReason(rc::AdministrativeAction);
         return;
     }

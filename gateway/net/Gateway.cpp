@@ -183,6 +183,7 @@ void Gateway::startMain() {
         reload();
     });
     watcher_->watch(watchedFiles());
+    startCluster();
 }
 
 std::vector<std::string> Gateway::watchedFiles() const {
@@ -221,6 +222,7 @@ void Gateway::onWorkersDone(uv_async_t* h) {
     auto* self = static_cast<Gateway*>(h->data);
     if (self->http_) self->http_->close();
     if (self->watcher_) self->watcher_->close();
+    if (self->cluster_) self->cluster_->close();
     if (auto* probe = static_cast<HealthProbe*>(self->probe_)) {
         self->probe_ = nullptr;
         uv_close(reinterpret_cast<uv_handle_t*>(&probe->tcp),
@@ -268,6 +270,7 @@ void Gateway::reload() {
             }
             self->snapshot_ = w->result;
             self->bans_.updateConfig(self->snapshot_->config->bans);
+            if (self->cluster_) self->cluster_->updateBans(self->snapshot_->config->bans);
             {
                 std::lock_guard lock(self->admissionMutex_);
                 self->admission_->updateLimits(self->snapshot_->config->limits);
@@ -349,11 +352,15 @@ void Gateway::onHealthCheck(uv_timer_t* t) {
 bool Gateway::admit(Worker& worker, const std::string& listener, const std::string& ip) {
     auto& lm = metrics_.listener(listener);
     inspect::Admission a;
+    // Other replicas' connections from this IP, as last heard (0 without a cluster or while
+    // Redis is down: local-only limits).
+    const uint32_t elsewhere = cluster_ ? cluster_->remoteConnections(ip) : 0;
     {
         std::lock_guard lock(admissionMutex_);
-        a = admission_->admit(ip, SteadyClock::now(), bans_);
+        a = admission_->admit(ip, SteadyClock::now(), bans_, elsewhere);
     }
     if (a == inspect::Admission::Accepted) {
+        if (cluster_) cluster_->connectionOpened(ip);
         lm.accepted->Increment();
         lm.active->Increment();
         std::optional<metrics::Anomaly> anomaly;
@@ -380,6 +387,7 @@ void Gateway::release(Worker& worker, const std::string& listener, const std::st
         std::lock_guard lock(admissionMutex_);
         admission_->release(ip);
     }
+    if (cluster_) cluster_->connectionClosed(ip);
     metrics_.listener(listener).active->Decrement();
 }
 
@@ -401,12 +409,15 @@ void Gateway::authFailed(Worker& worker, std::string_view method, const std::str
     auto now = SteadyClock::now();
     inspect::BanDecision bans = bans_.recordAuthFailure(ip, identity, now);
     for (const auto* ban : {bans.ip ? &*bans.ip : nullptr, bans.identity ? &*bans.identity : nullptr}) {
-        if (!ban) continue;
-        audit("ban", "", ban->kind == inspect::Ban::Ip ? ban->subject : "", "",
-              ban->kind == inspect::Ban::Identity ? ban->subject : "", "", "", "", "",
-              "auth_failures", static_cast<uint64_t>(ban->duration.count() / 1000));
+        if (ban) banMade(*ban, "auth_failures");
     }
     if (bans) metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));
+    // The cluster-wide count: the replica whose failure reaches the threshold bans.
+    if (cluster_ && !bans) {
+        cluster_->authFailure(bans_.isIpBanned(ip, now) ? std::string() : ip,
+                              identity.empty() || bans_.isIdentityBanned(identity, now)
+                                  ? std::string() : identity);
+    }
     std::optional<metrics::Anomaly> anomaly;
     {
         std::lock_guard lock(anomalyMutex_);

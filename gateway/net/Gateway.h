@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/cluster/ClusterState.h"
 #include "gateway/inspect/limits/BanTable.h"
 #include "gateway/inspect/limits/ConnectionAdmission.h"
 #include "gateway/inspect/limits/SharedCounter.h"
@@ -23,15 +24,17 @@
 namespace moat::metrics {
 class HttpEndpoint;
 class AnomalyDetector;
-}
+}  // namespace moat::metrics
 
 namespace moat::net {
 
 class Worker;
 class FileWatcher;
 
-class Gateway {
-public:
+// Privately a ClusterHandler: with `cluster:` configured, what other replicas decide arrives
+// here on the main loop (GatewayCluster.cpp).
+class Gateway : private cluster::ClusterHandler {
+  public:
     Gateway(std::string configPath, std::shared_ptr<const Snapshot> snapshot);
     ~Gateway();
 
@@ -69,8 +72,12 @@ public:
                std::string_view rule = {}, std::string_view reason = {},
                std::optional<uint64_t> count = {});
     void workerStopped();
+    // A session ended by this replica's reload (revoked certificate, no rights left): ask the
+    // other replicas to disconnect the identity too. No-op without `cluster:`.
+    void shareKick(const std::string& identity, const std::string& fingerprint,
+                   cluster::KickReason reason);
 
-private:
+  private:
     bool bindListeners(std::string& error);
     void startMain();
     void reload();
@@ -81,6 +88,23 @@ private:
     static void onHousekeeping(uv_timer_t* t);
     static void onHealthCheck(uv_timer_t* t);
     static void onWorkersDone(uv_async_t* h);
+
+    // ---- cluster (GatewayCluster.cpp)
+    void startCluster();
+    // A ban made here: kick the identity's sessions, share it with the other replicas.
+    void banMade(const inspect::Ban& ban, std::string_view reason);
+    // Disconnects `identity`'s sessions on every worker of this replica.
+    void kickLocal(const std::string& identity, const std::string& fingerprint,
+                   cluster::KickReason reason, const std::string& why);
+    void onSharedBan(cluster::SubjectKind kind, const std::string& subject,
+                     std::chrono::milliseconds remaining,
+                     std::chrono::milliseconds duration) override;
+    void onSharedFailureThreshold(cluster::SubjectKind kind, const std::string& subject) override;
+    void onKick(const std::string& identity, const std::string& fingerprint,
+                cluster::KickReason reason) override;
+    void onRemoteAccepts(const std::string& ip, uint32_t accepted) override;
+    void onRedisState(bool up, const std::string& why) override;
+    std::vector<cluster::SharedBan> activeLocalBans() override;
 
     std::string configPath_;
     std::shared_ptr<const Snapshot> snapshot_;
@@ -98,6 +122,7 @@ private:
     std::unique_ptr<FileWatcher> watcher_;
     std::mutex anomalyMutex_;
     std::unique_ptr<metrics::AnomalyDetector> anomalies_;
+    std::unique_ptr<cluster::ClusterState> cluster_;  // with `cluster:` only
 
     uv_loop_t loop_{};
     uv_signal_t sigHup_{}, sigTerm_{}, sigInt_{};

@@ -69,6 +69,10 @@ public:
     // SIGTERM: stop accepting, ask every connection to drain, stop the loop when empty or
     // at the deadline.
     void beginShutdown(uint64_t drainTimeoutMs);
+    // Disconnects this worker's sessions of `identity` (see ClientConnection::kick); returns
+    // how many. Loop thread (post() it).
+    size_t kick(const std::string& identity, const std::string& fingerprint, uint8_t v5Reason,
+                const std::string& why);
 
 private:
     void run();

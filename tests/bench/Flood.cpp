@@ -91,8 +91,7 @@ bool makeSources(const std::string& base, int64_t n, std::vector<std::string>& o
     return true;
 }
 
-bool makeDestination(const std::string& host, uint16_t port, sockaddr_in& dst,
-                     std::string& error) {
+bool makeDestination(const std::string& host, uint16_t port, sockaddr_in& dst, std::string& error) {
     dst = {};
     dst.sin_family = AF_INET;
     dst.sin_port = htons(port);
@@ -147,7 +146,8 @@ ReadState drain(int fd) {
         }
         if (r == 0) return ReadState::Closed;
         if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return data ? ReadState::Data : ReadState::Nothing;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return data ? ReadState::Data : ReadState::Nothing;
         return ReadState::Closed;  // ECONNRESET and friends
     }
 }
@@ -384,9 +384,15 @@ int runRefuse(int argc, char** argv, int first) {
                                                 Clock::now() - s.start)
                                                 .count());
                 break;
-            case End::Answered: ++answered; break;
-            case End::Held: ++held; break;
-            case End::ConnectFailed: ++connectFailed; break;
+            case End::Answered:
+                ++answered;
+                break;
+            case End::Held:
+                ++held;
+                break;
+            case End::ConnectFailed:
+                ++connectFailed;
+                break;
         }
         closeReset(s.fd);  // also leaves the epoll set
         s.fd = -1;
@@ -495,14 +501,15 @@ int runRefuse(int argc, char** argv, int first) {
     std::printf("flood refuse %.1f s, %d in flight, %zu source addresses, %s\n", elapsed,
                 concurrency, c.sources.size(),
                 a.flag("ban") ? "banned sources" : "sources over their limits");
-    std::printf("  %lld attempts (%.0f/s): %lld refused at accept (%.0f/s), %lld answered with "
-                "TLS, %lld admitted and held, %lld connect failures\n",
-                static_cast<long long>(attempted), attempted / elapsed,
-                static_cast<long long>(refused), refused / elapsed,
-                static_cast<long long>(answered), static_cast<long long>(held),
-                static_cast<long long>(connectFailed));
+    std::printf(
+        "  %lld attempts (%.0f/s): %lld refused at accept (%.0f/s), %lld answered with "
+        "TLS, %lld admitted and held, %lld connect failures\n",
+        static_cast<long long>(attempted), attempted / elapsed, static_cast<long long>(refused),
+        refused / elapsed, static_cast<long long>(answered), static_cast<long long>(held),
+        static_cast<long long>(connectFailed));
     std::printf("  connect -> refusal p50 %.0f us, p99 %.0f us\n", p50, p99);
-    if (!firstConnectError.empty()) std::printf("  first connect error: %s\n", firstConnectError.c_str());
+    if (!firstConnectError.empty())
+        std::printf("  first connect error: %s\n", firstConnectError.c_str());
     Json cpuJson = cpu.perUnit(static_cast<double>(refused), "refused");
     Json rss = rssReport(c.cs.watched, rssBefore, rssAfter, &rssPeak);
 
@@ -613,7 +620,8 @@ int runSlowloris(int argc, char** argv, int first) {
             if (s.fd < 0) continue;
             if (s.st == St::Connecting) {
                 if (int err = socketError(s.fd); err != 0) {
-                    if (firstError.empty()) firstError = std::string("connect: ") + std::strerror(err);
+                    if (firstError.empty())
+                        firstError = std::string("connect: ") + std::strerror(err);
                     close(i, St::Failed);
                     continue;
                 }
@@ -674,8 +682,8 @@ int runSlowloris(int argc, char** argv, int first) {
     for (size_t i = 0; i < socks.size(); ++i) {
         if (socks[i].st == St::Pending) close(i, St::Idle);  // ours, not the gateway's
         if (socks[i].st == St::Closed)
-            reap.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(
-                               socks[i].closed - socks[i].connected)
+            reap.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(socks[i].closed -
+                                                                                 socks[i].connected)
                                .count());
     }
     double elapsed = secondsSince(t0);
@@ -687,16 +695,18 @@ int runSlowloris(int argc, char** argv, int first) {
     double reapMin = percentile(reap, 0), reapP50 = percentile(reap, 50),
            reapMax = percentile(reap, 100);
     std::printf("flood slowloris count=%lld from %zu source addresses, %lld byte(s) of TLS sent\n",
-                static_cast<long long>(count), c.sources.size(), static_cast<long long>(prefix.size()));
-    std::printf("  %lld established in %.2f s (%lld failed); at the RSS sample (%d ms later) "
-                "%lld pending, %lld already closed by the gateway\n",
-                static_cast<long long>(opened), openSeconds, static_cast<long long>(failed),
-                c.settleMs, static_cast<long long>(pendingAtSample),
-                static_cast<long long>(closedBeforeSample));
-    std::printf("  reaped by the gateway: %lld, after min %.0f ms / p50 %.0f ms / max %.0f ms; "
-                "%lld still open after %.0f s\n",
-                static_cast<long long>(reap.size()), reapMin, reapP50, reapMax,
-                static_cast<long long>(notReaped), maxWait);
+                static_cast<long long>(count), c.sources.size(),
+                static_cast<long long>(prefix.size()));
+    std::printf(
+        "  %lld established in %.2f s (%lld failed); at the RSS sample (%d ms later) "
+        "%lld pending, %lld already closed by the gateway\n",
+        static_cast<long long>(opened), openSeconds, static_cast<long long>(failed), c.settleMs,
+        static_cast<long long>(pendingAtSample), static_cast<long long>(closedBeforeSample));
+    std::printf(
+        "  reaped by the gateway: %lld, after min %.0f ms / p50 %.0f ms / max %.0f ms; "
+        "%lld still open after %.0f s\n",
+        static_cast<long long>(reap.size()), reapMin, reapP50, reapMax,
+        static_cast<long long>(notReaped), maxWait);
     if (!firstError.empty()) std::printf("  first error: %s\n", firstError.c_str());
     Json perSock;
     for (size_t i = 0; i < c.cs.watched.size(); ++i) {
@@ -750,7 +760,8 @@ bool openSpread(const Common& c, int64_t n, int concurrency, const std::string& 
             auto s = mqtt::connectClient(ep, prefix + std::to_string(i), 15000, e);
             std::lock_guard lock(mu);
             if (!s) {
-                if (!failed) error = "session " + std::to_string(i) + " from " + ep.source + ": " + e;
+                if (!failed)
+                    error = "session " + std::to_string(i) + " from " + ep.source + ": " + e;
                 failed = true;
                 next.store(n);
                 return;
@@ -778,8 +789,9 @@ int runIdleFlood(int argc, char** argv, int first) {
     int concurrency = static_cast<int>(a.integer("concurrency", 8));
     int64_t warm = a.integer("warm", 20);
     if (!a.ok() || count < 1 || concurrency < 1 || concurrency > 256 || warm < 0) {
-        std::fprintf(stderr, "moat-bench flood idle: %s\n",
-                     a.ok() ? "--count >= 1, --concurrency 1..256, --warm >= 0" : a.error().c_str());
+        std::fprintf(
+            stderr, "moat-bench flood idle: %s\n",
+            a.ok() ? "--count >= 1, --concurrency 1..256, --warm >= 0" : a.error().c_str());
         return 2;
     }
     uint64_t limit = raiseFileLimit();
@@ -833,7 +845,8 @@ int runIdleFlood(int argc, char** argv, int first) {
     j.add("opened", static_cast<int64_t>(sessions.size())).add("open_seconds", openSeconds);
     j.add("sources", static_cast<int64_t>(c.sources.size()));
     if (!c.cs.watched.empty()) {
-        j.add("rss_kib_per_conn", perConn).add("rss", rssReport(c.cs.watched, before, after, nullptr));
+        j.add("rss_kib_per_conn", perConn)
+            .add("rss", rssReport(c.cs.watched, before, after, nullptr));
         j.add("cpu_us_per_session", cpuJson);
     }
     if (!opened) j.add("error", error);

@@ -78,12 +78,13 @@ void FloodProbe::loop() {
                 while (session_->reader.next(f)) {
                     mqtt::PublishView pv;
                     if (f.type() == mqtt::kPublish && mqtt::parsePublish(f, pv) &&
-                        pv.payloadLength == sizeof seq && !std::memcmp(pv.payload, &seq, sizeof seq))
+                        pv.payloadLength == sizeof seq &&
+                        !std::memcmp(pv.payload, &seq, sizeof seq))
                         echoed = true;
                 }
                 if (echoed) break;
-                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                                  Clock::now());
+                auto left =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
                 if (left.count() <= 0) break;
                 ssize_t r = session_->reader.fill(*session_->conn, static_cast<int>(left.count()));
                 if (r < 0 || session_->reader.malformed()) broken = true;
@@ -103,8 +104,8 @@ void FloodProbe::loop() {
         auto now = Clock::now();
         if (next < now) next = now;  // a slow round trip delays the schedule, never bunches it
         while (!stop_.load() && Clock::now() < next) {
-            std::this_thread::sleep_for(std::min<Clock::duration>(next - Clock::now(),
-                                                                  std::chrono::milliseconds(20)));
+            std::this_thread::sleep_for(
+                std::min<Clock::duration>(next - Clock::now(), std::chrono::milliseconds(20)));
         }
     }
 }
@@ -114,8 +115,9 @@ Json FloodProbe::report(Phase p) {
     auto& s = samples_[p];
     double p50 = percentile(s, 50), p99 = percentile(s, 99), mx = percentile(s, 100);
     const char* name = p == kBaseline ? "baseline" : "attack";
-    std::printf("  probe %-8s %5zu round trips, p50 %7.0f us, p99 %7.0f us, max %7.0f us, %lld lost\n",
-                name, s.size(), p50, p99, mx, static_cast<long long>(lost_[p]));
+    std::printf(
+        "  probe %-8s %5zu round trips, p50 %7.0f us, p99 %7.0f us, max %7.0f us, %lld lost\n",
+        name, s.size(), p50, p99, mx, static_cast<long long>(lost_[p]));
     Json j;
     j.add("samples", static_cast<int64_t>(s.size())).add("p50_us", p50).add("p99_us", p99);
     j.add("max_us", mx).add("lost", lost_[p]);

@@ -190,9 +190,11 @@ class MqttJs:
                                "%s answer to %s" % (answer, op))
 
     def subscribe(self, topics, timeout=10.0, properties=None):
-        """topics: {filter: qos}. Returns the SUBACK entries (granted QoS / reason codes)."""
+        """topics: {filter: qos or {qos, nl, rap, rh}}. Returns the SUBACK entries (granted
+        QoS / reason codes)."""
         e = self._call("subscribe", "suback", timeout,
-                       topics={t: {"qos": q} for t, q in topics.items()},
+                       topics={t: q if isinstance(q, dict) else {"qos": q}
+                               for t, q in topics.items()},
                        properties=properties)
         return e["granted"]
 

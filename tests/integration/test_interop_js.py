@@ -214,6 +214,26 @@ def test_mqttjs_v5_topic_aliases_resolved_before_checks(moat_factory, broker, js
     assert moat.metric("moat_authz_denied_total", action="publish") == 3
 
 
+def test_mqttjs_v5_subscription_options_and_identifier(moat, jsclients):
+    # SUBSCRIBE options and the Subscription Identifier go to the broker unchanged, and the
+    # broker's deliveries carry the identifier back through the gateway.
+    c = js_connected(jsclients, moat, version=V5)
+    assert c.subscribe({"so/local": {"qos": 1, "nl": True}},
+                       properties={"subscriptionIdentifier": 7}) == [1]
+    assert c.subscribe({"so/rap": {"qos": 1, "rap": True}},
+                       properties={"subscriptionIdentifier": 9}) == [1]
+    assert c.publish("so/local", b"mine", 1)["error"] is None  # no local: not echoed
+    assert c.publish("so/rap", b"kept", 1, retain=True)["error"] is None
+    m = c.message()
+    assert (m["topic"], m["payload"], m["retain"]) == ("so/rap", b"kept", True)
+    assert m["properties"]["subscriptionIdentifier"] == 9
+    other = js_connected(jsclients, moat, version=V5, cert="device2")
+    assert other.publish("so/local", b"theirs", 1)["error"] is None
+    m = c.message()
+    assert (m["topic"], m["payload"]) == ("so/local", b"theirs")
+    assert m["properties"]["subscriptionIdentifier"] == 7
+
+
 @VERSIONS
 def test_mqttjs_persistent_session_through_gateway(moat, clients, jsclients, version):
     session = {"clean": False}
@@ -366,13 +386,15 @@ def test_aedes_backend_refuses_v5_cleanly(aedes_moat, aedes, clients, jsclients,
     assert w.wait_closed() is None
     assert aedes.events("connackSent")[-1]["returnCode"] == 1
 
-    # What the clients make of it: MQTT.js reports the refusal, paho maps it to 0x84
-    # (Unsupported Protocol Version); neither sees a hang or a protocol error.
+    # What the clients make of it: MQTT.js reports the refusal, paho and libmosquitto map it
+    # to 0x84 (Unsupported Protocol Version); none sees a hang or a protocol error.
     js5 = jsclients(aedes_moat, version=V5)
     e = js5.connect()
     assert (e["event"], e.get("code")) == ("error", 1), e
     js5.wait_event(lambda e: e["event"] == "close", 10, "the refused connection to close")
     assert clients(aedes_moat, version=V5).connect() == 0x84
+    r = h.mosquitto_pub(aedes_moat, "v5/t", "x", version=V5)
+    assert r.returncode != 0 and b"Unsupported Protocol Version" in r.stderr, r
 
     # The gateway keeps serving 3.1.1 clients, and counted nothing as the client's fault.
     ok = js_connected(jsclients, aedes_moat)

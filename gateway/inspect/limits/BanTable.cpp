@@ -33,15 +33,64 @@ std::optional<Ban> BanTable::recordOn(Side& side, Ban::Kind kind, std::string_vi
     s->failures.push_back(now);
     if (s->failures.size() < config_.authFailures) return std::nullopt;
 
-    s->failures.clear();
-    if (s->hasBan && now >= s->forgetAt) s->strikes = 0;
-    const milliseconds duration = banDuration(s->strikes);
-    if (s->strikes < UINT32_MAX) ++s->strikes;
+    return banSubject(*s, kind, key, now);
+}
+
+Ban BanTable::banSubject(Subject& s, Ban::Kind kind, std::string_view key, SteadyTime now) {
+    s.failures.clear();
+    if (s.hasBan && now >= s.forgetAt) s.strikes = 0;
+    const milliseconds duration = banDuration(s.strikes);
+    if (s.strikes < UINT32_MAX) ++s.strikes;
+    s.hasBan = true;
+    s.duration = duration;
+    s.bannedUntil = now + duration;
+    s.forgetAt = s.bannedUntil + strikeMemory();
+    return Ban{kind, std::string(key), duration, s.bannedUntil};
+}
+
+std::optional<Ban> BanTable::impose(Ban::Kind kind, std::string_view subject, SteadyTime now) {
+    if (subject.empty() || subject.size() > limits_.maxSubjectLength) return std::nullopt;
+    Subject* s = findOrInsert(kind == Ban::Ip ? ips_ : identities_, subject, now);
+    if (s == nullptr) {
+        ++untracked_;
+        return std::nullopt;
+    }
+    if (bannedAt(*s, now)) return std::nullopt;
+    return banSubject(*s, kind, subject, now);
+}
+
+bool BanTable::adopt(Ban::Kind kind, std::string_view subject, milliseconds duration,
+                     SteadyTime until, SteadyTime now) {
+    if (subject.empty() || subject.size() > limits_.maxSubjectLength || until <= now) return false;
+    Subject* s = findOrInsert(kind == Ban::Ip ? ips_ : identities_, subject, now);
+    if (s == nullptr) {
+        ++untracked_;
+        return false;
+    }
+    const bool active = bannedAt(*s, now);
+    if (active && until <= s->bannedUntil) return false;
+    if (!active) {
+        if (s->hasBan && now >= s->forgetAt) s->strikes = 0;
+        if (s->strikes < UINT32_MAX) ++s->strikes;
+        s->failures.clear();
+    }
     s->hasBan = true;
-    s->duration = duration;
-    s->bannedUntil = now + duration;
-    s->forgetAt = s->bannedUntil + strikeMemory();
-    return Ban{kind, std::string(key), duration, s->bannedUntil};
+    s->duration = std::max(duration, milliseconds(0));
+    s->bannedUntil = until;
+    s->forgetAt = until + strikeMemory();
+    return true;
+}
+
+std::vector<Ban> BanTable::activeBanList(SteadyTime now) const {
+    std::vector<Ban> out;
+    for (const auto* side : {&ips_, &identities_}) {
+        for (const auto& [key, s] : side->map) {
+            if (bannedAt(s, now))
+                out.push_back(
+                    Ban{side == &ips_ ? Ban::Ip : Ban::Identity, key, s.duration, s.bannedUntil});
+        }
+    }
+    return out;
 }
 
 BanTable::Subject* BanTable::findOrInsert(Side& side, std::string_view key, SteadyTime now) {
@@ -148,6 +197,8 @@ void BanTable::sweep(SteadyTime now) {
     sweepSide(identities_, now);
 }
 
-void BanTable::updateConfig(const config::BansConfig& config) { config_ = config; }
+void BanTable::updateConfig(const config::BansConfig& config) {
+    config_ = config;
+}
 
 }  // namespace moat::inspect

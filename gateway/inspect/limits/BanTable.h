@@ -28,7 +28,7 @@ namespace moat::inspect {
 struct Ban {
     enum Kind { Ip, Identity };
     Kind kind = Ip;
-    std::string subject;                 // the IP address or the identity
+    std::string subject;  // the IP address or the identity
     std::chrono::milliseconds duration{0};
     SteadyTime until{};
 };
@@ -42,27 +42,26 @@ struct BanDecision {
 
 // What the accept path needs to know; implemented by BanTable and SharedBanTable.
 class BanLookup {
-public:
+  public:
     virtual ~BanLookup() = default;
     virtual bool isIpBanned(std::string_view ip, SteadyTime now) const = 0;
     virtual bool isIdentityBanned(std::string_view identity, SteadyTime now) const = 0;
 };
 
 struct BanTableLimits {
-    size_t maxSubjects = 100000;          // per kind (IPs, identities)
-    size_t maxKeyBytes = 8 * 1024 * 1024; // per kind: MQTT usernames may be 64 KiB long
-    size_t maxSubjectLength = 1024;       // longer identities are not tracked (IP still is)
+    size_t maxSubjects = 100000;           // per kind (IPs, identities)
+    size_t maxKeyBytes = 8 * 1024 * 1024;  // per kind: MQTT usernames may be 64 KiB long
+    size_t maxSubjectLength = 1024;        // longer identities are not tracked (IP still is)
 };
 
 class BanTable : public BanLookup {
-public:
+  public:
     explicit BanTable(const config::BansConfig& config, BanTableLimits limits = {});
 
     // Records a failed authentication from `ip` for `identity` (empty when unknown). Returns
     // the bans this failure triggered. Failures of a subject that is already banned are
     // ignored: they cannot extend the ban. auth_failures == 0 disables banning.
-    BanDecision recordAuthFailure(std::string_view ip, std::string_view identity,
-                                  SteadyTime now);
+    BanDecision recordAuthFailure(std::string_view ip, std::string_view identity, SteadyTime now);
 
     bool isIpBanned(std::string_view ip, SteadyTime now) const override;
     bool isIdentityBanned(std::string_view identity, SteadyTime now) const override;
@@ -74,19 +73,29 @@ public:
     // Failures that could not be recorded because the table was full of active bans.
     uint64_t untrackedFailures() const { return untracked_; }
 
+    // Bans a subject now, as if its failures had reached the threshold (the cluster's shared
+    // count did): same doubling, same strike memory. Nothing when it is already banned.
+    std::optional<Ban> impose(Ban::Kind kind, std::string_view subject, SteadyTime now);
+    // Adopts a ban decided elsewhere (another replica) ending at `until`; an active ban is
+    // only ever extended. Counts as a strike. False when nothing changed (or untrackable).
+    bool adopt(Ban::Kind kind, std::string_view subject, std::chrono::milliseconds duration,
+               SteadyTime until, SteadyTime now);
+    // Every active ban (to share them after a reconnect to the cluster).
+    std::vector<Ban> activeBanList(SteadyTime now) const;
+
     // Drops subjects that carry no information any more. Call periodically (e.g. every 10 s).
     void sweep(SteadyTime now);
     // New thresholds apply from the next failure; active bans keep their end time.
     void updateConfig(const config::BansConfig& config);
 
-private:
+  private:
     struct Subject {
-        std::vector<SteadyTime> failures;  // within the window, oldest first, < auth_failures
-        SteadyTime bannedUntil{};          // banned while now < bannedUntil
-        SteadyTime forgetAt{};             // strikes are forgotten after this
+        std::vector<SteadyTime> failures;       // within the window, oldest first, < auth_failures
+        SteadyTime bannedUntil{};               // banned while now < bannedUntil
+        SteadyTime forgetAt{};                  // strikes are forgotten after this
         std::chrono::milliseconds duration{0};  // of the latest ban
-        uint32_t strikes = 0;              // bans so far (drives the doubling)
-        bool hasBan = false;               // bannedUntil is meaningful
+        uint32_t strikes = 0;                   // bans so far (drives the doubling)
+        bool hasBan = false;                    // bannedUntil is meaningful
     };
     using Map = std::unordered_map<std::string, Subject, KeyedHash, std::equal_to<>>;
     struct Side {
@@ -94,13 +103,15 @@ private:
         size_t keyBytes = 0;
     };
 
-    std::optional<Ban> recordOn(Side& side, Ban::Kind kind, std::string_view key,
-                                SteadyTime now);
+    std::optional<Ban> recordOn(Side& side, Ban::Kind kind, std::string_view key, SteadyTime now);
+    Ban banSubject(Subject& s, Ban::Kind kind, std::string_view key, SteadyTime now);
     Subject* findOrInsert(Side& side, std::string_view key, SteadyTime now);
     void sweepSide(Side& side, SteadyTime now);
     void evictUnbanned(Side& side, SteadyTime now);
     bool full(const Side& side, size_t extraKeyBytes) const;
-    bool bannedAt(const Subject& s, SteadyTime now) const { return s.hasBan && now < s.bannedUntil; }
+    bool bannedAt(const Subject& s, SteadyTime now) const {
+        return s.hasBan && now < s.bannedUntil;
+    }
     bool idle(Subject& s, SteadyTime now) const;
     void pruneFailures(Subject& s, SteadyTime now) const;
     std::chrono::milliseconds banDuration(uint32_t strikes) const;
@@ -116,12 +127,11 @@ private:
 
 // BanTable behind a mutex, for sharing across worker threads.
 class SharedBanTable : public BanLookup {
-public:
+  public:
     explicit SharedBanTable(const config::BansConfig& config, BanTableLimits limits = {})
         : table_(config, limits) {}
 
-    BanDecision recordAuthFailure(std::string_view ip, std::string_view identity,
-                                  SteadyTime now) {
+    BanDecision recordAuthFailure(std::string_view ip, std::string_view identity, SteadyTime now) {
         std::lock_guard lock(mutex_);
         return table_.recordAuthFailure(ip, identity, now);
     }
@@ -141,6 +151,19 @@ public:
         std::lock_guard lock(mutex_);
         return table_.activeBans(now);
     }
+    std::optional<Ban> impose(Ban::Kind kind, std::string_view subject, SteadyTime now) {
+        std::lock_guard lock(mutex_);
+        return table_.impose(kind, subject, now);
+    }
+    bool adopt(Ban::Kind kind, std::string_view subject, std::chrono::milliseconds duration,
+               SteadyTime until, SteadyTime now) {
+        std::lock_guard lock(mutex_);
+        return table_.adopt(kind, subject, duration, until, now);
+    }
+    std::vector<Ban> activeBanList(SteadyTime now) const {
+        std::lock_guard lock(mutex_);
+        return table_.activeBanList(now);
+    }
     uint64_t untrackedFailures() const {
         std::lock_guard lock(mutex_);
         return table_.untrackedFailures();
@@ -154,7 +177,7 @@ public:
         table_.updateConfig(config);
     }
 
-private:
+  private:
     mutable std::mutex mutex_;
     BanTable table_;
 };

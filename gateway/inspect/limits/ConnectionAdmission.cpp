@@ -8,11 +8,16 @@ namespace moat::inspect {
 
 const char* admissionName(Admission a) {
     switch (a) {
-        case Admission::Accepted: return "accepted";
-        case Admission::LimitedTotal: return "max_connections";
-        case Admission::LimitedPerIp: return "max_connections_per_ip";
-        case Admission::LimitedRate: return "connection_rate";
-        case Admission::Banned: return "banned";
+        case Admission::Accepted:
+            return "accepted";
+        case Admission::LimitedTotal:
+            return "max_connections";
+        case Admission::LimitedPerIp:
+            return "max_connections_per_ip";
+        case Admission::LimitedRate:
+            return "connection_rate";
+        case Admission::Banned:
+            return "banned";
     }
     return "unknown";
 }
@@ -29,12 +34,14 @@ ConnectionAdmission::~ConnectionAdmission() {
     }
 }
 
-Admission ConnectionAdmission::admit(std::string_view ip, SteadyTime now, const BanLookup& bans) {
+Admission ConnectionAdmission::admit(std::string_view ip, SteadyTime now, const BanLookup& bans,
+                                     uint32_t elsewhere) {
     if (bans.isIpBanned(ip, now)) return Admission::Banned;
 
     IpState& state = findOrInsert(ip, now);
     if (!state.rate.tryTake(1, now)) return Admission::LimitedRate;
-    if (limits_.maxConnectionsPerIp != 0 && state.active >= limits_.maxConnectionsPerIp) {
+    if (limits_.maxConnectionsPerIp != 0 &&
+        uint64_t(state.active) + elsewhere >= limits_.maxConnectionsPerIp) {
         return Admission::LimitedPerIp;
     }
     if (total_ != nullptr) {
@@ -45,6 +52,13 @@ Admission ConnectionAdmission::admit(std::string_view ip, SteadyTime now, const 
     ++state.active;
     ++active_;
     return Admission::Accepted;
+}
+
+void ConnectionAdmission::chargeElsewhere(std::string_view ip, uint32_t count, SteadyTime now) {
+    if (count == 0 || limits_.connectionRatePerIp.perSecond <= 0) return;
+    IpState& state = findOrInsert(ip, now);
+    for (uint32_t i = 0; i < count; ++i)
+        if (!state.rate.tryTake(1, now)) break;
 }
 
 void ConnectionAdmission::release(std::string_view ip) {

@@ -37,11 +37,11 @@ enum class Admission {
 const char* admissionName(Admission a);
 
 class ConnectionAdmission {
-public:
+  public:
     // `total`, when given, must outlive this object. maxTrackedIps bounds the idle per-IP
     // entries kept for rate limiting; entries with live connections are never dropped.
-    explicit ConnectionAdmission(const config::LimitsConfig& limits,
-                                 SharedCounter* total = nullptr, size_t maxTrackedIps = 65536);
+    explicit ConnectionAdmission(const config::LimitsConfig& limits, SharedCounter* total = nullptr,
+                                 size_t maxTrackedIps = 65536);
     ConnectionAdmission(const ConnectionAdmission&) = delete;
     ConnectionAdmission& operator=(const ConnectionAdmission&) = delete;
     ~ConnectionAdmission();
@@ -49,7 +49,14 @@ public:
     // Checks in this order: ban, rate (every attempt that is not banned costs a token, so a
     // client hammering at its per-IP cap is also rate limited), per-IP count, total count.
     // On Accepted the connection is counted until release(ip).
-    Admission admit(std::string_view ip, SteadyTime now, const BanLookup& bans);
+    // `elsewhere`: connections from ip held by other gateway replicas (cluster), counted
+    // against max_connections_per_ip with this instance's own.
+    Admission admit(std::string_view ip, SteadyTime now, const BanLookup& bans,
+                    uint32_t elsewhere = 0);
+    // Another replica accepted `count` connections from ip: they cost tokens here too, as
+    // local accepts would (no debt beyond what one local accept may cause), so
+    // connection_rate_per_ip holds across replicas.
+    void chargeElsewhere(std::string_view ip, uint32_t count, SteadyTime now);
     // The connection admitted for `ip` has closed.
     void release(std::string_view ip);
 
@@ -61,7 +68,7 @@ public:
     // Drops idle entries that carry no rate history. Call periodically (e.g. every 10 s).
     void sweep(SteadyTime now);
 
-private:
+  private:
     struct IpState {
         uint32_t active = 0;
         TokenBucket rate;
