@@ -228,6 +228,9 @@ void ClientConnection::onClientBytes(const uint8_t* data, size_t len) {
     if (!plain.empty()) onClientPlaintext(plain.data(), plain.size());
     if (state_ == State::Closing) return;
     flushTls();
+    // The handshake grew the session's output buffer to a few KiB (certificates); steady
+    // traffic needs far less, and an idle device should not carry it.
+    if (wasHandshaking && tls_->handshakeComplete()) tls_->releaseIdleBuffers();
     if (st == tls::TlsSession::Status::Closed) closeAfterFlush();
 }
 
@@ -542,11 +545,14 @@ void ClientConnection::sendToClient(const uint8_t* data, size_t len) {
 
 void ClientConnection::flushTls() {
     if (!tls_ || uv_is_closing(reinterpret_cast<uv_handle_t*>(&client_))) return;
-    size_t n = tls_->pendingOutput();
-    if (n == 0) return;
-    auto* buf = new uint8_t[n];
-    size_t got = tls_->takeOutput(buf, n);
-    if (writeOwnedToStream(reinterpret_cast<uv_stream_t*>(&client_), buf, got, onClientWritten) < 0) {
+    std::span<const uint8_t> out = tls_->outputView();
+    if (out.empty()) return;
+    // Straight from the session's buffer: writeToStream copies only what the kernel did not
+    // take at once (uv_try_write), so the common flush costs no allocation and no copy.
+    const int rc = writeToStream(reinterpret_cast<uv_stream_t*>(&client_), out.data(),
+                                 out.size(), onClientWritten);
+    tls_->consumeOutput(out.size());
+    if (rc < 0) {
         closeNow();
         return;
     }

@@ -56,22 +56,4 @@ int writeToStream(uv_stream_t* stream, const uint8_t* data, size_t len, WriteDon
     return queueOwned(stream, copy, rest, done);
 }
 
-int writeOwnedToStream(uv_stream_t* stream, uint8_t* data, size_t len, WriteDoneFn done) {
-    if (len == 0) {
-        delete[] data;
-        return 0;
-    }
-    ssize_t n = tryDirect(stream, data, len);
-    if (n < 0) {
-        delete[] data;
-        return static_cast<int>(n);
-    }
-    if (static_cast<size_t>(n) == len) {
-        delete[] data;
-        return 0;
-    }
-    if (n > 0) std::memmove(data, data + n, len - n);
-    return queueOwned(stream, data, len - n, done);
-}
-
 }  // namespace moat::net

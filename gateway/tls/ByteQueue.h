@@ -15,7 +15,7 @@
 namespace moat::tls {
 
 class ByteQueue {
-public:
+  public:
     static constexpr size_t kRetainCapacity = 2048;
 
     size_t size() const { return buf_.size() - head_; }
@@ -45,6 +45,12 @@ public:
         if (head_ == buf_.size()) clear();
     }
 
+    // Drops the storage too (nothing buffered is lost: only called when empty or on purpose).
+    void release() {
+        head_ = 0;
+        std::vector<uint8_t>().swap(buf_);
+    }
+
     void clear() {
         head_ = 0;
         if (buf_.capacity() > kRetainCapacity) {
@@ -54,7 +60,7 @@ public:
         }
     }
 
-private:
+  private:
     std::vector<uint8_t> buf_;
     size_t head_ = 0;
 };

@@ -3,6 +3,8 @@
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
 
+#include <algorithm>
+#include <cstring>
 #include <new>
 
 namespace moat::tls {
@@ -15,13 +17,11 @@ struct SessionBio {
 
     static int read(BIO* bio, char* data, size_t len, size_t* done) {
         BIO_clear_retry_flags(bio);
-        ByteQueue& in = session(bio)->in_;
-        if (in.empty()) {
+        *done = session(bio)->takeInput(reinterpret_cast<uint8_t*>(data), len);
+        if (*done == 0) {
             BIO_set_retry_read(bio);  // "no data yet", never EOF: the socket's EOF is the caller's
-            *done = 0;
             return 0;
         }
-        *done = in.take(reinterpret_cast<uint8_t*>(data), len);
         return 1;
     }
 
@@ -42,7 +42,7 @@ struct SessionBio {
             case BIO_CTRL_FLUSH:
                 return 1;
             case BIO_CTRL_PENDING:
-                return static_cast<long>(session(bio)->in_.size());
+                return static_cast<long>(session(bio)->bufferedInput());
             case BIO_CTRL_WPENDING:
                 return static_cast<long>(session(bio)->out_.size());
             default:
@@ -88,12 +88,43 @@ TlsSession::TlsSession(SSL_CTX* ctx) {
 }
 
 void TlsSession::feed(const uint8_t* data, size_t len) {
-    if (failed_ || closed_) return;
+    if (failed_ || closed_ || len == 0) return;
+    if (in_.empty() && borrowed_.empty()) {
+        borrowed_ = std::span<const uint8_t>(data, len);  // the common case: no copy at all
+        return;
+    }
+    keepBorrowedRest();
+    if (failed_) return;
     try {
         in_.append(data, len);
     } catch (const std::bad_alloc&) {
         fail("out of memory");
     }
+}
+
+size_t TlsSession::takeInput(uint8_t* dst, size_t len) {
+    if (!in_.empty()) return in_.take(dst, len);
+    const size_t n = std::min(len, borrowed_.size());
+    if (n != 0) std::memcpy(dst, borrowed_.data(), n);
+    borrowed_ = borrowed_.subspan(n);
+    return n;
+}
+
+void TlsSession::keepBorrowedRest() {
+    if (borrowed_.empty()) return;
+    const std::span<const uint8_t> rest = borrowed_;
+    borrowed_ = {};
+    if (failed_ || closed_) return;
+    try {
+        in_.append(rest.data(), rest.size());
+    } catch (const std::bad_alloc&) {
+        fail("out of memory");
+    }
+}
+
+void TlsSession::releaseIdleBuffers() {
+    if (in_.empty()) in_.release();
+    if (out_.empty()) out_.release();
 }
 
 bool TlsSession::handshakeComplete() const {
@@ -103,10 +134,15 @@ bool TlsSession::handshakeComplete() const {
 TlsSession::Status TlsSession::handshake() {
     if (failed_) return Status::Error;
     if (closed_) return Status::Closed;
-    if (SSL_is_init_finished(ssl_.get())) return Status::Ok;
+    if (SSL_is_init_finished(ssl_.get())) {
+        keepBorrowedRest();  // fed data stays ours until read()
+        return Status::Ok;
+    }
     ERR_clear_error();
     int ret = SSL_do_handshake(ssl_.get());
-    return ret == 1 ? Status::Ok : classify(ret);
+    Status st = ret == 1 ? Status::Ok : classify(ret);
+    keepBorrowedRest();
+    return st;
 }
 
 TlsSession::Status TlsSession::read(std::vector<uint8_t>& out) {
@@ -131,6 +167,7 @@ TlsSession::Status TlsSession::read(std::vector<uint8_t>& out) {
             continue;  // drain every record already fed (and SSL_pending)
         }
         Status status = classify(ret);
+        keepBorrowedRest();
         if (status == Status::WantMore && appended) return Status::Ok;
         return status;
     }
@@ -144,10 +181,13 @@ TlsSession::Status TlsSession::write(const uint8_t* data, size_t len) {
     int ret = SSL_write_ex(ssl_.get(), data, len, &written);
     // Without SSL_MODE_ENABLE_PARTIAL_WRITE and with a BIO that accepts everything, success
     // means every byte was encrypted.
-    return ret == 1 ? Status::Ok : classify(ret);
+    Status st = ret == 1 ? Status::Ok : classify(ret);
+    keepBorrowedRest();  // before the handshake completes, SSL_write reads handshake messages
+    return st;
 }
 
 void TlsSession::shutdown() {
+    keepBorrowedRest();  // whatever happens below, the caller's buffer is no longer ours
     if (failed_ || !SSL_is_init_finished(ssl_.get()) ||
         (SSL_get_shutdown(ssl_.get()) & SSL_SENT_SHUTDOWN) != 0) {
         return;
@@ -166,6 +206,7 @@ TlsSession::Status TlsSession::classify(int ret) {
         case SSL_ERROR_ZERO_RETURN:
             closed_ = true;
             in_.clear();
+            borrowed_ = {};
             ERR_clear_error();
             return Status::Closed;
         default:
@@ -177,6 +218,7 @@ TlsSession::Status TlsSession::classify(int ret) {
 void TlsSession::fail(const char* fallback) {
     failed_ = true;
     in_.clear();
+    borrowed_ = {};
     long verify = ssl_ ? SSL_get_verify_result(ssl_.get()) : X509_V_OK;
     if (verify != X509_V_OK) {
         error_ = X509_verify_cert_error_string(verify);
@@ -198,7 +240,9 @@ const char* TlsSession::protocolVersion() const {
     return ssl_ ? SSL_get_version(ssl_.get()) : "unknown";
 }
 
-bool TlsSession::sessionReused() const { return ssl_ && SSL_session_reused(ssl_.get()) == 1; }
+bool TlsSession::sessionReused() const {
+    return ssl_ && SSL_session_reused(ssl_.get()) == 1;
+}
 
 const char* TlsSession::cipherName() const {
     const char* name = ssl_ ? SSL_get_cipher_name(ssl_.get()) : nullptr;

@@ -17,6 +17,9 @@
 //
 // Memory: the SSL object plus two ByteQueues that shrink back when drained;
 // SSL_MODE_RELEASE_BUFFERS (set by TlsContext) frees OpenSSL's record buffers while idle.
+// Ciphertext is not copied on the way in unless a record is left incomplete: feed() borrows
+// the caller's buffer and the next SSL call reads from it (see feed()); an idle session
+// therefore holds no input buffer at all.
 // The session holds a reference to the SSL_CTX, so it may outlive its TlsContext (reload).
 
 #include <openssl/ssl.h>
@@ -33,7 +36,7 @@
 namespace moat::tls {
 
 class TlsSession {
-public:
+  public:
     enum class Status { Ok, WantMore, Closed, Error };
 
     // Plaintext pulled per SSL_read: one maximal TLS record.
@@ -43,7 +46,10 @@ public:
     TlsSession(const TlsSession&) = delete;
     TlsSession& operator=(const TlsSession&) = delete;
 
-    // Ciphertext received from the socket (copied; ignored once the session is Closed/Error).
+    // Ciphertext received from the socket (ignored once the session is Closed/Error).
+    // Borrowed, not copied, when nothing is buffered: the buffer must stay valid and
+    // unchanged until the next handshake() / read() / write() / shutdown(), which consume it
+    // and copy only what is left over (a partial record). A second feed() before that copies.
     void feed(const uint8_t* data, size_t len);
 
     // Drives the handshake as far as the fed bytes allow. Ok once complete.
@@ -78,21 +84,30 @@ public:
     // The verified client certificate, or null. Borrowed: valid while the session lives.
     X509* peerCertificate() const;
     // The intermediates the client sent with its certificate (may be null). Borrowed.
-    STACK_OF(X509)* peerChain() const { return ssl_ ? SSL_get_peer_cert_chain(ssl_.get()) : nullptr; }
-    long verifyResult() const;               // X509_V_OK, X509_V_ERR_CERT_REVOKED, ...
-    const char* protocolVersion() const;     // "TLSv1.2", "TLSv1.3"
-    bool sessionReused() const;              // resumed from a session ticket
-    const char* cipherName() const;          // "TLS_AES_256_GCM_SHA384"
-    size_t bufferedInput() const { return in_.size(); }
+    STACK_OF(X509) * peerChain() const {
+        return ssl_ ? SSL_get_peer_cert_chain(ssl_.get()) : nullptr;
+    }
+    long verifyResult() const;            // X509_V_OK, X509_V_ERR_CERT_REVOKED, ...
+    const char* protocolVersion() const;  // "TLSv1.2", "TLSv1.3"
+    bool sessionReused() const;           // resumed from a session ticket
+    const char* cipherName() const;       // "TLS_AES_256_GCM_SHA384"
+    size_t bufferedInput() const { return in_.size() + borrowed_.size(); }
+    // Gives back the memory of drained buffers (a connection gone quiet).
+    void releaseIdleBuffers();
     SSL* native() const { return ssl_.get(); }
 
-private:
+  private:
     friend struct SessionBio;
 
     Status classify(int ret);
     void fail(const char* fallback);
+    // Copies what is left of the borrowed input into in_ (end of every SSL call).
+    void keepBorrowedRest();
+    // Takes up to len buffered ciphertext bytes for OpenSSL (in_ first, then borrowed_).
+    size_t takeInput(uint8_t* dst, size_t len);
 
     SslPtr ssl_;
+    std::span<const uint8_t> borrowed_;  // fed, not yet read: the caller's buffer
     ByteQueue in_;
     ByteQueue out_;
     std::string error_;

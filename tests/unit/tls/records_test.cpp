@@ -163,3 +163,44 @@ TEST_CASE("corrupted record is a fatal error") {
         CHECK(p.s->pendingOutput() > 0);  // the alert to send
     }
 }
+
+TEST_CASE("fed ciphertext is borrowed only until the next call") {
+    // feed() keeps a view of the caller's buffer; whatever the next SSL call leaves over (a
+    // partial record) must be copied before the caller reuses the buffer. Feed every chunk
+    // from one scratch buffer and scribble over it after each call: any byte read from the
+    // caller's memory too late corrupts the records and fails the session.
+    auto server = makeServer(serverConfig());
+    for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+        CAPTURE(version);
+        for (size_t step : {size_t(1), size_t(5), size_t(7), size_t(300), size_t(4099)}) {
+            CAPTURE(step);
+            Pair p(version, server);
+            std::vector<uint8_t> sent;
+            for (int i = 0; i < 20; ++i) {
+                const auto chunk = pattern(size_t(i * 97 + 3), uint8_t(i));
+                p.c->write(chunk);
+                sent.insert(sent.end(), chunk.begin(), chunk.end());
+            }
+            const auto cipher = p.c->takeOutput();
+            // Two scratch buffers used in turn: after each feed() the other one may change
+            // (this feed copied what was left of it), after each read() both may.
+            std::vector<uint8_t> scratch[2] = {std::vector<uint8_t>(step),
+                                               std::vector<uint8_t>(step)};
+            std::vector<uint8_t> got;
+            size_t turn = 0;
+            for (size_t off = 0; off < cipher.size(); off += step, ++turn) {
+                const size_t n = std::min(step, cipher.size() - off);
+                std::vector<uint8_t>& mine = scratch[turn % 2];
+                std::copy_n(cipher.begin() + off, n, mine.begin());
+                p.s->feed(mine.data(), n);
+                std::fill(scratch[(turn + 1) % 2].begin(), scratch[(turn + 1) % 2].end(), 0xAA);
+                if (turn % 3 == 2) continue;  // sometimes two feeds before a read
+                REQUIRE(p.s->read(got) != Status::Error);
+                std::fill(mine.begin(), mine.end(), 0xAA);
+            }
+            REQUIRE(p.s->read(got) != Status::Error);
+            CHECK(got == sent);
+            CHECK(p.s->bufferedInput() == 0);
+        }
+    }
+}
