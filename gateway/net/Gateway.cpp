@@ -13,6 +13,7 @@
 #include "gateway/metrics/HttpEndpoint.h"
 #include "gateway/net/FileWatcher.h"
 #include "gateway/net/Log.h"
+#include "gateway/net/Resources.h"
 #include "gateway/net/Worker.h"
 
 namespace moat::net {
@@ -79,7 +80,7 @@ uint16_t boundPort(int fd) {
 
 int workerCount(const config::Config& c) {
     int n = 1;
-    unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    const unsigned cores = usableCores();  // the container's CPU quota, not the node's cores
     for (const auto& l : c.listeners) n = std::max(n, l.workers == 0 ? int(cores) : l.workers);
     return n;
 }
@@ -129,6 +130,17 @@ bool Gateway::bindListeners(std::string& error) {
 
 int Gateway::run() {
     std::string error;
+    // Two descriptors per device (its socket and its broker connection), plus a few dozen
+    // for listeners, files and the metrics endpoint.
+    const uint64_t files = raiseOpenFileLimit();
+    const uint64_t needed = 2ull * snapshot_->config->limits.maxConnections + 64;
+    if (files < needed) {
+        MOAT_LOG_WARN("open-file limit %llu is below the %llu that limits.max_connections %u "
+                      "needs (2 per device): raise LimitNOFILE / ulimit -n",
+                      static_cast<unsigned long long>(files),
+                      static_cast<unsigned long long>(needed),
+                      snapshot_->config->limits.maxConnections);
+    }
     if (!audit_->open(error)) {
         MOAT_LOG_ERROR("audit log: %s", error.c_str());
         return 1;
