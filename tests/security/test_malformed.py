@@ -23,7 +23,7 @@ def _name(code):
     return {0x81: "malformed_packet", 0x82: "protocol_error", 0x90: "topic_name_invalid",
             0x8F: "topic_filter_invalid", 0x94: "topic_alias_invalid",
             0x95: "packet_too_large", 0x83: "implementation_specific_error",
-            0x93: "receive_maximum_exceeded"}[code]
+            0x93: "receive_maximum_exceeded", 0x99: "payload_format_invalid"}[code]
 
 
 def run_attack(moat, broker, version, make_bytes, v5_reason):
@@ -201,3 +201,25 @@ def test_v5_disconnect_raising_session_expiry(moat, broker):
     the gateway refuses it itself instead of passing the violation to the broker."""
     disconnect = bytes.fromhex("e007" "00" "05" "1100000010")
     run_attack(moat, broker, V5, lambda m: disconnect, PROTOCOL)
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xfe", b"ok\xc3\x28", b"\xed\xa0\x80", b"a\x00b"],
+                         ids=["invalid_bytes", "bad_continuation", "surrogate", "nul"])
+def test_v5_payload_format_utf8_not_utf8(moat, broker, payload):
+    """Payload Format Indicator 1 promises UTF-8: a payload that is not is refused with 0x99
+    (MQTT 5 §3.3.2.3.2; U+0000 too, as Mosquitto's own check does) and never reaches
+    subscribers that trust the flag."""
+    run_attack(moat, broker, V5, lambda m: _pub("sec/" + m, V5, payload, props=b"\x01\x01"),
+               0x99)
+
+
+def test_v5_payload_format_utf8_text_passes(moat, broker):
+    cid = unique("pfi")
+    c = connected_wire(moat, V5, cid)
+    try:
+        topic = "sec/pfi/" + cid
+        body = pub_body(topic, "grüße ✓".encode(), 1, 1, V5, b"\x01\x01")
+        c.send(w.packet(PUBLISH, 1 << 1, body))
+        broker.wait_log(r"Received PUBLISH from %s .*'%s'" % (cid, topic))
+    finally:
+        c.close()
