@@ -36,21 +36,27 @@ constexpr const char* kReadBan = "return {redis.call('PTTL', KEYS[1]), redis.cal
 
 const char* eventTypeName(ClusterEvent::Type t) {
     switch (t) {
-        case ClusterEvent::Type::Ban: return "ban";
-        case ClusterEvent::Type::Kick: return "kick";
-        case ClusterEvent::Type::Conn: return "conn";
-        case ClusterEvent::Type::Heartbeat: return "hb";
+        case ClusterEvent::Type::Ban:
+            return "ban";
+        case ClusterEvent::Type::Kick:
+            return "kick";
+        case ClusterEvent::Type::Conn:
+            return "conn";
+        case ClusterEvent::Type::Heartbeat:
+            return "hb";
     }
     return "hb";
 }
 
 std::string_view str(const redisReply* r) {
-    return r && r->type == REDIS_REPLY_STRING ? std::string_view(r->str, r->len) : std::string_view();
+    return r && r->type == REDIS_REPLY_STRING ? std::string_view(r->str, r->len)
+                                              : std::string_view();
 }
 
 std::optional<uint64_t> number(const redisReply* r) {
     if (!r) return std::nullopt;
-    if (r->type == REDIS_REPLY_INTEGER) return r->integer < 0 ? std::nullopt : std::optional<uint64_t>(r->integer);
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer < 0 ? std::nullopt : std::optional<uint64_t>(r->integer);
     if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 20) return std::nullopt;
     uint64_t v = 0;
     for (size_t i = 0; i < r->len; ++i) {
@@ -60,13 +66,16 @@ std::optional<uint64_t> number(const redisReply* r) {
     return v;
 }
 
-bool isError(const redisReply* r) { return !r || r->type == REDIS_REPLY_ERROR; }
+bool isError(const redisReply* r) {
+    return !r || r->type == REDIS_REPLY_ERROR;
+}
 
 }  // namespace
 
 std::string makeReplicaId() {
     char host[256] = {};
-    if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "moat");
+    if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+        std::snprintf(host, sizeof host, "moat");
     std::random_device rd;
     char suffix[16];
     std::snprintf(suffix, sizeof suffix, "%06x", rd() & 0xffffff);
@@ -76,13 +85,18 @@ std::string makeReplicaId() {
 ClusterState::ClusterState(uv_loop_t* loop, const config::ClusterConfig& config,
                            const config::BansConfig& bans, prometheus::Registry& registry,
                            ClusterHandler& handler, std::string replicaId)
-    : loop_(loop), config_(config), bans_(bans), handler_(handler),
+    : loop_(loop),
+      config_(config),
+      bans_(bans),
+      handler_(handler),
       replica_(replicaId.empty() ? makeReplicaId() : std::move(replicaId)),
-      channel_(eventsChannel(config.keyPrefix)), ownConnKey_(connKey(config.keyPrefix, replica_)) {
+      channel_(eventsChannel(config.keyPrefix)),
+      ownConnKey_(connKey(config.keyPrefix, replica_)) {
     redisUpGauge_ = &prometheus::BuildGauge()
                          .Name("moat_cluster_redis_up")
-                         .Help("1 while the cluster's Redis is reachable (state is shared), 0 "
-                               "while limits are local to this replica")
+                         .Help(
+                             "1 while the cluster's Redis is reachable (state is shared), 0 "
+                             "while limits are local to this replica")
                          .Register(registry)
                          .Add({});
     syncErrors_ = &prometheus::BuildCounter()
@@ -102,14 +116,17 @@ ClusterState::ClusterState(uv_loop_t* loop, const config::ClusterConfig& config,
                           .Add({});
     eventsFamily_ = &prometheus::BuildCounter()
                          .Name("moat_cluster_events_total")
-                         .Help("Events on the cluster channel, by direction (sent|received) "
-                               "and type (ban|kick|conn|hb)")
+                         .Help(
+                             "Events on the cluster channel, by direction (sent|received) "
+                             "and type (ban|kick|conn|hb)")
                          .Register(registry);
     for (const char* d : {"sent", "received"})
         for (const char* t : {"ban", "kick", "conn", "hb"}) eventCounter(d, t);
 }
 
-ClusterState::~ClusterState() { close(); }
+ClusterState::~ClusterState() {
+    close();
+}
 
 prometheus::Counter& ClusterState::eventCounter(const char* direction, const char* type) {
     std::string key = std::string(direction) + "/" + type;
@@ -149,13 +166,18 @@ void ClusterState::close() {
     if (redis_ && redis_->up()) redis_->command({"DEL", ownConnKey_});
     if (redis_) redis_->close();
     up_ = false;
-    for (auto* h : {reinterpret_cast<uv_handle_t*>(&async_), reinterpret_cast<uv_handle_t*>(&heartbeat_)})
+    for (auto* h :
+         {reinterpret_cast<uv_handle_t*>(&async_), reinterpret_cast<uv_handle_t*>(&heartbeat_)})
         if (!uv_is_closing(h)) uv_close(h, nullptr);
 }
 
-void ClusterState::updateBans(const config::BansConfig& bans) { bans_ = bans; }
+void ClusterState::updateBans(const config::BansConfig& bans) {
+    bans_ = bans;
+}
 
-bool ClusterState::redisUp() const { return up_.load(std::memory_order_relaxed); }
+bool ClusterState::redisUp() const {
+    return up_.load(std::memory_order_relaxed);
+}
 
 uint32_t ClusterState::remoteConnections(const std::string& ip) const {
     std::lock_guard lock(remoteMutex_);
@@ -214,7 +236,9 @@ void ClusterState::kick(const std::string& identity, const std::string& fingerpr
     push(std::move(e));
 }
 
-void ClusterState::onAsync(uv_async_t* h) { static_cast<ClusterState*>(h->data)->drain(); }
+void ClusterState::onAsync(uv_async_t* h) {
+    static_cast<ClusterState*>(h->data)->drain();
+}
 
 void ClusterState::drain() {
     std::vector<LocalEvent> events;
@@ -248,11 +272,12 @@ void ClusterState::drain() {
             case LocalEvent::Type::Ban: {
                 if (!up) break;  // pushed with the other active bans on the next up
                 std::string key = banKey(config_.keyPrefix, e.kind, e.a);
-                if (!redis_->command({"EVAL", kExtendBan, "1", key, std::to_string(e.duration.count()),
-                                      std::to_string(std::max<int64_t>(1, e.remaining.count()))},
-                                     [this](const redisReply* r) {
-                                         if (isError(r)) syncError();
-                                     }))
+                if (!redis_->command(
+                        {"EVAL", kExtendBan, "1", key, std::to_string(e.duration.count()),
+                         std::to_string(std::max<int64_t>(1, e.remaining.count()))},
+                        [this](const redisReply* r) {
+                            if (isError(r)) syncError();
+                        }))
                     syncError();
                 ClusterEvent ev;
                 ev.type = ClusterEvent::Type::Ban;
@@ -330,7 +355,9 @@ void ClusterState::publish(const ClusterEvent& event) {
     eventCounter("sent", eventTypeName(e.type)).Increment();
 }
 
-void ClusterState::syncError() { syncErrors_->Increment(); }
+void ClusterState::syncError() {
+    syncErrors_->Increment();
+}
 
 // ---------------------------------------------------------------- Redis up / down
 
@@ -390,86 +417,79 @@ void ClusterState::resync() {
         ev.duration = b.duration;
         publish(ev);
     }
-    scanBans("0");
-    scanConns("0");
+    scanBans();
+    scanConns();
     ClusterEvent hb;
     hb.type = ClusterEvent::Type::Heartbeat;
     publish(hb);
 }
 
-void ClusterState::scanBans(const std::string& cursor) {
+// SCANs every key under <prefix><what>, calling onKey for each, page after page.
+void ClusterState::scanKeys(const char* what, const std::string& cursor,
+                            std::function<void(std::string_view key)> onKey) {
     redis_->command(
-        {"SCAN", cursor, "MATCH", scanPattern(config_.keyPrefix, "ban:"), "COUNT", kScanCount},
-        [this](const redisReply* r) {
+        {"SCAN", cursor, "MATCH", scanPattern(config_.keyPrefix, what), "COUNT", kScanCount},
+        [this, what, onKey = std::move(onKey)](const redisReply* r) {
             if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
                 r->element[1]->type != REDIS_REPLY_ARRAY) {
                 syncError();
                 return;
             }
             const redisReply* keys = r->element[1];
-            for (size_t i = 0; i < keys->elements; ++i) {
-                std::string key(str(keys->element[i]));
-                auto parsed = parseBanKey(config_.keyPrefix, key);
-                if (!parsed) continue;
-                redis_->command({"EVAL", kReadBan, "1", key}, [this, parsed](const redisReply* v) {
-                    if (!v || v->type != REDIS_REPLY_ARRAY || v->elements != 2) return;
-                    if (v->element[0]->type != REDIS_REPLY_INTEGER || v->element[0]->integer <= 0)
-                        return;
-                    auto duration = number(v->element[1]);
-                    if (!duration) return;
-                    handler_.onSharedBan(parsed->kind, parsed->subject,
-                                         milliseconds(v->element[0]->integer),
-                                         milliseconds(*duration));
-                });
-            }
+            for (size_t i = 0; i < keys->elements; ++i) onKey(str(keys->element[i]));
             std::string next(str(r->element[0]));
-            if (!next.empty() && next != "0") scanBans(next);
+            if (!next.empty() && next != "0") scanKeys(what, next, onKey);
         });
 }
 
-void ClusterState::scanConns(const std::string& cursor) {
-    redis_->command(
-        {"SCAN", cursor, "MATCH", scanPattern(config_.keyPrefix, "conn:"), "COUNT", kScanCount},
-        [this](const redisReply* r) {
-            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                r->element[1]->type != REDIS_REPLY_ARRAY) {
-                syncError();
-                return;
-            }
-            const redisReply* keys = r->element[1];
-            for (size_t i = 0; i < keys->elements; ++i) {
-                auto replica = parseConnKey(config_.keyPrefix, str(keys->element[i]));
-                if (replica && *replica != replica_) fetchReplica(*replica);
-            }
-            std::string next(str(r->element[0]));
-            if (!next.empty() && next != "0") scanConns(next);
+void ClusterState::scanBans() {
+    scanKeys("ban:", "0", [this](std::string_view k) {
+        std::string key(k);
+        auto parsed = parseBanKey(config_.keyPrefix, key);
+        if (!parsed) return;
+        redis_->command({"EVAL", kReadBan, "1", key}, [this, parsed](const redisReply* v) {
+            if (!v || v->type != REDIS_REPLY_ARRAY || v->elements != 2) return;
+            if (v->element[0]->type != REDIS_REPLY_INTEGER || v->element[0]->integer <= 0) return;
+            auto duration = number(v->element[1]);
+            if (!duration) return;
+            handler_.onSharedBan(parsed->kind, parsed->subject,
+                                 milliseconds(v->element[0]->integer), milliseconds(*duration));
         });
+    });
+}
+
+void ClusterState::scanConns() {
+    scanKeys("conn:", "0", [this](std::string_view key) {
+        auto replica = parseConnKey(config_.keyPrefix, key);
+        if (replica && *replica != replica_) fetchReplica(*replica);
+    });
 }
 
 // Replaces what is known of one replica's connections with its hash in Redis.
 void ClusterState::fetchReplica(const std::string& replica) {
     remote_[replica].lastSeenMs = uv_now(loop_);
-    redis_->command({"HGETALL", connKey(config_.keyPrefix, replica)},
-                    [this, replica](const redisReply* r) {
-                        if (!r || r->type != REDIS_REPLY_ARRAY) {
-                            syncError();
-                            return;
-                        }
-                        auto it = remote_.find(replica);
-                        if (it == remote_.end()) return;  // forgotten meanwhile
-                        uint64_t now = uv_now(loop_);
-                        std::unordered_map<std::string, uint32_t> fresh;
-                        for (size_t i = 0; i + 1 < r->elements; i += 2) {
-                            auto n = number(r->element[i + 1]);
-                            std::string ip(str(r->element[i]));
-                            if (n && *n > 0 && !ip.empty()) fresh[ip] = static_cast<uint32_t>(std::min<uint64_t>(*n, UINT32_MAX));
-                        }
-                        std::vector<std::string> gone;
-                        for (const auto& [ip, n] : it->second.connections)
-                            if (!fresh.count(ip)) gone.push_back(ip);
-                        for (const auto& ip : gone) setRemote(replica, ip, 0, now);
-                        for (const auto& [ip, n] : fresh) setRemote(replica, ip, n, now);
-                    });
+    redis_->command(
+        {"HGETALL", connKey(config_.keyPrefix, replica)}, [this, replica](const redisReply* r) {
+            if (!r || r->type != REDIS_REPLY_ARRAY) {
+                syncError();
+                return;
+            }
+            auto it = remote_.find(replica);
+            if (it == remote_.end()) return;  // forgotten meanwhile
+            uint64_t now = uv_now(loop_);
+            std::unordered_map<std::string, uint32_t> fresh;
+            for (size_t i = 0; i + 1 < r->elements; i += 2) {
+                auto n = number(r->element[i + 1]);
+                std::string ip(str(r->element[i]));
+                if (n && *n > 0 && !ip.empty())
+                    fresh[ip] = static_cast<uint32_t>(std::min<uint64_t>(*n, UINT32_MAX));
+            }
+            std::vector<std::string> gone;
+            for (const auto& [ip, n] : it->second.connections)
+                if (!fresh.count(ip)) gone.push_back(ip);
+            for (const auto& ip : gone) setRemote(replica, ip, 0, now);
+            for (const auto& [ip, n] : fresh) setRemote(replica, ip, n, now);
+        });
 }
 
 // ---------------------------------------------------------------- events from others
@@ -496,7 +516,8 @@ void ClusterState::onMessage(std::string_view payload) {
             setRemote(event->replica, event->subject, event->connections, now);
             if (event->accepted > 0) handler_.onRemoteAccepts(event->subject, event->accepted);
             break;
-        case ClusterEvent::Type::Heartbeat: break;
+        case ClusterEvent::Type::Heartbeat:
+            break;
     }
     replicasGauge_->Set(static_cast<double>(remote_.size()));
 }
@@ -508,8 +529,10 @@ void ClusterState::setRemote(const std::string& replica, const std::string& ip, 
     uint32_t old = 0;
     if (auto it = r.connections.find(ip); it != r.connections.end()) old = it->second;
     if (count == old) return;
-    if (count == 0) r.connections.erase(ip);
-    else r.connections[ip] = count;
+    if (count == 0)
+        r.connections.erase(ip);
+    else
+        r.connections[ip] = count;
     std::lock_guard lock(remoteMutex_);
     uint32_t& sum = remoteByIp_[ip];
     sum = sum - old + count;

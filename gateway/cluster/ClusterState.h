@@ -29,6 +29,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -60,7 +61,7 @@ struct SharedBan {
 
 // What the gateway does with what other replicas did. Called on the main loop thread.
 class ClusterHandler {
-public:
+  public:
     virtual ~ClusterHandler() = default;
     // A ban from another replica (event or Redis key): apply it locally.
     virtual void onSharedBan(SubjectKind kind, const std::string& subject,
@@ -78,7 +79,7 @@ public:
 };
 
 class ClusterState {
-public:
+  public:
     ClusterState(uv_loop_t* loop, const config::ClusterConfig& config,
                  const config::BansConfig& bans, prometheus::Registry& registry,
                  ClusterHandler& handler, std::string replicaId = {});
@@ -105,7 +106,7 @@ public:
     uint32_t remoteConnections(const std::string& ip) const;
     bool redisUp() const;
 
-private:
+  private:
     struct LocalEvent {
         enum class Type : uint8_t { Opened, Closed, AuthFailure, Ban, Kick };
         Type type = Type::Opened;
@@ -121,7 +122,7 @@ private:
         uint32_t published = 0;  // the count other replicas were last told
     };
     struct RemoteReplica {
-        uint64_t lastSeenMs = 0;  // uv_now
+        uint64_t lastSeenMs = 0;                                // uv_now
         std::unordered_map<std::string, uint32_t> connections;  // ip -> count
     };
 
@@ -141,8 +142,10 @@ private:
     void forgetReplica(const std::string& replica);
     void clearRemote();
     void resync();
-    void scanBans(const std::string& cursor);
-    void scanConns(const std::string& cursor);
+    void scanKeys(const char* what, const std::string& cursor,
+                  std::function<void(std::string_view key)> onKey);
+    void scanBans();
+    void scanConns();
     void fetchReplica(const std::string& replica);
     void syncError();
 
@@ -157,7 +160,7 @@ private:
     uv_async_t async_{};
     uv_timer_t heartbeat_{};
     bool started_ = false;
-    bool closed_ = false;       // guarded by queueMutex_
+    bool closed_ = false;        // guarded by queueMutex_
     bool reportedDown_ = false;  // one log line / audit event per outage
 
     std::mutex queueMutex_;
