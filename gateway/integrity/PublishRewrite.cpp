@@ -1,5 +1,7 @@
 #include "gateway/integrity/PublishRewrite.h"
 
+#include <algorithm>
+
 #include "gateway/integrity/SignedPublish.h"
 #include "gateway/mqtt/PropertyWalker.h"
 #include "gateway/mqtt/Wire.h"
@@ -64,6 +66,33 @@ bool rewritePublish(const mqtt::Frame& frame, const mqtt::PublishView& pub, bool
     }
     mqtt::wire::putBytes(out, payload);
     return mqtt::wire::finishPacket(out, start, frame.firstByte, ok);
+}
+
+Checker::Outcome checkWill(Checker& checker, std::string_view topic, std::string_view payload,
+                           const std::vector<mqtt::Property>& willProperties, bool v5) {
+    // Checker reads a PUBLISH properties block; only the user properties matter to it (and
+    // Will Delay Interval, say, is not allowed in a PUBLISH block), so encode just those.
+    std::vector<uint8_t> block;
+    if (v5) {
+        std::vector<mqtt::Property> users;
+        for (const auto& p : willProperties)
+            if (p.id == mqtt::prop::UserProperty) users.push_back(p);
+        // Strings decoded from a valid CONNECT always re-encode.
+        mqtt::encodeProperties(users, block);
+        size_t off = 0;
+        while (off < block.size() && (block[off] & 0x80)) ++off;
+        block.erase(block.begin(),
+                    block.begin() + std::ptrdiff_t(std::min(off + 1, block.size())));
+    }
+    return checker.check(topic, payload, block, v5);
+}
+
+void stampWillProperties(std::vector<mqtt::Property>& willProperties, std::string_view identity) {
+    std::erase_if(willProperties, [](const mqtt::Property& p) {
+        return p.id == mqtt::prop::UserProperty && p.str == kIdentityProperty;
+    });
+    willProperties.push_back(
+        mqtt::Property::user(std::string(kIdentityProperty), std::string(identity)));
 }
 
 }  // namespace moat::integrity

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/integrity/Checker.h"
 #include "gateway/mqtt/Frame.h"
 #include "gateway/mqtt/Packets.h"
 
@@ -28,5 +29,16 @@ bool hasUserProperty(std::span<const uint8_t> properties, std::string_view name)
 bool rewritePublish(const mqtt::Frame& frame, const mqtt::PublishView& pub, bool v5,
                     std::string_view payload, std::span<const uint8_t> stamp,
                     std::vector<uint8_t>& out);
+
+// Wills. The broker publishes a will for the client, later, so a will is held to the same
+// rules as a PUBLISH, at CONNECT: a will topic under integrity.rules must carry a valid
+// signature (v5: moat-sig / moat-ts in the will properties; v3: the trailer at the end of the
+// will payload, to strip before the CONNECT goes on, see Outcome::trailer).
+Checker::Outcome checkWill(Checker& checker, std::string_view topic, std::string_view payload,
+                           const std::vector<mqtt::Property>& willProperties, bool v5);
+
+// stamp_identity on a v5 will: client-supplied moat-identity user properties are dropped and
+// moat-identity=<identity> is appended after the others.
+void stampWillProperties(std::vector<mqtt::Property>& willProperties, std::string_view identity);
 
 }  // namespace moat::integrity

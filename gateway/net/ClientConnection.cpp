@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "gateway/integrity/PublishRewrite.h"
 #include "gateway/mqtt/Decoder.h"
 #include "gateway/mqtt/Encoder.h"
 #include "gateway/net/Gateway.h"
@@ -463,11 +464,37 @@ void ClientConnection::finishAuth(const inspect::AuthOutcome& outcome) {
             return;
         }
     }
+    // The broker publishes the will for the client, later, when nothing can be refused any
+    // more: integrity.rules apply to it here (v5: signature in the will properties; v3:
+    // trailer at the end of the will payload, stripped below).
+    std::shared_ptr<integrity::Checker> integrityChecker = makeIntegrityChecker(*snapshot_);
+    size_t willTrailer = 0;
+    if (connect_->willFlag && integrityChecker) {
+        integrity::Checker::Outcome o =
+            integrity::checkWill(*integrityChecker, connect_->willTopic, connect_->willPayload,
+                                 connect_->willProperties, v5());
+        if (o.matched() && o.failure != integrity::Failure::None) {
+            onIntegrityDenied(connect_->willTopic, integrityChecker->rule(o.rule).name,
+                              integrity::failureReason(o.failure));
+            refuseConnect(rc::NotAuthorized, "will not validly signed");
+            return;
+        }
+        willTrailer = o.trailer;
+    }
 
     // What the broker sees (backend.credentials); re-encode only when something changes.
     bool rewrite = keepAlive_ != connect_->keepAlive;
     mqtt::ConnectPacket onward = *connect_;
     onward.keepAlive = keepAlive_;
+    if (willTrailer) {
+        onward.willPayload.resize(onward.willPayload.size() - willTrailer);
+        rewrite = true;
+    }
+    // stamp_identity holds for the will too: subscribers must not get a forged moat-identity.
+    if (connect_->willFlag && v5() && config().integrity.stampIdentity) {
+        integrity::stampWillProperties(onward.willProperties, identity_);
+        rewrite = true;
+    }
     switch (config().backend.credentials) {
         case config::BackendCredentials::Identity:
             if (identity_ != "anonymous" || connect_->username) {
@@ -499,7 +526,7 @@ void ClientConnection::finishAuth(const inspect::AuthOutcome& outcome) {
     opts.maxInflight = config().limits.maxInflight;
     if (v5() && keepAlive_ != connect_->keepAlive) opts.serverKeepAlive = keepAlive_;
     opts.connectSessionExpiryZero = connect_->sessionExpiry().value_or(0) == 0;
-    opts.integrity = makeIntegrityChecker(*snapshot_);
+    opts.integrity = std::move(integrityChecker);
     if (config().integrity.stampIdentity) opts.stampIdentity = identity_;
     publishBucket_ = inspect::TokenBucket(config().limits.publishRate.perSecond);
     bytesBucket_ = inspect::TokenBucket(config().limits.publishBytesRate.perSecond);

@@ -60,7 +60,7 @@ def properties(props):
 
 def connect_packet(client_id, version=4, username=None, password=None, keepalive=60,
                    clean=True, will=None, props=None):
-    """will: dict(topic=, payload=, qos=0, retain=False)."""
+    """will: dict(topic=, payload=, qos=0, retain=False, props=None (v5 will properties))."""
     flags = 0x02 if clean else 0
     if will:
         flags |= 0x04 | (will.get("qos", 0) << 3) | (0x20 if will.get("retain") else 0)
@@ -74,7 +74,7 @@ def connect_packet(client_id, version=4, username=None, password=None, keepalive
     body += utf8(client_id)
     if will:
         if version == 5:
-            body += properties(None)
+            body += properties(will.get("props"))
         body += utf8(will["topic"]) + utf8(will.get("payload", b""))
     if username is not None:
         body += utf8(username)

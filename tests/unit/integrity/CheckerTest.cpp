@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "gateway/integrity/KeyStore.h"
+#include "gateway/integrity/PublishRewrite.h"
 #include "policy/Base64.h"
 
 using namespace moat::integrity;
@@ -194,4 +195,33 @@ TEST_CASE("Checker: placeholder filters are expanded per client; first rule wins
     // An identity unusable in a filter widens the rule rather than escaping it.
     auto evil = ks->checkerFor("a/b", "c", problems);
     CHECK(evil->check("devices/zz/fw/x", "", {}, false).rule == 0);
+}
+
+TEST_CASE("checkWill: a will under a rule needs a signature (v5 will properties / v3 trailer)") {
+    namespace mqtt = moat::mqtt;
+    KeyDir kd;
+    std::vector<std::string> errors, problems;
+    auto ks = KeyStore::build({rule({"sig/#"}, kd.write("kw", "k"), std::chrono::minutes(1))},
+                              errors);
+    REQUIRE(errors.empty());
+    int64_t now = 1700000000;
+    auto c = ks->checkerFor("id", "cid", problems, [&now] { return now; });
+    const Signer s = Signer::hmacSecret("k");
+    auto sig = s.sign("sig/will", "bye", uint64_t(now));
+    const std::string b64 = moat::policy::base64Encode(sig.data(), sig.size());
+    // Will Delay Interval is a will-only property: it must not hide the signature after it.
+    std::vector<mqtt::Property> props = {
+        mqtt::Property::integer(mqtt::prop::WillDelayInterval, 5),
+        mqtt::Property::user("moat-sig", b64),
+        mqtt::Property::user("moat-ts", std::to_string(now))};
+    CHECK(checkWill(*c, "sig/will", "bye", props, true).failure == Failure::None);
+    CHECK(checkWill(*c, "sig/will", "bye!", props, true).failure == Failure::BadSignature);
+    CHECK(checkWill(*c, "sig/will", "bye", {}, true).failure == Failure::MissingSignature);
+    CHECK(!checkWill(*c, "other/will", "bye", {}, true).matched());
+    const std::string v3 = trailer(s, "sig/will", "bye", uint64_t(now));
+    auto o = checkWill(*c, "sig/will", v3, {}, false);
+    CHECK(o.failure == Failure::None);
+    CHECK(o.trailer == v3.size() - 3);
+    now += 120;
+    CHECK(checkWill(*c, "sig/will", v3, {}, false).failure == Failure::StaleTimestamp);
 }
