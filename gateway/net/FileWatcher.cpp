@@ -1,6 +1,7 @@
 #include "gateway/net/FileWatcher.h"
 
 #include <map>
+#include <string_view>
 
 #include "gateway/net/Log.h"
 
@@ -10,7 +11,8 @@ struct FileWatcher::DirWatch {
     uv_fs_event_t handle{};
     FileWatcher* owner = nullptr;
     std::string dir;
-    std::set<std::string> names;  // basenames of interest in `dir`
+    std::set<std::string> names;  // basenames of interest in `dir`; "%u" stands for any text
+    bool wants(const std::string& name) const;
 };
 
 FileWatcher::FileWatcher(uv_loop_t* loop, uint64_t debounceMs, std::function<void()> onChange)
@@ -19,7 +21,9 @@ FileWatcher::FileWatcher(uv_loop_t* loop, uint64_t debounceMs, std::function<voi
     timer_->data = this;
 }
 
-FileWatcher::~FileWatcher() { close(); }
+FileWatcher::~FileWatcher() {
+    close();
+}
 
 void FileWatcher::watch(const std::vector<std::string>& paths) {
     std::map<std::string, std::set<std::string>> byDir;
@@ -68,12 +72,29 @@ void FileWatcher::onEvent(uv_fs_event_t* h, const char* filename, int, int statu
     // No name: the kernel could not say which entry changed, so assume ours did.
     // "..data" and friends: a Kubernetes volume swapped its contents atomically.
     std::string name = filename ? filename : "";
-    if (!name.empty() && !d->names.count(name) && name.rfind("..", 0) != 0) return;
+    if (!name.empty() && !d->wants(name) && name.rfind("..", 0) != 0) return;
     // Debounce: an editor or a rotation tool touches several files within milliseconds;
     // reload once, after things have settled.
     uv_timer_start(d->owner->timer_, onDebounce, d->owner->debounceMs_, 0);
 }
 
-void FileWatcher::onDebounce(uv_timer_t* t) { static_cast<FileWatcher*>(t->data)->onChange_(); }
+bool FileWatcher::DirWatch::wants(const std::string& name) const {
+    if (names.count(name)) return true;
+    // Per-identity files (integrity keys `keys/%u.key`): any name of that shape.
+    for (const std::string& n : names) {
+        const size_t at = n.find("%u");
+        if (at == std::string::npos) continue;
+        const std::string_view prefix(n.data(), at), suffix(n.data() + at + 2, n.size() - at - 2);
+        if (name.size() > prefix.size() + suffix.size() &&
+            name.compare(0, prefix.size(), prefix) == 0 &&
+            name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+            return true;
+    }
+    return false;
+}
+
+void FileWatcher::onDebounce(uv_timer_t* t) {
+    static_cast<FileWatcher*>(t->data)->onChange_();
+}
 
 }  // namespace moat::net

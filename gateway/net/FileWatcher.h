@@ -20,19 +20,20 @@
 namespace moat::net {
 
 class FileWatcher {
-public:
+  public:
     FileWatcher(uv_loop_t* loop, uint64_t debounceMs, std::function<void()> onChange);
     ~FileWatcher();
     FileWatcher(const FileWatcher&) = delete;
     FileWatcher& operator=(const FileWatcher&) = delete;
 
     // Replaces the watched set (after every successful reload: the new config may name
-    // other files). Paths are absolute.
+    // other files). Paths are absolute; "%u" in a file name (not in a folder) matches any
+    // non-empty text there, for per-identity files such as integrity keys `keys/%u.key`.
     void watch(const std::vector<std::string>& paths);
     // Closes every handle (before the loop ends).
     void close();
 
-private:
+  private:
     struct DirWatch;
     static void onEvent(uv_fs_event_t* h, const char* filename, int events, int status);
     static void onDebounce(uv_timer_t* t);

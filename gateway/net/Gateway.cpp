@@ -209,6 +209,14 @@ std::vector<std::string> Gateway::watchedFiles() const {
             if (!f->empty()) files.push_back(*f);
     }
     if (!cfg.auth.passwordFile.empty()) files.push_back(cfg.auth.passwordFile);
+    // Integrity keys; a per-identity `%u` is watchable in the file name only (a `%u` folder
+    // would mean one watch per identity: those keys change on SIGHUP).
+    for (const auto& rule : cfg.integrity.rules) {
+        const size_t slash = rule.key.rfind('/');
+        const size_t at = rule.key.find("%u");
+        if (at == std::string::npos || slash == std::string::npos || at > slash)
+            files.push_back(rule.key);  // absolute: the loader resolved it
+    }
     return files;
 }
 

@@ -760,3 +760,37 @@ def test_key_rotation_on_sighup(moat_factory, keys, clients, wires, tmp_path):
     got = until_sentinel(sub, b"b-kept")
     assert sorted(m.payload for m in got) == sorted(
         [b"a-before", b"c-before", b"b-after", b"d-after", b"b-fresh", b"d-fresh", b"b-kept"])
+
+
+def test_key_rotation_by_file_watch(moat_factory, keys, clients, wires, tmp_path):
+    """Key files are watched like certificates: replacing one (fixed or `%u`) reloads without
+    a SIGHUP, and live sessions verify with the new key."""
+    fixed = str(tmp_path / "watched.key")
+    ids = tmp_path / "wids"
+    ids.mkdir()
+    per_identity = str(ids / "device1.key")
+    a, b, c, d = (Keys.random_secret() for _ in range(4))
+    _replace(fixed, a)
+    _replace(per_identity, c)
+    moat = moat_factory({"integrity": {"rules": [
+        rule("sig/watch", "hmac-sha256", None, "drop", fixed),
+        {"topics": ["devices/+/firmware/#"], "key": str(ids / "%u.key")},
+    ]}})
+    live = publisher(wires, moat, V5)
+    ids_ = iter(range(1, 100))
+
+    def pub(secret, topic, payload):
+        return live.publish(topic, payload, qos=1, packet_id=next(ids_), props=user_props(
+            [("moat-sig", base64.b64encode(py_hmac(secret, topic, payload)).decode())]))
+
+    fw = "devices/device1/firmware/w"
+    assert pub(a, "sig/watch/x", b"1") < 0x80  # 0x10: no subscribers, still accepted
+    for path, new in ((fixed, b), (per_identity, d)):
+        ok = moat.metric("moat_config_reloads_total", result="ok")
+        _replace(path, new)
+        h.wait_until(lambda: moat.metric("moat_config_reloads_total", result="ok") > ok, 10,
+                     message="reload after %s changed" % os.path.basename(path))
+    assert pub(a, "sig/watch/x", b"2") == 0x87
+    assert pub(b, "sig/watch/x", b"3") < 0x80
+    assert pub(c, fw, b"4") == 0x87
+    assert pub(d, fw, b"5") < 0x80
