@@ -131,15 +131,17 @@ bool Gateway::bindListeners(std::string& error) {
 int Gateway::run() {
     std::string error;
     // Two descriptors per device (its socket and its broker connection), plus a few dozen
-    // for listeners, files and the metrics endpoint.
+    // for listeners, files and the metrics endpoint. Warn when the limit leaves clearly less
+    // room than limits.max_connections promises (accept then fails with EMFILE first).
     const uint64_t files = raiseOpenFileLimit();
-    const uint64_t needed = 2ull * snapshot_->config->limits.maxConnections + 64;
-    if (files < needed) {
-        MOAT_LOG_WARN("open-file limit %llu is below the %llu that limits.max_connections %u "
-                      "needs (2 per device): raise LimitNOFILE / ulimit -n",
+    const uint64_t room = files > 64 ? (files - 64) / 2 : 0;
+    const uint32_t maxConnections = snapshot_->config->limits.maxConnections;
+    if (maxConnections != 0 && room * 10 < uint64_t(maxConnections) * 9) {
+        MOAT_LOG_WARN("open-file limit %llu leaves room for ~%llu devices, below "
+                      "limits.max_connections %u (2 descriptors per device): raise "
+                      "LimitNOFILE / ulimit -n",
                       static_cast<unsigned long long>(files),
-                      static_cast<unsigned long long>(needed),
-                      snapshot_->config->limits.maxConnections);
+                      static_cast<unsigned long long>(room), maxConnections);
     }
     if (!audit_->open(error)) {
         MOAT_LOG_ERROR("audit log: %s", error.c_str());

@@ -516,7 +516,9 @@ def test_session_takeover_across_two_gateways(moat_factory, broker):
     a.wait_audit(lambda e: e.get("event") == "disconnect" and
                  e.get("client_id") == "roaming-device", message="A's disconnect event")
     assert not a.audit_events("protocol_error")
-    noisy = [line for line in a.stderr().splitlines() if re.search(r"Z (warn|error) ", line)]
+    # (The open-file limit warning depends on the machine, not on the takeover.)
+    noisy = [line for line in a.stderr().splitlines()
+             if re.search(r"Z (warn|error) ", line) and "open-file limit" not in line]
     assert not noisy, noisy
     # The device can come back through A (nothing stale there).
     cb.close()
