@@ -248,11 +248,8 @@ void ClientConnection::onClientPlaintext(const uint8_t* data, size_t len) {
 
 size_t ClientConnection::processClientPackets(const uint8_t* data, size_t len) {
     size_t off = 0;
-    size_t runStart = 0, runEnd = 0;  // contiguous packets forwarded unchanged
-    auto flushRun = [&] {
-        if (runEnd > runStart) sendToBackend(data + runStart, runEnd - runStart);
-        runStart = runEnd = 0;
-    };
+    ForwardRun run{data, &ClientConnection::sendToBackend};
+    auto flushRun = [&] { run.flush(*this); };
     const uint32_t maxPacket = config().limits.maxPacketSize;
     while (off < len && state_ != State::Closing && clientPause_ == 0 &&
            (state_ == State::AwaitConnect || state_ == State::Established)) {
@@ -293,31 +290,35 @@ size_t ClientConnection::processClientPackets(const uint8_t* data, size_t len) {
             continue;  // the loop stops: state changed
         }
 
-        inspect::Verdict v = session_->onClientPacket(frame, body);
-        if (v.kind == inspect::Verdict::Kind::Forward) {
-            if (runEnd != off) {
-                flushRun();
-                runStart = off;
-            }
-            runEnd = off + size;
-        } else {
-            flushRun();
-            if (v.kind == inspect::Verdict::Kind::Replace) sendToBackend(v.onward.data(), v.onward.size());
-        }
-        if (!v.reply.empty()) sendToClient(v.reply.data(), v.reply.size());
+        const inspect::Verdict v = session_->onClientPacket(frame, body);
+        const bool goOn = follow(v, frame.type(), off, size, run, &ClientConnection::sendToBackend,
+                                 &ClientConnection::sendToClient);
         off += size;
-        if (v.kind == inspect::Verdict::Kind::Close) {
-            closeWithReason(v.disconnectReason);
-            return off;
-        }
-        if (frame.type() == PacketType::Disconnect) {
-            flushRun();
-            closeAfterFlush();
-            return off;
-        }
+        if (!goOn) return off;
     }
     flushRun();
     return off;
+}
+
+bool ClientConnection::follow(const inspect::Verdict& v, mqtt::PacketType type, size_t off,
+                              size_t size, ForwardRun& run, Send onward, Send back) {
+    if (v.kind == inspect::Verdict::Kind::Forward) {
+        run.extend(*this, off, size);
+    } else {
+        run.flush(*this);
+        if (v.kind == inspect::Verdict::Kind::Replace) (this->*onward)(v.onward.data(), v.onward.size());
+    }
+    if (!v.reply.empty()) (this->*back)(v.reply.data(), v.reply.size());
+    if (v.kind == inspect::Verdict::Kind::Close) {
+        closeWithReason(v.disconnectReason);
+        return false;
+    }
+    if (type == PacketType::Disconnect) {
+        run.flush(*this);
+        closeAfterFlush();
+        return false;
+    }
+    return true;
 }
 
 void ClientConnection::handleConnect(const mqtt::Frame& frame, const uint8_t* body,
@@ -711,14 +712,9 @@ void ClientConnection::onBackendRead(uv_stream_t* s, ssize_t n, const uv_buf_t* 
 
 size_t ClientConnection::processBrokerPackets(const uint8_t* data, size_t len) {
     size_t off = 0;
-    size_t runStart = 0, runEnd = 0;
-    auto flushRun = [&] {
-        if (runEnd > runStart) {
-            if (tls_) tls_->write(data + runStart, runEnd - runStart);
-            else sendToClient(data + runStart, runEnd - runStart);
-        }
-        runStart = runEnd = 0;
-    };
+    // Forwarded runs are only encrypted here; onBackendRead flushes TLS once per read.
+    ForwardRun run{data, &ClientConnection::queueToClient};
+    auto flushRun = [&] { run.flush(*this); };
     while (off < len && state_ == State::Established) {
         mqtt::Frame frame;
         mqtt::FrameStatus fs = mqtt::parseFrame(data + off, len - off, frame);
@@ -735,32 +731,19 @@ size_t ClientConnection::processBrokerPackets(const uint8_t* data, size_t len) {
         traffic.packetsOut[static_cast<uint8_t>(frame.type()) & 15]++;
         traffic.bytesOut += size;
 
-        inspect::Verdict v = session_->onBrokerPacket(frame, data + off + frame.headerSize);
-        if (v.kind == inspect::Verdict::Kind::Forward) {
-            if (runEnd != off) {
-                flushRun();
-                runStart = off;
-            }
-            runEnd = off + size;
-        } else {
-            flushRun();
-            if (v.kind == inspect::Verdict::Kind::Replace) sendToClient(v.onward.data(), v.onward.size());
-        }
-        if (!v.reply.empty()) sendToBackend(v.reply.data(), v.reply.size());
+        const inspect::Verdict v = session_->onBrokerPacket(frame, data + off + frame.headerSize);
+        const bool goOn = follow(v, frame.type(), off, size, run, &ClientConnection::sendToClient,
+                                 &ClientConnection::sendToBackend);
         off += size;
-        if (v.kind == inspect::Verdict::Kind::Close) {
-            flushRun();
-            closeWithReason(v.disconnectReason);
-            return off;
-        }
-        if (frame.type() == PacketType::Disconnect) {
-            flushRun();
-            closeAfterFlush();
-            return off;
-        }
+        if (!goOn) return off;
     }
     flushRun();
     return off;
+}
+
+void ClientConnection::queueToClient(const uint8_t* data, size_t len) {
+    if (tls_) tls_->write(data, len);
+    else sendToClient(data, len);
 }
 
 void ClientConnection::sendToBackend(const uint8_t* data, size_t len) {

@@ -3,9 +3,9 @@
 //
 //   device --TLS--> client_ --TlsSession--> frames --Session--> backend_ --plain--> broker
 //
-// Life cycle: [ProxyHeader ->] TlsHandshake -> AwaitConnect -> Authenticating (password check on the thread
-// pool) -> ConnectingBackend -> Established -> Closing. No broker connection exists before
-// the TLS handshake and the CONNECT packet have both passed.
+// Life cycle: [ProxyHeader ->] TlsHandshake -> AwaitConnect -> Authenticating (password check on
+// the thread pool) -> ConnectingBackend -> Established -> Closing. No broker connection exists
+// before the TLS handshake and the CONNECT packet have both passed.
 //
 // Memory: the object owns three libuv handles and is deleted when the last one has closed
 // (and no thread-pool work still refers to it). Partial packets are kept in small per-side
@@ -34,7 +34,7 @@ class Worker;
 struct WorkerListener;
 
 class ClientConnection : public inspect::SessionEvents {
-public:
+  public:
     ClientConnection(Worker& worker, WorkerListener& listener);
     ~ClientConnection() override;
 
@@ -57,8 +57,16 @@ public:
     // Lowercase hex SHA-256 of the client certificate; empty without one.
     std::string certFingerprint() const;
 
-private:
-    enum class State { ProxyHeader, TlsHandshake, AwaitConnect, Authenticating, ConnectingBackend, Established, Closing };
+  private:
+    enum class State {
+        ProxyHeader,
+        TlsHandshake,
+        AwaitConnect,
+        Authenticating,
+        ConnectingBackend,
+        Established,
+        Closing
+    };
     enum Pause : uint8_t { kPauseBackpressure = 1, kPauseState = 2, kPauseThrottle = 4 };
 
     // Admission (limits, bans) for the device address, then TLS or plaintext MQTT.
@@ -70,7 +78,7 @@ private:
     static void onClientAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
     static void onClientRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
     static void onClientWritten(uv_stream_t* s, int status);
-    void onClientBytes(const uint8_t* data, size_t len);   // ciphertext or plaintext
+    void onClientBytes(const uint8_t* data, size_t len);  // ciphertext or plaintext
     void onClientPlaintext(const uint8_t* data, size_t len);
     size_t processClientPackets(const uint8_t* data, size_t len);
     void handleConnect(const mqtt::Frame& frame, const uint8_t* body, const uint8_t* whole);
@@ -81,6 +89,31 @@ private:
     void flushTls();
     void pauseClient(Pause why);
     void resumeClient(Pause why);
+
+    // --- both directions: a run of packets forwarded unchanged leaves as one write
+    using Send = void (ClientConnection::*)(const uint8_t* data, size_t len);
+    struct ForwardRun {
+        const uint8_t* data;
+        Send send;
+        size_t start = 0, end = 0;
+        void extend(ClientConnection& c, size_t off, size_t size) {
+            if (end != off) {
+                flush(c);
+                start = off;
+            }
+            end = off + size;
+        }
+        void flush(ClientConnection& c) {
+            if (end > start) (c.*send)(data + start, end - start);
+            start = end = 0;
+        }
+    };
+    // Carries out a session verdict for the packet at [off, off + size): forward (extending
+    // the run), replace (`onward`), reply (`back`), close. False: the connection is closing.
+    bool follow(const inspect::Verdict& v, mqtt::PacketType type, size_t off, size_t size,
+                ForwardRun& run, Send onward, Send back);
+    // Broker -> client bytes encrypted but not yet flushed (plaintext listeners: sent).
+    void queueToClient(const uint8_t* data, size_t len);
 
     // --- backend side
     void connectBackend();
@@ -119,8 +152,8 @@ private:
     // integrity.rules for this client, its %u keys loaded now (not per message).
     std::shared_ptr<integrity::Checker> makeIntegrityChecker(const Snapshot& snapshot);
 
-    void audit(const char* event, const char* action, std::string_view topic,
-               std::string_view rule, std::string_view reason);
+    void audit(const char* event, const char* action, std::string_view topic, std::string_view rule,
+               std::string_view reason);
     const config::Config& config() const { return *snapshot_->config; }
     bool v5() const { return connect_ && connect_->version == mqtt::ProtocolVersion::V5; }
 
@@ -162,13 +195,13 @@ private:
     std::string identity_;
     inspect::CertFactor certFactor_;
     std::unique_ptr<inspect::Session> session_;
-    uint16_t keepAlive_ = 0;       // seconds, after clamping
+    uint16_t keepAlive_ = 0;  // seconds, after clamping
     uint64_t lastClientActivity_ = 0;
-    inspect::TokenBucket publishBucket_;  // messages
-    inspect::TokenBucket bytesBucket_;    // PUBLISH bytes (whole packets)
-    inspect::TokenBucket controlBucket_;  // PINGREQ / SUBSCRIBE / UNSUBSCRIBE
+    inspect::TokenBucket publishBucket_;                       // messages
+    inspect::TokenBucket bytesBucket_;                         // PUBLISH bytes (whole packets)
+    inspect::TokenBucket controlBucket_;                       // PINGREQ / SUBSCRIBE / UNSUBSCRIBE
     std::optional<metrics::PublishBaseline> publishBaseline_;  // publish_spike anomalies
-    std::string anomalySubject_;                                // "client=<client id>"
+    std::string anomalySubject_;                               // "client=<client id>"
     bool deniedAny_ = false;  // known to the topic-scan detector (forget it on close)
 };
 
