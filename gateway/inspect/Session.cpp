@@ -127,7 +127,8 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
     if (pub.qos == 2 && droppedClientQos2_.count(pub.packetId) && !pub.dup)
         droppedClientQos2_.erase(pub.packetId);  // a new message reusing the id
 
-    policy::Decision d = rights_->checkPublish(topic);
+    const policy::Decision& d =
+        publishDecisions_.get(topic, [&] { return rights_->checkPublish(topic); });
     if (!d.allowed) {
         events_.onAuthzDenied("publish", topic, d);
         return deniedPublish(pub.qos, pub.packetId,
@@ -288,7 +289,8 @@ Verdict Session::brokerPublish(const mqtt::Frame& frame, const uint8_t* body) {
     }
 
     if (options_.checkDeliveries) {
-        policy::Decision d = rights_->checkDelivery(topic);
+        const policy::Decision& d =
+            deliveryDecisions_.get(topic, [&] { return rights_->checkDelivery(topic); });
         if (!d.allowed) {
             events_.onAuthzDenied("deliver", topic, d);
             Verdict v = Verdict::drop();
@@ -380,6 +382,8 @@ Verdict Session::brokerAck(const mqtt::Frame& frame, const uint8_t* body) {
 // ---------------------------------------------------------------- reload
 
 std::vector<std::string> Session::replaceRights(std::shared_ptr<const policy::ClientRights> rights) {
+    publishDecisions_.clear();
+    deliveryDecisions_.clear();
     rights_ = std::move(rights);
     std::vector<std::string> revoked;
     for (const auto& f : subscriptions_)

@@ -16,8 +16,9 @@
 #include <unordered_set>
 #include <vector>
 
-#include "gateway/integrity/Checker.h"
+#include "gateway/inspect/DecisionCache.h"
 #include "gateway/inspect/Verdict.h"
+#include "gateway/integrity/Checker.h"
 #include "gateway/mqtt/Frame.h"
 #include "gateway/mqtt/Types.h"
 #include "policy/Policy.h"
@@ -27,7 +28,7 @@ namespace moat::inspect {
 
 // Where the session reports security decisions (audit log + metrics live behind it).
 class SessionEvents {
-public:
+  public:
     virtual ~SessionEvents() = default;
     // action: "publish" | "subscribe" | "deliver"
     virtual void onAuthzDenied(const char* action, std::string_view topic,
@@ -63,7 +64,7 @@ struct SessionOptions {
 };
 
 class Session {
-public:
+  public:
     Session(mqtt::ProtocolVersion version, std::shared_ptr<const policy::ClientRights> rights,
             SessionOptions options, SessionEvents& events);
 
@@ -88,7 +89,7 @@ public:
     mqtt::ProtocolVersion version() const { return version_; }
     size_t inflight() const { return inflight_.size(); }
 
-private:
+  private:
     Verdict clientPublish(const mqtt::Frame& frame, const uint8_t* body);
     Verdict clientSubscribe(const mqtt::Frame& frame, const uint8_t* body);
     Verdict clientUnsubscribe(const mqtt::Frame& frame, const uint8_t* body);
@@ -105,6 +106,8 @@ private:
 
     mqtt::ProtocolVersion version_;
     std::shared_ptr<const policy::ClientRights> rights_;
+    DecisionCache publishDecisions_;   // client PUBLISH topics
+    DecisionCache deliveryDecisions_;  // broker PUBLISH topics
     SessionOptions options_;
     SessionEvents& events_;
 

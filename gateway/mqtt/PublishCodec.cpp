@@ -48,7 +48,7 @@ uint8_t decodePublish(const Frame& frame, const uint8_t* body, ProtocolVersion v
     out.payload = r.rest();
 
     if (!validMqttUtf8(out.topic)) return reason::MalformedPacket;
-    if (out.topic.find_first_of("+#") != std::string_view::npos) {
+    if (hasWildcard(out.topic)) {
         return v5 ? reason::TopicNameInvalid : reason::MalformedPacket;
     }
     if (out.topicAlias && *out.topicAlias == 0) return reason::TopicAliasInvalid;

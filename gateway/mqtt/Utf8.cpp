@@ -43,7 +43,7 @@ bool validMqttUtf8(std::string_view s) {
 
 bool validTopicName(std::string_view s) {
     if (s.empty() || s.size() > 0xFFFF) return false;
-    if (s.find_first_of("+#") != std::string_view::npos) return false;
+    if (hasWildcard(s)) return false;
     return validMqttUtf8(s);
 }
 
@@ -55,7 +55,7 @@ bool validPlainFilter(std::string_view s) {
     for (size_t i = 0; i <= s.size(); ++i) {
         if (i != s.size() && s[i] != '/') continue;
         const std::string_view level = s.substr(levelStart, i - levelStart);
-        if (level.find_first_of("+#") != std::string_view::npos) {
+        if (hasWildcard(level)) {
             if (level.size() != 1) return false;
             if (level[0] == '#' && i != s.size()) return false;
         }
@@ -78,7 +78,7 @@ bool validTopicFilter(std::string_view s) {
     const std::string_view rest = s.substr(kSharePrefix.size());
     const size_t slash = rest.find('/');
     if (slash == std::string_view::npos || slash == 0) return false;
-    if (rest.substr(0, slash).find_first_of("+#") != std::string_view::npos) return false;
+    if (hasWildcard(rest.substr(0, slash))) return false;
     return validPlainFilter(rest.substr(slash + 1));
 }
 
