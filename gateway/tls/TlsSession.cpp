@@ -74,17 +74,59 @@ struct SessionBio {
 };
 
 TlsSession::TlsSession(SSL_CTX* ctx) {
-    ERR_clear_error();
-    BIO_METHOD* method = SessionBio::method();
-    ssl_.reset(ctx != nullptr && method != nullptr ? SSL_new(ctx) : nullptr);
-    BIO* bio = ssl_ ? BIO_new(method) : nullptr;
-    if (bio == nullptr) {
+    if (ctx == nullptr || SSL_CTX_up_ref(ctx) != 1) {
         fail("cannot create TLS session");
         return;
     }
+    ctx_.reset(ctx);
+}
+
+bool TlsSession::createSsl() {
+    ERR_clear_error();
+    BIO_METHOD* method = SessionBio::method();
+    ssl_.reset(method != nullptr ? SSL_new(ctx_.get()) : nullptr);
+    BIO* bio = ssl_ ? BIO_new(method) : nullptr;
+    if (bio == nullptr) {
+        fail("cannot create TLS session");
+        return false;
+    }
+    ctx_.reset();  // the SSL holds its own reference now
     BIO_set_data(bio, this);
     SSL_set_bio(ssl_.get(), bio, bio);  // one BIO for both directions; SSL owns it
     SSL_set_accept_state(ssl_.get());
+    return true;
+}
+
+uint8_t TlsSession::inputAt(size_t i) const {
+    const std::span<const uint8_t> head = in_.view();
+    return i < head.size() ? head[i] : borrowed_[i - head.size()];
+}
+
+size_t TlsSession::completeRecordBytes() const {
+    const size_t total = bufferedInput();
+    size_t p = 0;
+    while (p < total) {
+        // Not a TLS record (an SSLv2 hello, an HTTP request, junk) or longer than TLS
+        // allows: no gate, OpenSSL gives the precise refusal at once.
+        const uint8_t type = inputAt(p);
+        if (type < 20 || type > 24) return kUngated;
+        if (p + kRecordHeader > total) break;
+        const size_t len = size_t(inputAt(p + 3)) << 8 | inputAt(p + 4);
+        if (len > kMaxRecordBody) return kUngated;
+        if (p + kRecordHeader + len > total) break;
+        p += kRecordHeader + len;
+    }
+    return p;
+}
+
+bool TlsSession::admitHandshakeInput() {
+    if (ssl_ && SSL_is_init_finished(ssl_.get())) {
+        handshakeBudget_ = kUngated;
+        return true;
+    }
+    handshakeBudget_ = completeRecordBytes();
+    if (handshakeBudget_ == 0) return false;  // a partial record: keep it, spend nothing
+    return ssl_ || createSsl();
 }
 
 void TlsSession::feed(const uint8_t* data, size_t len) {
@@ -103,10 +145,16 @@ void TlsSession::feed(const uint8_t* data, size_t len) {
 }
 
 size_t TlsSession::takeInput(uint8_t* dst, size_t len) {
-    if (!in_.empty()) return in_.take(dst, len);
-    const size_t n = std::min(len, borrowed_.size());
-    if (n != 0) std::memcpy(dst, borrowed_.data(), n);
-    borrowed_ = borrowed_.subspan(n);
+    len = std::min(len, handshakeBudget_);
+    size_t n = 0;
+    if (!in_.empty()) {
+        n = in_.take(dst, len);
+    } else {
+        n = std::min(len, borrowed_.size());
+        if (n != 0) std::memcpy(dst, borrowed_.data(), n);
+        borrowed_ = borrowed_.subspan(n);
+    }
+    if (handshakeBudget_ != kUngated) handshakeBudget_ -= n;
     return n;
 }
 
@@ -134,9 +182,13 @@ bool TlsSession::handshakeComplete() const {
 TlsSession::Status TlsSession::handshake() {
     if (failed_) return Status::Error;
     if (closed_) return Status::Closed;
-    if (SSL_is_init_finished(ssl_.get())) {
+    if (ssl_ && SSL_is_init_finished(ssl_.get())) {
         keepBorrowedRest();  // fed data stays ours until read()
         return Status::Ok;
+    }
+    if (!admitHandshakeInput()) {
+        keepBorrowedRest();
+        return failed_ ? Status::Error : Status::WantMore;
     }
     ERR_clear_error();
     int ret = SSL_do_handshake(ssl_.get());
@@ -148,6 +200,10 @@ TlsSession::Status TlsSession::handshake() {
 TlsSession::Status TlsSession::read(std::vector<uint8_t>& out) {
     if (failed_) return Status::Error;
     if (closed_) return Status::Closed;
+    if (!admitHandshakeInput()) {
+        keepBorrowedRest();
+        return failed_ ? Status::Error : Status::WantMore;
+    }
     ERR_clear_error();
     // Decrypt into the stack, append what arrived: no zero-filling of the caller's vector
     // and no over-allocation for the common small record.
@@ -176,6 +232,10 @@ TlsSession::Status TlsSession::read(std::vector<uint8_t>& out) {
 TlsSession::Status TlsSession::write(const uint8_t* data, size_t len) {
     if (failed_) return Status::Error;
     if (len == 0) return Status::Ok;
+    if (!admitHandshakeInput()) {
+        keepBorrowedRest();
+        return failed_ ? Status::Error : Status::WantMore;
+    }
     ERR_clear_error();
     size_t written = 0;
     int ret = SSL_write_ex(ssl_.get(), data, len, &written);
@@ -188,7 +248,7 @@ TlsSession::Status TlsSession::write(const uint8_t* data, size_t len) {
 
 void TlsSession::shutdown() {
     keepBorrowedRest();  // whatever happens below, the caller's buffer is no longer ours
-    if (failed_ || !SSL_is_init_finished(ssl_.get()) ||
+    if (failed_ || !ssl_ || !SSL_is_init_finished(ssl_.get()) ||
         (SSL_get_shutdown(ssl_.get()) & SSL_SENT_SHUTDOWN) != 0) {
         return;
     }

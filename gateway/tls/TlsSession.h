@@ -19,7 +19,9 @@
 // SSL_MODE_RELEASE_BUFFERS (set by TlsContext) frees OpenSSL's record buffers while idle.
 // Ciphertext is not copied on the way in unless a record is left incomplete: feed() borrows
 // the caller's buffer and the next SSL call reads from it (see feed()); an idle session
-// therefore holds no input buffer at all.
+// therefore holds no input buffer at all. The SSL object itself is only created when the
+// first complete TLS record has arrived, and until the handshake is done OpenSSL is handed
+// whole records only: a silent or dribbling client costs a few hundred bytes, not ~45 KiB.
 // The session holds a reference to the SSL_CTX, so it may outlive its TlsContext (reload).
 
 #include <openssl/ssl.h>
@@ -101,12 +103,28 @@ class TlsSession {
 
     Status classify(int ret);
     void fail(const char* fallback);
+    // Creates the SSL object (at the first complete record, not at accept).
+    bool createSsl();
+    // Before the handshake is done, OpenSSL only ever sees whole TLS records: a client that
+    // dribbles its ClientHello costs the bytes it sent, not an SSL object and OpenSSL's
+    // 16 KiB record buffer (slowloris). Sets handshakeBudget_; false: nothing to do yet.
+    bool admitHandshakeInput();
+    // Bytes at the front of the buffered input that form complete records (kUngated when
+    // the input is not TLS records at all: OpenSSL then refuses it).
+    size_t completeRecordBytes() const;
+    uint8_t inputAt(size_t i) const;  // i-th buffered input byte (in_, then borrowed_)
     // Copies what is left of the borrowed input into in_ (end of every SSL call).
     void keepBorrowedRest();
     // Takes up to len buffered ciphertext bytes for OpenSSL (in_ first, then borrowed_).
     size_t takeInput(uint8_t* dst, size_t len);
 
+    static constexpr size_t kRecordHeader = 5;
+    static constexpr size_t kMaxRecordBody = 16384 + 2048;  // TLS 1.2 ciphertext bound
+    static constexpr size_t kUngated = SIZE_MAX;
+
+    SslCtxPtr ctx_;  // until the SSL object exists
     SslPtr ssl_;
+    size_t handshakeBudget_ = kUngated;  // input OpenSSL may take in this call
     std::span<const uint8_t> borrowed_;  // fed, not yet read: the caller's buffer
     ByteQueue in_;
     ByteQueue out_;

@@ -165,3 +165,46 @@ TEST_CASE("client-initiated renegotiation is refused") {
     CHECK((st == Status::WantMore || st == Status::Error));
     CHECK(c.handshake() != 1);
 }
+
+TEST_CASE("a dribbled handshake costs no SSL object until a whole record is there") {
+    // Slowloris on TLS: the gateway holds what the client sent, nothing more, until a
+    // complete record arrives; then the handshake goes on as usual.
+    auto server = makeServer(serverConfig());
+    for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+        CAPTURE(version);
+        SslCtxPtr cctx = makeClientCtx("device1", version);
+        Client c(cctx.get());
+        TlsSession s(server->native());
+        CHECK(s.native() == nullptr);  // accepted, silent: no SSL yet
+        REQUIRE(c.handshake() == 0);
+        const std::vector<uint8_t> hello = c.takeOutput();
+        REQUIRE(hello.size() > 6);
+        for (size_t i = 0; i + 1 < hello.size(); ++i) {
+            s.feed(&hello[i], 1);
+            REQUIRE(s.handshake() == Status::WantMore);
+            REQUIRE(s.native() == nullptr);
+            REQUIRE(s.pendingOutput() == 0);
+        }
+        CHECK(s.bufferedInput() == hello.size() - 1);
+        s.feed(&hello.back(), 1);
+        CHECK(s.handshake() == Status::WantMore);  // ServerHello sent, waiting for the client
+        CHECK(s.native() != nullptr);
+        CHECK(s.pendingOutput() > 0);
+        c.feed(takeAll(s));
+        REQUIRE(pumpHandshake(c, s) == Status::Ok);
+        CHECK(s.handshakeComplete());
+    }
+}
+
+TEST_CASE("input that is not TLS records is refused at once, not held") {
+    auto server = makeServer(serverConfig());
+    TlsSession s(server->native());
+    const std::string http = "GET / HTTP/1.1\r\n";  // 'G' is no TLS record type
+    s.feed(reinterpret_cast<const uint8_t*>(http.data()), http.size());
+    CHECK(s.handshake() == Status::Error);
+    // A record header announcing more than TLS allows: refused too.
+    TlsSession big(server->native());
+    const uint8_t header[] = {0x16, 0x03, 0x01, 0xFF, 0xFF};
+    big.feed(header, sizeof header);
+    CHECK(big.handshake() == Status::Error);
+}
