@@ -705,18 +705,26 @@ def _replace(path, data):
     os.replace(tmp, path)
 
 
-def test_key_rotation_on_sighup(moat_factory, keys, clients, wires, tmp_path):
-    fixed = str(tmp_path / "rot.key")
-    ids = tmp_path / "ids"
+def _rotating_gateway(moat_factory, tmp_path, prefix):
+    """A gateway with a fixed HMAC key for `prefix/#` and per-identity keys for firmware
+    topics. Returns (moat, fixed key path, device1's key path, secrets a b c d): a is the
+    fixed key and c device1's at start; b and d are the keys to rotate to."""
+    fixed = str(tmp_path / (prefix + ".key"))
+    ids = tmp_path / (prefix + "-ids")
     ids.mkdir()
     per_identity = str(ids / "device1.key")
     a, b, c, d = (Keys.random_secret() for _ in range(4))
     _replace(fixed, a)
     _replace(per_identity, c)
     moat = moat_factory({"integrity": {"rules": [
-        rule("sig/rot", "hmac-sha256", None, "drop", fixed),
+        rule("sig/" + prefix, "hmac-sha256", None, "drop", fixed),
         {"topics": ["devices/+/firmware/#"], "key": str(ids / "%u.key")},
     ]}})
+    return moat, fixed, per_identity, (a, b, c, d)
+
+
+def test_key_rotation_on_sighup(moat_factory, keys, clients, wires, tmp_path):
+    moat, fixed, per_identity, (a, b, c, d) = _rotating_gateway(moat_factory, tmp_path, "rot")
     sub = subscriber(clients, moat, ["sig/rot/#", "devices/+/firmware/#"])
     live = publisher(wires, moat, V5)
 
@@ -765,17 +773,8 @@ def test_key_rotation_on_sighup(moat_factory, keys, clients, wires, tmp_path):
 def test_key_rotation_by_file_watch(moat_factory, keys, clients, wires, tmp_path):
     """Key files are watched like certificates: replacing one (fixed or `%u`) reloads without
     a SIGHUP, and live sessions verify with the new key."""
-    fixed = str(tmp_path / "watched.key")
-    ids = tmp_path / "wids"
-    ids.mkdir()
-    per_identity = str(ids / "device1.key")
-    a, b, c, d = (Keys.random_secret() for _ in range(4))
-    _replace(fixed, a)
-    _replace(per_identity, c)
-    moat = moat_factory({"integrity": {"rules": [
-        rule("sig/watch", "hmac-sha256", None, "drop", fixed),
-        {"topics": ["devices/+/firmware/#"], "key": str(ids / "%u.key")},
-    ]}})
+    moat, fixed, per_identity, (a, b, c, d) = _rotating_gateway(moat_factory, tmp_path,
+                                                                "watch")
     live = publisher(wires, moat, V5)
     ids_ = iter(range(1, 100))
 
