@@ -7,6 +7,8 @@
 #include <memory>
 #include <random>
 
+#include "gateway/cluster/Backoff.h"
+
 namespace moat::cluster {
 
 namespace {
@@ -21,22 +23,30 @@ struct Pending {
     RedisClient::ReplyFn fn;
 };
 
-RedisClient* owner(const redisAsyncContext* ac) { return static_cast<RedisClient*>(ac->data); }
+RedisClient* owner(const redisAsyncContext* ac) {
+    return static_cast<RedisClient*>(ac->data);
+}
 
+// ms ± 20 % (withJitter), so replicas that lost Redis together do not return together.
 uint64_t jittered(uint64_t ms) {
     static thread_local std::minstd_rand rng{std::random_device{}()};
     std::uniform_int_distribution<int> pct(-20, 20);
-    return ms + ms * pct(rng) / 100;
+    return withJitter(ms, pct(rng));
 }
 
 }  // namespace
 
 RedisClient::RedisClient(uv_loop_t* loop, std::string host, uint16_t port, std::string channel,
                          RedisCallbacks callbacks)
-    : loop_(loop), host_(std::move(host)), port_(port), channel_(std::move(channel)),
+    : loop_(loop),
+      host_(std::move(host)),
+      port_(port),
+      channel_(std::move(channel)),
       callbacks_(std::move(callbacks)) {}
 
-RedisClient::~RedisClient() { close(); }
+RedisClient::~RedisClient() {
+    close();
+}
 
 void RedisClient::start() {
     if (started_) return;
@@ -170,7 +180,8 @@ void RedisClient::onSubscription(redisAsyncContext* ac, void* r, void*) {
         self->maybeUp();
     } else if (k == "message" && reply->element[2]->type == REDIS_REPLY_STRING) {
         if (self->up_ && self->callbacks_.onMessage)
-            self->callbacks_.onMessage(std::string_view(reply->element[2]->str, reply->element[2]->len));
+            self->callbacks_.onMessage(
+                std::string_view(reply->element[2]->str, reply->element[2]->len));
     }
 }
 
@@ -193,7 +204,8 @@ bool RedisClient::command(const std::vector<std::string>& argv, ReplyFn fn) {
     }
     auto* pending = fn ? new Pending{std::move(fn)} : nullptr;
     if (redisAsyncCommandArgv(cmd_, pending ? onReply : nullptr, pending,
-                              static_cast<int>(argv.size()), ptrs.data(), lens.data()) != REDIS_OK) {
+                              static_cast<int>(argv.size()), ptrs.data(),
+                              lens.data()) != REDIS_OK) {
         delete pending;
         return false;
     }
