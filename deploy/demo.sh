@@ -29,6 +29,9 @@ persistence false
 log_dest file $demo/mosquitto.log
 CONF
 "$moat" check -c "$demo/moat.yaml"
+# Started as root, Mosquitto drops to user `mosquitto`: let that user write its log.
+touch "$demo/mosquitto.log"
+if [[ $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1; then chown mosquitto "$demo/mosquitto.log"; fi
 
 mosquitto -c "$demo/mosquitto.conf" &
 broker=$!
