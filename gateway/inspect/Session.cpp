@@ -122,7 +122,6 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
             topic = it->second;
         }
     }
-    lastTopic_.assign(topic);
 
     if (pub.qos == 2 && droppedClientQos2_.count(pub.packetId) && !pub.dup)
         droppedClientQos2_.erase(pub.packetId);  // a new message reusing the id

@@ -73,9 +73,6 @@ class Session {
     // A broker->client packet.
     Verdict onBrokerPacket(const mqtt::Frame& frame, const uint8_t* body);
 
-    // The topic of the last PUBLISH inspected (alias resolved), for rate limits and logs.
-    std::string_view lastPublishTopic() const { return lastTopic_; }
-
     // Reload: new rights; returns filters that are no longer allowed (caller unsubscribes).
     std::vector<std::string> replaceRights(std::shared_ptr<const policy::ClientRights> rights);
     // Builds a gateway-originated UNSUBSCRIBE for `filters`; its UNSUBACK will be consumed.
@@ -134,7 +131,6 @@ class Session {
     // Client QoS 1/2 publishes forwarded and not yet completed (bounded: max_inflight).
     std::unordered_set<uint16_t> inflight_;
 
-    std::string lastTopic_;
     // stamp_identity: the encoded moat-identity user property, built once per connection.
     std::vector<uint8_t> stampProperty_;
 };

@@ -1,6 +1,7 @@
 #include "gateway/integrity/PublishRewrite.h"
 
 #include <algorithm>
+#include <span>
 
 #include "gateway/integrity/SignedPublish.h"
 #include "gateway/mqtt/PropertyWalker.h"
@@ -19,8 +20,8 @@ std::vector<uint8_t> encodeIdentityProperty(std::string_view identity) {
 
 bool hasUserProperty(std::span<const uint8_t> properties, std::string_view name) {
     bool found = false;
-    mqtt::detail::walkProperties(properties.data(), properties.size(),
-                                 mqtt::PropertyScope::Publish, [&](const mqtt::PropertyView& v) {
+    mqtt::detail::walkProperties(properties.data(), properties.size(), mqtt::PropertyScope::Publish,
+                                 [&](const mqtt::PropertyView& v) {
                                      if (v.id == mqtt::prop::UserProperty && v.str == name)
                                          found = true;
                                  });
@@ -48,7 +49,8 @@ bool rewritePublish(const mqtt::Frame& frame, const mqtt::PublishView& pub, bool
                 [&](const mqtt::PropertyView& v) {
                     if (v.id != mqtt::prop::UserProperty || v.str != kIdentityProperty) return;
                     const auto* from = reinterpret_cast<const uint8_t*>(v.str.data()) - 3;
-                    const auto* to = reinterpret_cast<const uint8_t*>(v.str2.data()) + v.str2.size();
+                    const auto* to =
+                        reinterpret_cast<const uint8_t*>(v.str2.data()) + v.str2.size();
                     dropped.emplace_back(from, to);
                 });
         }
@@ -73,18 +75,19 @@ Checker::Outcome checkWill(Checker& checker, std::string_view topic, std::string
     // Checker reads a PUBLISH properties block; only the user properties matter to it (and
     // Will Delay Interval, say, is not allowed in a PUBLISH block), so encode just those.
     std::vector<uint8_t> block;
+    std::span<const uint8_t> body;
     if (v5) {
         std::vector<mqtt::Property> users;
         for (const auto& p : willProperties)
             if (p.id == mqtt::prop::UserProperty) users.push_back(p);
-        // Strings decoded from a valid CONNECT always re-encode.
+        // Strings decoded from a valid CONNECT always re-encode; the block goes without its
+        // length prefix, as in a PUBLISH.
         mqtt::encodeProperties(users, block);
-        size_t off = 0;
-        while (off < block.size() && (block[off] & 0x80)) ++off;
-        block.erase(block.begin(),
-                    block.begin() + std::ptrdiff_t(std::min(off + 1, block.size())));
+        mqtt::wire::Reader r(block.data(), block.size());
+        uint32_t length = 0;
+        if (r.varint(length)) body = std::span<const uint8_t>(r.pos(), r.remaining());
     }
-    return checker.check(topic, payload, block, v5);
+    return checker.check(topic, payload, body, v5);
 }
 
 void stampWillProperties(std::vector<mqtt::Property>& willProperties, std::string_view identity) {

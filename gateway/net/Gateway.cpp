@@ -50,8 +50,10 @@ int bindSocket(const config::HostPort& hp, uint16_t port, std::string& error) {
         std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
         len = res->ai_addrlen;
         freeaddrinfo(res);
-        if (ss.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&ss)->sin_port = htons(port);
-        else reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = htons(port);
+        if (ss.ss_family == AF_INET)
+            reinterpret_cast<sockaddr_in*>(&ss)->sin_port = htons(port);
+        else
+            reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = htons(port);
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -85,10 +87,28 @@ int workerCount(const config::Config& c) {
     return n;
 }
 
+// Raises the open-file limit and warns when it leaves clearly less room than
+// limits.max_connections promises: two descriptors per device (its socket and its broker
+// connection) plus a few dozen for listeners, files and the metrics endpoint; beyond that,
+// accept fails with EMFILE first.
+void raiseFileLimitFor(uint32_t maxConnections) {
+    const uint64_t files = raiseOpenFileLimit();
+    const uint64_t room = files > 64 ? (files - 64) / 2 : 0;
+    if (maxConnections != 0 && room * 10 < uint64_t(maxConnections) * 9) {
+        MOAT_LOG_WARN(
+            "open-file limit %llu leaves room for ~%llu devices, below "
+            "limits.max_connections %u (2 descriptors per device): raise "
+            "LimitNOFILE / ulimit -n",
+            static_cast<unsigned long long>(files), static_cast<unsigned long long>(room),
+            maxConnections);
+    }
+}
+
 }  // namespace
 
 Gateway::Gateway(std::string configPath, std::shared_ptr<const Snapshot> snapshot)
-    : configPath_(std::move(configPath)), snapshot_(std::move(snapshot)),
+    : configPath_(std::move(configPath)),
+      snapshot_(std::move(snapshot)),
       bans_(snapshot_->config->bans) {
     uv_loop_init(&loop_);
     audit_ = std::make_unique<metrics::AuditLog>(snapshot_->config->audit);
@@ -130,19 +150,7 @@ bool Gateway::bindListeners(std::string& error) {
 
 int Gateway::run() {
     std::string error;
-    // Two descriptors per device (its socket and its broker connection), plus a few dozen
-    // for listeners, files and the metrics endpoint. Warn when the limit leaves clearly less
-    // room than limits.max_connections promises (accept then fails with EMFILE first).
-    const uint64_t files = raiseOpenFileLimit();
-    const uint64_t room = files > 64 ? (files - 64) / 2 : 0;
-    const uint32_t maxConnections = snapshot_->config->limits.maxConnections;
-    if (maxConnections != 0 && room * 10 < uint64_t(maxConnections) * 9) {
-        MOAT_LOG_WARN("open-file limit %llu leaves room for ~%llu devices, below "
-                      "limits.max_connections %u (2 descriptors per device): raise "
-                      "LimitNOFILE / ulimit -n",
-                      static_cast<unsigned long long>(files),
-                      static_cast<unsigned long long>(room), maxConnections);
-    }
+    raiseFileLimitFor(snapshot_->config->limits.maxConnections);
     if (!audit_->open(error)) {
         MOAT_LOG_ERROR("audit log: %s", error.c_str());
         return 1;
@@ -157,11 +165,12 @@ int Gateway::run() {
             &loop_, cfg.metrics.bind.host, cfg.metrics.bind.port, cfg.metrics.path,
             [this] { return metrics_.serialize(); }, [this] { return backendReachable(); });
         if (!http_->start(error)) {
-            MOAT_LOG_ERROR("metrics endpoint %s: %s", cfg.metrics.bind.toString().c_str(), error.c_str());
+            MOAT_LOG_ERROR("metrics endpoint %s: %s", cfg.metrics.bind.toString().c_str(),
+                           error.c_str());
             return 1;
         }
-        MOAT_LOG_INFO("metrics on http://%s:%u%s", cfg.metrics.bind.host.c_str(), http_->boundPort(),
-                      cfg.metrics.path.c_str());
+        MOAT_LOG_INFO("metrics on http://%s:%u%s", cfg.metrics.bind.host.c_str(),
+                      http_->boundPort(), cfg.metrics.path.c_str());
     }
     startMain();
     runningWorkers_ = static_cast<int>(workers_.size());
@@ -224,8 +233,10 @@ std::vector<std::string> Gateway::watchedFiles() const {
 
 void Gateway::onSignal(uv_signal_t* h, int signum) {
     auto* self = static_cast<Gateway*>(h->data);
-    if (signum == SIGHUP) self->reload();
-    else self->beginShutdown();
+    if (signum == SIGHUP)
+        self->reload();
+    else
+        self->beginShutdown();
 }
 
 void Gateway::beginShutdown() {
@@ -250,9 +261,12 @@ void Gateway::onWorkersDone(uv_async_t* h) {
         uv_close(reinterpret_cast<uv_handle_t*>(&probe->tcp),
                  [](uv_handle_t* h) { delete static_cast<HealthProbe*>(h->data); });
     }
-    uv_walk(&self->loop_, [](uv_handle_t* hd, void*) {
-        if (!uv_is_closing(hd)) uv_close(hd, nullptr);
-    }, nullptr);
+    uv_walk(
+        &self->loop_,
+        [](uv_handle_t* hd, void*) {
+            if (!uv_is_closing(hd)) uv_close(hd, nullptr);
+        },
+        nullptr);
 }
 
 namespace {
@@ -285,8 +299,9 @@ void Gateway::reload() {
             if (!w->result) {
                 for (const auto& e : w->errors) MOAT_LOG_ERROR("reload: %s", e.c_str());
                 self->metrics_.reload(false);
-                self->audit("reload", "", "", "", "", "", "", "", "", "failed: " +
-                            (w->errors.empty() ? std::string("unknown") : w->errors.front()));
+                self->audit(
+                    "reload", "", "", "", "", "", "", "", "",
+                    "failed: " + (w->errors.empty() ? std::string("unknown") : w->errors.front()));
                 delete w;
                 return;
             }
@@ -350,17 +365,17 @@ void Gateway::onHealthCheck(uv_timer_t* t) {
     probe->req.data = probe;
     uv_tcp_init(&self->loop_, &probe->tcp);
     self->probe_ = probe;
-    int r = uv_tcp_connect(&probe->req, &probe->tcp, reinterpret_cast<sockaddr*>(&ss),
-                           [](uv_connect_t* req, int status) {
-                               // ECANCELED: shutdown already closes the handle.
-                               if (status == UV_ECANCELED) return;
-                               auto* p = static_cast<HealthProbe*>(req->data);
-                               p->gateway->probe_ = nullptr;
-                               p->gateway->setBackendReachable(status == 0);
-                               uv_close(reinterpret_cast<uv_handle_t*>(&p->tcp), [](uv_handle_t* h) {
-                                   delete static_cast<HealthProbe*>(h->data);
-                               });
-                           });
+    int r = uv_tcp_connect(
+        &probe->req, &probe->tcp, reinterpret_cast<sockaddr*>(&ss),
+        [](uv_connect_t* req, int status) {
+            // ECANCELED: shutdown already closes the handle.
+            if (status == UV_ECANCELED) return;
+            auto* p = static_cast<HealthProbe*>(req->data);
+            p->gateway->probe_ = nullptr;
+            p->gateway->setBackendReachable(status == 0);
+            uv_close(reinterpret_cast<uv_handle_t*>(&p->tcp),
+                     [](uv_handle_t* h) { delete static_cast<HealthProbe*>(h->data); });
+        });
     if (r != 0) {
         self->probe_ = nullptr;
         self->setBackendReachable(false);
@@ -413,7 +428,9 @@ void Gateway::release(Worker& worker, const std::string& listener, const std::st
     metrics_.listener(listener).active->Decrement();
 }
 
-void Gateway::tlsHandshakeOk(const std::string& listener) { metrics_.listener(listener).tlsOk->Increment(); }
+void Gateway::tlsHandshakeOk(const std::string& listener) {
+    metrics_.listener(listener).tlsOk->Increment();
+}
 
 void Gateway::tlsHandshakeFailed(const std::string& listener) {
     metrics_.listener(listener).tlsFailed->Increment();
@@ -430,15 +447,16 @@ void Gateway::authFailed(Worker& worker, std::string_view method, const std::str
     if (method == "certificate") authCounted(method, false);
     auto now = SteadyClock::now();
     inspect::BanDecision bans = bans_.recordAuthFailure(ip, identity, now);
-    for (const auto* ban : {bans.ip ? &*bans.ip : nullptr, bans.identity ? &*bans.identity : nullptr}) {
+    for (const auto* ban :
+         {bans.ip ? &*bans.ip : nullptr, bans.identity ? &*bans.identity : nullptr}) {
         if (ban) banMade(*ban, "auth_failures");
     }
     if (bans) metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));
     // The cluster-wide count: the replica whose failure reaches the threshold bans.
     if (cluster_ && !bans) {
-        cluster_->authFailure(bans_.isIpBanned(ip, now) ? std::string() : ip,
-                              identity.empty() || bans_.isIdentityBanned(identity, now)
-                                  ? std::string() : identity);
+        cluster_->authFailure(
+            bans_.isIpBanned(ip, now) ? std::string() : ip,
+            identity.empty() || bans_.isIdentityBanned(identity, now) ? std::string() : identity);
     }
     std::optional<metrics::Anomaly> anomaly;
     {
@@ -448,7 +466,8 @@ void Gateway::authFailed(Worker& worker, std::string_view method, const std::str
     if (anomaly) raiseAnomaly(*anomaly, "", ip, "", identity);
 }
 
-std::optional<metrics::Anomaly> Gateway::deniedTopic(uint64_t connectionId, std::string_view topic) {
+std::optional<metrics::Anomaly> Gateway::deniedTopic(uint64_t connectionId,
+                                                     std::string_view topic) {
     std::lock_guard lock(anomalyMutex_);
     return anomalies_->onDeniedTopic(connectionId, topic, SteadyClock::now());
 }
@@ -468,7 +487,9 @@ void Gateway::raiseAnomaly(const metrics::Anomaly& anomaly, std::string_view lis
           anomaly.kind + " " + anomaly.subject, anomaly.count);
 }
 
-bool Gateway::isIpBanned(const std::string& ip) { return bans_.isIpBanned(ip, SteadyClock::now()); }
+bool Gateway::isIpBanned(const std::string& ip) {
+    return bans_.isIpBanned(ip, SteadyClock::now());
+}
 
 bool Gateway::isIdentityBanned(const std::string& identity) {
     return bans_.isIdentityBanned(identity, SteadyClock::now());
@@ -477,8 +498,10 @@ bool Gateway::isIdentityBanned(const std::string& identity) {
 void Gateway::setBackendReachable(bool up) {
     if (backendUp_.exchange(up) != up) {
         metrics_.backendUp().Set(up ? 1 : 0);
-        if (up) MOAT_LOG_INFO("backend reachable again");
-        else MOAT_LOG_WARN("backend unreachable");
+        if (up)
+            MOAT_LOG_INFO("backend reachable again");
+        else
+            MOAT_LOG_WARN("backend unreachable");
     }
 }
 

@@ -36,48 +36,50 @@ std::optional<Ban> BanTable::recordOn(Side& side, Ban::Kind kind, std::string_vi
     return banSubject(*s, kind, key, now);
 }
 
-Ban BanTable::banSubject(Subject& s, Ban::Kind kind, std::string_view key, SteadyTime now) {
+// One more ban for `s` (strikes drive the doubling; forgotten after strikeMemory()).
+uint32_t BanTable::strike(Subject& s, SteadyTime now) {
     s.failures.clear();
     if (s.hasBan && now >= s.forgetAt) s.strikes = 0;
-    const milliseconds duration = banDuration(s.strikes);
+    const uint32_t before = s.strikes;
     if (s.strikes < UINT32_MAX) ++s.strikes;
+    return before;
+}
+
+void BanTable::setBan(Subject& s, milliseconds duration, SteadyTime until) {
     s.hasBan = true;
     s.duration = duration;
-    s.bannedUntil = now + duration;
-    s.forgetAt = s.bannedUntil + strikeMemory();
+    s.bannedUntil = until;
+    s.forgetAt = until + strikeMemory();
+}
+
+Ban BanTable::banSubject(Subject& s, Ban::Kind kind, std::string_view key, SteadyTime now) {
+    const milliseconds duration = banDuration(strike(s, now));
+    setBan(s, duration, now + duration);
     return Ban{kind, std::string(key), duration, s.bannedUntil};
 }
 
-std::optional<Ban> BanTable::impose(Ban::Kind kind, std::string_view subject, SteadyTime now) {
-    if (subject.empty() || subject.size() > limits_.maxSubjectLength) return std::nullopt;
+BanTable::Subject* BanTable::track(Ban::Kind kind, std::string_view subject, SteadyTime now) {
+    if (subject.empty() || subject.size() > limits_.maxSubjectLength) return nullptr;
     Subject* s = findOrInsert(kind == Ban::Ip ? ips_ : identities_, subject, now);
-    if (s == nullptr) {
-        ++untracked_;
-        return std::nullopt;
-    }
-    if (bannedAt(*s, now)) return std::nullopt;
+    if (s == nullptr) ++untracked_;
+    return s;
+}
+
+std::optional<Ban> BanTable::impose(Ban::Kind kind, std::string_view subject, SteadyTime now) {
+    Subject* s = track(kind, subject, now);
+    if (s == nullptr || bannedAt(*s, now)) return std::nullopt;
     return banSubject(*s, kind, subject, now);
 }
 
 bool BanTable::adopt(Ban::Kind kind, std::string_view subject, milliseconds duration,
                      SteadyTime until, SteadyTime now) {
-    if (subject.empty() || subject.size() > limits_.maxSubjectLength || until <= now) return false;
-    Subject* s = findOrInsert(kind == Ban::Ip ? ips_ : identities_, subject, now);
-    if (s == nullptr) {
-        ++untracked_;
-        return false;
-    }
+    if (until <= now) return false;
+    Subject* s = track(kind, subject, now);
+    if (s == nullptr) return false;
     const bool active = bannedAt(*s, now);
     if (active && until <= s->bannedUntil) return false;
-    if (!active) {
-        if (s->hasBan && now >= s->forgetAt) s->strikes = 0;
-        if (s->strikes < UINT32_MAX) ++s->strikes;
-        s->failures.clear();
-    }
-    s->hasBan = true;
-    s->duration = std::max(duration, milliseconds(0));
-    s->bannedUntil = until;
-    s->forgetAt = until + strikeMemory();
+    if (!active) strike(*s, now);
+    setBan(*s, std::max(duration, milliseconds(0)), until);
     return true;
 }
 

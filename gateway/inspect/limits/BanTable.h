@@ -105,6 +105,10 @@ class BanTable : public BanLookup {
 
     std::optional<Ban> recordOn(Side& side, Ban::Kind kind, std::string_view key, SteadyTime now);
     Ban banSubject(Subject& s, Ban::Kind kind, std::string_view key, SteadyTime now);
+    uint32_t strike(Subject& s, SteadyTime now);  // returns the strikes before this one
+    void setBan(Subject& s, std::chrono::milliseconds duration, SteadyTime until);
+    // The subject's entry for impose/adopt (null: not trackable; counted when the table is full).
+    Subject* track(Ban::Kind kind, std::string_view subject, SteadyTime now);
     Subject* findOrInsert(Side& side, std::string_view key, SteadyTime now);
     void sweepSide(Side& side, SteadyTime now);
     void evictUnbanned(Side& side, SteadyTime now);
