@@ -238,10 +238,15 @@ def test_redis_down_local_limits_then_resync(moat_factory, tmp_path, redis, conn
     assert code == 0
     # ... but each replica still enforces its own.
     assert conns(a, src, "down-a2")[0] is None
-    # A ban made while Redis is down stays local for now.
+    # A ban made while Redis is down stays local for now. Each bad login must be a real
+    # authentication failure: wait for the previous one's connection to be released first,
+    # or max_connections_per_ip (1) refuses the next at accept and nothing is counted.
+    active = a.metric("moat_connections_active", listener="mqtts")
     for i in range(2):
-        conns(a, "127.0.0.52", "down-bad-%d" % i, cert=None, username="alice",
-              password="wrong")
+        h.wait_until(lambda: a.metric("moat_connections_active", listener="mqtts") == active, 5,
+                     message="the previous bad login's connection to be released")
+        assert conns(a, "127.0.0.52", "down-bad-%d" % i, cert=None, username="alice",
+                     password="wrong")[0] == 0x86
     assert conns(a, "127.0.0.52", "down-banned")[0] is None
     assert conns(b, "127.0.0.53", "down-b-other")[0] == 0
 
