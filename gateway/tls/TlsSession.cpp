@@ -119,6 +119,12 @@ size_t TlsSession::completeRecordBytes() const {
     return p;
 }
 
+std::optional<TlsSession::Status> TlsSession::holdInput() {
+    if (admitHandshakeInput()) return std::nullopt;
+    keepBorrowedRest();
+    return failed_ ? Status::Error : Status::WantMore;
+}
+
 bool TlsSession::admitHandshakeInput() {
     if (ssl_ && SSL_is_init_finished(ssl_.get())) {
         handshakeBudget_ = kUngated;
@@ -186,10 +192,7 @@ TlsSession::Status TlsSession::handshake() {
         keepBorrowedRest();  // fed data stays ours until read()
         return Status::Ok;
     }
-    if (!admitHandshakeInput()) {
-        keepBorrowedRest();
-        return failed_ ? Status::Error : Status::WantMore;
-    }
+    if (auto held = holdInput()) return *held;
     ERR_clear_error();
     int ret = SSL_do_handshake(ssl_.get());
     Status st = ret == 1 ? Status::Ok : classify(ret);
@@ -200,10 +203,7 @@ TlsSession::Status TlsSession::handshake() {
 TlsSession::Status TlsSession::read(std::vector<uint8_t>& out) {
     if (failed_) return Status::Error;
     if (closed_) return Status::Closed;
-    if (!admitHandshakeInput()) {
-        keepBorrowedRest();
-        return failed_ ? Status::Error : Status::WantMore;
-    }
+    if (auto held = holdInput()) return *held;
     ERR_clear_error();
     // Decrypt into the stack, append what arrived: no zero-filling of the caller's vector
     // and no over-allocation for the common small record.
@@ -232,10 +232,7 @@ TlsSession::Status TlsSession::read(std::vector<uint8_t>& out) {
 TlsSession::Status TlsSession::write(const uint8_t* data, size_t len) {
     if (failed_) return Status::Error;
     if (len == 0) return Status::Ok;
-    if (!admitHandshakeInput()) {
-        keepBorrowedRest();
-        return failed_ ? Status::Error : Status::WantMore;
-    }
+    if (auto held = holdInput()) return *held;
     ERR_clear_error();
     size_t written = 0;
     int ret = SSL_write_ex(ssl_.get(), data, len, &written);

@@ -28,6 +28,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -109,6 +110,9 @@ class TlsSession {
     // dribbles its ClientHello costs the bytes it sent, not an SSL object and OpenSSL's
     // 16 KiB record buffer (slowloris). Sets handshakeBudget_; false: nothing to do yet.
     bool admitHandshakeInput();
+    // Before an SSL call: nullopt when OpenSSL may run, else what the call returns now
+    // (WantMore: no complete record yet; Error: the SSL object could not be made).
+    std::optional<Status> holdInput();
     // Bytes at the front of the buffered input that form complete records (kUngated when
     // the input is not TLS records at all: OpenSSL then refuses it).
     size_t completeRecordBytes() const;
