@@ -93,6 +93,10 @@ class Gateway : private cluster::ClusterHandler {
     void startCluster();
     // A ban made here: kick the identity's sessions, share it with the other replicas.
     void banMade(const inspect::Ban& ban, std::string_view reason);
+    // Audits a ban in force here (`duration`: what the audit's count reports, in seconds)
+    // and, for an identity, disconnects its sessions on this replica.
+    void enforceBan(inspect::Ban::Kind kind, const std::string& subject, std::string_view reason,
+                    std::chrono::milliseconds duration, const char* why);
     // Disconnects `identity`'s sessions on every worker of this replica.
     void kickLocal(const std::string& identity, const std::string& fingerprint,
                    cluster::KickReason reason, const std::string& why);

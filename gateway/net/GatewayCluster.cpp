@@ -43,12 +43,16 @@ void Gateway::startCluster() {
     cluster_->start();
 }
 
+void Gateway::enforceBan(inspect::Ban::Kind kind, const std::string& subject,
+                         std::string_view reason, milliseconds duration, const char* why) {
+    const bool ip = kind == inspect::Ban::Ip;
+    audit("ban", "", ip ? subject : "", "", ip ? "" : subject, "", "", "", "", reason,
+          static_cast<uint64_t>(duration.count() / 1000));
+    if (!ip) kickLocal(subject, "", cluster::KickReason::Banned, why);
+}
+
 void Gateway::banMade(const inspect::Ban& ban, std::string_view reason) {
-    audit("ban", "", ban.kind == inspect::Ban::Ip ? ban.subject : "", "",
-          ban.kind == inspect::Ban::Identity ? ban.subject : "", "", "", "", "", reason,
-          static_cast<uint64_t>(ban.duration.count() / 1000));
-    if (ban.kind == inspect::Ban::Identity)
-        kickLocal(ban.subject, "", cluster::KickReason::Banned, "identity banned");
+    enforceBan(ban.kind, ban.subject, reason, ban.duration, "identity banned");
     if (cluster_) {
         auto remaining = std::chrono::duration_cast<milliseconds>(ban.until - SteadyClock::now());
         cluster_->banned(subjectKind(ban.kind), ban.subject, std::max(remaining, milliseconds(1)),
@@ -75,11 +79,7 @@ void Gateway::onSharedBan(cluster::SubjectKind kind, const std::string& subject,
     auto now = SteadyClock::now();
     if (!bans_.adopt(banKind(kind), subject, duration, now + remaining, now)) return;
     metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));
-    audit("ban", "", kind == cluster::SubjectKind::Ip ? subject : "", "",
-          kind == cluster::SubjectKind::Identity ? subject : "", "", "", "", "", "cluster",
-          static_cast<uint64_t>(remaining.count() / 1000));
-    if (kind == cluster::SubjectKind::Identity)
-        kickLocal(subject, "", cluster::KickReason::Banned, "identity banned (cluster)");
+    enforceBan(banKind(kind), subject, "cluster", remaining, "identity banned (cluster)");
 }
 
 void Gateway::onSharedFailureThreshold(cluster::SubjectKind kind, const std::string& subject) {
