@@ -72,10 +72,18 @@ def on_signal(signum, frame):
     raise SystemExit(128 + signum)
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    # Never the same port twice: consecutive bind(0) calls may repeat one.
+    while True:
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def start(name, cmd, workdir, stdout=None):

@@ -76,15 +76,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# Three distinct free ports, bound at once so none can be handed out twice.
+free_ports() {
+    python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))'
 }
 
 "$root/tests/certs/gen_certs.sh" "$work/certs" >/dev/null
 certs=$work/certs
-broker_port=$(free_port)
-port=$(free_port)
-metrics_port=$(free_port)
+read -r broker_port port metrics_port <<<"$(free_ports)"
 
 cat >"$work/mosquitto.conf" <<EOF
 listener $broker_port 127.0.0.1

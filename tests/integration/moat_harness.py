@@ -43,11 +43,24 @@ def moat_is_asan():
     return "libasan" in r.stdout
 
 
+_handed_out = set()
+
+
 def free_port(host=HOST):
+    """A port nobody listens on now, and not one this process handed out before.
+
+    The kernel may give the same ephemeral port to two consecutive bind(0)
+    calls once the first socket is closed, so a listener and a metrics port
+    chosen back to back could clash; remembering what was handed out avoids it.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def port_accepts(host, port):
