@@ -1,5 +1,5 @@
-// Global settings: anonymous access, limits, bans, delivery checks, exposure of the metrics
-// endpoint and of the plaintext broker connection.
+// Global settings: anonymous access, limits, bans, delivery checks, exposure of the metrics,
+// endpoint, the plaintext broker connection and an unauthenticated cluster Redis.
 
 #include "gateway/audit/Checks.h"
 
@@ -100,6 +100,17 @@ void auditSettings(const config::Config& config, Findings& out) {
                            "leaves this host",
                        "run the broker on the same host or pod (127.0.0.1) or on an isolated "
                        "network"});
+    }
+
+    // Whoever can write to the cluster channel can ban devices and kick identities.
+    if (config.cluster.redis && config.cluster.password.empty() &&
+        !isLoopbackHost(config.cluster.redis->host)) {
+        out.push_back({Severity::Medium, "cluster-unauthenticated", "cluster",
+                       "Redis at " + describeHostPort(*config.cluster.redis) +
+                           " is used without a password: any client that reaches it can ban "
+                           "devices and disconnect identities on every replica",
+                       "set a Redis password (requirepass or an ACL user) and "
+                       "cluster.password_file, and restrict who can reach Redis"});
     }
 }
 

@@ -149,8 +149,9 @@ void ClusterState::start() {
     cb.onUp = [this] { onUp(); };
     cb.onDown = [this](const std::string& why, bool wasUp) { onDown(why, wasUp); };
     cb.onMessage = [this](std::string_view payload) { onMessage(payload); };
-    redis_ = std::make_unique<RedisClient>(loop_, config_.redis->host, config_.redis->port,
-                                           channel_, std::move(cb));
+    redis_ =
+        std::make_unique<RedisClient>(loop_, config_.redis->host, config_.redis->port, channel_,
+                                      RedisAuth{config_.username, config_.password}, std::move(cb));
     redis_->start();
 }
 

@@ -37,11 +37,12 @@ uint64_t jittered(uint64_t ms) {
 }  // namespace
 
 RedisClient::RedisClient(uv_loop_t* loop, std::string host, uint16_t port, std::string channel,
-                         RedisCallbacks callbacks)
+                         RedisAuth auth, RedisCallbacks callbacks)
     : loop_(loop),
       host_(std::move(host)),
       port_(port),
       channel_(std::move(channel)),
+      auth_(std::move(auth)),
       callbacks_(std::move(callbacks)) {}
 
 RedisClient::~RedisClient() {
@@ -145,16 +146,49 @@ void RedisClient::onConnected(const redisAsyncContext* ac, int status) {
         self->fail(why);
         return;
     }
-    if (ac == self->cmd_) {
-        self->cmdConnected_ = true;
-        self->maybeUp();
+    if (self->auth_.password.empty()) {
+        self->ready(ac);
+        return;
+    }
+    std::vector<const char*> argv{"AUTH"};
+    std::vector<size_t> lens{4};
+    if (!self->auth_.username.empty()) {
+        argv.push_back(self->auth_.username.data());
+        lens.push_back(self->auth_.username.size());
+    }
+    argv.push_back(self->auth_.password.data());
+    lens.push_back(self->auth_.password.size());
+    if (redisAsyncCommandArgv(const_cast<redisAsyncContext*>(ac), onAuth,
+                              reinterpret_cast<void*>(static_cast<uintptr_t>(self->generation_)),
+                              static_cast<int>(argv.size()), argv.data(), lens.data()) != REDIS_OK)
+        self->fail("AUTH failed");
+}
+
+void RedisClient::onAuth(redisAsyncContext* ac, void* r, void* priv) {
+    RedisClient* self = owner(ac);
+    auto generation = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(priv));
+    auto* reply = static_cast<redisReply*>(r);
+    if (!self || !reply || generation != self->generation_) return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        // e.g. "WRONGPASS invalid username-password pair or user is disabled"
+        self->fail("AUTH refused: " + std::string(reply->str, reply->len));
+        return;
+    }
+    self->ready(ac);
+}
+
+// Connected (and authenticated): the command connection is usable, the other subscribes.
+void RedisClient::ready(const redisAsyncContext* ac) {
+    if (ac == cmd_) {
+        cmdConnected_ = true;
+        maybeUp();
         return;
     }
     std::string subscribe = "SUBSCRIBE";
-    const char* argv[] = {subscribe.c_str(), self->channel_.data()};
-    size_t lens[] = {subscribe.size(), self->channel_.size()};
-    if (redisAsyncCommandArgv(self->sub_, onSubscription, nullptr, 2, argv, lens) != REDIS_OK)
-        self->fail("SUBSCRIBE failed");
+    const char* argv[] = {subscribe.c_str(), channel_.data()};
+    size_t lens[] = {subscribe.size(), channel_.size()};
+    if (redisAsyncCommandArgv(sub_, onSubscription, nullptr, 2, argv, lens) != REDIS_OK)
+        fail("SUBSCRIBE failed");
 }
 
 void RedisClient::onDisconnected(const redisAsyncContext* ac, int) {

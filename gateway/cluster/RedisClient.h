@@ -3,7 +3,8 @@
 // state that is nice to share but never worth waiting for:
 //
 // - two connections: one for commands, one SUBSCRIBEd to one channel (a subscribed Redis
-//   connection cannot run other commands);
+//   connection cannot run other commands); each sends AUTH first when a password is set,
+//   and a refused AUTH fails like a refused connect (Redis's answer is the reason given);
 // - "up" only when both are connected and the subscription is confirmed;
 // - any failure (refused, reset, a PING unanswered for 3 s — hiredis 0.14 has no command
 //   timeouts) drops both connections, fails every pending command with a null reply, reports
@@ -28,6 +29,13 @@ struct redisReply;
 
 namespace moat::cluster {
 
+// Redis AUTH, sent first on each connection when `password` is set (`username`: a Redis 6
+// ACL user; empty = the legacy single password).
+struct RedisAuth {
+    std::string username;
+    std::string password;
+};
+
 struct RedisCallbacks {
     std::function<void()> onUp;
     // `wasUp`: false when a connection attempt failed without ever being up.
@@ -36,12 +44,12 @@ struct RedisCallbacks {
 };
 
 class RedisClient {
-public:
+  public:
     // The reply, or nullptr when the command failed (connection lost, client closed).
     using ReplyFn = std::function<void(const redisReply*)>;
 
     RedisClient(uv_loop_t* loop, std::string host, uint16_t port, std::string channel,
-                RedisCallbacks callbacks);
+                RedisAuth auth, RedisCallbacks callbacks);
     ~RedisClient();
     RedisClient(const RedisClient&) = delete;
     RedisClient& operator=(const RedisClient&) = delete;
@@ -55,7 +63,7 @@ public:
     // Sends one command (binary-safe arguments). False when not up: `fn` is then not called.
     bool command(const std::vector<std::string>& argv, ReplyFn fn = nullptr);
 
-private:
+  private:
     void connect();
     void fail(const std::string& why);
     void freeContexts();
@@ -63,6 +71,8 @@ private:
     void maybeUp();
     static void onConnected(const redisAsyncContext* ac, int status);
     static void onDisconnected(const redisAsyncContext* ac, int status);
+    void ready(const redisAsyncContext* ac);
+    static void onAuth(redisAsyncContext* ac, void* reply, void* priv);
     static void onSubscription(redisAsyncContext* ac, void* reply, void* priv);
     static void onReply(redisAsyncContext* ac, void* reply, void* priv);
     static void onPong(redisAsyncContext* ac, void* reply, void* priv);
@@ -73,6 +83,7 @@ private:
     std::string host_;
     uint16_t port_;
     std::string channel_;
+    RedisAuth auth_;
     RedisCallbacks callbacks_;
 
     redisAsyncContext* cmd_ = nullptr;

@@ -24,16 +24,16 @@ struct Rate {
 };
 
 struct HostPort {
-    std::string host;   // "0.0.0.0", "::", "127.0.0.1" (IPv6 without brackets)
-    uint16_t port = 0;  // 0 = any free port (the bound port is logged)
+    std::string host;              // "0.0.0.0", "::", "127.0.0.1" (IPv6 without brackets)
+    uint16_t port = 0;             // 0 = any free port (the bound port is logged)
     std::string toString() const;  // "host:port" / "[v6]:port"
 };
 
 struct TlsConfig {
-    std::string cert;       // absolute path (relative paths resolved against the config folder)
+    std::string cert;  // absolute path (relative paths resolved against the config folder)
     std::string key;
-    std::string clientCa;   // empty: no client CA (then require_client_cert must be false)
-    std::string crl;        // empty: no CRL
+    std::string clientCa;  // empty: no client CA (then require_client_cert must be false)
+    std::string crl;       // empty: no CRL
     bool requireClientCert = true;
     std::string minVersion = "1.2";  // "1.2" | "1.3"
     std::string ciphers;             // empty: OpenSSL default (TLS 1.2 and below)
@@ -45,11 +45,11 @@ enum class ProxyProtocol { Off, V1, V2, Any };
 struct ListenerConfig {
     std::string name;
     HostPort bind;
-    std::optional<TlsConfig> tls;     // nullopt: plaintext listener
-    int workers = 0;                  // 0 = auto (one per core)
+    std::optional<TlsConfig> tls;  // nullopt: plaintext listener
+    int workers = 0;               // 0 = auto (one per core)
     ProxyProtocol proxyProtocol = ProxyProtocol::Off;
     std::vector<std::string> trustedProxies;  // CIDRs
-    int line = 0;                     // line of this listener in the config file (for messages)
+    int line = 0;  // line of this listener in the config file (for messages)
 };
 
 enum class BackendCredentials { Identity, Passthrough, Strip };
@@ -78,7 +78,8 @@ struct AuthConfig {
     ClientIdRule clientId = ClientIdRule::Any;
     bool anonymous = false;
     bool hasMethod(AuthMethod m) const {
-        for (auto x : methods) if (x == m) return true;
+        for (auto x : methods)
+            if (x == m) return true;
         return false;
     }
 };
@@ -98,9 +99,9 @@ struct LimitsConfig {
     OnExceed onExceed = OnExceed::Throttle;
     Millis drainTimeout{10000};
     // Extensions beyond the contract (defaults are generous):
-    uint32_t maxInflight = 1000;          // un-acknowledged QoS 1/2 publishes per client
-    uint32_t maxUserProperties = 64;      // per packet
-    Rate controlPacketRate{50};           // PINGREQ/SUBSCRIBE/UNSUBSCRIBE per client
+    uint32_t maxInflight = 1000;      // un-acknowledged QoS 1/2 publishes per client
+    uint32_t maxUserProperties = 64;  // per packet
+    Rate controlPacketRate{50};       // PINGREQ/SUBSCRIBE/UNSUBSCRIBE per client
 };
 
 struct BansConfig {
@@ -116,7 +117,7 @@ enum class OnInvalid { Drop, Disconnect };
 struct IntegrityRule {
     std::vector<std::string> topics;
     IntegrityAlgorithm algorithm = IntegrityAlgorithm::HmacSha256;
-    std::string key;          // path, may contain %u
+    std::string key;  // path, may contain %u
     std::optional<Millis> maxAge;
     OnInvalid onInvalid = OnInvalid::Drop;
     int line = 0;
@@ -130,6 +131,11 @@ struct IntegrityConfig {
 struct ClusterConfig {
     std::optional<HostPort> redis;  // nullopt: no cluster
     std::string keyPrefix = "moat:";
+    // Redis AUTH: `password` is read from `passwordFile` at load time (a secret never sits in
+    // the YAML itself); empty = no AUTH. `username` selects a Redis 6 ACL user.
+    std::string username;
+    std::string passwordFile;
+    std::string password;
 };
 
 struct MetricsConfig {
@@ -145,15 +151,15 @@ struct AuditConfig {
 
 // Anomaly detection thresholds (extension; CONTRACT.md §5 names the kinds).
 struct AnomalyConfig {
-    uint32_t authFailures = 5;           // failed logins per IP / identity within window
-    uint32_t topicScanDistinct = 20;     // distinct denied topics per client within window
-    uint32_t connectionStorm = 100;      // connections from one IP within window
-    double publishSpikeFactor = 10;      // publish rate this many times above own baseline
+    uint32_t authFailures = 5;        // failed logins per IP / identity within window
+    uint32_t topicScanDistinct = 20;  // distinct denied topics per client within window
+    uint32_t connectionStorm = 100;   // connections from one IP within window
+    double publishSpikeFactor = 10;   // publish rate this many times above own baseline
     Millis window{60000};
 };
 
 struct Config {
-    std::string path;     // the config file, absolute
+    std::string path;  // the config file, absolute
     std::vector<ListenerConfig> listeners;
     BackendConfig backend;
     AuthConfig auth;
@@ -186,9 +192,9 @@ LoadResult loadConfigFile(const std::string& path);
 LoadResult loadConfigString(const std::string& yaml, const std::string& path);
 
 // Parsers for the scalar formats, exposed for unit tests. Return nullopt on a bad value.
-std::optional<Millis> parseDuration(const std::string& s);   // "500ms" "10s" "5m" "1h" "1d"
-std::optional<uint64_t> parseSize(const std::string& s);     // "512" "64KiB" "1MiB" "1GiB" "10KB"
-std::optional<Rate> parseRate(const std::string& s);         // "100/s" "6000/m" "1MiB/s" "unlimited"
-std::optional<HostPort> parseHostPort(const std::string& s); // "0.0.0.0:8883" "[::]:8883"
+std::optional<Millis> parseDuration(const std::string& s);  // "500ms" "10s" "5m" "1h" "1d"
+std::optional<uint64_t> parseSize(const std::string& s);    // "512" "64KiB" "1MiB" "1GiB" "10KB"
+std::optional<Rate> parseRate(const std::string& s);        // "100/s" "6000/m" "1MiB/s" "unlimited"
+std::optional<HostPort> parseHostPort(const std::string& s);  // "0.0.0.0:8883" "[::]:8883"
 
 }  // namespace moat::config

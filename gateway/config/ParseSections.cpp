@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "gateway/config/FileCheck.h"
 #include "gateway/config/Parse.h"
@@ -165,6 +167,25 @@ void parseBans(LoadContext& ctx, MapReader& m, BansConfig& out) {
     }
 }
 
+namespace {
+
+// The whole file, less one trailing newline (as `echo secret > file` leaves it). Empty when
+// it worked, else why not.
+std::string readRedisPassword(const std::string& path, std::string& out) {
+    std::ifstream in(path, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) return "cannot read '" + path + "'";
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    if (!text.empty() && text.back() == '\r') text.pop_back();
+    if (text.empty()) return "'" + path + "' is empty (expected the Redis password)";
+    if (text.find_first_of("\r\n") != std::string::npos)
+        return "'" + path + "' holds more than one line (expected the Redis password)";
+    out = std::move(text);
+    return {};
+}
+
+}  // namespace
+
 void parseCluster(LoadContext& ctx, MapReader& m, ClusterConfig& out) {
     Diagnostics& d = ctx.diag;
     if (auto f = m.take("redis")) {
@@ -172,7 +193,17 @@ void parseCluster(LoadContext& ctx, MapReader& m, ClusterConfig& out) {
         if (readHostPort(d, *f, hp, false)) out.redis = std::move(hp);
     }
     if (auto f = m.take("key_prefix")) readString(d, *f, out.keyPrefix, true);
+    std::optional<Field> username = m.take("username");
+    if (username) readString(d, *username, out.username);
+    std::optional<Field> passwordFile = m.take("password_file");
+    if (passwordFile && readFilePath(ctx, *passwordFile, out.passwordFile)) {
+        std::string why = readRedisPassword(out.passwordFile, out.password);
+        if (!why.empty()) d.error(passwordFile->line, passwordFile->path + ": " + why);
+    }
     m.finish();
+    if (!out.username.empty() && !passwordFile) {
+        d.error(username->line, username->path + ": needs cluster.password_file");
+    }
 }
 
 void parseMetrics(LoadContext& ctx, MapReader& m, MetricsConfig& out) {

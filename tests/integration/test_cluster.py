@@ -23,15 +23,16 @@ pytestmark = pytest.mark.skipif(not os.access(REDIS, os.X_OK), reason="redis-ser
 
 
 class Redis:
-    def __init__(self, workdir):
+    def __init__(self, workdir, extra=()):
         self.dir = workdir
         self.port = h.free_port()
+        self.extra = list(extra)
         self.proc = None
 
     def start(self):
         self.proc = subprocess.Popen(
             [REDIS, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")],
+             "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")] + self.extra,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         h.wait_until(lambda: self.proc.poll() is not None or h.port_accepts(HOST, self.port), 10,
                      message="redis-server to listen")
@@ -58,14 +59,15 @@ def _password_file(tmp_path):
     return path
 
 
-def _replicas(moat_factory, tmp_path, redis, limits=None, bans=None):
+def _replicas(moat_factory, tmp_path, redis, limits=None, bans=None, cluster=None):
     """Two replicas, A and B, on one broker and one Redis; devices log in with a client
     certificate (identity = CN) or as alice with a password."""
     overrides = {
         "auth": {"methods": ["certificate", "password"], "require": "any",
                  "password_file": _password_file(tmp_path)},
         "bans": bans or {"auth_failures": 1000},
-        "cluster": {"redis": "%s:%d" % (HOST, redis.port), "key_prefix": "it:"},
+        "cluster": dict({"redis": "%s:%d" % (HOST, redis.port), "key_prefix": "it:"},
+                        **(cluster or {})),
     }
     if limits:
         overrides["limits"] = limits
@@ -264,3 +266,39 @@ def test_redis_down_local_limits_then_resync(moat_factory, tmp_path, redis, conn
     assert conns(b, "127.0.0.52", "resync-banned")[0] is None
     # Shared limits again: B already knows A's connection from src (and its own): full.
     assert conns(b, src, "resync-b2")[0] is None
+
+
+def test_redis_with_a_password(moat_factory, tmp_path, conns):
+    """A Redis that requires AUTH (an ACL user here): with the right password_file the
+    replicas share bans; with a wrong one a replica says why, stays in local-only mode and
+    keeps serving devices."""
+    d = tmp_path / "redis-acl"
+    d.mkdir()
+    redis = Redis(str(d), ["--user", "default", "off", "--user", "moat", "on", ">gw-secret",
+                           "~*", "&*", "+@all"]).start()
+    try:
+        good = tmp_path / "redis.pass"
+        good.write_text("gw-secret\n")
+        a, b = _replicas(moat_factory, tmp_path, redis,
+                         bans={"auth_failures": 2, "window": "60s", "duration": "5m",
+                               "max_duration": "1h"},
+                         cluster={"username": "moat", "password_file": str(good)})
+        for i in range(2):
+            assert conns(a, "127.0.0.61", "acl-bad-%d" % i, cert=None, username="alice",
+                         password="wrong")[0] in (0x86, 0x8A)
+        h.wait_until(lambda: b.metric("moat_bans_active") >= 1, 10, message="A's ban at B")
+        assert conns(b, "127.0.0.61", "acl-banned")[0] is None
+
+        bad = tmp_path / "wrong.pass"
+        bad.write_text("not-it\n")
+        c = moat_factory({"cluster": {"redis": "%s:%d" % (HOST, redis.port),
+                                      "username": "moat", "password_file": str(bad)}})
+        h.wait_until(lambda: "AUTH refused" in c.stderr(), 10, message="the AUTH refusal logged")
+        assert "WRONGPASS" in c.stderr()
+        assert "not-it" not in c.stderr()  # the password itself is never logged
+        assert c.metric("moat_cluster_redis_up") == 0
+        assert c.http_get("/healthz")[0] == 200
+        code, _ = conns(c, "127.0.0.62", "acl-local-only")
+        assert code == 0
+    finally:
+        redis.kill()

@@ -98,3 +98,17 @@ TEST_CASE("backend not on loopback is low") {
     REQUIRE(f);
     CHECK(f->message.find("[fd00::1]:1883") != std::string::npos);
 }
+
+TEST_CASE("a remote cluster Redis without a password is medium") {
+    auto c = cleanConfig();
+    c.cluster.redis = config::HostPort{"10.0.0.7", 6379};
+    auto f = find(auditConfig(c, now()), "cluster-unauthenticated");
+    REQUIRE(f);
+    CHECK(f->severity == Severity::Medium);
+    CHECK(f->message.find("10.0.0.7:6379") != std::string::npos);
+    c.cluster.password = "s3cret";
+    CHECK(find(auditConfig(c, now()), "cluster-unauthenticated") == std::nullopt);
+    c.cluster.password.clear();
+    c.cluster.redis = config::HostPort{"127.0.0.1", 6379};  // a sidecar Redis
+    CHECK(find(auditConfig(c, now()), "cluster-unauthenticated") == std::nullopt);
+}

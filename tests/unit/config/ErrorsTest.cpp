@@ -419,6 +419,23 @@ cluster:
          });
 }
 
+TEST_CASE("cluster Redis password file") {
+    TempDir dir;
+    dir.write("empty.pass", "\n");
+    dir.write("two.pass", "a\nb\n");
+    CHECK(dir.errors(minimal("cluster:\n  redis: 127.0.0.1:6379\n  password_file: empty.pass\n")) ==
+          Lines{"12: cluster.password_file: '" + dir / "empty.pass" +
+                "' is empty (expected the Redis password)"});
+    CHECK(dir.errors(minimal("cluster:\n  redis: 127.0.0.1:6379\n  password_file: two.pass\n")) ==
+          Lines{"12: cluster.password_file: '" + dir / "two.pass" +
+                "' holds more than one line (expected the Redis password)"});
+    CHECK(dir.errors(minimal("cluster:\n  redis: 127.0.0.1:6379\n  password_file: none.pass\n")) ==
+          Lines{"12: cluster.password_file: cannot read '" + dir / "none.pass" +
+                "': No such file or directory"});
+    CHECK(dir.errors(minimal("cluster:\n  redis: 127.0.0.1:6379\n  username: moat\n")) ==
+          Lines{"12: cluster.username: needs cluster.password_file"});
+}
+
 TEST_CASE("cross-section checks") {
     TempDir dir;
     // Only certificates are accepted, but the listener cannot verify any.

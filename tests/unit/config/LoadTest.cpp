@@ -344,6 +344,7 @@ TEST_CASE("every optional value and extension key") {
     TempDir dir;
     dir.writeContractFiles();
     dir.write("keys/signer.pub");
+    dir.write("redis.pass", "s3cret pass\n");
     dir.mkdir("logs");
     LoadResult r = dir.load(yaml(R"(
 listeners:
@@ -418,6 +419,8 @@ integrity:
       on_invalid: disconnect
 cluster:
   key_prefix: ""
+  username: moat
+  password_file: redis.pass
 metrics:
   bind: "[::1]:0"
   path: /prom
@@ -476,6 +479,9 @@ anomaly:
     CHECK_FALSE(c.integrity.rules[0].maxAge);
     CHECK(c.integrity.rules[0].onInvalid == OnInvalid::Disconnect);
     CHECK(c.cluster.keyPrefix.empty());
+    CHECK(c.cluster.username == "moat");
+    CHECK(c.cluster.passwordFile == dir / "redis.pass");
+    CHECK(c.cluster.password == "s3cret pass");  // one trailing newline dropped, nothing else
     CHECK(c.metrics.bind.toString() == "[::1]:0");
     CHECK(c.metrics.path == "/prom");
     CHECK_FALSE(c.metrics.enabled);
