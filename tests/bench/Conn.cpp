@@ -138,6 +138,7 @@ std::unique_ptr<Conn> Conn::open(const Endpoint& ep, int timeoutMs, std::string&
         return nullptr;
     }
     SSL_set_fd(c->ssl_, fd);
+    if (ep.resume) SSL_set_session(c->ssl_, ep.resume);
     if (isIp) {
         X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl_), ep.host.c_str());
     } else {
@@ -162,6 +163,16 @@ std::unique_ptr<Conn> Conn::open(const Endpoint& ep, int timeoutMs, std::string&
         }
     }
     return c;
+}
+
+SSL_SESSION* Conn::resumableSession() const {
+    if (!ssl_) return nullptr;
+    SSL_SESSION* s = SSL_get1_session(ssl_);
+    if (s && SSL_SESSION_is_resumable(s) != 1) {
+        SSL_SESSION_free(s);
+        return nullptr;
+    }
+    return s;
 }
 
 std::unique_ptr<Conn> Conn::adopt(int fd) {

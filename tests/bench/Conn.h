@@ -25,7 +25,8 @@ struct SslCtxDeleter {
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 
 // A client context verifying the server against files.ca, presenting files.cert if set.
-// Session caching is off: every connection performs a full handshake.
+// Session caching is off: every connection performs a full handshake unless the caller
+// offers a session itself (Endpoint::resume).
 SslCtxPtr makeClientContext(const TlsFiles& files, std::string& error);
 
 struct Endpoint {
@@ -35,6 +36,9 @@ struct Endpoint {
     // Local address to connect from (IPv4 literal), empty: the kernel's choice. The flood
     // tool spreads clients over 127.0.0.0/8 so per-IP limits see many devices.
     std::string source;
+    // A session to offer for resumption (TLS 1.3 ticket / TLS 1.2 session), null: none.
+    // Not owned; SSL_set_session takes its own reference.
+    SSL_SESSION* resume = nullptr;
 };
 
 // Binds `fd` to the IPv4 literal `source` (port chosen at connect time, so one source address
@@ -59,6 +63,11 @@ class Conn {
     // Sends a TLS close_notify (when TLS) and closes the socket.
     void close();
     int fd() const { return fd_; }
+    // After the handshake: whether the offered session was accepted, and the session to offer
+    // next time (new reference, caller frees; null when plaintext or nothing resumable yet —
+    // TLS 1.3 tickets arrive after the handshake, so ask after the first reply).
+    bool resumed() const { return ssl_ && SSL_session_reused(ssl_) == 1; }
+    SSL_SESSION* resumableSession() const;
 
   private:
     Conn(int fd, SSL* ssl) : fd_(fd), ssl_(ssl) {}

@@ -1,6 +1,8 @@
-// `handshake`: C threads each loop TCP connect -> TLS handshake (full, no resumption) ->
-// CONNECT/CONNACK -> DISCONNECT -> close until N sessions are done. Reports sessions/s,
-// client-side connect latency and, with --pid, server CPU per session.
+// `handshake`: C threads each loop TCP connect -> TLS handshake -> CONNECT/CONNACK ->
+// DISCONNECT -> close until N sessions are done. Reports sessions/s, client-side connect
+// latency and, with --pid, server CPU per session. Handshakes are full unless --resume: then
+// each thread offers the session (ticket) its previous connection received, as a device
+// reconnecting does, and the report counts how many the server resumed.
 
 #include <unistd.h>
 
@@ -16,7 +18,7 @@
 namespace moat::bench {
 
 int runHandshake(int argc, char** argv, int first) {
-    Args a(clientFlags({}), clientValued({"count", "concurrency", "settle-ms"}),
+    Args a(clientFlags({"resume"}), clientValued({"count", "concurrency", "settle-ms"}),
            clientRepeatable());
     if (!a.parse(argc, argv, first)) {
         std::fprintf(stderr, "moat-bench handshake: %s\n", a.error().c_str());
@@ -27,6 +29,7 @@ int runHandshake(int argc, char** argv, int first) {
     int64_t count = a.integer("count", 1000);
     int concurrency = static_cast<int>(a.integer("concurrency", 4));
     int settleMs = static_cast<int>(a.integer("settle-ms", 300));
+    const bool resume = a.flag("resume");
     if (!a.ok() || count < 1 || concurrency < 1 || concurrency > 1024 || settleMs < 0) {
         std::fprintf(stderr, "moat-bench handshake: %s\n",
                      a.ok() ? "--count >= 1, --concurrency 1..1024" : a.error().c_str());
@@ -36,6 +39,7 @@ int runHandshake(int argc, char** argv, int first) {
     std::atomic<int64_t> next{0};
     std::atomic<int64_t> ok{0};
     std::atomic<int64_t> failed{0};
+    std::atomic<int64_t> resumed{0};
     std::mutex mu;
     std::string firstError;
     std::vector<int64_t> latencies;  // us, client-side connect -> CONNACK
@@ -45,12 +49,15 @@ int runHandshake(int argc, char** argv, int first) {
 
     auto worker = [&] {
         std::vector<int64_t> mine;
+        Endpoint ep = cs.ep;
+        std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)> session(nullptr,
+                                                                          SSL_SESSION_free);
         int64_t i;
         while ((i = next.fetch_add(1)) < count) {
             std::string error;
+            ep.resume = session.get();
             auto t = Clock::now();
-            auto c =
-                mqtt::connectClient(cs.ep, "mb-hs-" + tag + "-" + std::to_string(i), 5000, error);
+            auto c = mqtt::connectClient(ep, "mb-hs-" + tag + "-" + std::to_string(i), 5000, error);
             if (!c) {
                 failed.fetch_add(1);
                 std::lock_guard<std::mutex> lock(mu);
@@ -59,6 +66,9 @@ int runHandshake(int argc, char** argv, int first) {
             }
             mine.push_back(
                 std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t).count());
+            if (c->conn->resumed()) resumed.fetch_add(1);
+            // The CONNACK came after the TLS 1.3 ticket, so the session is complete by now.
+            if (resume) session.reset(c->conn->resumableSession());
             c->conn->writeAll(bye.data(), bye.size());
             c->conn->close();
             ok.fetch_add(1);
@@ -80,17 +90,19 @@ int runHandshake(int argc, char** argv, int first) {
 
     double rate = static_cast<double>(ok.load()) / elapsed;
     double p50 = percentile(latencies, 50), p99 = percentile(latencies, 99);
-    std::printf("handshake count=%lld concurrency=%d tls=%s\n", static_cast<long long>(count),
-                concurrency, cs.ep.tls ? "yes" : "no");
+    std::printf("handshake count=%lld concurrency=%d tls=%s%s\n", static_cast<long long>(count),
+                concurrency, cs.ep.tls ? "yes" : "no", resume ? " resume" : "");
     std::printf(
         "  %lld ok, %lld failed, %.0f sessions/s, connect->CONNACK p50 %.0f us p99 %.0f us\n",
         static_cast<long long>(ok.load()), static_cast<long long>(failed.load()), rate, p50, p99);
+    if (resume) std::printf("  %lld resumed\n", static_cast<long long>(resumed.load()));
     if (!firstError.empty()) std::printf("  first error: %s\n", firstError.c_str());
     Json cpuJson = cpu.perUnit(static_cast<double>(ok.load()), "handshake");
     bool good = failed.load() == 0 && ok.load() == count;
     Json j;
     j.add("cmd", "handshake").add("count", count).add("concurrency", concurrency);
     j.add("ok_count", ok.load()).add("failed", failed.load()).add("per_s", rate);
+    j.add("resume", resume).add("resumed", resumed.load());
     j.add("connect_p50_us", p50).add("connect_p99_us", p99);
     if (!cpu.empty()) j.add("cpu_us_per_handshake", cpuJson);
     if (!firstError.empty()) j.add("error", firstError);

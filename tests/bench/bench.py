@@ -35,6 +35,7 @@ SCENARIOS = {
     "tp_q0_4k": ("throughput", {"qos": 0, "size": 4096, "batch": 1}),
     "latency_5k_q1": ("latency", {"rate": 5000, "qos": 1, "size": 64}),
     "handshake": ("handshake", {}),
+    "resume": ("handshake", {"resume": True}),
     "idle": ("idle", {}),
     "scaling": ("scaling", {"qos": 0, "size": 64, "batch": 32, "publishers": 4}),
 }
@@ -317,6 +318,8 @@ def run_scenario(name, target, certs, d):
         return run_bench(cmd, d["lat_seconds"] + d["warmup"] + 30)
     if kind == "handshake":
         cmd = ["handshake", "--count", str(d["handshakes"]), "--concurrency", "4"] + base
+        if p.get("resume"):
+            cmd.append("--resume")
         return run_bench(cmd, 120)
     if kind == "idle":
         cmd = ["idle", "--count", str(d["idle"]), "--concurrency", "4", "--settle-ms",
@@ -343,8 +346,9 @@ def summary_line(name, target, res):
         return "%-14s %-14s p50 %.0f us  p99 %.0f us  (%d/%d)" % (
             name, target, res["p50_us"], res["p99_us"], res["received"], res["sent"])
     if cmd == "handshake":
-        return "%-14s %-14s %.0f/s  cpu %.0f us/handshake" % (
-            name, target, res["per_s"], res.get("cpu_us_per_handshake", {}).get("total", 0))
+        return "%-14s %-14s %.0f/s  cpu %.0f us/handshake%s" % (
+            name, target, res["per_s"], res.get("cpu_us_per_handshake", {}).get("total", 0),
+            "  (%d resumed)" % res.get("resumed", 0) if res.get("resume") else "")
     if cmd == "idle":
         return "%-14s %-14s %.1f KiB/conn" % (
             name, target, res.get("rss_kib_per_conn", {}).get("total", 0))
@@ -403,6 +407,13 @@ def target_checks(results):
         v = pick(results, "handshake", MOAT_T, ["cpu_us_per_handshake", "total"])
         out.append(("TLS handshake + CONNECT <= 450 us server CPU (moat + broker)",
                     fmt(v, "%.0f us"), None if v is None else v <= 450))
+    if "resume" in results:
+        full = pick(results, "handshake", MOAT_T, ["cpu_us_per_handshake", "total"])
+        v = pick(results, "resume", MOAT_T, ["cpu_us_per_handshake", "total"])
+        r = ratio(v, full)
+        out.append(("session resumption makes reconnects cheaper (resumed / full CPU)",
+                     "%s (%s)" % (fmt(v, "%.0f us"), fmt(r, "%.2f x")),
+                     None if r is None else r < 1))
     if "idle" in results:
         v = pick(results, "idle", MOAT_T, ["rss_kib_per_conn", "moat"])
         out.append(("gateway RSS per idle TLS connection <= 16 KiB", fmt(v, "%.1f KiB"),
@@ -469,22 +480,31 @@ def report(results, targets, repeat, workers):
                 t, fmt(p["p50_us"]), fmt(p["p90_us"]), fmt(p["p99_us"]), fmt(p["p999_us"]),
                 fmt(a50, "%+.0f"), fmt(a99, "%+.0f")))
         w("")
-    if "handshake" in results or "idle" in results:
-        w("### Connections: TLS handshake + CONNECT, idle memory")
+    if "handshake" in results or "resume" in results or "idle" in results:
+        w("### Connections: TLS handshake + CONNECT (full, and resumed with the previous "
+          "connection's ticket), idle memory")
         w("")
         w("| target | sessions/s | server CPU us/session | proxy alone | "
+          "resumed: sessions/s | server CPU us | proxy alone | resumed share | "
           "RSS KiB/idle conn | proxy alone |")
-        w("|---|---:|---:|---:|---:|---:|")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for t in targets:
-            proxy_cpu = proxy_rss = None
+            proxy_cpu = proxy_rcpu = proxy_rss = None
             if t in PROXIES:
                 proxy_cpu = pick(results, "handshake", t, ["cpu_us_per_handshake", proxy_label[t]])
+                proxy_rcpu = pick(results, "resume", t, ["cpu_us_per_handshake", proxy_label[t]])
                 proxy_rss = pick(results, "idle", t, ["rss_kib_per_conn", proxy_label[t]])
-            w("| %s%s | %s | %s | %s | %s | %s |" % (
+            share = ratio(pick(results, "resume", t, ["resumed"]),
+                          pick(results, "resume", t, ["ok_count"]))
+            w("| %s%s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 t, " (no TLS)" if t == PLAIN else "",
                 fmt(pick(results, "handshake", t, ["per_s"])),
                 fmt(pick(results, "handshake", t, ["cpu_us_per_handshake", "total"])),
-                fmt(proxy_cpu), fmt(pick(results, "idle", t, ["rss_kib_per_conn", "total"]), "%.1f"),
+                fmt(proxy_cpu),
+                fmt(pick(results, "resume", t, ["per_s"])),
+                fmt(pick(results, "resume", t, ["cpu_us_per_handshake", "total"])),
+                fmt(proxy_rcpu), fmt(share, "%.2f"),
+                fmt(pick(results, "idle", t, ["rss_kib_per_conn", "total"]), "%.1f"),
                 fmt(proxy_rss, "%.1f")))
         w("")
     if "scaling" in results:

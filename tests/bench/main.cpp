@@ -24,8 +24,10 @@ Client commands (common options: --host H (127.0.0.1) --port P [--tls --ca CA.pe
       --count-at counts at a `moat-bench sink` instead of a subscriber.
   latency    [--rate 5000] [--qos 1] [--size 64] [--seconds 5] [--warmup 1]
       open-loop publisher at a fixed rate; percentiles of receive - scheduled send time.
-  handshake  [--count 1000] [--concurrency 4] [--settle-ms 300]
+  handshake  [--count 1000] [--concurrency 4] [--settle-ms 300] [--resume]
       full TLS handshake + CONNECT/CONNACK + DISCONNECT per session; sessions/s, CPU/session.
+      --resume: each connection offers the previous one's session ticket (reconnecting
+      devices); the report counts the sessions the server resumed.
   idle       [--count 1000] [--concurrency 4] [--warm 20] [--settle-ms 1000]
              [--hold-seconds S] [--ready-file F]
       N silent sessions; RSS growth of the --pid processes per connection.
