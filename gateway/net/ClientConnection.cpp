@@ -57,11 +57,16 @@ ClientConnection* fromHandle(const uv_handle_t* h) {
 }  // namespace
 
 ClientConnection::ClientConnection(Worker& worker, WorkerListener& listener)
-    : worker_(worker), listener_(listener), snapshot_(worker.snapshot()), id_(worker.nextConnectionId()) {
+    : worker_(worker),
+      listener_(listener),
+      snapshot_(worker.snapshot()),
+      id_(worker.nextConnectionId()) {
     worker_.attach(this);
 }
 
-ClientConnection::~ClientConnection() { worker_.detach(this); }
+ClientConnection::~ClientConnection() {
+    worker_.detach(this);
+}
 
 bool ClientConnection::accept(uv_stream_t* server) {
     uv_tcp_init(worker_.loop(), &client_);
@@ -94,7 +99,8 @@ bool ClientConnection::accept(uv_stream_t* server) {
     // else is refused before a byte is read, and before admission counts it under its IP.
     if (!proxyIt->second.trusted.contains(peer_)) {
         worker_.gateway().protocolError("proxy_untrusted_source");
-        audit("protocol_error", "", "", "", "PROXY protocol listener: source not in trusted_proxies");
+        audit("protocol_error", "", "", "",
+              "PROXY protocol listener: source not in trusted_proxies");
         closeNow();
         return false;
     }
@@ -147,8 +153,8 @@ void ClientConnection::onProxyHeaderBytes(const uint8_t* data, size_t len) {
     }
     if (r.status == proxy::ParseStatus::Error) {
         worker_.gateway().protocolError("proxy_header");
-        audit("protocol_error", "", "", "", std::string("PROXY header: ") +
-                                                proxy::parseErrorName(r.error));
+        audit("protocol_error", "", "", "",
+              std::string("PROXY header: ") + proxy::parseErrorName(r.error));
         closeNow();
         return;
     }
@@ -188,7 +194,8 @@ void ClientConnection::onClientRead(uv_stream_t* s, ssize_t n, const uv_buf_t* b
     if (n == 0) return;
     // EOF or error: whatever the client sent is already forwarded; the broker sees the
     // connection go away (and publishes the will, as it would for a dropped device).
-    if (self->state_ == State::TlsHandshake) self->worker_.gateway().tlsHandshakeFailed(self->listener_.name);
+    if (self->state_ == State::TlsHandshake)
+        self->worker_.gateway().tlsHandshakeFailed(self->listener_.name);
     self->closeNow();
 }
 
@@ -306,7 +313,8 @@ bool ClientConnection::follow(const inspect::Verdict& v, mqtt::PacketType type, 
         run.extend(*this, off, size);
     } else {
         run.flush(*this);
-        if (v.kind == inspect::Verdict::Kind::Replace) (this->*onward)(v.onward.data(), v.onward.size());
+        if (v.kind == inspect::Verdict::Kind::Replace)
+            (this->*onward)(v.onward.data(), v.onward.size());
     }
     if (!v.reply.empty()) (this->*back)(v.reply.data(), v.reply.size());
     if (v.kind == inspect::Verdict::Kind::Close) {
@@ -363,7 +371,8 @@ void ClientConnection::handleConnect(const mqtt::Frame& frame, const uint8_t* bo
     }
     certFactor_ = cert;
     inspect::Authenticator auth(config().auth);
-    inspect::Authenticator::Pending pending = auth.begin(*connect_, cert, snapshot_->passwords.get());
+    inspect::Authenticator::Pending pending =
+        auth.begin(*connect_, cert, snapshot_->passwords.get());
     if (pending.done) {
         finishAuth(pending.outcome);
         return;
@@ -441,7 +450,8 @@ void ClientConnection::startPasswordCheck(inspect::Authenticator::Pending pendin
 void ClientConnection::finishAuth(const inspect::AuthOutcome& outcome) {
     Gateway& gw = worker_.gateway();
     for (const auto& f : outcome.factors)
-        gw.authCounted(f.method == config::AuthMethod::Certificate ? "certificate" : "password", f.success);
+        gw.authCounted(f.method == config::AuthMethod::Certificate ? "certificate" : "password",
+                       f.success);
     if (!outcome.ok) {
         std::string who = connect_->username.value_or("");
         gw.authFailed(worker_, outcome.factors.empty() ? "" : "password", ip_, who);
@@ -459,7 +469,8 @@ void ClientConnection::finishAuth(const inspect::AuthOutcome& outcome) {
         policy::Decision d = rights->checkPublish(connect_->willTopic);
         if (!d.allowed) {
             gw.authzDenied("will");
-            audit("authz_denied", "will", connect_->willTopic, d.describe(), "will topic not allowed");
+            audit("authz_denied", "will", connect_->willTopic, d.describe(),
+                  "will topic not allowed");
             onDeniedTopic(connect_->willTopic);
             refuseConnect(rc::NotAuthorized, "will topic not allowed");
             return;
@@ -505,7 +516,8 @@ void ClientConnection::finishAuth(const inspect::AuthOutcome& outcome) {
             if (onward.password) rewrite = true;
             onward.password.reset();
             break;
-        case config::BackendCredentials::Passthrough: break;
+        case config::BackendCredentials::Passthrough:
+            break;
         case config::BackendCredentials::Strip:
             rewrite |= onward.username.has_value() || onward.password.has_value();
             onward.username.reset();
@@ -538,7 +550,8 @@ void ClientConnection::finishAuth(const inspect::AuthOutcome& outcome) {
                                      std::chrono::milliseconds(uv_now(worker_.loop()))));
         anomalySubject_ = "client=" + connect_->clientId;
     }
-    session_ = std::make_unique<inspect::Session>(connect_->version, std::move(rights), opts, *this);
+    session_ =
+        std::make_unique<inspect::Session>(connect_->version, std::move(rights), opts, *this);
     state_ = State::ConnectingBackend;
     connectBackend();
 }
@@ -577,8 +590,8 @@ void ClientConnection::flushTls() {
     if (out.empty()) return;
     // Straight from the session's buffer: writeToStream copies only what the kernel did not
     // take at once (uv_try_write), so the common flush costs no allocation and no copy.
-    const int rc = writeToStream(reinterpret_cast<uv_stream_t*>(&client_), out.data(),
-                                 out.size(), onClientWritten);
+    const int rc = writeToStream(reinterpret_cast<uv_stream_t*>(&client_), out.data(), out.size(),
+                                 onClientWritten);
     tls_->consumeOutput(out.size());
     if (rc < 0) {
         closeNow();
@@ -626,13 +639,10 @@ void ClientConnection::resumeClient(Pause why) {
 void ClientConnection::connectBackend() {
     const config::HostPort& addr = config().backend.address;
     sockaddr_storage ss{};
-    if (uv_ip4_addr(addr.host.c_str(), addr.port, reinterpret_cast<sockaddr_in*>(&ss)) != 0 &&
-        uv_ip6_addr(addr.host.c_str(), addr.port, reinterpret_cast<sockaddr_in6*>(&ss)) != 0) {
-        // Host names are resolved by the gateway (cached, refreshed off the data path).
-        if (!Gateway::resolveBackend(addr, ss)) {
-            refuseConnect(rc::ServerUnavailable, "backend address does not resolve");
-            return;
-        }
+    // Host names were resolved by the gateway's main loop (cached, refreshed off the data path).
+    if (!worker_.gateway().backendAddress(addr, ss)) {
+        refuseConnect(rc::ServerUnavailable, "backend address does not resolve");
+        return;
     }
     uv_tcp_init(worker_.loop(), &backend_);
     backend_.data = this;
@@ -640,7 +650,8 @@ void ClientConnection::connectBackend() {
     backendOpen_ = true;
     connectReq_.data = this;
     armTimer(config().backend.connectTimeout.count());
-    int r = uv_tcp_connect(&connectReq_, &backend_, reinterpret_cast<sockaddr*>(&ss), onBackendConnected);
+    int r = uv_tcp_connect(&connectReq_, &backend_, reinterpret_cast<sockaddr*>(&ss),
+                           onBackendConnected);
     if (r != 0) {
         worker_.gateway().setBackendReachable(false);
         refuseConnect(rc::ServerUnavailable, std::string("backend connect: ") + uv_strerror(r));
@@ -654,7 +665,8 @@ void ClientConnection::onBackendConnected(uv_connect_t* req, int status) {
     Gateway& gw = self->worker_.gateway();
     if (status != 0) {
         gw.setBackendReachable(false);
-        self->refuseConnect(rc::ServerUnavailable, std::string("backend unavailable: ") + uv_strerror(status));
+        self->refuseConnect(rc::ServerUnavailable,
+                            std::string("backend unavailable: ") + uv_strerror(status));
         return;
     }
     gw.setBackendReachable(true);
@@ -678,8 +690,10 @@ void ClientConnection::onBackendConnected(uv_connect_t* req, int status) {
     self->connectBytes_.clear();
     self->connectBytes_.shrink_to_fit();
     // Keepalive enforcement replaces the handshake deadline: 1.5 x keepalive of silence.
-    if (self->keepAlive_ > 0) self->armTimer(self->keepAlive_ * 1500ull);
-    else uv_timer_stop(&self->timer_);
+    if (self->keepAlive_ > 0)
+        self->armTimer(self->keepAlive_ * 1500ull);
+    else
+        uv_timer_stop(&self->timer_);
     self->backendReading_ = true;
     uv_read_start(reinterpret_cast<uv_stream_t*>(&self->backend_), onBackendAlloc, onBackendRead);
     self->resumeClient(kPauseState);
@@ -701,7 +715,8 @@ void ClientConnection::onBackendRead(uv_stream_t* s, ssize_t n, const uv_buf_t* 
     size_t len = static_cast<size_t>(n);
     if (self->backendIn_.empty()) {
         size_t used = self->processBrokerPackets(data, len);
-        if (used < len && self->state_ != State::Closing) self->backendIn_.append(data + used, len - used);
+        if (used < len && self->state_ != State::Closing)
+            self->backendIn_.append(data + used, len - used);
     } else {
         self->backendIn_.append(data, len);
         size_t used = self->processBrokerPackets(self->backendIn_.data(), self->backendIn_.size());
@@ -742,8 +757,10 @@ size_t ClientConnection::processBrokerPackets(const uint8_t* data, size_t len) {
 }
 
 void ClientConnection::queueToClient(const uint8_t* data, size_t len) {
-    if (tls_) tls_->write(data, len);
-    else sendToClient(data, len);
+    if (tls_)
+        tls_->write(data, len);
+    else
+        sendToClient(data, len);
 }
 
 void ClientConnection::sendToBackend(const uint8_t* data, size_t len) {
@@ -842,7 +859,9 @@ void ClientConnection::onThrottleTimer(uv_timer_t* t) {
 
 // ------------------------------------------------------------------ timers, closing
 
-void ClientConnection::armTimer(uint64_t ms) { uv_timer_start(&timer_, onTimer, ms, 0); }
+void ClientConnection::armTimer(uint64_t ms) {
+    uv_timer_start(&timer_, onTimer, ms, 0);
+}
 
 void ClientConnection::onTimer(uv_timer_t* t) {
     auto* self = fromHandle(reinterpret_cast<uv_handle_t*>(t));
@@ -870,13 +889,16 @@ void ClientConnection::onTimer(uv_timer_t* t) {
             }
             return;
         }
-        case State::Closing: self->closeNow(); return;
+        case State::Closing:
+            self->closeNow();
+            return;
     }
 }
 
 void ClientConnection::closeWithReason(uint8_t v5Reason) {
     if (state_ == State::Closing) return;
-    if (v5() && v5Reason != 0 && (state_ == State::Established || state_ == State::ConnectingBackend)) {
+    if (v5() && v5Reason != 0 &&
+        (state_ == State::Established || state_ == State::ConnectingBackend)) {
         auto bytes = mqtt::encodeDisconnect(mqtt::ProtocolVersion::V5, v5Reason, {});
         sendToClient(bytes.data(), bytes.size());
     }
@@ -947,8 +969,8 @@ void ClientConnection::maybeDelete() {
 void ClientConnection::audit(const char* event, const char* action, std::string_view topic,
                              std::string_view rule, std::string_view reason) {
     worker_.gateway().audit(event, listener_.name, remote_, connect_ ? connect_->clientId : "",
-                            identity_, connect_ ? mqtt::versionName(connect_->version) : "",
-                            action, topic, rule, reason);
+                            identity_, connect_ ? mqtt::versionName(connect_->version) : "", action,
+                            topic, rule, reason);
 }
 
 void ClientConnection::onAuthzDenied(const char* action, std::string_view topic,
@@ -989,8 +1011,7 @@ std::shared_ptr<integrity::Checker> ClientConnection::makeIntegrityChecker(
     // Not fatal: the client may never publish under these rules; if it does, each publish
     // is refused with reason "no key".
     for (const auto& p : problems)
-        MOAT_LOG_WARN("integrity key for identity '%s' unusable: %s", identity_.c_str(),
-                      p.c_str());
+        MOAT_LOG_WARN("integrity key for identity '%s' unusable: %s", identity_.c_str(), p.c_str());
     return checker;
 }
 
@@ -1008,13 +1029,15 @@ void ClientConnection::applySnapshot(const Snapshot& snapshot) {
     if (tls_ && tls_->peerCertificate()) {
         auto it = snapshot.tls.find(listener_.name);
         if (it != snapshot.tls.end()) {
-            long err = it->second->verifyClientCertificate(tls_->peerCertificate(), tls_->peerChain());
+            long err =
+                it->second->verifyClientCertificate(tls_->peerCertificate(), tls_->peerChain());
             if (err != X509_V_OK) {
                 std::string why = std::string("certificate no longer valid after reload: ") +
                                   X509_verify_cert_error_string(err);
                 audit("disconnect", "", "", "", why);
                 // The same certificate is disconnected at the other replicas (cluster).
-                worker_.gateway().shareKick(identity_, certFingerprint(), cluster::KickReason::Revoked);
+                worker_.gateway().shareKick(identity_, certFingerprint(),
+                                            cluster::KickReason::Revoked);
                 closeWithReason(rc::AdministrativeAction);
                 return;
             }

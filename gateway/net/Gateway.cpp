@@ -31,6 +31,8 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
+constexpr int kResolveEverySeconds = 30;
+
 // A listening socket with SO_REUSEPORT, so every worker gets its own accept queue and the
 // kernel spreads connections across them.
 int bindSocket(const config::HostPort& hp, uint16_t port, std::string& error) {
@@ -172,6 +174,7 @@ int Gateway::run() {
         MOAT_LOG_INFO("metrics on http://%s:%u%s", cfg.metrics.bind.host.c_str(),
                       http_->boundPort(), cfg.metrics.path.c_str());
     }
+    resolver_.set(cfg.backend.address);  // before the first device: no lookup on a worker
     startMain();
     runningWorkers_ = static_cast<int>(workers_.size());
     for (auto& w : workers_) w->start();
@@ -253,6 +256,7 @@ void Gateway::workerStopped() {
 
 void Gateway::onWorkersDone(uv_async_t* h) {
     auto* self = static_cast<Gateway*>(h->data);
+    self->resolver_.close();
     if (self->http_) self->http_->close();
     if (self->watcher_) self->watcher_->close();
     if (self->cluster_) self->cluster_->close();
@@ -306,6 +310,7 @@ void Gateway::reload() {
                 return;
             }
             self->snapshot_ = w->result;
+            self->resolver_.set(self->snapshot_->config->backend.address);
             self->bans_.updateConfig(self->snapshot_->config->bans);
             if (self->cluster_) self->cluster_->updateBans(self->snapshot_->config->bans);
             {
@@ -328,6 +333,12 @@ void Gateway::reload() {
 void Gateway::onHousekeeping(uv_timer_t* t) {
     auto* self = static_cast<Gateway*>(t->data);
     auto now = SteadyClock::now();
+    // With health checks off, a host-name backend is re-resolved every 30 s from here.
+    if (self->snapshot_->config->backend.healthCheckInterval.count() == 0 &&
+        ++self->secondsSinceResolve_ >= kResolveEverySeconds) {
+        self->secondsSinceResolve_ = 0;
+        self->resolver_.refresh();
+    }
     self->bans_.sweep(now);
     {
         std::lock_guard lock(self->admissionMutex_);
@@ -353,9 +364,12 @@ void Gateway::onHousekeeping(uv_timer_t* t) {
 void Gateway::onHealthCheck(uv_timer_t* t) {
     auto* self = static_cast<Gateway*>(t->data);
     if (self->probe_ || self->shuttingDown_) return;
+    // Each tick also re-resolves a host-name backend in the background; this probe uses the
+    // address resolved so far.
+    self->resolver_.refresh();
     sockaddr_storage ss{};
     const config::HostPort& addr = self->snapshot_->config->backend.address;
-    if (!resolveBackend(addr, ss)) {
+    if (!self->backendAddress(addr, ss)) {
         self->setBackendReachable(false);
         return;
     }
@@ -503,16 +517,6 @@ void Gateway::setBackendReachable(bool up) {
         else
             MOAT_LOG_WARN("backend unreachable");
     }
-}
-
-bool Gateway::resolveBackend(const config::HostPort& hp, sockaddr_storage& out) {
-    addrinfo hints{}, *res = nullptr;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(hp.host.c_str(), std::to_string(hp.port).c_str(), &hints, &res) != 0 || !res)
-        return false;
-    std::memcpy(&out, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return true;
 }
 
 void Gateway::audit(std::string_view event, std::string_view listener, std::string_view remote,

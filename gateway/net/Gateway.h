@@ -19,6 +19,7 @@
 #include "gateway/metrics/Anomaly.h"
 #include "gateway/metrics/AuditLog.h"
 #include "gateway/metrics/Metrics.h"
+#include "gateway/net/BackendResolver.h"
 #include "gateway/net/Snapshot.h"
 
 namespace moat::metrics {
@@ -65,7 +66,10 @@ class Gateway : private cluster::ClusterHandler {
     void protocolError(std::string_view reason) { metrics_.protocolError(reason); }
     void setBackendReachable(bool up);
     bool backendReachable() const { return backendUp_.load(std::memory_order_relaxed); }
-    static bool resolveBackend(const config::HostPort& address, sockaddr_storage& out);
+    // The broker's address as last resolved (never a DNS lookup here: BackendResolver).
+    bool backendAddress(const config::HostPort& address, sockaddr_storage& out) const {
+        return resolver_.lookup(address, out);
+    }
     void audit(std::string_view event, std::string_view listener, std::string_view remote,
                std::string_view clientId, std::string_view identity, std::string_view protocol,
                std::string_view action = {}, std::string_view topic = {},
@@ -129,6 +133,7 @@ class Gateway : private cluster::ClusterHandler {
     std::unique_ptr<cluster::ClusterState> cluster_;  // with `cluster:` only
 
     uv_loop_t loop_{};
+    BackendResolver resolver_{&loop_};
     uv_signal_t sigHup_{}, sigTerm_{}, sigInt_{};
     uv_timer_t housekeeping_{};
     uv_timer_t healthCheck_{};
@@ -137,6 +142,7 @@ class Gateway : private cluster::ClusterHandler {
     std::atomic<int> runningWorkers_{0};
     bool shuttingDown_ = false;
     bool reloading_ = false;
+    int secondsSinceResolve_ = 0;  // housekeeping ticks since the backend was re-resolved
 };
 
 }  // namespace moat::net

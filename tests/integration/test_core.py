@@ -373,6 +373,33 @@ def test_ipv6_listener(moat_factory, clients, broker):
     c.close()
 
 
+def test_backend_host_name(moat_factory, clients, tmp_path):
+    """backend.address may be a host name (a Kubernetes Service): resolved by the main loop
+    at start and on every health-check tick, never per connection on a worker. The broker
+    listens on every address "localhost" may resolve to here, so whichever comes first works."""
+    d = tmp_path / "named-broker"
+    d.mkdir()
+    b = h.Mosquitto(str(d))
+    if _has_ipv6_loopback():
+        with open(b.conf, "a") as f:
+            f.write("listener %d ::1\n" % b.port)
+    b.start()
+    try:
+        moat = moat_factory({"backend": {"address": "localhost:%d" % b.port,
+                                         "health_check_interval": "100ms"}}, broker_=b)
+        for i in range(3):  # several connections, across health-check refreshes
+            c = connected(clients, moat, client_id="named-%d" % i)
+            c.subscribe("named/t", qos=1)
+            c.publish("named/t", b"via a host name %d" % i, qos=1)
+            m = c.get(10)
+            assert m is not None and m.payload == b"via a host name %d" % i
+            time.sleep(0.15)
+        assert "does not resolve" not in moat.stderr()
+        assert moat.http_get("/healthz")[0] == 200
+    finally:
+        b.stop()
+
+
 def test_metrics_and_healthz(moat, broker, clients):
     c = connected(clients, moat)
     c.subscribe("m/t")
