@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "gateway/mqtt/Decoder.h"
 #include "gateway/integrity/PublishRewrite.h"
+#include "gateway/mqtt/Decoder.h"
 #include "gateway/mqtt/Encoder.h"
 #include "gateway/mqtt/Utf8.h"
 
@@ -14,7 +14,9 @@ namespace rc = mqtt::reason;
 
 namespace {
 
-uint16_t readU16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+uint16_t readU16(const uint8_t* p) {
+    return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
 
 std::vector<uint8_t> makeAck(PacketType type, mqtt::ProtocolVersion v, uint16_t id,
                              uint8_t reason) {
@@ -49,15 +51,20 @@ Verdict Session::onClientPacket(const mqtt::Frame& frame, const uint8_t* body) {
     if (!mqtt::validFixedHeaderFlags(frame, version_))
         return protocolError(rc::MalformedPacket, "reserved fixed-header flags");
     switch (frame.type()) {
-        case PacketType::Publish: return clientPublish(frame, body);
-        case PacketType::Subscribe: return clientSubscribe(frame, body);
-        case PacketType::Unsubscribe: return clientUnsubscribe(frame, body);
+        case PacketType::Publish:
+            return clientPublish(frame, body);
+        case PacketType::Subscribe:
+            return clientSubscribe(frame, body);
+        case PacketType::Unsubscribe:
+            return clientUnsubscribe(frame, body);
         case PacketType::Puback:
         case PacketType::Pubrec:
         case PacketType::Pubrel:
-        case PacketType::Pubcomp: return clientAck(frame, body);
+        case PacketType::Pubcomp:
+            return clientAck(frame, body);
         case PacketType::Pingreq:
-            if (frame.remainingLength != 0) return protocolError(rc::MalformedPacket, "PINGREQ body");
+            if (frame.remainingLength != 0)
+                return protocolError(rc::MalformedPacket, "PINGREQ body");
             return Verdict::forward();
         case PacketType::Disconnect: {
             mqtt::DisconnectPacket d;
@@ -69,12 +76,14 @@ Verdict Session::onClientPacket(const mqtt::Frame& frame, const uint8_t* body) {
                                      "DISCONNECT sets Session Expiry after CONNECT had none");
             return Verdict::forward();
         }
-        case PacketType::Connect: return protocolError(rc::ProtocolError, "second CONNECT");
+        case PacketType::Connect:
+            return protocolError(rc::ProtocolError, "second CONNECT");
         case PacketType::Auth:
             // Enhanced authentication is not supported: CONNECT with an Authentication Method
             // is refused, so an AUTH packet here is a protocol error (MQTT 5 4.12).
             return protocolError(rc::ProtocolError, "AUTH without authentication method");
-        default: return protocolError(rc::ProtocolError, "server-to-client packet from client");
+        default:
+            return protocolError(rc::ProtocolError, "server-to-client packet from client");
     }
 }
 
@@ -177,8 +186,8 @@ Verdict Session::clientSubscribe(const mqtt::Frame& frame, const uint8_t* body) 
             ++denied;
             continue;
         }
-        bool known = std::find(subscriptions_.begin(), subscriptions_.end(), filter) !=
-                     subscriptions_.end();
+        bool known =
+            std::find(subscriptions_.begin(), subscriptions_.end(), filter) != subscriptions_.end();
         if (!known && subscriptions_.size() + newOnes >= options_.maxSubscriptions) {
             events_.onSubscriptionLimit(filter);
             codes[i] = v5() ? rc::QuotaExceeded : 0x80;
@@ -238,15 +247,21 @@ Verdict Session::clientAck(const mqtt::Frame& frame, const uint8_t* body) {
 
 Verdict Session::onBrokerPacket(const mqtt::Frame& frame, const uint8_t* body) {
     switch (frame.type()) {
-        case PacketType::Publish: return brokerPublish(frame, body);
-        case PacketType::Suback: return brokerSuback(frame, body);
-        case PacketType::Unsuback: return brokerUnsuback(frame, body);
+        case PacketType::Publish:
+            return brokerPublish(frame, body);
+        case PacketType::Suback:
+            return brokerSuback(frame, body);
+        case PacketType::Unsuback:
+            return brokerUnsuback(frame, body);
         case PacketType::Puback:
         case PacketType::Pubrec:
         case PacketType::Pubrel:
-        case PacketType::Pubcomp: return brokerAck(frame, body);
-        case PacketType::Connack: return brokerConnack(frame, body);
-        default: return Verdict::forward();
+        case PacketType::Pubcomp:
+            return brokerAck(frame, body);
+        case PacketType::Connack:
+            return brokerConnack(frame, body);
+        default:
+            return Verdict::forward();
     }
 }
 
@@ -368,19 +383,23 @@ Verdict Session::brokerAck(const mqtt::Frame& frame, const uint8_t* body) {
             }
             break;
         case PacketType::Puback:
-        case PacketType::Pubcomp: inflight_.erase(id); break;
+        case PacketType::Pubcomp:
+            inflight_.erase(id);
+            break;
         case PacketType::Pubrec:
             // v5: a failing PUBREC ends the flow; otherwise PUBCOMP will.
             if (frame.remainingLength >= 3 && body[2] >= 0x80) inflight_.erase(id);
             break;
-        default: break;
+        default:
+            break;
     }
     return Verdict::forward();
 }
 
 // ---------------------------------------------------------------- reload
 
-std::vector<std::string> Session::replaceRights(std::shared_ptr<const policy::ClientRights> rights) {
+std::vector<std::string> Session::replaceRights(
+    std::shared_ptr<const policy::ClientRights> rights) {
     publishDecisions_.clear();
     deliveryDecisions_.clear();
     rights_ = std::move(rights);
@@ -394,10 +413,19 @@ std::vector<std::string> Session::replaceRights(std::shared_ptr<const policy::Cl
 }
 
 std::vector<uint8_t> Session::makeUnsubscribe(const std::vector<std::string>& filters) {
-    // Gateway packet ids count down from 0xFFFF; clients almost always count up from 1.
-    // (A collision only merges two UNSUBACKs; the client's own is then consumed: harmless.)
-    uint16_t id = nextGatewayPacketId_--;
-    if (nextGatewayPacketId_ < 0xF000) nextGatewayPacketId_ = 0xFFFF;
+    // The gateway's packet ids share the client's identifier space at the broker: count down
+    // from 0xFFFF (clients almost always count up from 1) and skip any id the client has in
+    // flight that the gateway knows of (a SUBSCRIBE awaiting its SUBACK, a QoS 1/2 PUBLISH) or
+    // that an earlier gateway UNSUBSCRIBE still holds.
+    auto inUse = [this](uint16_t id) {
+        return pendingSubscribeFilters_.count(id) || inflight_.count(id) ||
+               gatewayUnsubscribes_.count(id);
+    };
+    uint16_t id = 0;
+    for (int tries = 0; tries <= 0x1000 && (id == 0 || inUse(id)); ++tries) {
+        id = nextGatewayPacketId_--;
+        if (nextGatewayPacketId_ < 0xF000) nextGatewayPacketId_ = 0xFFFF;
+    }
     gatewayUnsubscribes_.insert(id);
     mqtt::UnsubscribePacket unsub;
     unsub.packetId = id;
