@@ -27,15 +27,17 @@ std::vector<uint8_t> makeAck(PacketType type, mqtt::ProtocolVersion v, uint16_t 
     return mqtt::encodeAck(ack, v);
 }
 
-void append(std::vector<uint8_t>& out, const std::vector<uint8_t>& more) {
-    out.insert(out.end(), more.begin(), more.end());
-}
-
 }  // namespace
 
 Session::Session(mqtt::ProtocolVersion version, std::shared_ptr<const policy::ClientRights> rights,
                  SessionOptions options, SessionEvents& events)
     : version_(version), rights_(std::move(rights)), options_(std::move(options)), events_(events) {
+    setStampIdentity(options_.stampIdentity);
+}
+
+void Session::setStampIdentity(std::optional<std::string> identity) {
+    options_.stampIdentity = std::move(identity);
+    stampProperty_.clear();
     if (v5() && options_.stampIdentity)
         stampProperty_ = integrity::encodeIdentityProperty(*options_.stampIdentity);
 }

@@ -77,6 +77,8 @@ class Session {
     std::vector<std::string> replaceRights(std::shared_ptr<const policy::ClientRights> rights);
     // Builds a gateway-originated UNSUBSCRIBE for `filters`; its UNSUBACK will be consumed.
     std::vector<uint8_t> makeUnsubscribe(const std::vector<std::string>& filters);
+    // integrity.stamp_identity switched on or off (at CONNECT, and by a reload).
+    void setStampIdentity(std::optional<std::string> identity);
     // Reload: new integrity rules / keys (null: none).
     void replaceIntegrity(std::shared_ptr<integrity::Checker> checker) {
         options_.integrity = std::move(checker);

@@ -1060,8 +1060,11 @@ void ClientConnection::applySnapshot(const Snapshot& snapshot) {
         closeWithReason(rc::AdministrativeAction);
         return;
     }
-    // Keys follow the reload (the new snapshot's key cache starts empty).
+    // Keys and stamp_identity follow the reload (the new snapshot's key cache starts empty).
     session_->replaceIntegrity(makeIntegrityChecker(snapshot));
+    session_->setStampIdentity(snapshot.config->integrity.stampIdentity
+                                   ? std::optional<std::string>(identity_)
+                                   : std::nullopt);
     std::vector<std::string> revoked = session_->replaceRights(std::move(rights));
     if (revoked.empty()) return;
     for (const auto& f : revoked)

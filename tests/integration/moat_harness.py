@@ -313,6 +313,15 @@ class Moat:
     def pid(self):
         return self.proc.pid
 
+    def write_config(self, cfg):
+        """Replaces the config file atomically (as a ConfigMap update does); a reload follows
+        from the file watch or a SIGHUP."""
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            yaml.safe_dump(cfg, f, sort_keys=False)
+        os.replace(tmp, self.config_path)
+        self.config = cfg
+
     def stderr(self):
         try:
             with open(self.stderr_path, errors="replace") as f:

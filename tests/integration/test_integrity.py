@@ -585,6 +585,28 @@ def test_stamp_identity_off(moat_factory, keys, clients, wires):
         b"p", [("moat-identity", "claimed")])
 
 
+def test_stamp_identity_follows_reload(moat_factory, clients, wires):
+    """Switching stamp_identity on by a reload applies to sessions already connected."""
+    moat = moat_factory()
+    sub = subscriber(clients, moat, "#")
+    pub = publisher(wires, moat, V5)
+    assert pub.publish("plain/r", b"before", qos=1,
+                       props=user_props([("moat-identity", "claimed")])) == 0
+    m = sub.get(10)
+    assert m is not None and received_props(m) == [("moat-identity", "claimed")]
+
+    ok = moat.metric("moat_config_reloads_total", result="ok")
+    moat.write_config(h.deep_merge(moat.config, {"integrity": {"stamp_identity": True}}))
+    moat.proc.send_signal(signal.SIGHUP)
+    h.wait_until(lambda: moat.metric("moat_config_reloads_total", result="ok") > ok, 10,
+                 message="reload ok")
+    assert pub.publish("plain/r", b"after", qos=1, packet_id=2,
+                       props=user_props([("moat-identity", "claimed")])) == 0
+    m = sub.get(10)
+    assert m is not None and m.payload == b"after"
+    assert received_props(m) == [("moat-identity", "device1")]
+
+
 # ---------------------------------------------------------------------------------------------
 # wills: the broker publishes them for the client, so they are held to the same rules
 

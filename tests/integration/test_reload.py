@@ -8,7 +8,6 @@ import socket
 import ssl
 import subprocess
 
-import yaml
 
 import moat_harness as h
 import mqtt_wire as w
@@ -46,14 +45,6 @@ def _serial(der):
     r = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-serial"], input=der,
                        capture_output=True, check=True, timeout=10)
     return int(r.stdout.decode().strip().split("=", 1)[1], 16)
-
-
-def _write_config(moat, cfg):
-    tmp = moat.config_path + ".tmp"
-    with open(tmp, "w") as f:
-        yaml.safe_dump(cfg, f, sort_keys=False)
-    os.replace(tmp, moat.config_path)
-    moat.config = cfg
 
 
 def _reloads(moat, result):
@@ -152,7 +143,7 @@ def test_narrowed_role_unsubscribes_live_session(moat_factory, broker, clients):
 
     ok_before = _reloads(moat, "ok")
     cfg = dict(moat.config, policy=_role_policy(["devices/%u/other/#"]))
-    _write_config(moat, cfg)
+    moat.write_config(cfg)
     moat.proc.send_signal(signal.SIGHUP)
     h.wait_until(lambda: _reloads(moat, "ok") > ok_before, 10, message="reload ok counted")
     broker.wait_log(r"Received UNSUBSCRIBE from narrow-dev")
@@ -172,7 +163,7 @@ def test_broken_reload_keeps_old_config(moat_factory, certs, broker, clients):
     cfg["listeners"][0]["tls"] = dict(cfg["listeners"][0]["tls"],
                                       cert=certs.path("does-not-exist.pem"))
     cfg["no_such_key"] = True
-    _write_config(moat, cfg)
+    moat.write_config(cfg)
     moat.proc.send_signal(signal.SIGHUP)
 
     h.wait_until(lambda: _reloads(moat, "failed") > failed_before, 10,
