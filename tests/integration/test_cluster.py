@@ -7,7 +7,6 @@ end. Source addresses 127.0.0.x (all loopback on Linux) keep each scenario's per
 apart from the harness's own readiness probes."""
 
 import os
-import signal
 import socket
 import ssl
 import subprocess

@@ -2,13 +2,11 @@
 exhaustion, packets before CONNECT, truncated packets, malformed CONNECT. Same three checks
 as test_malformed: refused correctly, nothing forwarded, the gateway still serves."""
 
-import socket
 import struct
 import time
 
 import pytest
 
-import moat_harness as h
 import mqtt_wire as w
 from sec_util import (assert_not_forwarded, assert_still_serves, connected_wire,
                       expect_refused, protocol_errors, pub_body, raw_tls, unique,

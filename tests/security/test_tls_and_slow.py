@@ -4,7 +4,6 @@ that dribble bytes are cut off at handshake_timeout, before any broker connectio
 
 import socket
 import subprocess
-import time
 
 import pytest
 
