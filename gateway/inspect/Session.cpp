@@ -121,8 +121,9 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
     std::string_view topic = pub.topic;
     if (pub.topicAlias) {
         uint16_t alias = *pub.topicAlias;
-        if (alias == 0 || (brokerTopicAliasMax_ != 0 && alias > brokerTopicAliasMax_) ||
-            (brokerTopicAliasMax_ == 0 && alias > 0xFFFF))
+        // The broker's CONNACK set the range; without a Topic Alias Maximum there (or before
+        // the CONNACK) the client may use none (MQTT 5 §3.2.2.3.8, MQTT-3.3.2-9).
+        if (alias == 0 || alias > brokerTopicAliasMax_)
             return protocolError(rc::TopicAliasInvalid, "topic alias out of range");
         if (!topic.empty()) {
             clientAliases_[alias].assign(topic);

@@ -56,6 +56,18 @@ def test_alias_above_maximum(moat, broker):
     assert_still_serves(moat, broker, V5)
 
 
+def test_alias_when_the_broker_allows_none(moat_factory, broker_factory):
+    """A broker whose CONNACK carries no Topic Alias Maximum allows no aliases: the gateway
+    refuses one itself (0x94) instead of passing it to the broker."""
+    b = broker_factory(extra="max_topic_alias 0\n")
+    moat = moat_factory(broker_=b)
+    m = unique("mark")
+    cid = _refused_after_connect(moat, b, V5, _alias_pub("sec/" + m, 1), 0x94,
+                                 "topic_alias_invalid")
+    assert_not_forwarded(b, cid, m)
+    assert_still_serves(moat, b, V5)
+
+
 def test_alias_never_set(moat, broker):
     cid = _refused_after_connect(moat, broker, V5, _alias_pub("", 3), 0x82, "protocol_error")
     assert_not_forwarded(broker, cid)
