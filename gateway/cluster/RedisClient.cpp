@@ -17,6 +17,9 @@ constexpr uint64_t kFirstBackoffMs = 200;
 constexpr uint64_t kMaxBackoffMs = 5000;
 constexpr uint64_t kPingEveryMs = 1000;
 constexpr uint64_t kPingTimeoutMs = 3000;
+// Connect + AUTH + SUBSCRIBE must complete within this (a Redis that accepts TCP and then
+// says nothing would otherwise leave the client "connecting" forever).
+constexpr uint64_t kConnectTimeoutMs = 3000;
 
 // What a command callback carries: the caller's function and the attempt it belongs to.
 struct Pending {
@@ -56,6 +59,8 @@ void RedisClient::start() {
     reconnectTimer_.data = this;
     uv_timer_init(loop_, &pingTimer_);
     pingTimer_.data = this;
+    uv_timer_init(loop_, &failTimer_);
+    failTimer_.data = this;
     uv_timer_start(&pingTimer_, onPingTimer, kPingEveryMs, kPingEveryMs);
     connect();
 }
@@ -66,7 +71,7 @@ void RedisClient::close() {
     up_ = false;
     freeContexts();
     if (started_) {
-        for (auto* t : {&reconnectTimer_, &pingTimer_}) {
+        for (auto* t : {&reconnectTimer_, &pingTimer_, &failTimer_}) {
             auto* h = reinterpret_cast<uv_handle_t*>(t);
             if (!uv_is_closing(h)) uv_close(h, nullptr);
         }
@@ -78,6 +83,7 @@ void RedisClient::connect() {
     ++generation_;
     cmdConnected_ = subscribed_ = false;
     pingSentAt_ = 0;
+    connectStartedAt_ = uv_now(loop_);
     for (redisAsyncContext** slot : {&cmd_, &sub_}) {
         redisAsyncContext* ac = redisAsyncConnect(host_.c_str(), port_);
         if (ac == nullptr) {
@@ -118,6 +124,8 @@ void RedisClient::freeContexts() {
 void RedisClient::fail(const std::string& why) {
     bool wasUp = up_;
     up_ = false;
+    if (started_) uv_timer_stop(&failTimer_);  // a deferred failure of this attempt: done now
+    pendingFailure_.clear();
     freeContexts();
     if (closed_) return;
     if (callbacks_.onDown) callbacks_.onDown(why, wasUp);
@@ -161,7 +169,7 @@ void RedisClient::onConnected(const redisAsyncContext* ac, int status) {
     if (redisAsyncCommandArgv(const_cast<redisAsyncContext*>(ac), onAuth,
                               reinterpret_cast<void*>(static_cast<uintptr_t>(self->generation_)),
                               static_cast<int>(argv.size()), argv.data(), lens.data()) != REDIS_OK)
-        self->fail("AUTH failed");
+        self->failSoon("AUTH failed");
 }
 
 void RedisClient::onAuth(redisAsyncContext* ac, void* r, void* priv) {
@@ -188,7 +196,21 @@ void RedisClient::ready(const redisAsyncContext* ac) {
     const char* argv[] = {subscribe.c_str(), channel_.data()};
     size_t lens[] = {subscribe.size(), channel_.size()};
     if (redisAsyncCommandArgv(sub_, onSubscription, nullptr, 2, argv, lens) != REDIS_OK)
-        fail("SUBSCRIBE failed");
+        failSoon("SUBSCRIBE failed");
+}
+
+// hiredis 0.14 runs the connect callback outside its "in a callback" guard, so freeing the
+// context there (fail()) would free it under hiredis' feet: fail on the next loop turn.
+void RedisClient::failSoon(const std::string& why) {
+    if (closed_) return;
+    pendingFailure_ = why;
+    uv_timer_start(&failTimer_, onFailTimer, 0, 0);
+}
+
+void RedisClient::onFailTimer(uv_timer_t* t) {
+    auto* self = static_cast<RedisClient*>(t->data);
+    std::string why = std::move(self->pendingFailure_);
+    if (self->cmd_ || self->sub_) self->fail(why);
 }
 
 void RedisClient::onDisconnected(const redisAsyncContext* ac, int) {
@@ -262,8 +284,13 @@ void RedisClient::onPong(redisAsyncContext* ac, void* r, void* priv) {
 
 void RedisClient::onPingTimer(uv_timer_t* t) {
     auto* self = static_cast<RedisClient*>(t->data);
-    if (!self->up_ || !self->cmd_) return;
     uint64_t now = uv_now(self->loop_);
+    if (!self->up_) {
+        if ((self->cmd_ || self->sub_) && now - self->connectStartedAt_ >= kConnectTimeoutMs)
+            self->fail("not connected within 3 s (connect, AUTH or SUBSCRIBE unanswered)");
+        return;
+    }
+    if (!self->cmd_) return;
     if (self->pingSentAt_ != 0) {
         if (now - self->pingSentAt_ >= kPingTimeoutMs) self->fail("no answer to PING within 3 s");
         return;

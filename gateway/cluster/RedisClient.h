@@ -6,10 +6,10 @@
 //   connection cannot run other commands); each sends AUTH first when a password is set,
 //   and a refused AUTH fails like a refused connect (Redis's answer is the reason given);
 // - "up" only when both are connected and the subscription is confirmed;
-// - any failure (refused, reset, a PING unanswered for 3 s — hiredis 0.14 has no command
-//   timeouts) drops both connections, fails every pending command with a null reply, reports
-//   down once, and retries with exponential backoff (200 ms doubling to 5 s, ±20 % jitter so
-//   replicas do not reconnect in lockstep);
+// - any failure (refused, reset, a PING unanswered for 3 s or a connection not up within
+//   3 s — hiredis 0.14 has no command timeouts) drops both connections, fails every pending command
+//   with a null reply, reports down once, and retries with exponential backoff (200 ms doubling to
+//   5 s, ±20 % jitter so replicas do not reconnect in lockstep);
 // - command() never queues while down: it returns false, and the caller decides (the cluster
 //   state resynchronises everything on the next up instead of replaying a backlog).
 //
@@ -72,6 +72,8 @@ class RedisClient {
     static void onConnected(const redisAsyncContext* ac, int status);
     static void onDisconnected(const redisAsyncContext* ac, int status);
     void ready(const redisAsyncContext* ac);
+    void failSoon(const std::string& why);
+    static void onFailTimer(uv_timer_t* t);
     static void onAuth(redisAsyncContext* ac, void* reply, void* priv);
     static void onSubscription(redisAsyncContext* ac, void* reply, void* priv);
     static void onReply(redisAsyncContext* ac, void* reply, void* priv);
@@ -94,11 +96,14 @@ class RedisClient {
     bool closed_ = false;
     bool started_ = false;
     uint64_t backoffMs_ = 0;
-    uint64_t pingSentAt_ = 0;  // uv_now of the PING in flight; 0 when none
-    uint32_t generation_ = 0;  // bumped per connection attempt: stale replies are ignored
+    uint64_t pingSentAt_ = 0;        // uv_now of the PING in flight; 0 when none
+    uint64_t connectStartedAt_ = 0;  // uv_now of the current connection attempt
+    std::string pendingFailure_;     // failSoon()'s reason
+    uint32_t generation_ = 0;        // bumped per connection attempt: stale replies are ignored
 
     uv_timer_t reconnectTimer_{};
     uv_timer_t pingTimer_{};
+    uv_timer_t failTimer_{};
 };
 
 }  // namespace moat::cluster

@@ -231,6 +231,10 @@ Verdict Session::clientUnsubscribe(const mqtt::Frame& frame, const uint8_t* body
     for (const auto& f : unsub.filters)
         subscriptions_.erase(std::remove(subscriptions_.begin(), subscriptions_.end(), f),
                              subscriptions_.end());
+    // Remembered until its UNSUBACK, so a gateway UNSUBSCRIBE never borrows the id (bounded:
+    // the broker answers each at once; beyond the bound a collision is merely possible).
+    if (clientUnsubscribes_.size() < kMaxTrackedUnsubscribes)
+        clientUnsubscribes_.insert(unsub.packetId);
     return Verdict::forward();
 }
 
@@ -369,8 +373,10 @@ Verdict Session::brokerSuback(const mqtt::Frame& frame, const uint8_t* body) {
 }
 
 Verdict Session::brokerUnsuback(const mqtt::Frame& frame, const uint8_t* body) {
-    if (frame.remainingLength >= 2 && gatewayUnsubscribes_.erase(readU16(body)))
-        return Verdict::drop();
+    if (frame.remainingLength < 2) return Verdict::forward();
+    const uint16_t id = readU16(body);
+    if (gatewayUnsubscribes_.erase(id)) return Verdict::drop();
+    clientUnsubscribes_.erase(id);
     return Verdict::forward();
 }
 
@@ -418,22 +424,23 @@ std::vector<std::string> Session::replaceRights(
 std::vector<uint8_t> Session::makeUnsubscribe(const std::vector<std::string>& filters) {
     // The gateway's packet ids share the client's identifier space at the broker: count down
     // from 0xFFFF (clients almost always count up from 1) and skip any id the client has in
-    // flight that the gateway knows of (a SUBSCRIBE awaiting its SUBACK, a QoS 1/2 PUBLISH) or
-    // that an earlier gateway UNSUBSCRIBE still holds.
+    // flight (a SUBSCRIBE awaiting its SUBACK, an UNSUBSCRIBE awaiting its UNSUBACK, a QoS 1/2
+    // PUBLISH) or that an earlier gateway UNSUBSCRIBE still holds.
     auto inUse = [this](uint16_t id) {
-        return pendingSubscribeFilters_.count(id) || inflight_.count(id) ||
-               gatewayUnsubscribes_.count(id);
+        return pendingSubscribeFilters_.count(id) || clientUnsubscribes_.count(id) ||
+               inflight_.count(id) || gatewayUnsubscribes_.count(id);
     };
-    uint16_t id = 0;
-    for (int tries = 0; tries <= 0x1000 && (id == 0 || inUse(id)); ++tries) {
-        id = nextGatewayPacketId_--;
-        if (nextGatewayPacketId_ < 0xF000) nextGatewayPacketId_ = 0xFFFF;
+    for (uint32_t tries = 0; tries < 0xFFFF; ++tries) {
+        const uint16_t id = nextGatewayPacketId_;
+        nextGatewayPacketId_ = id == 1 ? 0xFFFF : id - 1;
+        if (inUse(id)) continue;
+        gatewayUnsubscribes_.insert(id);
+        mqtt::UnsubscribePacket unsub;
+        unsub.packetId = id;
+        unsub.filters = filters;
+        return mqtt::encodeUnsubscribe(unsub, version_);
     }
-    gatewayUnsubscribes_.insert(id);
-    mqtt::UnsubscribePacket unsub;
-    unsub.packetId = id;
-    unsub.filters = filters;
-    return mqtt::encodeUnsubscribe(unsub, version_);
+    return {};  // every id in use: the caller cannot unsubscribe now
 }
 
 }  // namespace moat::inspect

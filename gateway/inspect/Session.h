@@ -76,6 +76,7 @@ class Session {
     // Reload: new rights; returns filters that are no longer allowed (caller unsubscribes).
     std::vector<std::string> replaceRights(std::shared_ptr<const policy::ClientRights> rights);
     // Builds a gateway-originated UNSUBSCRIBE for `filters`; its UNSUBACK will be consumed.
+    // Empty when every packet id is in use by the client (nothing can be sent now).
     std::vector<uint8_t> makeUnsubscribe(const std::vector<std::string>& filters);
     // integrity.stamp_identity switched on or off (at CONNECT, and by a reload).
     void setStampIdentity(std::optional<std::string> identity);
@@ -124,6 +125,8 @@ class Session {
     std::unordered_map<uint16_t, std::vector<std::string>> pendingSubscribeFilters_;
     std::vector<std::string> subscriptions_;
     std::unordered_set<uint16_t> gatewayUnsubscribes_;  // UNSUBACKs to consume
+    std::unordered_set<uint16_t> clientUnsubscribes_;   // the client's, awaiting UNSUBACK
+    static constexpr size_t kMaxTrackedUnsubscribes = 1024;
     uint16_t nextGatewayPacketId_ = 0xFFFF;
 
     // Client QoS 2 publishes the gateway dropped (v3: it answers the PUBREL itself).
@@ -133,7 +136,7 @@ class Session {
     // Client QoS 1/2 publishes forwarded and not yet completed (bounded: max_inflight).
     std::unordered_set<uint16_t> inflight_;
 
-    // stamp_identity: the encoded moat-identity user property, built once per connection.
+    // stamp_identity: the encoded moat-identity user property (CONNECT, and each reload).
     std::vector<uint8_t> stampProperty_;
 };
 

@@ -34,31 +34,45 @@ BackendResolver::~BackendResolver() {
     close();
 }
 
+bool BackendResolver::resolveNow(const config::HostPort& address, sockaddr_storage& out) {
+    if (parseLiteral(address, out)) return true;
+    addrinfo hints = streamHints(), *res = nullptr;
+    int r = getaddrinfo(address.host.c_str(), std::to_string(address.port).c_str(), &hints, &res);
+    const bool ok = r == 0 && res;
+    if (ok) {
+        std::memset(&out, 0, sizeof out);
+        std::memcpy(&out, res->ai_addr, std::min<size_t>(res->ai_addrlen, sizeof out));
+    }
+    if (res) freeaddrinfo(res);
+    return ok;
+}
+
 void BackendResolver::set(const config::HostPort& address) {
+    sockaddr_storage ss{};
+    std::optional<sockaddr_storage> resolved;
+    if (resolveNow(address, ss)) resolved = ss;
+    adopt(address, resolved);
+}
+
+void BackendResolver::adopt(const config::HostPort& address,
+                            const std::optional<sockaddr_storage>& resolved) {
     address_ = address;
     sockaddr_storage ss{};
     literal_ = parseLiteral(address, ss);
-    if (literal_) {
-        store(address, reinterpret_cast<sockaddr*>(&ss), sizeof ss);
+    if (literal_) return;  // parsed where it is used
+    if (resolved) {
+        store(address, reinterpret_cast<const sockaddr*>(&*resolved), sizeof *resolved);
+        if (failing_) MOAT_LOG_INFO("backend %s resolves again", address.toString().c_str());
+        failing_ = false;
         return;
     }
     {
         std::lock_guard lock(mu_);
-        if (have_ && resolvedFor_ == address.toString()) return;  // unchanged by a reload
+        if (current_.address == address.toString()) return;  // keep the earlier answer
     }
-    // A new host name: resolve it now, on the main loop (at start, nothing is served yet;
-    // on a reload, the main loop carries no traffic).
-    addrinfo hints = streamHints(), *res = nullptr;
-    int r = getaddrinfo(address.host.c_str(), std::to_string(address.port).c_str(), &hints, &res);
-    if (r == 0 && res) {
-        store(address, res->ai_addr, res->ai_addrlen);
-        failing_ = false;
-    } else {
-        MOAT_LOG_WARN("backend %s does not resolve (%s): devices are refused until it does",
-                      address.toString().c_str(), gai_strerror(r));
-        failing_ = true;
-    }
-    if (res) freeaddrinfo(res);
+    MOAT_LOG_WARN("backend %s does not resolve: devices are refused until it does",
+                  address.toString().c_str());
+    failing_ = true;
 }
 
 void BackendResolver::refresh() {
@@ -106,19 +120,27 @@ void BackendResolver::close() {
 }
 
 void BackendResolver::store(const config::HostPort& address, const sockaddr* sa, socklen_t len) {
+    const std::string key = address.toString();
     std::lock_guard lock(mu_);
-    std::memset(&resolved_, 0, sizeof resolved_);
-    std::memcpy(&resolved_, sa, std::min<size_t>(len, sizeof resolved_));
-    resolvedFor_ = address.toString();
-    have_ = true;
+    if (current_.address != key) {
+        previous_ = current_;
+        current_.address = key;
+    }
+    std::memset(&current_.resolved, 0, sizeof current_.resolved);
+    std::memcpy(&current_.resolved, sa, std::min<size_t>(len, sizeof current_.resolved));
 }
 
 bool BackendResolver::lookup(const config::HostPort& address, sockaddr_storage& out) const {
     if (parseLiteral(address, out)) return true;  // no lock, no string for the common case
+    const std::string key = address.toString();
     std::lock_guard lock(mu_);
-    if (!have_ || resolvedFor_ != address.toString()) return false;
-    out = resolved_;
-    return true;
+    for (const Entry* e : {&current_, &previous_}) {
+        if (!e->address.empty() && e->address == key) {
+            out = e->resolved;
+            return true;
+        }
+    }
+    return false;
 }
 
 }  // namespace moat::net

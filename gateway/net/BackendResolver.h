@@ -1,18 +1,21 @@
 #pragma once
 // The broker's address for every new connection, without a DNS lookup on the data path.
 //
-// An IP literal is parsed once. A host name (`mqtt-broker:1883` in Kubernetes) is resolved
-// on the main loop: once, blocking, when the gateway starts (before it accepts anything), then
-// asynchronously (uv_getaddrinfo, the libuv thread pool) whenever refresh() is called — the
+// An IP literal is parsed where it is used. A host name (`mqtt-broker:1883` in Kubernetes) is
+// resolved once, blocking, when the gateway starts (before it accepts anything); a reload
+// resolves its new address on the thread pool with the rest of the new config and hands the
+// answer over (adopt); and refresh() re-resolves in the background (uv_getaddrinfo) on every
 // health-check tick. Workers read the last good answer under a mutex: a lookup that fails or
 // is slow keeps the previous address, so a DNS hiccup never stalls or refuses devices while
-// the broker itself is fine. Before any lookup succeeded, lookup() fails (the connection is
-// refused with "server unavailable", like an unreachable broker).
+// the broker itself is fine. The previous address's answer is kept too, for connections that
+// still run on the configuration before a reload. A name that never resolved fails lookup()
+// (the device is refused with "server unavailable", like an unreachable broker).
 
 #include <sys/socket.h>
 #include <uv.h>
 
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "gateway/config/Config.h"
@@ -26,9 +29,14 @@ class BackendResolver {
     BackendResolver(const BackendResolver&) = delete;
     BackendResolver& operator=(const BackendResolver&) = delete;
 
-    // Main loop: the address to resolve from now on (start, reload). A new host name is
-    // resolved right away (blocking only the first time, at start).
+    // Main loop, at start: the address to use; a host name is resolved right away (blocking:
+    // nothing is served yet).
     void set(const config::HostPort& address);
+    // Main loop, on reload: the new address and what the reload's worker thread resolved it
+    // to (nullopt: it did not resolve; an earlier answer for the same address is kept).
+    void adopt(const config::HostPort& address, const std::optional<sockaddr_storage>& resolved);
+    // Any thread (blocking): `address` resolved now. False when it does not resolve.
+    static bool resolveNow(const config::HostPort& address, sockaddr_storage& out);
     // Main loop: re-resolve a host name in the background; no-op for an IP literal or while
     // a lookup is in flight.
     void refresh();
@@ -50,10 +58,13 @@ class BackendResolver {
     Lookup* inFlight_ = nullptr;
     bool failing_ = false;  // the last lookup failed (logged once per outage)
 
+    struct Entry {
+        std::string address;  // HostPort::toString() this answer belongs to; empty: none
+        sockaddr_storage resolved{};
+    };
     mutable std::mutex mu_;
-    std::string resolvedFor_;  // address.toString() that `resolved_` belongs to
-    sockaddr_storage resolved_{};
-    bool have_ = false;
+    Entry current_;
+    Entry previous_;  // the address before the last change, for not-yet-switched connections
 };
 
 }  // namespace moat::net

@@ -9,7 +9,7 @@
 namespace moat::net {
 
 class ByteBuffer {
-public:
+  public:
     const uint8_t* data() const { return data_.get() + begin_; }
     uint8_t* data() { return data_.get() + begin_; }
     size_t size() const { return end_ - begin_; }
@@ -39,7 +39,7 @@ public:
         capacity_ = 0;
     }
 
-private:
+  private:
     static constexpr size_t kKeepCapacity = 0;  // keep nothing when empty
 
     void reserveTail(size_t n) {

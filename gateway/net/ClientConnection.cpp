@@ -1071,6 +1071,13 @@ void ClientConnection::applySnapshot(const Snapshot& snapshot) {
         audit("authz_denied", "subscribe", f, "reload", "subscription revoked by reload");
     worker_.gateway().authzDenied("subscribe");
     auto unsub = session_->makeUnsubscribe(revoked);
+    if (unsub.empty()) {
+        // No free packet id to unsubscribe with: end the session rather than leave the
+        // revoked subscriptions at the broker.
+        audit("disconnect", "", "", "", "revoked subscriptions could not be unsubscribed");
+        closeWithReason(rc::AdministrativeAction);
+        return;
+    }
     sendToBackend(unsub.data(), unsub.size());
 }
 

@@ -201,8 +201,7 @@ void Gateway::startMain() {
     workersDone_.data = this;
     uv_timer_init(&loop_, &healthCheck_);
     healthCheck_.data = this;
-    if (uint64_t every = snapshot_->config->backend.healthCheckInterval.count())
-        uv_timer_start(&healthCheck_, onHealthCheck, 0, every);
+    restartHealthCheck();
     // 500 ms: long enough for a rotation tool to finish writing cert, key and CRL.
     watcher_ = std::make_unique<FileWatcher>(&loop_, 500, [this] {
         MOAT_LOG_INFO("a watched file changed: reloading");
@@ -280,6 +279,7 @@ struct ReloadWork {
     std::string path;
     std::shared_ptr<const Snapshot> result;
     std::vector<std::string> errors;
+    std::optional<sockaddr_storage> backend;  // the new backend address, resolved off-loop
 };
 }  // namespace
 
@@ -287,7 +287,7 @@ void Gateway::reload() {
     if (reloading_ || shuttingDown_) return;
     reloading_ = true;
     audit_->reopen();  // logrotate: SIGHUP also reopens the audit log file
-    auto* work = new ReloadWork{{}, this, configPath_, nullptr, {}};
+    auto* work = new ReloadWork{{}, this, configPath_, nullptr, {}, {}};
     work->req.data = work;
     // Validation (YAML, certificates, password hashes file, policy) runs off every event loop.
     uv_queue_work(
@@ -295,6 +295,9 @@ void Gateway::reload() {
         [](uv_work_t* req) {
             auto* w = static_cast<ReloadWork*>(req->data);
             w->result = loadSnapshot(w->path, w->errors);
+            sockaddr_storage ss{};
+            if (w->result && BackendResolver::resolveNow(w->result->config->backend.address, ss))
+                w->backend = ss;
         },
         [](uv_work_t* req, int) {
             auto* w = static_cast<ReloadWork*>(req->data);
@@ -310,7 +313,8 @@ void Gateway::reload() {
                 return;
             }
             self->snapshot_ = w->result;
-            self->resolver_.set(self->snapshot_->config->backend.address);
+            self->resolver_.adopt(self->snapshot_->config->backend.address, w->backend);
+            self->restartHealthCheck();
             self->bans_.updateConfig(self->snapshot_->config->bans);
             if (self->cluster_) self->cluster_->updateBans(self->snapshot_->config->bans);
             {
@@ -334,7 +338,7 @@ void Gateway::onHousekeeping(uv_timer_t* t) {
     auto* self = static_cast<Gateway*>(t->data);
     auto now = SteadyClock::now();
     // With health checks off, a host-name backend is re-resolved every 30 s from here.
-    if (self->snapshot_->config->backend.healthCheckInterval.count() == 0 &&
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&self->healthCheck_)) &&
         ++self->secondsSinceResolve_ >= kResolveEverySeconds) {
         self->secondsSinceResolve_ = 0;
         self->resolver_.refresh();
@@ -359,14 +363,24 @@ void Gateway::onHousekeeping(uv_timer_t* t) {
     }
 }
 
+// The probe's timer follows backend.health_check_interval, also when a reload changes it.
+void Gateway::restartHealthCheck() {
+    const uint64_t every = snapshot_->config->backend.healthCheckInterval.count();
+    if (every == healthCheckEvery_) return;
+    uv_timer_stop(&healthCheck_);
+    healthCheckEvery_ = every;
+    if (every) uv_timer_start(&healthCheck_, onHealthCheck, 0, every);
+}
+
 // Opens and closes one TCP connection to the broker: enough to tell "reachable" (the broker
 // logs it as a connection that closed before CONNECT).
 void Gateway::onHealthCheck(uv_timer_t* t) {
     auto* self = static_cast<Gateway*>(t->data);
-    if (self->probe_ || self->shuttingDown_) return;
-    // Each tick also re-resolves a host-name backend in the background; this probe uses the
-    // address resolved so far.
+    if (self->shuttingDown_) return;
+    // Each tick also re-resolves a host-name backend in the background (even while a probe
+    // is still in flight); the probe uses the address resolved so far.
     self->resolver_.refresh();
+    if (self->probe_) return;
     sockaddr_storage ss{};
     const config::HostPort& addr = self->snapshot_->config->backend.address;
     if (!self->backendAddress(addr, ss)) {

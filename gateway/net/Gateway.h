@@ -91,6 +91,7 @@ class Gateway : private cluster::ClusterHandler {
     static void onSignal(uv_signal_t* h, int signum);
     static void onHousekeeping(uv_timer_t* t);
     static void onHealthCheck(uv_timer_t* t);
+    void restartHealthCheck();
     static void onWorkersDone(uv_async_t* h);
 
     // ---- cluster (GatewayCluster.cpp)
@@ -142,7 +143,8 @@ class Gateway : private cluster::ClusterHandler {
     std::atomic<int> runningWorkers_{0};
     bool shuttingDown_ = false;
     bool reloading_ = false;
-    int secondsSinceResolve_ = 0;  // housekeeping ticks since the backend was re-resolved
+    int secondsSinceResolve_ = 0;    // housekeeping ticks since the backend was re-resolved
+    uint64_t healthCheckEvery_ = 0;  // ms the health-check timer runs at; 0: stopped
 };
 
 }  // namespace moat::net

@@ -11,16 +11,22 @@ namespace {
 std::atomic<LogLevel> gLevel{LogLevel::Info};
 const char* levelName(LogLevel l) {
     switch (l) {
-        case LogLevel::Debug: return "debug";
-        case LogLevel::Info: return "info";
-        case LogLevel::Warn: return "warn";
-        case LogLevel::Error: return "error";
+        case LogLevel::Debug:
+            return "debug";
+        case LogLevel::Info:
+            return "info";
+        case LogLevel::Warn:
+            return "warn";
+        case LogLevel::Error:
+            return "error";
     }
     return "?";
 }
 }  // namespace
 
-void setLogLevel(LogLevel level) { gLevel = level; }
+void setLogLevel(LogLevel level) {
+    gLevel = level;
+}
 
 void logf(LogLevel level, const char* fmt, ...) {
     if (level < gLevel.load(std::memory_order_relaxed)) return;

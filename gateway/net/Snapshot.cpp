@@ -24,8 +24,8 @@ std::shared_ptr<const Snapshot> buildSnapshot(std::shared_ptr<const config::Conf
         std::string err;
         auto trusted = proxy::CidrSet::parse(l.trustedProxies, err);
         if (!trusted) {
-            errors.push_back(config->path + ":" + std::to_string(l.line) + ": listener '" +
-                             l.name + "': trusted_proxies: " + err);
+            errors.push_back(config->path + ":" + std::to_string(l.line) + ": listener '" + l.name +
+                             "': trusted_proxies: " + err);
             continue;
         }
         proxy::Versions v = l.proxyProtocol == config::ProxyProtocol::V1   ? proxy::Versions::V1
@@ -58,8 +58,8 @@ std::shared_ptr<const Snapshot> buildSnapshot(std::shared_ptr<const config::Conf
         std::string err;
         auto ctx = tls::TlsContext::create(*l.tls, err);
         if (!ctx) {
-            errors.push_back(config->path + ":" + std::to_string(l.line) + ": listener '" +
-                             l.name + "': " + err);
+            errors.push_back(config->path + ":" + std::to_string(l.line) + ": listener '" + l.name +
+                             "': " + err);
             continue;
         }
         snap->tls[l.name] = std::move(ctx);

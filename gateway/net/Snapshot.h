@@ -21,7 +21,7 @@ namespace moat::net {
 struct Snapshot {
     std::shared_ptr<const config::Config> config;
     std::shared_ptr<const policy::Policy> policy;
-    std::shared_ptr<const policy::PasswordFile> passwords;  // null: no password factor
+    std::shared_ptr<const policy::PasswordFile> passwords;        // null: no password factor
     std::map<std::string, std::shared_ptr<tls::TlsContext>> tls;  // by listener name
     // integrity.rules and their keys (fixed keys loaded; %u keys cached per identity as
     // clients connect, dropped with the snapshot on reload). Null without rules.

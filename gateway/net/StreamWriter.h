@@ -16,6 +16,8 @@ using WriteDoneFn = void (*)(uv_stream_t* stream, int status);
 // Writes len bytes. Returns 0, or a libuv error code (the connection should be closed).
 int writeToStream(uv_stream_t* stream, const uint8_t* data, size_t len, WriteDoneFn done);
 
-inline size_t queuedBytes(const uv_stream_t* s) { return uv_stream_get_write_queue_size(s); }
+inline size_t queuedBytes(const uv_stream_t* s) {
+    return uv_stream_get_write_queue_size(s);
+}
 
 }  // namespace moat::net

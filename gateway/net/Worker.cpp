@@ -14,7 +14,9 @@ constexpr int kMaxAuthInFlight = 4;  // concurrent PBKDF2 checks per worker
 }  // namespace
 
 Worker::Worker(Gateway& gateway, int index, std::shared_ptr<const Snapshot> snapshot)
-    : gateway_(gateway), index_(index), snapshot_(std::move(snapshot)),
+    : gateway_(gateway),
+      index_(index),
+      snapshot_(std::move(snapshot)),
       readBuffer_(new uint8_t[kReadBufferSize]) {
     uv_loop_init(&loop_);
     uv_async_init(&loop_, &async_, onAsync);
@@ -89,7 +91,9 @@ uv_buf_t Worker::readBuffer() {
     return uv_buf_init(reinterpret_cast<char*>(readBuffer_.get()), kReadBufferSize);
 }
 
-void Worker::attach(ClientConnection* c) { connections_.push_back(c); }
+void Worker::attach(ClientConnection* c) {
+    connections_.push_back(c);
+}
 
 void Worker::detach(ClientConnection* c) {
     auto it = std::find(connections_.begin(), connections_.end(), c);
@@ -126,7 +130,9 @@ void Worker::releaseAuthSlot() {
     }
 }
 
-void Worker::waitForAuthSlot(std::function<void()> resume) { authWaiters_.push_back(std::move(resume)); }
+void Worker::waitForAuthSlot(std::function<void()> resume) {
+    authWaiters_.push_back(std::move(resume));
+}
 
 void Worker::flushTraffic() {
     auto& m = gateway_.metrics();
@@ -136,12 +142,16 @@ void Worker::flushTraffic() {
         if (uint64_t d = traffic_.packetsOut[t] - flushed_.packetsOut[t])
             m.addPackets(metrics::Direction::BrokerToClient, t, d);
     }
-    if (uint64_t d = traffic_.bytesIn - flushed_.bytesIn) m.countBytes(metrics::Direction::ClientToBroker, d);
-    if (uint64_t d = traffic_.bytesOut - flushed_.bytesOut) m.countBytes(metrics::Direction::BrokerToClient, d);
+    if (uint64_t d = traffic_.bytesIn - flushed_.bytesIn)
+        m.countBytes(metrics::Direction::ClientToBroker, d);
+    if (uint64_t d = traffic_.bytesOut - flushed_.bytesOut)
+        m.countBytes(metrics::Direction::BrokerToClient, d);
     flushed_ = traffic_;
 }
 
-void Worker::onStatsTimer(uv_timer_t* t) { static_cast<Worker*>(t->data)->flushTraffic(); }
+void Worker::onStatsTimer(uv_timer_t* t) {
+    static_cast<Worker*>(t->data)->flushTraffic();
+}
 
 void Worker::stopAccepting() {
     for (auto& l : listeners_) {
@@ -171,9 +181,12 @@ void Worker::onDrainTimer(uv_timer_t* t) {
 void Worker::maybeFinishShutdown() {
     if (!connections_.empty()) return;
     // Everything is closed: stop the loop by closing the remaining handles.
-    uv_walk(&loop_, [](uv_handle_t* h, void*) {
-        if (!uv_is_closing(h)) uv_close(h, nullptr);
-    }, nullptr);
+    uv_walk(
+        &loop_,
+        [](uv_handle_t* h, void*) {
+            if (!uv_is_closing(h)) uv_close(h, nullptr);
+        },
+        nullptr);
 }
 
 }  // namespace moat::net

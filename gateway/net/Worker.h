@@ -32,7 +32,7 @@ struct TrafficCounters {
 };
 
 class Worker {
-public:
+  public:
     Worker(Gateway& gateway, int index, std::shared_ptr<const Snapshot> snapshot);
     ~Worker();
     Worker(const Worker&) = delete;
@@ -74,7 +74,7 @@ public:
     size_t kick(const std::string& identity, const std::string& fingerprint, uint8_t v5Reason,
                 const std::string& why);
 
-private:
+  private:
     void run();
     void flushTraffic();
     void stopAccepting();

@@ -301,3 +301,21 @@ def test_redis_with_a_password(moat_factory, tmp_path, conns):
         assert code == 0
     finally:
         redis.kill()
+
+
+def test_redis_that_never_answers(moat_factory, conns):
+    """A "Redis" that accepts TCP and then says nothing (a hung server, a wrong port behind
+    a proxy): the replica gives up on it within 3 s, retries with backoff, and keeps
+    serving with local limits — it does not hang in "connecting"."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    silent.bind((HOST, 0))
+    silent.listen(16)
+    try:
+        m = moat_factory({"cluster": {"redis": "%s:%d" % (HOST, silent.getsockname()[1])}})
+        h.wait_until(lambda: "not connected within 3 s" in m.stderr(), 10,
+                     message="the connect deadline to fire")
+        assert m.metric("moat_cluster_redis_up") == 0
+        assert m.http_get("/healthz")[0] == 200
+        assert conns(m, "127.0.0.71", "silent-redis")[0] == 0
+    finally:
+        silent.close()

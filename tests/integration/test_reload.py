@@ -178,3 +178,18 @@ def test_broken_reload_keeps_old_config(moat_factory, certs, broker, clients):
     m = sub.get(10)
     assert m is not None and m.payload == b"still-works"
     assert not sub.disconnected.is_set()
+
+
+def test_reload_starts_the_health_check(moat_factory, broker):
+    """backend.health_check_interval follows a reload: switched on (and to a host name
+    backend), the probe starts and /healthz reports the broker."""
+    moat = moat_factory({"backend": {"health_check_interval": "0s"}})
+    broker.stop()
+    assert moat.http_get("/healthz")[0] == 200  # nothing probes: no news is good news
+    ok_before = _reloads(moat, "ok")
+    moat.write_config(h.deep_merge(moat.config, {"backend": {
+        "address": "localhost:%d" % broker.port, "health_check_interval": "100ms"}}))
+    moat.proc.send_signal(signal.SIGHUP)
+    h.wait_until(lambda: _reloads(moat, "ok") > ok_before, 10, message="reload ok counted")
+    h.wait_until(lambda: moat.http_get("/healthz")[0] == 503, 10,
+                 message="the new health check to see the broker down")

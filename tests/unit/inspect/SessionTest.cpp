@@ -80,3 +80,19 @@ TEST_CASE("a gateway UNSUBSCRIBE never takes a packet id the client has in fligh
     CHECK(feed(s, mqtt::encodeSuback(sa, mqtt::ProtocolVersion::V311), false).kind ==
           Verdict::Kind::Forward);
 }
+
+TEST_CASE("a gateway UNSUBSCRIBE skips the client's own UNSUBSCRIBE ids until their UNSUBACK") {
+    NoEvents events;
+    Session s(mqtt::ProtocolVersion::V311, rightsOnT(), {}, events);
+    mqtt::UnsubscribePacket unsub;
+    unsub.packetId = 0xFFFF;
+    unsub.filters = {"t/a"};
+    CHECK(feed(s, mqtt::encodeUnsubscribe(unsub, mqtt::ProtocolVersion::V311), true).kind ==
+          Verdict::Kind::Forward);
+    CHECK(packetIdOf(s.makeUnsubscribe({"t/b"})) == 0xFFFE);
+    // The client's UNSUBACK reaches it; the id is free again once the counter comes round.
+    mqtt::UnsubackPacket ua;
+    ua.packetId = 0xFFFF;
+    CHECK(feed(s, mqtt::encodeUnsuback(ua, mqtt::ProtocolVersion::V311), false).kind ==
+          Verdict::Kind::Forward);
+}

@@ -75,3 +75,24 @@ TEST_CASE("close() mid-lookup: the pending callback leaves the resolver alone") 
     uv_run(&l.loop, UV_RUN_DEFAULT);
     CHECK(r.lookup(HostPort{"localhost", 1886}, ss));  // the earlier answer stays
 }
+
+TEST_CASE("a reload keeps the previous answer for connections still on the old config") {
+    Loop l;
+    BackendResolver r(&l.loop);
+    sockaddr_storage ss{};
+    const HostPort before{"localhost", 1887};
+    r.set(before);
+    REQUIRE(r.lookup(before, ss));
+    // The reload resolved its new name on the thread pool and hands the answer over.
+    const HostPort after{"localhost", 1888};
+    sockaddr_storage resolved{};
+    REQUIRE(BackendResolver::resolveNow(after, resolved));
+    r.adopt(after, resolved);
+    REQUIRE(r.lookup(after, ss));
+    CHECK(text(ss).substr(text(ss).find('/')) == "/1888");
+    REQUIRE(r.lookup(before, ss));  // not refused mid-reload
+    CHECK(text(ss).substr(text(ss).find('/')) == "/1887");
+    // A later reload whose lookup failed keeps the answer it had for the same address.
+    r.adopt(after, std::nullopt);
+    CHECK(r.lookup(after, ss));
+}
