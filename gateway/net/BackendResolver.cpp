@@ -61,17 +61,27 @@ void BackendResolver::adopt(const config::HostPort& address,
     literal_ = parseLiteral(address, ss);
     if (literal_) return;  // parsed where it is used
     if (resolved) {
-        store(address, reinterpret_cast<const sockaddr*>(&*resolved), sizeof *resolved);
-        if (failing_) MOAT_LOG_INFO("backend %s resolves again", address.toString().c_str());
-        failing_ = false;
+        resolvedTo(address, reinterpret_cast<const sockaddr*>(&*resolved), sizeof *resolved);
         return;
     }
     {
         std::lock_guard lock(mu_);
         if (current_.address == address.toString()) return;  // keep the earlier answer
     }
-    MOAT_LOG_WARN("backend %s does not resolve: devices are refused until it does",
-                  address.toString().c_str());
+    failedFor(address, "devices are refused until it does");
+}
+
+void BackendResolver::resolvedTo(const config::HostPort& address, const sockaddr* sa,
+                                 socklen_t len) {
+    store(address, sa, len);
+    if (failing_) MOAT_LOG_INFO("backend %s resolves again", address.toString().c_str());
+    failing_ = false;
+}
+
+// Logged once per outage: every health-check tick would otherwise repeat it.
+void BackendResolver::failedFor(const config::HostPort& address, const char* consequence) {
+    if (!failing_)
+        MOAT_LOG_WARN("backend %s does not resolve: %s", address.toString().c_str(), consequence);
     failing_ = true;
 }
 
@@ -97,16 +107,10 @@ void BackendResolver::onResolved(uv_getaddrinfo_t* req, int status, addrinfo* re
         self->inFlight_ = nullptr;
         const bool current =
             l->address.host == self->address_.host && l->address.port == self->address_.port;
-        if (status == 0 && res && current) {
-            self->store(l->address, res->ai_addr, res->ai_addrlen);
-            if (self->failing_)
-                MOAT_LOG_INFO("backend %s resolves again", l->address.toString().c_str());
-            self->failing_ = false;
-        } else if (status != 0 && current && !self->failing_) {
-            self->failing_ = true;
-            MOAT_LOG_WARN("backend %s does not resolve (%s): keeping the last address",
-                          l->address.toString().c_str(), uv_strerror(status));
-        }
+        if (status == 0 && res && current)
+            self->resolvedTo(l->address, res->ai_addr, res->ai_addrlen);
+        else if (status != 0 && current)
+            self->failedFor(l->address, "keeping the last address");
     }
     uv_freeaddrinfo(res);
     delete l;

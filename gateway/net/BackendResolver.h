@@ -50,6 +50,8 @@ class BackendResolver {
   private:
     struct Lookup;
     void store(const config::HostPort& address, const sockaddr* sa, socklen_t len);
+    void resolvedTo(const config::HostPort& address, const sockaddr* sa, socklen_t len);
+    void failedFor(const config::HostPort& address, const char* consequence);
     static void onResolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
 
     uv_loop_t* loop_;

@@ -37,26 +37,11 @@ constexpr int kResolveEverySeconds = 30;
 // kernel spreads connections across them.
 int bindSocket(const config::HostPort& hp, uint16_t port, std::string& error) {
     sockaddr_storage ss{};
-    socklen_t len = 0;
-    if (uv_ip4_addr(hp.host.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss)) == 0) {
-        len = sizeof(sockaddr_in);
-    } else if (uv_ip6_addr(hp.host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss)) == 0) {
-        len = sizeof(sockaddr_in6);
-    } else {
-        addrinfo hints{}, *res = nullptr;
-        hints.ai_socktype = SOCK_STREAM;
-        if (getaddrinfo(hp.host.c_str(), nullptr, &hints, &res) != 0 || !res) {
-            error = "cannot resolve '" + hp.host + "'";
-            return -1;
-        }
-        std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
-        len = res->ai_addrlen;
-        freeaddrinfo(res);
-        if (ss.ss_family == AF_INET)
-            reinterpret_cast<sockaddr_in*>(&ss)->sin_port = htons(port);
-        else
-            reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = htons(port);
+    if (!BackendResolver::resolveNow(config::HostPort{hp.host, port}, ss)) {
+        error = "cannot resolve '" + hp.host + "'";
+        return -1;
     }
+    const socklen_t len = ss.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         error = std::string("socket: ") + std::strerror(errno);
