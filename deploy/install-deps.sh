@@ -11,6 +11,7 @@ packages=(
     mosquitto mosquitto-clients python3 python3-paho-mqtt python3-pytest python3-yaml
     haproxy stunnel4 procps
     libhiredis-dev redis-server
+    prometheus
 )
 # Node (for MQTT.js) may already come from elsewhere (e.g. NodeSource, whose nodejs bundles
 # npm and conflicts with Debian's npm package): only install Debian's when there is none.

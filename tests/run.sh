@@ -29,14 +29,17 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 build_and_test() {
     local type=$1 dir=$2
     echo "=== $type build ($dir)"
-    cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" >/dev/null
+    # MOAT_BUILD_TESTS is passed explicitly: the demo's build folder caches it OFF, and a
+    # cached OFF would leave this stage with no tests at all.
+    cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" -DMOAT_BUILD_TESTS=ON >/dev/null
     ninja -C "$dir" -j"$jobs"
     echo "=== $type tests"
     # A failing suite is run once more before the stage fails: the integration suites drive
     # real brokers, clients and timers on a shared 2-core machine, and a rare scheduling
     # hiccup must not block everything else. A real failure fails twice; ctest's output
     # shows the first attempt either way.
-    (cd "$dir" && ctest --output-on-failure --timeout 600 --repeat until-pass:2)
+    # --no-tests=error: a stage that finds no tests fails instead of passing empty.
+    (cd "$dir" && ctest --output-on-failure --no-tests=error --timeout 600 --repeat until-pass:2)
 }
 
 build_and_test Release "$root/build/release"
@@ -48,6 +51,7 @@ if [[ "${MOAT_SKIP_FUZZ:-0}" != 1 ]]; then
     CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
         -DMOAT_FUZZ=ON -DMOAT_BUILD_TESTS=OFF >/dev/null
     ninja -C "$dir" -j"$jobs" $(cd "$root/tests/fuzz" && ls fuzz_*.cpp 2>/dev/null | sed 's/\.cpp$//')
+    targets=0
     for src in "$root"/tests/fuzz/fuzz_*.cpp; do
         [[ -e "$src" ]] || continue
         name=$(basename "$src" .cpp)
@@ -57,6 +61,9 @@ if [[ "${MOAT_SKIP_FUZZ:-0}" != 1 ]]; then
         echo "--- $name"
         "$dir/tests/fuzz/$name" -max_total_time=10 -max_len=4096 "$work" 2>&1 | tail -n 2
         rm -rf "$work"
+        targets=$((targets + 1))
     done
+    ((targets > 0)) || { echo "fuzz smoke: no fuzz targets found" >&2; exit 1; }
+    echo "fuzz smoke: $targets targets run"
 fi
 echo "=== all tests passed"

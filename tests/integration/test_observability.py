@@ -71,6 +71,10 @@ def test_metrics_exposition_has_every_contract_family(moat_factory, clients, wir
 
     status, text = moat.http_get("/metrics")
     assert status == 200
+    # Prometheus' own linter judges the live page (names, types, HELP, units).
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                          capture_output=True, timeout=30)
+    assert lint.returncode == 0, "promtool check metrics:\n" + lint.stdout + lint.stderr
     samples = h.parse_metrics(text)
     for family, labels in FAMILIES.items():
         assert re.search(r"^# TYPE %s " % family, text, re.M) or any(
