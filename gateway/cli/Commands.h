@@ -16,6 +16,7 @@ int passwdCommand(const Args& args);
 int versionCommand(const Args& args);
 int healthCommand(const Args& args);
 int signCommand(const Args& args);
+int importCommand(const Args& args);
 
 // "-c FILE" / "--config FILE" / "--config=FILE"; empty when missing.
 std::string configPathArg(const Args& args);

@@ -26,6 +26,7 @@ void usage() {
                  "  moat sign --key FILE --topic TOPIC [--algorithm hmac-sha256|ed25519]\n"
                  "            [--timestamp[=now|SECONDS]] [--format v5|v3]   (payload on stdin;\n"
                  "            v5 prints moat-sig/moat-ts values, v3 writes payload+trailer)\n"
+                 "  moat import --from mosquitto.conf   (prints a Moat config for it)\n"
                  "  moat version\n");
 }
 
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
     if (cmd == "passwd") return moat::cli::passwdCommand(args);
     if (cmd == "health") return moat::cli::healthCommand(args);
     if (cmd == "sign") return moat::cli::signCommand(args);
+    if (cmd == "import") return moat::cli::importCommand(args);
     if (cmd == "version" || cmd == "--version") return moat::cli::versionCommand(args);
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
         usage();
