@@ -1,7 +1,9 @@
 # Moat container image: multi-stage, Debian 12 like the development machines.
 #   docker build -t moat .
 #   docker run -v $PWD/deploy/demo-config:/etc/moat moat        (expects /etc/moat/moat.yaml)
-# Deployed as a sidecar next to the broker (see deploy/compose.yaml, deploy/kubernetes/).
+# Deployed as a sidecar next to the broker (see deploy/compose/, deploy/kubernetes/). Runs
+# read-only-root, without capabilities: the manifests there enforce it (README "Deployment
+# hardening").
 FROM debian:12 AS build
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         build-essential cmake ninja-build pkg-config \
@@ -19,9 +21,12 @@ FROM debian:12-slim
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         libuv1 libssl3 libyaml-cpp0.7 libprometheus-cpp-core1.0 ca-certificates && \
     rm -rf /var/lib/apt/lists/* && \
-    useradd --system --no-create-home --shell /usr/sbin/nologin moat
+    groupadd --system --gid 10001 moat && \
+    useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin moat
 COPY --from=build /src/build/gateway/cli/moat /usr/local/bin/moat
-USER moat
+# Numeric, so Kubernetes' runAsNonRoot can verify it (a user name cannot be checked and the pod
+# is refused), and the same UID the manifests' runAsUser names (deploy/kubernetes/).
+USER 10001:10001
 EXPOSE 8883 9464
 # SIGTERM drains (MQTT 5 clients get DISCONNECT 0x8B); SIGHUP reloads certificates and policy.
 STOPSIGNAL SIGTERM

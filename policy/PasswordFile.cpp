@@ -1,6 +1,5 @@
 #include "policy/PasswordFile.h"
 
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -15,6 +14,7 @@
 #include <sstream>
 
 #include "policy/Base64.h"
+#include "policy/LockedRewrite.h"
 
 namespace moat::policy {
 
@@ -153,50 +153,6 @@ bool readFile(const std::string& path, std::string& out, std::string& error) {
     return true;
 }
 
-bool writeAll(int fd, std::string_view data) {
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-}
-
-// Writes `content` to `path` via a temporary file in the same directory + rename, so readers
-// (a running gateway reloading the file) see either the old or the new file, never a mix.
-bool writeFileAtomically(const std::string& path, std::string_view content, std::string& error) {
-    std::string tmp = path + ".tmp.XXXXXX";
-    const int fd = ::mkstemp(tmp.data());
-    if (fd < 0) {
-        error = "cannot create temporary file next to " + path + ": " + std::strerror(errno);
-        return false;
-    }
-    bool ok = ::fchmod(fd, 0600) == 0 && writeAll(fd, content) && ::fsync(fd) == 0;
-    const int savedErrno = errno;
-    if (::close(fd) != 0) ok = false;
-    if (ok && ::rename(tmp.c_str(), path.c_str()) != 0) {
-        error = "cannot replace " + path + ": " + std::strerror(errno);
-        ::unlink(tmp.c_str());
-        return false;
-    }
-    if (!ok) {
-        error = "cannot write " + tmp + ": " + std::strerror(savedErrno);
-        ::unlink(tmp.c_str());
-        return false;
-    }
-    // Make the rename itself durable; best effort (some filesystems refuse fsync on dirs).
-    const size_t slash = path.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-    if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY); dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
-    return true;
-}
-
 }  // namespace
 
 PasswordFile::PasswordFile() {
@@ -329,18 +285,7 @@ bool setPasswordInFile(const std::string& path, std::string_view user, std::stri
         return false;
     }
 
-    std::string content;
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0) {
-        if (!readFile(path, content, error)) {
-            error = "cannot read " + path + ": " + error;
-            return false;
-        }
-    } else if (errno != ENOENT) {
-        error = "cannot access " + path + ": " + std::strerror(errno);
-        return false;
-    }
-
+    // Hashed before taking the lock: PBKDF2 is the slow part, other writers need not wait.
     const std::string hash = hashPassword(password);
     if (hash.empty()) {
         error = "cannot hash the password (random number generator failure)";
@@ -348,21 +293,25 @@ bool setPasswordInFile(const std::string& path, std::string_view user, std::stri
     }
     const std::string newLine = std::string(user) + ":" + hash;
 
-    std::string out;
-    out.reserve(content.size() + newLine.size() + 2);
-    bool replaced = false;
-    forEachLine(content, [&](int, std::string_view line) {
-        if (!isSkippedLine(line) && lineUser(line) == user) {
-            if (replaced) return;  // a later duplicate: drop it, it would be ambiguous
-            replaced = true;
-            out += newLine;
-        } else {
-            out += line;
-        }
-        out += '\n';
-    });
-    if (!replaced) out += newLine + "\n";
-    return writeFileAtomically(path, out, error);
+    // Read, edit and replace under the file's lock, through a symbolic link to its target,
+    // keeping mode, owner and group (LockedRewrite.h).
+    auto edit = [&](const std::string& content, std::string& out, std::string&) {
+        out.reserve(content.size() + newLine.size() + 2);
+        bool replaced = false;
+        forEachLine(content, [&](int, std::string_view line) {
+            if (!isSkippedLine(line) && lineUser(line) == user) {
+                if (replaced) return;  // a later duplicate: drop it, it would be ambiguous
+                replaced = true;
+                out += newLine;
+            } else {
+                out += line;
+            }
+            out += '\n';
+        });
+        if (!replaced) out += newLine + "\n";
+        return true;
+    };
+    return rewriteFileLocked(path, 0600, edit, error, kMaxFileBytes);
 }
 
 }  // namespace moat::policy

@@ -79,8 +79,10 @@ std::string hashPassword(std::string_view password, int iterations = kDefaultPbk
 
 // `moat passwd FILE USER`: sets USER's password, creating the file if needed. Other lines
 // (users, comments) are kept as they are; the user's first line is replaced and any later
-// duplicate removed, or a line is appended. Written atomically (temp file + fsync + rename),
-// mode 0600. On failure returns false with a message in `error` and leaves the file as it was.
+// duplicate removed, or a line is appended. Written atomically (temp file + fsync + rename) under
+// an exclusive flock of the file, through a symbolic link to its target, keeping the file's mode,
+// owner and group (a new file: mode 0600); see LockedRewrite.h. On failure returns false with a
+// message in `error` and leaves the file as it was.
 bool setPasswordInFile(const std::string& path, std::string_view user, std::string_view password,
                        std::string& error);
 

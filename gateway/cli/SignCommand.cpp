@@ -1,5 +1,7 @@
 // `moat sign`: the signing helper for device developers (and tests). Reads the payload on
-// stdin and prints what integrity.rules expects (CONTRACT.md §3 "Signed messages"):
+// stdin and prints what integrity.rules expects (CONTRACT.md §3 "Signed messages"; the signed
+// bytes are topic ‖ 0x00 ‖ payload, or topic ‖ 0x01 ‖ ts ‖ payload with --timestamp, built by
+// integrity::Signer, the same code the gateway verifies with):
 //   --format v5 (default): "moat-sig=<base64>" and, with a timestamp, "moat-ts=<seconds>",
 //                          one per line, the values of the MQTT 5 user properties;
 //   --format v3:           the payload followed by the trailer ([ts] ‖ signature), raw bytes,
@@ -26,7 +28,8 @@ void signUsage() {
                  "                 [--timestamp[=now|SECONDS]] [--format v5|v3]  < payload\n"
                  "  hmac-sha256: FILE holds the shared secret (trailing newline ignored)\n"
                  "  ed25519:     FILE is the device's PRIVATE key PEM (the gateway has the public)\n"
-                 "  --timestamp: sign with a timestamp (required by rules with max_age)\n"
+                 "  --timestamp: sign with a timestamp (required by rules with max_age);\n"
+                 "               signed bytes: topic 0x01 ts payload (without: topic 0x00 payload)\n"
                  "  v5: prints moat-sig=... and moat-ts=... (user property values)\n"
                  "  v3: writes payload + trailer ([8-byte ts] + signature) to stdout\n");
 }

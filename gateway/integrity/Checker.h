@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/integrity/ReplayCache.h"
 #include "gateway/integrity/SignedPublish.h"
 #include "policy/TopicTrie.h"
 
@@ -43,10 +44,11 @@ public:
 
     // `shared`: the trie of the rules' filters when none has a placeholder (built once per
     // snapshot); otherwise the filters are expanded for this identity / client id here.
-    // `keepAlive` holds whatever owns the RuleSpecs.
+    // `keepAlive` holds whatever owns the RuleSpecs. `replay`: where signatures accepted under
+    // a rule with max_age are remembered (null: a private cache, for tests).
     Checker(std::vector<BoundRule> rules, std::shared_ptr<const policy::TopicTrie> shared,
             std::string_view identity, std::string_view clientId, Clock clock,
-            std::shared_ptr<const void> keepAlive);
+            std::shared_ptr<const void> keepAlive, std::shared_ptr<ReplayCache> replay = nullptr);
 
     struct Outcome {
         uint32_t rule = kNoRule;  // kNoRule: the topic is under no rule, forward as is
@@ -55,9 +57,12 @@ public:
         bool matched() const { return rule != kNoRule; }
     };
 
-    // `properties`: the v5 properties block (ignored for v3).
+    // `properties`: the v5 properties block (ignored for v3). `remember`: record a signature
+    // accepted under a rule with max_age in the replay cache, refusing one already there
+    // (false for wills: a client reconnecting with the same signed will is not a replay, and
+    // the broker publishes a will at most once per connection).
     Outcome check(std::string_view topic, std::string_view payload,
-                  std::span<const uint8_t> properties, bool v5);
+                  std::span<const uint8_t> properties, bool v5, bool remember = true);
 
     const RuleSpec& rule(uint32_t i) const { return *rules_[i].spec; }
     size_t ruleCount() const { return rules_.size(); }
@@ -67,6 +72,8 @@ private:
     std::shared_ptr<const policy::TopicTrie> trie_;
     Clock clock_;
     std::shared_ptr<const void> keepAlive_;
+    std::shared_ptr<ReplayCache> replay_;
+    std::string identity_;
     Verifier verifier_;
     std::array<uint8_t, kEd25519Size> sigBuf_{};
 };

@@ -30,9 +30,11 @@ std::string KeyStore::keyPathFor(const RuleSpec& rule, std::string_view identity
 }
 
 std::shared_ptr<KeyStore> KeyStore::build(std::vector<RuleSpec> rules,
-                                          std::vector<std::string>& errors) {
+                                          std::vector<std::string>& errors,
+                                          std::shared_ptr<ReplayCache> replay) {
     auto store = std::make_shared<KeyStore>();
     store->rules_ = std::move(rules);
+    store->replay_ = replay ? std::move(replay) : std::make_shared<ReplayCache>();
     bool placeholders = false;
     auto trie = std::make_shared<policy::TopicTrie>();
     for (uint32_t i = 0; i < store->rules_.size(); ++i) {
@@ -89,7 +91,7 @@ std::shared_ptr<Checker> KeyStore::checkerFor(std::string_view identity, std::st
         bound.push_back(std::move(b));
     }
     return std::make_shared<Checker>(std::move(bound), sharedTrie_, identity, clientId,
-                                     std::move(clock), shared_from_this());
+                                     std::move(clock), shared_from_this(), replay_);
 }
 
 size_t KeyStore::cachedKeys() const {

@@ -22,9 +22,12 @@ namespace moat::integrity {
 
 class KeyStore : public std::enable_shared_from_this<KeyStore> {
 public:
-    // Loads every key path without %u. Errors are "RULE-NAME: message".
+    // Loads every key path without %u. Errors are "RULE-NAME: message". `replay`: the replay
+    // cache of the rules with max_age; the gateway passes ReplayCache::processWide() so it
+    // outlives reloads (null: a cache of this KeyStore's own).
     static std::shared_ptr<KeyStore> build(std::vector<RuleSpec> rules,
-                                           std::vector<std::string>& errors);
+                                           std::vector<std::string>& errors,
+                                           std::shared_ptr<ReplayCache> replay = nullptr);
 
     // The checker of one authenticated client, its %u keys loaded (or taken from the cache).
     // `problems` gets one line per rule whose key is unusable for this identity (publishes
@@ -44,6 +47,7 @@ private:
     std::vector<RuleSpec> rules_;
     std::vector<std::shared_ptr<const Key>> fixedKeys_;  // per rule; null for %u paths
     std::shared_ptr<const policy::TopicTrie> sharedTrie_;  // null when a filter has a placeholder
+    std::shared_ptr<ReplayCache> replay_;
 
     mutable std::mutex mu_;  // checkerFor runs on every worker
     mutable std::unordered_map<std::string, std::shared_ptr<const Key>> cache_;  // alg|path

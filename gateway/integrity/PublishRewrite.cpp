@@ -87,7 +87,7 @@ Checker::Outcome checkWill(Checker& checker, std::string_view topic, std::string
         uint32_t length = 0;
         if (r.varint(length)) body = std::span<const uint8_t>(r.pos(), r.remaining());
     }
-    return checker.check(topic, payload, body, v5);
+    return checker.check(topic, payload, body, v5, /*remember=*/false);
 }
 
 void stampWillProperties(std::vector<mqtt::Property>& willProperties, std::string_view identity) {

@@ -63,16 +63,17 @@ std::span<const uint8_t> bytesOf(std::string_view s) {
     return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
-// The signed bytes as pieces: topic, 0, payload [, 0, ts].
+// The signed bytes as pieces: topic, 0x00, payload / topic, 0x01, ts, payload.
 bool hmacSigned(EVP_MAC_CTX* ctx, std::string_view secret, std::string_view topic,
                 std::string_view payload, std::optional<uint64_t> timestamp,
                 uint8_t out[kHmacSize]) {
-    static const uint8_t zero = 0;
-    const std::span<const uint8_t> sep(&zero, 1);
-    if (!timestamp) return hmac(ctx, secret, {bytesOf(topic), sep, bytesOf(payload)}, out);
+    static const uint8_t untimed = kFormUntimed;
+    static const uint8_t timed = kFormTimed;
+    if (!timestamp)
+        return hmac(ctx, secret, {bytesOf(topic), {&untimed, 1}, bytesOf(payload)}, out);
     uint8_t ts[kTimestampSize];
     putTimestamp(*timestamp, ts);
-    return hmac(ctx, secret, {bytesOf(topic), sep, bytesOf(payload), sep, {ts, sizeof ts}},
+    return hmac(ctx, secret, {bytesOf(topic), {&timed, 1}, {ts, sizeof ts}, bytesOf(payload)},
                 out);
 }
 
@@ -103,16 +104,17 @@ uint64_t getTimestamp(const uint8_t in[kTimestampSize]) {
 
 void appendSignedBytes(std::string_view topic, std::string_view payload,
                        std::optional<uint64_t> timestamp, std::vector<uint8_t>& out) {
-    out.reserve(out.size() + topic.size() + payload.size() + 2 + kTimestampSize);
+    out.reserve(out.size() + topic.size() + 1 + kTimestampSize + payload.size());
     out.insert(out.end(), topic.begin(), topic.end());
-    out.push_back(0);
-    out.insert(out.end(), payload.begin(), payload.end());
     if (timestamp) {
         uint8_t ts[kTimestampSize];
         putTimestamp(*timestamp, ts);
-        out.push_back(0);
+        out.push_back(kFormTimed);
         out.insert(out.end(), ts, ts + kTimestampSize);
+    } else {
+        out.push_back(kFormUntimed);
     }
+    out.insert(out.end(), payload.begin(), payload.end());
 }
 
 // ------------------------------------------------------------------ Key

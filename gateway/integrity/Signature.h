@@ -1,9 +1,12 @@
 #pragma once
 // Message signatures for `integrity.rules` (CONTRACT.md §3 "Signed messages").
 //
-// What is signed: topic ‖ 0x00 ‖ payload, followed by ‖ 0x00 ‖ ts (Unix seconds, 8 bytes
-// big-endian) when a timestamp is sent. HMAC-SHA256 keys are raw secrets; Ed25519 keys are PEM
-// (public for verification, private for signing).
+// What is signed: topic ‖ 0x00 ‖ payload without a timestamp, topic ‖ 0x01 ‖ ts ‖ payload with
+// one (ts = Unix seconds, 8 bytes big-endian). The byte after the topic (a topic never holds
+// U+0000) tells the two forms apart, and the timestamp sits before the payload at a fixed
+// size, so a timestamped message can never be re-read as a longer payload without one.
+// HMAC-SHA256 keys are raw secrets; Ed25519 keys are PEM (public for verification, private
+// for signing).
 //
 // Key objects are immutable and shared between worker threads; a Verifier holds the mutable
 // OpenSSL state and scratch memory of one connection, so verification allocates nothing for
@@ -113,6 +116,9 @@ private:
     std::string secret_;
     std::shared_ptr<EVP_PKEY> pkey_;
 };
+
+inline constexpr uint8_t kFormUntimed = 0x00;  // topic ‖ 0x00 ‖ payload
+inline constexpr uint8_t kFormTimed = 0x01;    // topic ‖ 0x01 ‖ ts ‖ payload
 
 // The signed bytes, appended to `out` (used by Ed25519 and by tests).
 void appendSignedBytes(std::string_view topic, std::string_view payload,

@@ -13,6 +13,8 @@ const char* failureReason(Failure f) {
         case Failure::BadTimestamp: return "bad timestamp";
         case Failure::StaleTimestamp: return "stale timestamp";
         case Failure::NoKey: return "no key";
+        case Failure::Replayed: return "replayed signature";
+        case Failure::ReplayCacheFull: return "replay cache full";
     }
     return "";
 }

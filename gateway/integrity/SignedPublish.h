@@ -29,6 +29,8 @@ enum class Failure : uint8_t {
     BadTimestamp,      // moat-ts not a decimal number, or duplicated
     StaleTimestamp,    // older (or further in the future) than max_age
     NoKey,             // no usable key for this identity
+    Replayed,          // max_age set: this signature was already accepted within max_age
+    ReplayCacheFull,   // max_age set: the replay cache has no room to remember it (fail closed)
 };
 const char* failureReason(Failure f);
 

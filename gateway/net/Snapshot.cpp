@@ -49,7 +49,9 @@ std::shared_ptr<const Snapshot> buildSnapshot(std::shared_ptr<const config::Conf
             rules.push_back(std::move(spec));
         }
         std::vector<std::string> keyErrors;
-        snap->integrity = integrity::KeyStore::build(std::move(rules), keyErrors);
+        // One replay cache for the process: a reload must not forget the signatures seen.
+        snap->integrity = integrity::KeyStore::build(std::move(rules), keyErrors,
+                                                     integrity::ReplayCache::processWide());
         for (size_t i = 0; i < keyErrors.size(); ++i)
             errors.push_back(config->path + ": " + keyErrors[i]);
     }

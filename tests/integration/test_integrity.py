@@ -167,10 +167,10 @@ def user_props(pairs):
 
 
 def signed_bytes(topic, payload, ts=None):
-    out = topic.encode() + b"\x00" + payload
-    if ts is not None:
-        out += b"\x00" + struct.pack(">Q", ts)
-    return out
+    """CONTRACT.md §3: topic 0x00 payload, or topic 0x01 ts payload."""
+    if ts is None:
+        return topic.encode() + b"\x00" + payload
+    return topic.encode() + b"\x01" + struct.pack(">Q", ts) + payload
 
 
 def py_hmac(secret, topic, payload, ts=None):
@@ -451,6 +451,88 @@ def test_refused_qos0_and_qos2_acknowledged_like_denied_publish(gw, clients, wir
 
 
 # ---------------------------------------------------------------------------------------------
+# replays (issue 18.8)
+
+def replay_setup(gw, keys, clients, tag, alg, max_age):
+    prefix = {("hmac-sha256", False): "sig/hmac", ("hmac-sha256", True): "sig/hmac-ts",
+              ("ed25519", False): "sig/ed", ("ed25519", True): "sig/ed-ts"}[(alg, max_age)]
+    topic = "%s/%s/r" % (prefix, tag)
+    sentinel_topic = "plain/%s" % tag
+    return topic, sentinel_topic, subscriber(clients, gw, [topic, sentinel_topic])
+
+
+@pytest.mark.parametrize("alg", ["hmac-sha256", "ed25519"])
+@pytest.mark.parametrize("version", [V5, V311], ids=["v5", "v311"])
+def test_timestamped_signature_not_replayed_as_other_payload(gw, keys, clients, wires, tag,
+                                                             version, alg):
+    """A message signed with a timestamp on a rule without max_age (moat-ts is optional there)
+    must not verify as the payload `payload 0x00 ts` without one. The old signed bytes,
+    topic 0 payload 0 ts, were the same for both: anyone who saw the message could publish
+    a different payload under the device's signature. Now the byte after the topic says which
+    form was signed (topic 0x01 ts payload)."""
+    key = keys.hmac if alg == "hmac-sha256" else keys.ed_private
+    topic, sentinel_topic, sub = replay_setup(gw, keys, clients, tag, alg, max_age=False)
+    ts = int(time.time())
+    payload = b"valve=open"
+    props = sign(key, topic, payload, alg, "v5", ts)
+    device = publisher(wires, gw, V5)
+    assert device.publish(topic, payload, qos=1, packet_id=1, props=user_props(props)) == 0
+    before = denied_integrity(gw)
+    # The attacker (another identity with publish rights) re-sends the captured signature.
+    forged = payload + b"\x00" + struct.pack(">Q", ts)
+    sig = dict(props)["moat-sig"]
+    attacker = publisher(wires, gw, version, cert="device2")
+    if version == V5:
+        code = attacker.publish(topic, forged, qos=1, packet_id=2,
+                                props=user_props([("moat-sig", sig)]))
+    else:
+        code = attacker.publish(topic, forged + base64.b64decode(sig), qos=1, packet_id=2)
+    assert code == (0x87 if version == V5 else 0)
+    attacker.publish(sentinel_topic, b"sentinel", qos=1, packet_id=3)
+    got = until_sentinel(sub, b"sentinel")
+    assert [m.payload for m in got] == [payload, b"sentinel"], \
+        "the timestamped signature was accepted for another payload"
+    h.wait_until(lambda: denied_integrity(gw) == before + 1, 5,
+                 message="moat_authz_denied_total{action=integrity} + 1")
+    assert integrity_event(gw, topic)[-1]["reason"] == "bad signature"
+
+
+@pytest.mark.parametrize("alg", ["hmac-sha256", "ed25519"])
+@pytest.mark.parametrize("version", [V5, V311], ids=["v5", "v311"])
+def test_signature_replayed_within_max_age_refused(gw, keys, clients, wires, tag, version, alg):
+    """max_age alone let a captured message be re-sent for as long as it was fresh: within
+    max_age each signature is accepted once (replay cache), whichever connection or identity
+    sends it again."""
+    key = keys.hmac if alg == "hmac-sha256" else keys.ed_private
+    topic, sentinel_topic, sub = replay_setup(gw, keys, clients, tag, alg, max_age=True)
+    fmt = "v5" if version == V5 else "v3"
+    payload = b"unlock-door"
+    signed = sign(key, topic, payload, alg, fmt, "now")
+
+    def send(client, packet_id):
+        if version == V5:
+            return client.publish(topic, payload, qos=1, packet_id=packet_id,
+                                  props=user_props(signed))
+        return client.publish(topic, signed, qos=1, packet_id=packet_id)
+
+    device = publisher(wires, gw, version)
+    assert send(device, 1) == 0
+    before = denied_integrity(gw)
+    refused = 0x87 if version == V5 else 0
+    assert send(device, 2) == refused                        # the same connection
+    other = publisher(wires, gw, version, cert="device2")
+    assert send(other, 3) == refused                         # another identity sharing the key
+    other.publish(sentinel_topic, b"sentinel", qos=1, packet_id=4)
+    got = until_sentinel(sub, b"sentinel")
+    assert [m.payload for m in got] == [payload, b"sentinel"], "a replay was delivered"
+    h.wait_until(lambda: denied_integrity(gw) == before + 2, 5,
+                 message="moat_authz_denied_total{action=integrity} + 2")
+    events = integrity_event(gw, topic)
+    assert [e["reason"] for e in events[-2:]] == ["replayed signature"] * 2
+    assert [e["identity"] for e in events[-2:]] == ["device1", "device2"]
+
+
+# ---------------------------------------------------------------------------------------------
 # the wire format, computed independently
 
 def test_wire_format_cross_check(gw, keys, clients, wires, tag, tmp_path):
@@ -482,6 +564,8 @@ def test_wire_format_cross_check(gw, keys, clients, wires, tag, tmp_path):
         "moat-sig", base64.b64encode(ed_sig).decode())
 
     # Python-built signatures go through: v5 properties (unpadded base64 too) and v3 trailers.
+    # (The v3 ones are made one second earlier: the same signature twice within max_age would
+    # be a replay.)
     sub5 = subscriber(clients, gw, ["sig/+/%s/x" % tag])
     pub5 = publisher(wires, gw, V5)
     assert pub5.publish(topic, payload, qos=1, packet_id=1, props=user_props(
@@ -489,10 +573,13 @@ def test_wire_format_cross_check(gw, keys, clients, wires, tag, tmp_path):
          ("moat-ts", str(ts))])) == 0
     assert pub5.publish(topic_ed, payload, qos=1, packet_id=2, props=user_props(
         [("moat-ts", str(ts)), ("moat-sig", base64.b64encode(ed_sig).decode())])) == 0
+    ts3 = ts - 1
+    mac3 = py_hmac(secret, topic, payload, ts3)
+    ed_sig3 = sign(keys.ed_private, topic_ed, payload, "ed25519", fmt="v3", ts=ts3)[-64:]
     pub3 = publisher(wires, gw, V311)
-    assert pub3.publish(topic, payload + struct.pack(">Q", ts) + mac, qos=1) == 0
+    assert pub3.publish(topic, payload + struct.pack(">Q", ts3) + mac3, qos=1) == 0
     assert pub3.publish(topic_plain, payload + mac0, qos=1, packet_id=2) == 0
-    assert pub3.publish(topic_ed, payload + struct.pack(">Q", ts) + ed_sig, qos=1,
+    assert pub3.publish(topic_ed, payload + struct.pack(">Q", ts3) + ed_sig3, qos=1,
                         packet_id=3) == 0
     got = sorted((sub5.get(10) or pytest.fail("missing delivery")).topic for _ in range(5))
     assert got == sorted([topic, topic_ed, topic, topic_plain, topic_ed])

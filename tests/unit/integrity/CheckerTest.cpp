@@ -141,11 +141,56 @@ TEST_CASE("Checker: max_age, symmetric window, missing timestamps") {
     // message are read as one and the signature does not verify.
     CHECK(c->check("sig/a", trailer(s, "sig/a", "payload!", std::nullopt), {}, false).failure !=
           Failure::None);
-    // A replay: valid when sent, stale ten minutes later.
-    const std::string msg = trailer(s, "sig/a", "p", uint64_t(now));
+    // A replay: valid when sent, refused as a replay within max_age, stale ten minutes later.
+    const std::string msg = trailer(s, "sig/a", "p2", uint64_t(now));
     CHECK(c->check("sig/a", msg, {}, false).failure == Failure::None);
+    CHECK(c->check("sig/a", msg, {}, false).failure == Failure::Replayed);
     now += 600;
     CHECK(c->check("sig/a", msg, {}, false).failure == Failure::StaleTimestamp);
+}
+
+TEST_CASE("Checker: within max_age a signature is accepted once, across connections and reloads") {
+    // Finding 18.8: max_age alone let a captured message be sent again while it was fresh.
+    KeyDir kd;
+    std::vector<std::string> errors, problems;
+    auto replay = std::make_shared<ReplayCache>();
+    const std::string key = kd.write("kr", "k");
+    auto ks = KeyStore::build(
+        {rule({"sig/#"}, key, std::chrono::minutes(5)), rule({"plain/#"}, key)}, errors, replay);
+    REQUIRE(errors.empty());
+    int64_t now = 1700000000;
+    auto c = ks->checkerFor("id", "cid", problems, [&now] { return now; });
+    const Signer s = Signer::hmacSecret("k");
+    const std::string msg = trailer(s, "sig/a", "open", uint64_t(now));
+    CHECK(c->check("sig/a", msg, {}, false).failure == Failure::None);
+    CHECK(c->check("sig/a", msg, {}, false).failure == Failure::Replayed);
+    // Another connection, another identity sharing the key, a reloaded KeyStore: still a replay.
+    auto other = ks->checkerFor("id2", "cid2", problems, [&now] { return now; });
+    CHECK(other->check("sig/a", msg, {}, false).failure == Failure::Replayed);
+    auto reloaded =
+        KeyStore::build({rule({"sig/#"}, key, std::chrono::minutes(5))}, errors, replay);
+    auto after = reloaded->checkerFor("id", "cid", problems, [&now] { return now; });
+    CHECK(after->check("sig/a", msg, {}, false).failure == Failure::Replayed);
+    // A refused signature is not remembered: the genuine one still goes through once.
+    const std::string next = trailer(s, "sig/a", "close", uint64_t(now + 1));
+    std::string tampered = next;
+    tampered[0] ^= 1;
+    CHECK(c->check("sig/a", tampered, {}, false).failure == Failure::BadSignature);
+    CHECK(c->check("sig/a", next, {}, false).failure == Failure::None);
+    // Wills are checked without being remembered (a reconnect repeats its will).
+    const std::string will = trailer(s, "sig/w", "bye", uint64_t(now));
+    CHECK(checkWill(*c, "sig/w", will, {}, false).failure == Failure::None);
+    CHECK(checkWill(*c, "sig/w", will, {}, false).failure == Failure::None);
+    // Without max_age there is no window to bound the cache: nothing is remembered.
+    const std::string untimed = trailer(s, "plain/a", "x", std::nullopt);
+    CHECK(c->check("plain/a", untimed, {}, false).failure == Failure::None);
+    CHECK(c->check("plain/a", untimed, {}, false).failure == Failure::None);
+    CHECK(replay->size() == 2);
+    // Entries leave when their timestamp is stale.
+    now += 301;
+    CHECK(c->check("sig/a", trailer(s, "sig/a", "later", uint64_t(now)), {}, false).failure ==
+          Failure::None);
+    CHECK(replay->size() == 2);  // "close" (ts now+1) is kept, "open" is gone
 }
 
 TEST_CASE("Checker: v5 properties, missing timestamp with max_age") {

@@ -110,13 +110,16 @@ TEST_CASE("Ed25519: RFC 8032 section 7.1 tests 1-3") {
     }
 }
 
-TEST_CASE("signed bytes: topic, 0x00, payload [, 0x00, 8-byte big-endian ts]") {
+TEST_CASE("signed bytes: topic, 0x00, payload / topic, 0x01, 8-byte big-endian ts, payload") {
     std::vector<uint8_t> out;
     appendSignedBytes("a/b", "hi", std::nullopt, out);
     CHECK(out == std::vector<uint8_t>{'a', '/', 'b', 0, 'h', 'i'});
     out.clear();
     appendSignedBytes("t", "", 0x0102030405060708ull, out);
-    CHECK(out == std::vector<uint8_t>{'t', 0, 0, 1, 2, 3, 4, 5, 6, 7, 8});
+    CHECK(out == std::vector<uint8_t>{'t', 1, 1, 2, 3, 4, 5, 6, 7, 8});
+    out.clear();
+    appendSignedBytes("t", "p", 0x0102030405060708ull, out);
+    CHECK(out == std::vector<uint8_t>{'t', 1, 1, 2, 3, 4, 5, 6, 7, 8, 'p'});
 
     // The streamed HMAC equals the HMAC of the concatenation.
     const Signer s = Signer::hmacSecret("k");
@@ -126,6 +129,44 @@ TEST_CASE("signed bytes: topic, 0x00, payload [, 0x00, 8-byte big-endian ts]") {
     // python3: hmac.new(b'secret', b'a/b\0hello', 'sha256')
     CHECK(Signer::hmacSecret("secret").sign("a/b", "hello", std::nullopt) ==
           hex("3b46771c209d78c2914433bc920bbea44a8d582a234081114872a7356356e668"));
+    // python3: hmac.new(b'secret', b'a/b\1' + (1700000000).to_bytes(8, 'big') + b'hello',
+    //                   'sha256')
+    CHECK(Signer::hmacSecret("secret").sign("a/b", "hello", 1700000000) ==
+          hex("8b7478697076f0574d6d510f957d8c5fd319faecbdd3eb8280725e98f53b9fa7"));
+}
+
+TEST_CASE("signed bytes are unambiguous: a timestamped signature never verifies as a payload") {
+    // Finding 18.8: with `topic 0 payload 0 ts`, the signature of (payload, ts) was also the
+    // signature of payload' = payload 0 ts without a timestamp; on a rule without max_age that
+    // replayed a signed message as a different payload.
+    Verifier verifier;
+    auto hkey = Key::hmacSecret("s3cret");
+    const Signer hs = Signer::hmacSecret("s3cret");
+    auto ekey = Key::ed25519PublicRaw(
+        hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"));
+    auto es = Signer::ed25519PrivateRaw(
+        hex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"));
+    REQUIRE(es);
+    const Signer* esp = &*es;
+    const uint64_t ts = 1700000000;
+    uint8_t tsBytes[kTimestampSize];
+    putTimestamp(ts, tsBytes);
+    const std::string tsStr(reinterpret_cast<const char*>(tsBytes), kTimestampSize);
+    const std::string zero(1, '\0');
+    for (auto [key, signer] : {std::pair{hkey.get(), &hs}, std::pair{ekey.get(), esp}}) {
+        auto sig = signer->sign("fw/x", "payload", ts);
+        REQUIRE(verifier.verify(*key, "fw/x", "payload", ts, sig));
+        // The old attack: payload ‖ 0 ‖ ts, no timestamp.
+        CHECK_FALSE(verifier.verify(*key, "fw/x", "payload" + zero + tsStr, std::nullopt, sig));
+        // And every other way to move the timestamp into the payload or out of it.
+        CHECK_FALSE(verifier.verify(*key, "fw/x", "\x01" + tsStr + "payload", std::nullopt, sig));
+        CHECK_FALSE(verifier.verify(*key, "fw/x", tsStr + "payload", std::nullopt, sig));
+        auto plain = signer->sign("fw/x", tsStr + "payload", std::nullopt);
+        CHECK_FALSE(verifier.verify(*key, "fw/x", "payload", ts, plain));
+        // An untimed signature never verifies with a timestamp taken from the payload.
+        auto untimed = signer->sign("fw/x", "payload" + zero + tsStr, std::nullopt);
+        CHECK_FALSE(verifier.verify(*key, "fw/x", "payload", ts, untimed));
+    }
 }
 
 TEST_CASE("sign / verify round trip, both algorithms, with and without timestamp") {

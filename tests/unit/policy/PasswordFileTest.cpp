@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -7,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -287,6 +289,131 @@ TEST_CASE("setPasswordInFile", "[password]") {
     CHECK_FALSE(setPasswordInFile(path, "dave", std::string_view("a\0b", 3), error));
     CHECK_FALSE(setPasswordInFile(dir.file("missing-dir/passwd"), "dave", "pw", error));
     CHECK(readAll(path) == content);  // failures leave the file alone
+}
+
+namespace {
+
+std::vector<std::string> folderEntries(const std::string& dir) {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (const dirent* e = ::readdir(d))
+            if (std::string(e->d_name) != "." && std::string(e->d_name) != "..")
+                out.push_back(e->d_name);
+        ::closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("setPasswordInFile: a symlinked file keeps its link, mode, owner and group",
+          "[password]") {
+    // Issue 18.9: the file was replaced by a 0600 regular file owned by the caller, in place
+    // of the link: the gateway's group lost read access and the link its target.
+    TempDir dir;
+    REQUIRE(::mkdir(dir.file("real").c_str(), 0755) == 0);
+    REQUIRE(::mkdir(dir.file("etc").c_str(), 0755) == 0);
+    const std::string target = dir.file("real/passwd");
+    writeAll(target, "bob:" + hashPassword("bob", 3) + "\n");
+    REQUIRE(::chmod(target.c_str(), 0640) == 0);
+    // A group the caller is in (root: any), so the group must be kept, not just allowed.
+    const gid_t group = ::geteuid() == 0 ? 65534 : ::getegid();
+    REQUIRE(::chown(target.c_str(), ::geteuid(), group) == 0);
+    const std::string link = dir.file("etc/passwd");
+    REQUIRE(::symlink("../real/passwd", link.c_str()) == 0);
+    // A link to a link: the end of the chain is what gets replaced.
+    const std::string link2 = dir.file("passwd-link");
+    REQUIRE(::symlink("etc/passwd", link2.c_str()) == 0);
+
+    std::string error;
+    REQUIRE(setPasswordInFile(link, "alice", "one", error));
+    REQUIRE(setPasswordInFile(link2, "carol", "two", error));
+
+    struct stat st {};
+    REQUIRE(::lstat(link.c_str(), &st) == 0);
+    CHECK(S_ISLNK(st.st_mode));
+    char buf[256] = {};
+    REQUIRE(::readlink(link.c_str(), buf, sizeof buf - 1) > 0);
+    CHECK(std::string(buf) == "../real/passwd");
+    REQUIRE(::lstat(link2.c_str(), &st) == 0);
+    CHECK(S_ISLNK(st.st_mode));
+    REQUIRE(::stat(target.c_str(), &st) == 0);
+    CHECK(S_ISREG(st.st_mode));
+    CHECK((st.st_mode & 07777) == 0640);
+    CHECK(st.st_uid == ::geteuid());
+    CHECK(st.st_gid == group);
+    std::vector<std::string> errors;
+    auto file = PasswordFile::load(target, errors);
+    REQUIRE(file);
+    CHECK(file->verify("alice", "one") == PasswordFile::Verify::Ok);
+    CHECK(file->verify("bob", "bob") == PasswordFile::Verify::Ok);
+    CHECK(file->verify("carol", "two") == PasswordFile::Verify::Ok);
+    // No temporary file left behind, in either folder.
+    CHECK(folderEntries(dir.file("real")) == std::vector<std::string>{"passwd"});
+    CHECK(folderEntries(dir.file("etc")) == std::vector<std::string>{"passwd"});
+
+    // A dangling link is refused rather than creating a file wherever it points.
+    const std::string dangling = dir.file("dangling");
+    REQUIRE(::symlink("real/nothing", dangling.c_str()) == 0);
+    CHECK_FALSE(setPasswordInFile(dangling, "alice", "x", error));
+    CHECK(::access(dir.file("real/nothing").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("setPasswordInFile: a caller who cannot keep the owner replaces nothing",
+          "[password]") {
+    if (::geteuid() != 0) {
+        WARN("skipped: needs root to act as another user");
+        return;
+    }
+    TempDir dir;
+    REQUIRE(::chmod(dir.file("").c_str(), 0777) == 0);  // anyone may create and rename here
+    const std::string path = dir.file("passwd");
+    writeAll(path, "bob:" + hashPassword("bob", 3) + "\n");
+    REQUIRE(::chmod(path.c_str(), 0644) == 0);
+    const std::string content = readAll(path);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        // As nobody: the folder lets it rename, but the file is root's.
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
+        std::string err;
+        ::_exit(setPasswordInFile(path, "mallory", "x", err) ? 1 : 0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);  // refused
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK(st.st_uid == 0);
+    CHECK((st.st_mode & 07777) == 0644);
+    CHECK(readAll(path) == content);
+    CHECK(folderEntries(dir.file("")) == std::vector<std::string>{"passwd"});
+}
+
+TEST_CASE("setPasswordInFile: concurrent writers never lose an update", "[password]") {
+    TempDir dir;
+    const std::string path = dir.file("passwd");
+    constexpr int kWriters = 4, kUsers = 6;
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kWriters; ++t) {
+        threads.emplace_back([&, t] {
+            std::string err;
+            for (int u = 0; u < kUsers; ++u)
+                if (!setPasswordInFile(path, "u" + std::to_string(t) + "-" + std::to_string(u),
+                                       "pw", err))
+                    ++failures;
+        });
+    }
+    for (auto& t : threads) t.join();
+    CHECK(failures == 0);
+    std::vector<std::string> errors;
+    auto file = PasswordFile::load(path, errors);
+    REQUIRE(file);
+    CHECK(file->entries().size() == size_t(kWriters * kUsers));
+    CHECK(folderEntries(dir.file("")) == std::vector<std::string>{"passwd"});
 }
 
 TEST_CASE("PasswordFile: entries written by mosquitto_passwd", "[password][mosquitto]") {
