@@ -428,7 +428,13 @@ void ClientConnection::startPasswordCheck(inspect::Authenticator::Pending pendin
     work->user = *connect_->username;
     work->password.assign(connect_->password->begin(), connect_->password->end());
     auto pendingShared = std::make_shared<inspect::Authenticator::Pending>(std::move(pending));
-    work->done = [this, pendingShared](policy::PasswordFile::Verify v) {
+    work->done = [this, pendingShared, checked = work->passwords](policy::PasswordFile::Verify v) {
+        // A reload replaced the password file while this check ran (a password changed or a
+        // user removed): the verdict of the old file does not count, check the current one.
+        if (snapshot_->passwords && snapshot_->passwords != checked) {
+            startPasswordCheck(std::move(*pendingShared));
+            return;
+        }
         inspect::Authenticator auth(config().auth);
         finishAuth(auth.finish(std::move(*pendingShared), *connect_, certFactor_, v));
     };

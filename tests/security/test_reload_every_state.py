@@ -141,3 +141,26 @@ def test_will_revoked_by_reload_is_not_published(moat_factory, broker):
     moat.wait_audit(lambda e: e.get("event") == "authz_denied" and e.get("action") == "will"
                     and e.get("client_id") == cid, message="audit authz_denied will")
     sub.close()
+
+
+def test_password_changed_during_check_is_checked_again(moat_factory, broker, tmp_path):
+    pw = str(tmp_path / "passwd")
+    with open(pw, "w") as f:
+        f.write("slow-user:%s\n" % _slow_hash("old-secret", 4_000_000))
+    moat = moat_factory({"auth": {"methods": ["password"], "password_file": pw},
+                         "policy": _password_policy(["public/#"]),
+                         "limits": {"handshake_timeout": "60s"}},
+                        tls={"require_client_cert": False})
+    c = moat.wire(cert=None, timeout=120.0)
+    cid = u.unique("changed-pw")
+    c.send(w.connect_packet(cid, username="slow-user", password="old-secret"))
+    time.sleep(0.3)  # ordering only: CONNECT reaches the gateway before the reload
+    with open(pw + ".new", "w") as f:
+        f.write("slow-user:%s\n" % _slow_hash("new-secret", 1000))
+    os.replace(pw + ".new", pw)
+    _reload(moat)
+    ack = c.read_packet(timeout=120)
+    assert ack.type == w.CONNACK
+    assert ack.body[1] == 0x04, "the password the reload replaced was accepted (%#x)" % ack.body[1]
+    c.close()
+    assert ("as %s " % cid) not in broker.log()
