@@ -124,6 +124,7 @@ bool ClientConnection::start() {
     auto tlsIt = snapshot_->tls.find(listener_.name);
     if (tlsIt != snapshot_->tls.end()) {
         tls_ = std::make_unique<tls::TlsSession>(tlsIt->second->native());
+        handshakeGeneration_ = snapshot_->generation;
         state_ = State::TlsHandshake;
     } else {
         state_ = State::AwaitConnect;
@@ -348,9 +349,12 @@ void ClientConnection::handleConnect(const mqtt::Frame& frame, const uint8_t* bo
         }
         return;
     }
-    // The handshake verified the certificate against the CRL of its time; a reload may have
-    // revoked it since (applySnapshot re-verifies live connections, this covers the gap).
-    if (long err = certificateError(*snapshot_); err != X509_V_OK) {
+    // The handshake verified the certificate against the CRL of its snapshot; a reload since
+    // may have revoked it (applySnapshot re-verifies open connections, this closes the gap
+    // for good). Without a reload the handshake's verdict is the current one.
+    if (long err = snapshot_->generation == handshakeGeneration_ ? X509_V_OK
+                                                                 : certificateError(*snapshot_);
+        err != X509_V_OK) {
         worker_.gateway().authFailed(worker_, "certificate", ip_, "");
         refuseConnect(rc::NotAuthorized, std::string("certificate no longer valid: ") +
                                              X509_verify_cert_error_string(err));

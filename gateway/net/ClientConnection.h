@@ -197,6 +197,7 @@ class ClientConnection : public inspect::SessionEvents {
     bool admitted_ = false;  // counted by admission control; released on delete
 
     std::unique_ptr<tls::TlsSession> tls_;
+    uint64_t handshakeGeneration_ = 0;  // snapshot whose TLS context verified the certificate
     ByteBuffer clientIn_;   // partial client packet(s) between reads
     ByteBuffer backendIn_;  // partial broker packet(s)
 
