@@ -26,8 +26,8 @@ enum class ConnStage : uint8_t {
 struct ReloadFacts {
     bool certificateInvalid = false;  // a presented certificate fails the new CA / CRL
     bool identityBanned = false;
-    bool hasRights = true;      // the new policy leaves the identity some right
-    bool willAllowed = true;    // no will, or the new policy still allows its topic
+    bool hasRights = true;    // the new policy leaves the identity some right
+    bool willAllowed = true;  // no will, or the new policy still allows its topic
 };
 
 enum class ReloadOutcome : uint8_t { Keep, CertificateInvalid, Banned, NoRights, WillDenied };

@@ -1087,11 +1087,16 @@ inspect::ConnStage ClientConnection::stage() const {
     switch (state_) {
         case State::ProxyHeader:
         case State::TlsHandshake:
-        case State::Closing: return ConnStage::BeforeCertificate;
-        case State::AwaitConnect: return ConnStage::AwaitConnect;
-        case State::Authenticating: return ConnStage::Authenticating;
-        case State::ConnectingBackend: return ConnStage::ConnectingBackend;
-        case State::Established: return ConnStage::Established;
+        case State::Closing:
+            return ConnStage::BeforeCertificate;
+        case State::AwaitConnect:
+            return ConnStage::AwaitConnect;
+        case State::Authenticating:
+            return ConnStage::Authenticating;
+        case State::ConnectingBackend:
+            return ConnStage::ConnectingBackend;
+        case State::Established:
+            return ConnStage::Established;
     }
     return ConnStage::BeforeCertificate;
 }
@@ -1100,16 +1105,16 @@ void ClientConnection::endForReload(inspect::ReloadOutcome outcome, uint8_t v5Re
                                     const std::string& why) {
     using inspect::EndBy;
     switch (inspect::endBy(stage())) {
-        case EndBy::Nothing: return;
+        case EndBy::Nothing:
+            return;
         case EndBy::Close:
             audit("disconnect", "", "", "", why);
             closeAfterFlush();
             return;
         case EndBy::ConnackRefusal:
             // CONNACK has no 0x98; a revoked certificate is "not authorized".
-            refuseConnect(outcome == inspect::ReloadOutcome::Banned ? rc::Banned
-                                                                   : rc::NotAuthorized,
-                          why);
+            refuseConnect(
+                outcome == inspect::ReloadOutcome::Banned ? rc::Banned : rc::NotAuthorized, why);
             return;
         case EndBy::Disconnect:
             audit("disconnect", "", "", "", why);
@@ -1148,7 +1153,8 @@ void ClientConnection::applySnapshot(const Snapshot& snapshot) {
     }
     const inspect::ReloadOutcome outcome = inspect::judgeReload(st, facts);
     switch (outcome) {
-        case inspect::ReloadOutcome::Keep: break;
+        case inspect::ReloadOutcome::Keep:
+            break;
         case inspect::ReloadOutcome::CertificateInvalid:
             endForReload(outcome, rc::AdministrativeAction,
                          std::string("certificate no longer valid after reload: ") +

@@ -31,8 +31,8 @@ bool ClientConnection::kick(const std::string& identity, const std::string& fing
     // Before authentication finishes there is no identity yet, but the certificate is known: a
     // revocation (it names the certificate) also ends a connection still waiting for CONNECT
     // or checking its password, which would otherwise get in after the kick.
-    if ((state_ == State::AwaitConnect || state_ == State::Authenticating) && !fingerprint.empty() &&
-        certFingerprint() == fingerprint) {
+    if ((state_ == State::AwaitConnect || state_ == State::Authenticating) &&
+        !fingerprint.empty() && certFingerprint() == fingerprint) {
         endForReload(inspect::ReloadOutcome::CertificateInvalid, v5Reason, why);
         return true;
     }

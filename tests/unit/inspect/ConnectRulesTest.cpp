@@ -30,16 +30,14 @@ TEST_CASE("passthrough: a username without a password must equal the identity") 
                                     std::string("ops-console"));
     CHECK_FALSE(r.ok);
     CHECK(r.v5Reason == 0x86);
-    CHECK(checkForwardedUsername(BackendCredentials::Passthrough, certOnly,
-                                 std::string("sensor-1"))
+    CHECK(checkForwardedUsername(BackendCredentials::Passthrough, certOnly, std::string("sensor-1"))
               .ok);
     CHECK(checkForwardedUsername(BackendCredentials::Passthrough, certOnly, std::nullopt).ok);
     // Identity and strip never forward the device's username.
-    CHECK(checkForwardedUsername(BackendCredentials::Identity, certOnly,
-                                 std::string("ops-console"))
+    CHECK(checkForwardedUsername(BackendCredentials::Identity, certOnly, std::string("ops-console"))
               .ok);
-    CHECK(checkForwardedUsername(BackendCredentials::Strip, certOnly, std::string("ops-console"))
-              .ok);
+    CHECK(
+        checkForwardedUsername(BackendCredentials::Strip, certOnly, std::string("ops-console")).ok);
 }
 
 TEST_CASE("passthrough: a username proven by the password factor is forwarded") {
