@@ -102,6 +102,25 @@ void auditSettings(const config::Config& config, Findings& out) {
                        "network"});
     }
 
+    // passthrough hands the broker the CONNECT username; the gateway refuses one the password
+    // factor did not prove unless it equals the identity, but with certificate-only auth the
+    // broker's own rules then key on a name the gateway never checked a secret for.
+    if (config.backend.credentials == config::BackendCredentials::Passthrough) {
+        const bool passwordFactor = config.auth.hasMethod(config::AuthMethod::Password);
+        out.push_back(
+            {passwordFactor ? Severity::Low : Severity::Medium, "backend-credentials-passthrough",
+             "backend",
+             passwordFactor
+                 ? "backend.credentials: passthrough forwards the device's own username and "
+                   "password to the broker: the broker's ACLs, not the identity Moat "
+                   "authenticated, decide what the device may do"
+                 : "backend.credentials: passthrough with certificate-only authentication: "
+                   "the broker sees the CONNECT username, which no password proves; Moat "
+                   "refuses a username that differs from the certificate identity, but the "
+                   "broker's ACLs still key on a name the device chose",
+             "set backend.credentials: identity (the broker sees the authenticated identity)"});
+    }
+
     // Whoever can write to the cluster channel can ban devices and kick identities.
     if (config.cluster.redis && config.cluster.password.empty() &&
         !isLoopbackHost(config.cluster.redis->host)) {

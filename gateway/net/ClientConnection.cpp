@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "gateway/inspect/ForwardedCredentials.h"
 #include "gateway/integrity/PublishRewrite.h"
 #include "gateway/mqtt/Decoder.h"
 #include "gateway/mqtt/Encoder.h"
@@ -88,7 +89,6 @@ bool ClientConnection::accept(uv_stream_t* server) {
     remote_ = formatAddress(ss, &ip_);
     peer_ = proxy::addressFromSockaddr(reinterpret_cast<const sockaddr*>(&ss));
     uv_tcp_nodelay(&client_, 1);
-    lastClientActivity_ = uv_now(worker_.loop());
 
     auto proxyIt = snapshot_->proxy.find(listener_.name);
     if (proxyIt == snapshot_->proxy.end()) {
@@ -124,6 +124,7 @@ bool ClientConnection::start() {
     auto tlsIt = snapshot_->tls.find(listener_.name);
     if (tlsIt != snapshot_->tls.end()) {
         tls_ = std::make_unique<tls::TlsSession>(tlsIt->second->native());
+        handshakeGeneration_ = snapshot_->generation;
         state_ = State::TlsHandshake;
     } else {
         state_ = State::AwaitConnect;
@@ -187,7 +188,7 @@ void ClientConnection::onClientAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
 void ClientConnection::onClientRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     auto* self = fromHandle(reinterpret_cast<uv_handle_t*>(s));
     if (n > 0) {
-        self->lastClientActivity_ = uv_now(self->worker_.loop());
+        // Not keepalive activity: only a complete packet is (processClientPackets).
         self->onClientBytes(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(n));
         return;
     }
@@ -278,6 +279,8 @@ size_t ClientConnection::processClientPackets(const uint8_t* data, size_t len) {
             return off;
         }
         if (len - off < frame.totalSize()) break;
+        // A whole packet: this, not a byte of one, is keepalive activity (SlowITe).
+        keepAliveClock_.packet(uv_now(worker_.loop()));
         const uint8_t* whole = data + off;
         const uint8_t* body = whole + frame.headerSize;
         const size_t size = frame.totalSize();
@@ -344,6 +347,17 @@ void ClientConnection::handleConnect(const mqtt::Frame& frame, const uint8_t* bo
         } else {
             closeNow();
         }
+        return;
+    }
+    // The handshake verified the certificate against the CRL of its snapshot; a reload since
+    // may have revoked it (applySnapshot re-verifies open connections, this closes the gap
+    // for good). Without a reload the handshake's verdict is the current one.
+    if (long err = snapshot_->generation == handshakeGeneration_ ? X509_V_OK
+                                                                 : certificateError(*snapshot_);
+        err != X509_V_OK) {
+        worker_.gateway().authFailed(worker_, "certificate", ip_, "");
+        refuseConnect(rc::NotAuthorized, std::string("certificate no longer valid: ") +
+                                             X509_verify_cert_error_string(err));
         return;
     }
     connectBytes_.assign(whole, whole + frame.totalSize());
@@ -418,7 +432,13 @@ void ClientConnection::startPasswordCheck(inspect::Authenticator::Pending pendin
     work->user = *connect_->username;
     work->password.assign(connect_->password->begin(), connect_->password->end());
     auto pendingShared = std::make_shared<inspect::Authenticator::Pending>(std::move(pending));
-    work->done = [this, pendingShared](policy::PasswordFile::Verify v) {
+    work->done = [this, pendingShared, checked = work->passwords](policy::PasswordFile::Verify v) {
+        // A reload replaced the password file while this check ran (a password changed or a
+        // user removed): the verdict of the old file does not count, check the current one.
+        if (snapshot_->passwords && snapshot_->passwords != checked) {
+            startPasswordCheck(std::move(*pendingShared));
+            return;
+        }
         inspect::Authenticator auth(config().auth);
         finishAuth(auth.finish(std::move(*pendingShared), *connect_, certFactor_, v));
     };
@@ -447,8 +467,13 @@ void ClientConnection::startPasswordCheck(inspect::Authenticator::Pending pendin
         });
 }
 
-void ClientConnection::finishAuth(const inspect::AuthOutcome& outcome) {
+void ClientConnection::finishAuth(const inspect::AuthOutcome& authOutcome) {
     Gateway& gw = worker_.gateway();
+    // Rights, limits and credentials rules come from the snapshot current now, not the one
+    // authentication started with (a reload during the password check may have narrowed them).
+    snapshot_ = worker_.snapshot();
+    const inspect::AuthOutcome outcome = inspect::checkForwardedUsername(
+        config().backend.credentials, authOutcome, connect_->username);
     for (const auto& f : outcome.factors)
         gw.authCounted(f.method == config::AuthMethod::Certificate ? "certificate" : "password",
                        f.success);
@@ -669,11 +694,12 @@ void ClientConnection::onBackendConnected(uv_connect_t* req, int status) {
                             std::string("backend unavailable: ") + uv_strerror(status));
         return;
     }
-    gw.setBackendReachable(true);
     self->backendConnected_ = true;
     uv_tcp_nodelay(&self->backend_, 1);
     self->state_ = State::Established;
-    self->audit("connect", "", "", "", "");
+    // The session starts when the broker accepts (onBrokerConnack): until then the timer keeps
+    // running as the backend.connect_timeout deadline, which covers TCP connect + CONNACK.
+    self->connackPending_ = true;
     if (self->config().backend.proxyProtocol == config::ProxyProtocol::V2) {
         // The broker accounts the device, not the gateway: the header goes first.
         if (!self->local_.valid()) {
@@ -689,11 +715,6 @@ void ClientConnection::onBackendConnected(uv_connect_t* req, int status) {
     self->sendToBackend(self->connectBytes_.data(), self->connectBytes_.size());
     self->connectBytes_.clear();
     self->connectBytes_.shrink_to_fit();
-    // Keepalive enforcement replaces the handshake deadline: 1.5 x keepalive of silence.
-    if (self->keepAlive_ > 0)
-        self->armTimer(self->keepAlive_ * 1500ull);
-    else
-        uv_timer_stop(&self->timer_);
     self->backendReading_ = true;
     uv_read_start(reinterpret_cast<uv_stream_t*>(&self->backend_), onBackendAlloc, onBackendRead);
     self->resumeClient(kPauseState);
@@ -742,6 +763,16 @@ size_t ClientConnection::processBrokerPackets(const uint8_t* data, size_t len) {
         }
         if (len - off < frame.totalSize()) break;
         const size_t size = frame.totalSize();
+        if (connackPending_) {
+            if (frame.type() != PacketType::Connack) {
+                flushRun();
+                MOAT_LOG_WARN("broker sent %s before CONNACK to %s; closing",
+                              mqtt::packetTypeName(frame.type()), remote_.c_str());
+                closeAfterFlush();
+                return off;
+            }
+            onBrokerConnack(frame, data + off + frame.headerSize);
+        }
         auto& traffic = worker_.traffic();
         traffic.packetsOut[static_cast<uint8_t>(frame.type()) & 15]++;
         traffic.bytesOut += size;
@@ -754,6 +785,27 @@ size_t ClientConnection::processBrokerPackets(const uint8_t* data, size_t len) {
     }
     flushRun();
     return off;
+}
+
+void ClientConnection::onBrokerConnack(const mqtt::Frame& frame, const uint8_t* body) {
+    connackPending_ = false;
+    Gateway& gw = worker_.gateway();
+    gw.backendConnackReceived();
+    // Byte 2 of CONNACK is the v3 return code / v5 reason code (0: accepted).
+    const uint8_t code = frame.remainingLength >= 2 ? body[1] : rc::UnspecifiedError;
+    if (code != rc::Success) {
+        char why[64];
+        std::snprintf(why, sizeof why, "broker refused the connection (code 0x%02x)", code);
+        audit("auth_failure", "", "", "", why);
+        return;  // forwarded to the client; the broker closes
+    }
+    audit("connect", "", "", "", "");
+    // Keepalive enforcement replaces the connect deadline: 1.5 x keepalive of silence.
+    keepAliveClock_.start(keepAlive_, uv_now(worker_.loop()));
+    if (keepAliveClock_.enabled())
+        armTimer(keepAliveClock_.limitMs());
+    else
+        uv_timer_stop(&timer_);
 }
 
 void ClientConnection::queueToClient(const uint8_t* data, size_t len) {
@@ -853,7 +905,7 @@ bool ClientConnection::admitPacket(mqtt::PacketType type, size_t bytes) {
 void ClientConnection::onThrottleTimer(uv_timer_t* t) {
     auto* self = fromHandle(reinterpret_cast<uv_handle_t*>(t));
     // A throttled client is silent because we stopped reading it, not because it is dead.
-    self->lastClientActivity_ = uv_now(self->worker_.loop());
+    self->keepAliveClock_.packet(uv_now(self->worker_.loop()));
     self->resumeClient(kPauseThrottle);
 }
 
@@ -879,13 +931,21 @@ void ClientConnection::onTimer(uv_timer_t* t) {
             self->refuseConnect(rc::ServerUnavailable, "backend connect timeout");
             return;
         case State::Established: {
-            uint64_t limit = self->keepAlive_ * 1500ull;
-            uint64_t idle = uv_now(self->worker_.loop()) - self->lastClientActivity_;
-            if (idle >= limit) {
+            if (self->connackPending_) {
+                // The broker took the TCP connection and CONNECT but does not answer.
+                self->worker_.gateway().backendConnackTimedOut();
+                self->refuseConnect(rc::ServerUnavailable, "backend CONNACK timeout");
+                return;
+            }
+            const uint64_t now = uv_now(self->worker_.loop());
+            // A client we stopped reading (back-pressure) is silent because of us.
+            if (self->clientPause_ != 0) self->keepAliveClock_.packet(now);
+            const uint64_t left = self->keepAliveClock_.remaining(now);
+            if (left == 0) {
                 self->audit("disconnect", "", "", "", "keepalive_timeout");
                 self->closeWithReason(rc::KeepAliveTimeout);
             } else {
-                self->armTimer(limit - idle);
+                self->armTimer(left);
             }
             return;
         }
@@ -1015,56 +1075,122 @@ std::shared_ptr<integrity::Checker> ClientConnection::makeIntegrityChecker(
     return checker;
 }
 
-void ClientConnection::applySnapshot(const Snapshot& snapshot) {
-    // Connections keep their TLS session; everything else follows the new snapshot: limits,
-    // timeouts and policy. A connection still authenticating finishes against the snapshot it
-    // started with (its password check already runs against that password file).
-    if (state_ != State::Established || !session_) {
-        if (state_ != State::Authenticating) snapshot_ = worker_.snapshot();
-        return;
-    }
-    snapshot_ = worker_.snapshot();
+long ClientConnection::certificateError(const Snapshot& snapshot) const {
+    if (!tls_ || !tls_->peerCertificate()) return X509_V_OK;
+    auto it = snapshot.tls.find(listener_.name);
+    if (it == snapshot.tls.end()) return X509_V_OK;
+    return it->second->verifyClientCertificate(tls_->peerCertificate(), tls_->peerChain());
+}
 
-    // A certificate revoked by the new CRL ends the session (v5: DISCONNECT 0x98).
-    if (tls_ && tls_->peerCertificate()) {
-        auto it = snapshot.tls.find(listener_.name);
-        if (it != snapshot.tls.end()) {
-            long err =
-                it->second->verifyClientCertificate(tls_->peerCertificate(), tls_->peerChain());
-            if (err != X509_V_OK) {
-                std::string why = std::string("certificate no longer valid after reload: ") +
-                                  X509_verify_cert_error_string(err);
-                audit("disconnect", "", "", "", why);
-                // The same certificate is disconnected at the other replicas (cluster).
+inspect::ConnStage ClientConnection::stage() const {
+    using inspect::ConnStage;
+    switch (state_) {
+        case State::ProxyHeader:
+        case State::TlsHandshake:
+        case State::Closing:
+            return ConnStage::BeforeCertificate;
+        case State::AwaitConnect:
+            return ConnStage::AwaitConnect;
+        case State::Authenticating:
+            return ConnStage::Authenticating;
+        case State::ConnectingBackend:
+            return ConnStage::ConnectingBackend;
+        case State::Established:
+            return ConnStage::Established;
+    }
+    return ConnStage::BeforeCertificate;
+}
+
+void ClientConnection::endForReload(inspect::ReloadOutcome outcome, uint8_t v5Reason,
+                                    const std::string& why) {
+    using inspect::EndBy;
+    switch (inspect::endBy(stage())) {
+        case EndBy::Nothing:
+            return;
+        case EndBy::Close:
+            audit("disconnect", "", "", "", why);
+            closeAfterFlush();
+            return;
+        case EndBy::ConnackRefusal:
+            // CONNACK has no 0x98; a revoked certificate is "not authorized".
+            refuseConnect(
+                outcome == inspect::ReloadOutcome::Banned ? rc::Banned : rc::NotAuthorized, why);
+            return;
+        case EndBy::Disconnect:
+            audit("disconnect", "", "", "", why);
+            // The same certificate / identity is disconnected at the other replicas (cluster).
+            if (outcome == inspect::ReloadOutcome::CertificateInvalid)
                 worker_.gateway().shareKick(identity_, certFingerprint(),
                                             cluster::KickReason::Revoked);
-                closeWithReason(rc::AdministrativeAction);
-                return;
-            }
+            else if (outcome == inspect::ReloadOutcome::NoRights)
+                worker_.gateway().shareKick(identity_, "", cluster::KickReason::NoRights);
+            closeWithReason(v5Reason);
+            return;
+    }
+}
+
+void ClientConnection::applySnapshot(const Snapshot& snapshot) {
+    // Connections keep their TLS session; everything else follows the new snapshot: limits,
+    // timeouts, CRL and policy, in every state (ReloadCheck.h). A password check already
+    // running keeps its own reference to the password file it started with.
+    snapshot_ = worker_.snapshot();
+    const inspect::ConnStage st = stage();
+    if (st == inspect::ConnStage::BeforeCertificate) return;  // CONNECT re-verifies
+
+    inspect::ReloadFacts facts;
+    const long certErr = certificateError(snapshot);
+    facts.certificateInvalid = certErr != X509_V_OK;
+    std::shared_ptr<const policy::ClientRights> rights;
+    policy::Decision willDecision;
+    if (inspect::hasSessionRights(st) && session_) {
+        facts.identityBanned = !identity_.empty() && worker_.gateway().isIdentityBanned(identity_);
+        rights = snapshot.policy->rightsFor(identity_, connect_->clientId);
+        facts.hasRights = rights->hasAnyRights();
+        if (connect_->willFlag) {
+            willDecision = rights->checkPublish(connect_->willTopic);
+            facts.willAllowed = willDecision.allowed;
         }
     }
-    if (identity_.size() && (worker_.gateway().isIdentityBanned(identity_))) {
-        closeWithReason(rc::Banned);
-        return;
+    const inspect::ReloadOutcome outcome = inspect::judgeReload(st, facts);
+    switch (outcome) {
+        case inspect::ReloadOutcome::Keep:
+            break;
+        case inspect::ReloadOutcome::CertificateInvalid:
+            endForReload(outcome, rc::AdministrativeAction,
+                         std::string("certificate no longer valid after reload: ") +
+                             X509_verify_cert_error_string(certErr));
+            return;
+        case inspect::ReloadOutcome::Banned:
+            endForReload(outcome, rc::Banned, "banned");
+            return;
+        case inspect::ReloadOutcome::NoRights:
+            endForReload(outcome, rc::AdministrativeAction, inspect::reloadOutcomeName(outcome));
+            return;
+        case inspect::ReloadOutcome::WillDenied:
+            // The broker publishes a will when the connection drops; a normal DISCONNECT
+            // (0x00) makes it discard the will instead.
+            worker_.gateway().authzDenied("will");
+            audit("authz_denied", "will", connect_->willTopic, willDecision.describe(),
+                  "will topic not allowed after reload");
+            if (backendConnected_) {
+                auto bye = mqtt::encodeDisconnect(connect_->version, rc::Success, {});
+                sendToBackend(bye.data(), bye.size());
+            }
+            endForReload(outcome, rc::NotAuthorized, inspect::reloadOutcomeName(outcome));
+            return;
     }
+    if (!rights) return;  // no session yet: finishAuth takes rights from the snapshot then current
 
     publishBucket_.reconfigure(config().limits.publishRate.perSecond);
     bytesBucket_.reconfigure(config().limits.publishBytesRate.perSecond);
     controlBucket_.reconfigure(config().limits.controlPacketRate.perSecond);
 
-    // Subscriptions the new policy no longer allows are removed at the broker.
-    auto rights = snapshot.policy->rightsFor(identity_, connect_->clientId);
-    if (!rights->hasAnyRights()) {
-        audit("disconnect", "", "", "", "identity has no rights after reload");
-        worker_.gateway().shareKick(identity_, "", cluster::KickReason::NoRights);
-        closeWithReason(rc::AdministrativeAction);
-        return;
-    }
     // Keys and stamp_identity follow the reload (the new snapshot's key cache starts empty).
     session_->replaceIntegrity(makeIntegrityChecker(snapshot));
     session_->setStampIdentity(snapshot.config->integrity.stampIdentity
                                    ? std::optional<std::string>(identity_)
                                    : std::nullopt);
+    // Subscriptions the new policy no longer allows are removed at the broker.
     std::vector<std::string> revoked = session_->replaceRights(std::move(rights));
     if (revoked.empty()) return;
     for (const auto& f : revoked)

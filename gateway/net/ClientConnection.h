@@ -18,6 +18,8 @@
 #include <string>
 
 #include "gateway/inspect/Authenticator.h"
+#include "gateway/inspect/KeepAlive.h"
+#include "gateway/inspect/ReloadCheck.h"
 #include "gateway/inspect/Session.h"
 #include "gateway/inspect/limits/TokenBucket.h"
 #include "gateway/metrics/PublishBaseline.h"
@@ -85,6 +87,12 @@ class ClientConnection : public inspect::SessionEvents {
     void startPasswordCheck(inspect::Authenticator::Pending pending);
     void finishAuth(const inspect::AuthOutcome& outcome);
     void refuseConnect(uint8_t v5Reason, const std::string& why);
+    // The client certificate judged against `snapshot`'s CA bundle and CRL (one function:
+    // TlsContext::verifyClientCertificate); X509_V_OK without a certificate.
+    long certificateError(const Snapshot& snapshot) const;
+    inspect::ConnStage stage() const;
+    // Ends the connection the way its stage allows (ReloadCheck.h).
+    void endForReload(inspect::ReloadOutcome outcome, uint8_t v5Reason, const std::string& why);
     void sendToClient(const uint8_t* data, size_t len);
     void flushTls();
     void pauseClient(Pause why);
@@ -122,6 +130,8 @@ class ClientConnection : public inspect::SessionEvents {
     static void onBackendRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
     static void onBackendWritten(uv_stream_t* s, int status);
     size_t processBrokerPackets(const uint8_t* data, size_t len);
+    // The broker's answer to CONNECT: the session starts (audit `connect`, keepalive) or not.
+    void onBrokerConnack(const mqtt::Frame& frame, const uint8_t* body);
     void sendToBackend(const uint8_t* data, size_t len);
     void pauseBackend();
     void resumeBackend();
@@ -187,6 +197,7 @@ class ClientConnection : public inspect::SessionEvents {
     bool admitted_ = false;  // counted by admission control; released on delete
 
     std::unique_ptr<tls::TlsSession> tls_;
+    uint64_t handshakeGeneration_ = 0;  // snapshot whose TLS context verified the certificate
     ByteBuffer clientIn_;   // partial client packet(s) between reads
     ByteBuffer backendIn_;  // partial broker packet(s)
 
@@ -196,7 +207,10 @@ class ClientConnection : public inspect::SessionEvents {
     inspect::CertFactor certFactor_;
     std::unique_ptr<inspect::Session> session_;
     uint16_t keepAlive_ = 0;  // seconds, after clamping
-    uint64_t lastClientActivity_ = 0;
+    inspect::KeepAlive keepAliveClock_;  // refreshed by complete packets only
+    // Established, CONNECT sent, the broker's CONNACK not yet seen: the timer is the
+    // backend.connect_timeout deadline, not keepalive.
+    bool connackPending_ = false;
     inspect::TokenBucket publishBucket_;                       // messages
     inspect::TokenBucket bytesBucket_;                         // PUBLISH bytes (whole packets)
     inspect::TokenBucket controlBucket_;                       // PINGREQ / SUBSCRIBE / UNSUBSCRIBE

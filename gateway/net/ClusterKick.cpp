@@ -28,6 +28,14 @@ std::string ClientConnection::certFingerprint() const {
 
 bool ClientConnection::kick(const std::string& identity, const std::string& fingerprint,
                             uint8_t v5Reason, const std::string& why) {
+    // Before authentication finishes there is no identity yet, but the certificate is known: a
+    // revocation (it names the certificate) also ends a connection still waiting for CONNECT
+    // or checking its password, which would otherwise get in after the kick.
+    if ((state_ == State::AwaitConnect || state_ == State::Authenticating) &&
+        !fingerprint.empty() && certFingerprint() == fingerprint) {
+        endForReload(inspect::ReloadOutcome::CertificateInvalid, v5Reason, why);
+        return true;
+    }
     // Only sessions that passed authentication carry an identity worth matching.
     if (state_ != State::Established && state_ != State::ConnectingBackend) return false;
     if (identity_ != identity) return false;

@@ -385,7 +385,7 @@ void Gateway::onHealthCheck(uv_timer_t* t) {
             if (status == UV_ECANCELED) return;
             auto* p = static_cast<HealthProbe*>(req->data);
             p->gateway->probe_ = nullptr;
-            p->gateway->setBackendReachable(status == 0);
+            p->gateway->setBackendReachable(status == 0 && !p->gateway->brokerUnresponsive());
             uv_close(reinterpret_cast<uv_handle_t*>(&p->tcp),
                      [](uv_handle_t* h) { delete static_cast<HealthProbe*>(h->data); });
         });
@@ -506,6 +506,29 @@ bool Gateway::isIpBanned(const std::string& ip) {
 
 bool Gateway::isIdentityBanned(const std::string& identity) {
     return bans_.isIdentityBanned(identity, SteadyClock::now());
+}
+
+void Gateway::backendConnackTimedOut() {
+    bool down;
+    {
+        std::lock_guard<std::mutex> lock(healthMutex_);
+        health_.connackTimedOut(inspect::BackendHealth::Clock::now());
+        down = health_.unresponsive(inspect::BackendHealth::Clock::now());
+    }
+    if (down) setBackendReachable(false);
+}
+
+void Gateway::backendConnackReceived() {
+    {
+        std::lock_guard<std::mutex> lock(healthMutex_);
+        health_.connackReceived();
+    }
+    setBackendReachable(true);
+}
+
+bool Gateway::brokerUnresponsive() {
+    std::lock_guard<std::mutex> lock(healthMutex_);
+    return health_.unresponsive(inspect::BackendHealth::Clock::now());
 }
 
 void Gateway::setBackendReachable(bool up) {

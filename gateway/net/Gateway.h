@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gateway/cluster/ClusterState.h"
+#include "gateway/inspect/BackendHealth.h"
 #include "gateway/inspect/limits/BanTable.h"
 #include "gateway/inspect/limits/ConnectionAdmission.h"
 #include "gateway/inspect/limits/SharedCounter.h"
@@ -65,6 +66,10 @@ class Gateway : private cluster::ClusterHandler {
     void rateLimited(std::string_view limit) { metrics_.rateLimited(limit); }
     void protocolError(std::string_view reason) { metrics_.protocolError(reason); }
     void setBackendReachable(bool up);
+    // The broker's CONNACK for a device: missing within backend.connect_timeout, or arrived.
+    // Repeated timeouts mark the broker down (BackendHealth) although TCP connects succeed.
+    void backendConnackTimedOut();
+    void backendConnackReceived();
     bool backendReachable() const { return backendUp_.load(std::memory_order_relaxed); }
     // The broker's address as last resolved (never a DNS lookup here: BackendResolver).
     bool backendAddress(const config::HostPort& address, sockaddr_storage& out) const {
@@ -91,6 +96,7 @@ class Gateway : private cluster::ClusterHandler {
     static void onSignal(uv_signal_t* h, int signum);
     static void onHousekeeping(uv_timer_t* t);
     static void onHealthCheck(uv_timer_t* t);
+    bool brokerUnresponsive();  // BackendHealth: repeated CONNACK timeouts, not yet cleared
     void restartHealthCheck();
     static void onWorkersDone(uv_async_t* h);
 
@@ -130,6 +136,8 @@ class Gateway : private cluster::ClusterHandler {
     std::unique_ptr<metrics::HttpEndpoint> http_;
     std::unique_ptr<FileWatcher> watcher_;
     std::mutex anomalyMutex_;
+    std::mutex healthMutex_;
+    inspect::BackendHealth health_;  // guarded by healthMutex_
     std::unique_ptr<metrics::AnomalyDetector> anomalies_;
     std::unique_ptr<cluster::ClusterState> cluster_;  // with `cluster:` only
 

@@ -112,3 +112,18 @@ TEST_CASE("a remote cluster Redis without a password is medium") {
     c.cluster.redis = config::HostPort{"127.0.0.1", 6379};  // a sidecar Redis
     CHECK(find(auditConfig(c, now()), "cluster-unauthenticated") == std::nullopt);
 }
+
+TEST_CASE("backend.credentials passthrough: medium with certificate-only auth, low otherwise") {
+    auto c = cleanConfig();
+    CHECK(find(auditConfig(c, now()), "backend-credentials-passthrough") == std::nullopt);
+    c.backend.credentials = config::BackendCredentials::Passthrough;
+    c.auth.methods = {config::AuthMethod::Certificate};
+    auto f = find(auditConfig(c, now()), "backend-credentials-passthrough");
+    REQUIRE(f);
+    CHECK(f->severity == Severity::Medium);
+    CHECK(f->message.find("certificate-only") != std::string::npos);
+    c.auth.methods = {config::AuthMethod::Certificate, config::AuthMethod::Password};
+    f = find(auditConfig(c, now()), "backend-credentials-passthrough");
+    REQUIRE(f);
+    CHECK(f->severity == Severity::Low);
+}
