@@ -150,6 +150,8 @@ class ClientConnection : public inspect::SessionEvents {
     void closeNow();
     static void onHandleClosed(uv_handle_t* h);
     static void onClientShutdown(uv_shutdown_t* req, int status);
+    static void onBackendShutdown(uv_shutdown_t* req, int status);
+    void closeBackendAfterFlush();
     void maybeDelete();
 
     // --- SessionEvents (audit + metrics)
@@ -185,6 +187,7 @@ class ClientConnection : public inspect::SessionEvents {
     uv_timer_t throttleTimer_{};  // resumes a client paused by a publish rate limit
     uv_connect_t connectReq_{};
     uv_shutdown_t shutdownReq_{};
+    uv_shutdown_t backendShutdownReq_{};
     int openHandles_ = 0;
     bool backendOpen_ = false;
     bool backendConnected_ = false;
@@ -194,6 +197,7 @@ class ClientConnection : public inspect::SessionEvents {
     uint8_t clientPause_ = 0;
     bool backendPaused_ = false;
     bool shutdownPending_ = false;
+    bool backendShutdownPending_ = false;
     bool admitted_ = false;  // counted by admission control; released on delete
 
     std::unique_ptr<tls::TlsSession> tls_;
