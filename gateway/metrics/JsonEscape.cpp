@@ -111,4 +111,50 @@ void appendJsonString(std::string& out, std::string_view value, size_t maxInputB
     out += '"';
 }
 
+void appendLogText(std::string& out, std::string_view value) {
+    out.reserve(out.size() + value.size());
+    size_t i = 0;
+    while (i < value.size()) {
+        const char c = value[i];
+        const auto u = static_cast<uint8_t>(c);
+        if (u >= 0x20 && u < 0x7F) {
+            size_t j = i + 1;
+            while (j < value.size()) {
+                const auto v = static_cast<uint8_t>(value[j]);
+                if (v < 0x20 || v >= 0x7F) break;
+                ++j;
+            }
+            out.append(value.data() + i, j - i);
+            i = j;
+            continue;
+        }
+        switch (c) {
+            case '\n': out += "\\n"; ++i; continue;
+            case '\r': out += "\\r"; ++i; continue;
+            case '\t': out += "\\t"; ++i; continue;
+            default: break;
+        }
+        uint32_t cp = 0;
+        const size_t len = u < 0x80 ? 0 : utf8SequenceLength(value, i, cp);
+        if (len == 0) {  // a control character, DEL, or a byte of no well-formed sequence
+            out += "\\x";
+            out += kHex[u >> 4];
+            out += kHex[u & 0xF];
+            ++i;
+        } else if (cp == 0x2028 || cp == 0x2029) {
+            appendUnicodeEscape(out, cp);
+            i += len;
+        } else {
+            out.append(value.data() + i, len);
+            i += len;
+        }
+    }
+}
+
+std::string quoteForLog(std::string_view value, size_t maxInputBytes) {
+    std::string out;
+    appendJsonString(out, value, maxInputBytes);
+    return out;
+}
+
 }  // namespace moat::metrics

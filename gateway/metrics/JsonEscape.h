@@ -17,4 +17,15 @@ namespace moat::metrics {
 void appendJsonString(std::string& out, std::string_view value,
                       size_t maxInputBytes = std::string_view::npos);
 
+// For the text log: appends `value` unquoted, but so that it always stays on one line and
+// prints safely on a terminal. Control characters and DEL become \n, \r, \t or \xNN, bytes
+// that are not well-formed UTF-8 become \xNN, and U+2028 / U+2029 become \u2028 / \u2029.
+// Backslashes are kept (values already quoted with quoteForLog are not escaped twice): the
+// guarantee is one record per line, not a reversible encoding.
+void appendLogText(std::string& out, std::string_view value);
+
+// `value` as a quoted JSON string (appendJsonString) cut at `maxInputBytes`: how the text log
+// prints one untrusted value (a username, client id, topic, SNI …) so its end is unambiguous.
+std::string quoteForLog(std::string_view value, size_t maxInputBytes = 256);
+
 }  // namespace moat::metrics

@@ -1,9 +1,14 @@
 #include "gateway/net/Log.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <string>
+#include <string_view>
+
+#include "gateway/metrics/JsonEscape.h"
 
 namespace moat::net {
 
@@ -35,18 +40,26 @@ void logf(LogLevel level, const char* fmt, ...) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
     std::tm tm{};
     gmtime_r(&secs, &tm);
-    char line[2048];
-    int n = std::snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s ",
-                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                          tm.tm_sec, static_cast<int>(ms.count()), levelName(level));
+    char prefix[64];
+    const int n = std::snprintf(prefix, sizeof prefix, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s ",
+                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                tm.tm_min, tm.tm_sec, static_cast<int>(ms.count()),
+                                levelName(level));
+    char message[2048];
     va_list ap;
     va_start(ap, fmt);
-    int m = std::vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+    const int m = std::vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    size_t len = n + (m < 0 ? 0 : std::min<size_t>(m, sizeof line - n - 2));
-    line[len++] = '\n';
+    const size_t messageLen = m < 0 ? 0 : std::min<size_t>(m, sizeof message - 1);
+    // Messages carry values a client chose (usernames, client ids, topics, addresses, Redis
+    // and OpenSSL error text): whatever they hold, the record stays on its own line, which
+    // starts with the timestamp, so it can never pass for a JSON audit event sharing stderr.
+    thread_local std::string line;
+    line.assign(prefix, n > 0 ? static_cast<size_t>(n) : 0);
+    metrics::appendLogText(line, std::string_view(message, messageLen));
+    line += '\n';
     // One fwrite per line: stderr is unbuffered, so lines from different threads do not mix.
-    std::fwrite(line, 1, len, stderr);
+    std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
 }  // namespace moat::net
