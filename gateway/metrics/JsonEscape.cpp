@@ -50,6 +50,12 @@ size_t utf8SequenceLength(std::string_view s, size_t i, uint32_t& cp) {
     return len;
 }
 
+// C1 controls (NEL U+0085 above all) and U+2028 / U+2029: valid text, but line splitters
+// (Python's str.splitlines, JavaScript, some log shippers) end a line there.
+bool breaksLines(uint32_t cp) {
+    return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029;
+}
+
 }  // namespace
 
 void appendJsonString(std::string& out, std::string_view value, size_t maxInputBytes) {
@@ -99,7 +105,7 @@ void appendJsonString(std::string& out, std::string_view value, size_t maxInputB
         if (len == 0) {
             out += kReplacement;
             ++i;  // resynchronise on the next byte
-        } else if (cp == 0x2028 || cp == 0x2029) {
+        } else if (breaksLines(cp)) {
             appendUnicodeEscape(out, cp);
             i += len;
         } else {
@@ -141,7 +147,7 @@ void appendLogText(std::string& out, std::string_view value) {
             out += kHex[u >> 4];
             out += kHex[u & 0xF];
             ++i;
-        } else if (cp == 0x2028 || cp == 0x2029) {
+        } else if (breaksLines(cp)) {
             appendUnicodeEscape(out, cp);
             i += len;
         } else {

@@ -34,6 +34,7 @@ TEST_CASE("JSON strings escape quotes, backslashes and control characters") {
 TEST_CASE("JSON strings keep valid UTF-8 and replace ill-formed bytes") {
     CHECK(json("caf\xC3\xA9") == "\"caf\xC3\xA9\"");
     CHECK(json("\xE2\x80\xA8") == "\"\\u2028\"");     // line separator
+    CHECK(json("\xC2\x85") == "\"\\u0085\"");         // NEL: str.splitlines() splits there
     CHECK(json("\xC0\xAF") == "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");  // overlong '/'
     CHECK(json("\xED\xA0\x80").find("\xEF\xBF\xBD") != std::string::npos);  // surrogate
     CHECK(json("ab\xE2\x82") == "\"ab\xEF\xBF\xBD\xEF\xBF\xBD\"");  // truncated sequence
@@ -66,6 +67,7 @@ TEST_CASE("log text never contains a line break or a control character") {
     CHECK(text("a\nb\rc\td") == "a\\nb\\rc\\td");
     CHECK(text(std::string_view("\x00\x1b[31m\x7f", 7)) == "\\x00\\x1b[31m\\x7f");
     CHECK(text("\xE2\x80\xA8\xE2\x80\xA9") == "\\u2028\\u2029");
+    CHECK(text("\xC2\x85\xC2\x9F\xC2\xA0") == "\\u0085\\u009f\xC2\xA0");  // C1 escaped, NBSP kept
     CHECK(text("caf\xC3\xA9") == "caf\xC3\xA9");
     CHECK(text("\xFF\xC3") == "\\xff\\xc3");  // not UTF-8
     // Backslashes are kept: quoted values are not escaped twice.
