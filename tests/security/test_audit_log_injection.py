@@ -59,6 +59,10 @@ def test_username_cannot_forge_an_audit_line_on_stderr(moat_factory, tmp_path):
     # The anomaly (whose subject is that username) is in the text log.
     h.wait_until(lambda: any("anomaly auth_failures" in l for l in _stderr_lines(moat)), 10,
                  message="the auth_failures anomaly in the text log")
+    # The audit writer thread batches: wait for the three genuine events too.
+    h.wait_until(lambda: len([l for l in _stderr_lines(moat)
+                              if l.startswith("{") and '"auth_failure"' in l]) >= 3, 10,
+                 message="the three auth_failure audit events")
     # As jq would read it: no line is the forged event.
     for line in _stderr_lines(moat, strict=False):
         obj = _as_json_object(line)
