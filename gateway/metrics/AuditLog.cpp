@@ -55,9 +55,9 @@ void appendTimestamp(std::string& out, std::chrono::system_clock::time_point ts)
 }
 
 // The kinds a per-source summary can name; anything else is "other" (the last bit).
-constexpr std::string_view kKinds[] = {"connect",  "auth_failure",   "authz_denied",
-                                       "rate_limited", "ban",       "protocol_error",
-                                       "disconnect",   "reload",    "anomaly"};
+constexpr std::string_view kKinds[] = {"connect",      "auth_failure", "authz_denied",
+                                       "rate_limited", "ban",          "protocol_error",
+                                       "disconnect",   "reload",       "anomaly"};
 constexpr size_t kKindCount = sizeof kKinds / sizeof kKinds[0];
 
 uint32_t kindBit(std::string_view event) {
@@ -239,14 +239,14 @@ void AuditLog::rollWindowLocked(Clock::time_point now, bool force) {
     }
 }
 
-void AuditLog::appendSummaryLocked(std::string_view reason, uint64_t count,
-                                   std::string_view remote, uint32_t kinds) {
+void AuditLog::appendSummaryLocked(std::string_view reason, uint64_t count, std::string_view remote,
+                                   uint32_t kinds) {
     // Summaries bypass the byte bound: there is at most one per reason and one per tracked
     // address per second.
     const std::string events = kinds != 0 ? kindList(kinds) : std::string();
     const AuditExtra extra[] = {{"events", events}};
-    AuditEvent summary{.event = "audit_suppressed", .remote = remote, .reason = reason,
-                       .count = count};
+    AuditEvent summary{
+        .event = "audit_suppressed", .remote = remote, .reason = reason, .count = count};
     if (kinds != 0) summary.extra = extra;
     format(pending_, summary, std::chrono::system_clock::now());
     pending_ += '\n';

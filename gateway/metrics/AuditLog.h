@@ -126,8 +126,8 @@ private:
     };
     bool admitLocked(const AuditEvent& event);
     void rollWindowLocked(Clock::time_point now, bool force);
-    void appendSummaryLocked(std::string_view reason, uint64_t count,
-                             std::string_view remote = {}, uint32_t kinds = 0);
+    void appendSummaryLocked(std::string_view reason, uint64_t count, std::string_view remote = {},
+                             uint32_t kinds = 0);
     void countDropLocked(Drop why, SourceCount* source = nullptr, std::string_view event = {});
     bool openFd(std::string& error, int& fd) const;
     void writeAll(const std::string& data);

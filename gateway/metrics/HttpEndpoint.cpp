@@ -314,9 +314,12 @@ bool HttpEndpoint::evictFor(const Connection& except, const std::string& peer) {
     // before one whose response is being written.
     auto rank = [](Connection::State s) {
         switch (s) {
-            case Connection::State::Lingering: return 0;
-            case Connection::State::Reading: return 1;
-            default: return 2;
+            case Connection::State::Lingering:
+                return 0;
+            case Connection::State::Reading:
+                return 1;
+            default:
+                return 2;
         }
     };
     Connection* victim = nullptr;

@@ -10,10 +10,10 @@ namespace moat::metrics {
 
 // Appends `"…"`: quotes and backslashes escaped, control characters (and DEL, the C1 controls
 // U+0080…U+009F, U+2028, U+2029, which break line-oriented and JavaScript consumers) as
-// \uXXXX or their short escapes, and every byte that is not part of a well-formed UTF-8 sequence (overlong forms, surrogates, values above
-// U+10FFFF, truncated sequences) replaced with U+FFFD.
-// At most `maxInputBytes` input bytes are encoded (cut at a character boundary); a cut value
-// ends with "…" so a reader can tell.
+// \uXXXX or their short escapes, and every byte that is not part of a well-formed UTF-8 sequence
+// (overlong forms, surrogates, values above U+10FFFF, truncated sequences) replaced with U+FFFD. At
+// most `maxInputBytes` input bytes are encoded (cut at a character boundary); a cut value ends with
+// "…" so a reader can tell.
 void appendJsonString(std::string& out, std::string_view value,
                       size_t maxInputBytes = std::string_view::npos);
 

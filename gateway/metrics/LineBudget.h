@@ -16,7 +16,7 @@
 namespace moat::metrics {
 
 class LineBudget {
-public:
+  public:
     using Clock = std::chrono::steady_clock;
     static constexpr size_t kMaxSites = 128;  // call sites are compile-time literals
 
@@ -54,7 +54,7 @@ public:
         return true;
     }
 
-private:
+  private:
     struct Site {
         const void* site;
         Clock::time_point windowStart;

@@ -47,9 +47,8 @@ std::string prefixFor(LogLevel level, std::chrono::system_clock::time_point now)
     gmtime_r(&secs, &tm);
     char prefix[64];
     const int n = std::snprintf(prefix, sizeof prefix, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s ",
-                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                                tm.tm_min, tm.tm_sec, static_cast<int>(ms.count()),
-                                levelName(level));
+                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                                tm.tm_sec, static_cast<int>(ms.count()), levelName(level));
     return std::string(prefix, n > 0 ? static_cast<size_t>(n) : 0);
 }
 

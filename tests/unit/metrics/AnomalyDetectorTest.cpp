@@ -1,5 +1,4 @@
 #include <catch2/catch.hpp>
-
 #include <chrono>
 #include <string>
 
@@ -34,7 +33,7 @@ TEST_CASE("repeated failed logins from one address raise one anomaly per window"
     CHECK(a->kind == "auth_failures");
     CHECK(a->subject == "ip=198.51.100.1");
     CHECK(a->count == 3);
-    CHECK_FALSE(d.onAuthFailure("198.51.100.1", "", t0 + 3s));   // already raised
+    CHECK_FALSE(d.onAuthFailure("198.51.100.1", "", t0 + 3s));              // already raised
     CHECK(d.onAuthFailure("198.51.100.1", "", t0 + 130s) == std::nullopt);  // a fresh window
 }
 

@@ -1,8 +1,7 @@
-#include <catch2/catch.hpp>
-
 #include <unistd.h>
 
 #include <array>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -93,7 +92,8 @@ TEST_CASE("format writes the contract's fields in one JSON line") {
                  .rule = "default deny",
                  .count = 3,
                  .extra = extra};
-    AuditLog::format(out, e, std::chrono::system_clock::time_point(std::chrono::milliseconds(1234)));
+    AuditLog::format(out, e,
+                     std::chrono::system_clock::time_point(std::chrono::milliseconds(1234)));
     CHECK(out ==
           "{\"ts\":\"1970-01-01T00:00:01.234Z\",\"event\":\"authz_denied\",\"listener\":\"mqtts\","
           "\"remote\":\"198.51.100.7:1234\",\"client_id\":\"dev\\n1\",\"identity\":\"dev1\","

@@ -1,5 +1,3 @@
-#include <catch2/catch.hpp>
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -7,6 +5,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <string>
 #include <vector>

@@ -1,5 +1,4 @@
 #include <catch2/catch.hpp>
-
 #include <string>
 
 #include "gateway/metrics/JsonEscape.h"
@@ -33,11 +32,11 @@ TEST_CASE("JSON strings escape quotes, backslashes and control characters") {
 
 TEST_CASE("JSON strings keep valid UTF-8 and replace ill-formed bytes") {
     CHECK(json("caf\xC3\xA9") == "\"caf\xC3\xA9\"");
-    CHECK(json("\xE2\x80\xA8") == "\"\\u2028\"");     // line separator
-    CHECK(json("\xC2\x85") == "\"\\u0085\"");         // NEL: str.splitlines() splits there
-    CHECK(json("\xC0\xAF") == "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");  // overlong '/'
+    CHECK(json("\xE2\x80\xA8") == "\"\\u2028\"");  // line separator
+    CHECK(json("\xC2\x85") == "\"\\u0085\"");      // NEL: str.splitlines() splits there
+    CHECK(json("\xC0\xAF") == "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");              // overlong '/'
     CHECK(json("\xED\xA0\x80").find("\xEF\xBF\xBD") != std::string::npos);  // surrogate
-    CHECK(json("ab\xE2\x82") == "\"ab\xEF\xBF\xBD\xEF\xBF\xBD\"");  // truncated sequence
+    CHECK(json("ab\xE2\x82") == "\"ab\xEF\xBF\xBD\xEF\xBF\xBD\"");          // truncated sequence
 }
 
 TEST_CASE("JSON strings are cut at a character boundary with an ellipsis") {
