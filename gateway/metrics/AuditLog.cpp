@@ -5,6 +5,7 @@
 #include <prometheus/counter.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -53,6 +54,34 @@ void appendTimestamp(std::string& out, std::chrono::system_clock::time_point ts)
     out += 'Z';
 }
 
+// The kinds a per-source summary can name; anything else is "other" (the last bit).
+constexpr std::string_view kKinds[] = {"connect",      "auth_failure", "authz_denied",
+                                       "rate_limited", "ban",          "protocol_error",
+                                       "disconnect",   "reload",       "anomaly"};
+constexpr size_t kKindCount = sizeof kKinds / sizeof kKinds[0];
+
+uint32_t kindBit(std::string_view event) {
+    for (size_t i = 0; i < kKindCount; ++i) {
+        if (kKinds[i] == event) return 1u << i;
+    }
+    return 1u << kKindCount;
+}
+
+std::string kindList(uint32_t kinds) {
+    std::string out;
+    for (size_t i = 0; i <= kKindCount; ++i) {
+        if ((kinds & (1u << i)) == 0) continue;
+        if (!out.empty()) out += ',';
+        out += i < kKindCount ? kKinds[i] : std::string_view("other");
+    }
+    return out;
+}
+
+uint32_t perSourceShare(uint32_t maxPerSecond) {
+    if (maxPerSecond == 0) return 0;
+    return std::max(maxPerSecond / 10, std::min<uint32_t>(maxPerSecond, 10));
+}
+
 void appendField(std::string& out, std::string_view key, std::string_view value) {
     out += ',';
     appendJsonString(out, key, AuditLog::kMaxFieldBytes);
@@ -65,6 +94,8 @@ void appendField(std::string& out, std::string_view key, std::string_view value)
 AuditLog::AuditLog(const config::AuditConfig& config, ClockFn clock)
     : path_(config.log.empty() ? "-" : config.log),
       maxPerSecond_(config.maxEventsPerSecond),
+      perSource_(perSourceShare(config.maxEventsPerSecond)),
+      reserved_(config.maxEventsPerSecond / 4),
       clock_(clock ? std::move(clock) : ClockFn([] { return Clock::now(); })) {
     windowStart_ = clock_();
 }
@@ -111,14 +142,10 @@ bool AuditLog::open(std::string& error) {
 void AuditLog::log(const AuditEvent& event) {
     const auto now = clock_();
     {
-        // Decide before formatting, so a flood costs a lock and a compare per event, no more.
+        // Decide before formatting, so a flood costs a lock and a lookup per event, no more.
         std::lock_guard lock(mutex_);
         rollWindowLocked(now, false);
-        if (maxPerSecond_ != 0 && inWindow_ >= maxPerSecond_) {
-            countDropLocked(Drop::RateLimit);
-            return;
-        }
-        ++inWindow_;
+        if (!admitLocked(event)) return;
     }
     thread_local std::string line;
     line.clear();
@@ -138,26 +165,89 @@ void AuditLog::log(const AuditEvent& event) {
     if (wasEmpty) wake_.notify_one();
 }
 
-void AuditLog::countDropLocked(Drop why) {
-    (why == Drop::RateLimit ? droppedRate_ : droppedQueue_)++;
+std::string_view AuditLog::sourceOf(std::string_view remote) {
+    if (!remote.empty() && remote.front() == '[') {
+        const auto close = remote.find(']');
+        return close == std::string_view::npos ? remote.substr(1) : remote.substr(1, close - 1);
+    }
+    const auto colon = remote.find(':');
+    // One colon: "ip:port". None: a bare IPv4 address. Several: a bare IPv6 address.
+    if (colon != std::string_view::npos && remote.find(':', colon + 1) == std::string_view::npos)
+        return remote.substr(0, colon);
+    return remote;
+}
+
+bool AuditLog::isReservedKind(std::string_view event) {
+    return event == "auth_failure" || event == "ban" || event == "authz_denied" ||
+           event == "reload" || event == "anomaly";
+}
+
+bool AuditLog::admitLocked(const AuditEvent& event) {
+    if (maxPerSecond_ == 0) return true;
+    SourceCount* source = nullptr;
+    const std::string_view address = sourceOf(event.remote);
+    if (!address.empty()) {
+        // One lookup key per event; IPv4 and short IPv6 addresses stay in the small-string
+        // buffer, so a flood does not allocate here.
+        std::string key(address);
+        auto it = sources_.find(key);
+        if (it == sources_.end() && sources_.size() < kMaxSources)
+            it = sources_.emplace(std::move(key), SourceCount{}).first;
+        if (it != sources_.end()) source = &it->second;
+    }
+    if (source != nullptr && source->logged >= perSource_) {
+        countDropLocked(Drop::RateLimit, source, event.event);
+        return false;
+    }
+    const uint32_t budget = isReservedKind(event.event) ? maxPerSecond_ : maxPerSecond_ - reserved_;
+    if (inWindow_ >= budget) {
+        countDropLocked(Drop::RateLimit, source, event.event);
+        return false;
+    }
+    ++inWindow_;
+    if (source != nullptr) ++source->logged;
+    return true;
+}
+
+void AuditLog::countDropLocked(Drop why, SourceCount* source, std::string_view event) {
+    if (source != nullptr) {
+        ++source->dropped;
+        source->droppedKinds |= kindBit(event);
+    } else {
+        (why == Drop::RateLimit ? droppedRate_ : droppedQueue_)++;
+    }
     ++suppressedTotal_;
     if (suppressedCounter_ != nullptr) suppressedCounter_->Increment();
 }
 
 void AuditLog::rollWindowLocked(Clock::time_point now, bool force) {
     if (!force && now - windowStart_ < kWindow) return;
+    // One summary per flooding address (at most kMaxSources), then the anonymous remainder.
+    for (const auto& [address, source] : sources_) {
+        if (source.dropped > 0)
+            appendSummaryLocked("rate_limit", source.dropped, address, source.droppedKinds);
+    }
     if (droppedRate_ > 0) appendSummaryLocked("rate_limit", droppedRate_);
     if (droppedQueue_ > 0) appendSummaryLocked("queue_full", droppedQueue_);
     droppedRate_ = droppedQueue_ = 0;
     if (now - windowStart_ >= kWindow) {
         windowStart_ = now;
         inWindow_ = 0;
+        sources_.clear();
+    } else {
+        for (auto& [address, source] : sources_) source.dropped = source.droppedKinds = 0;
     }
 }
 
-void AuditLog::appendSummaryLocked(std::string_view reason, uint64_t count) {
-    // Summaries bypass the byte bound: there is at most one per reason per second.
-    AuditEvent summary{.event = "audit_suppressed", .reason = reason, .count = count};
+void AuditLog::appendSummaryLocked(std::string_view reason, uint64_t count, std::string_view remote,
+                                   uint32_t kinds) {
+    // Summaries bypass the byte bound: there is at most one per reason and one per tracked
+    // address per second.
+    const std::string events = kinds != 0 ? kindList(kinds) : std::string();
+    const AuditExtra extra[] = {{"events", events}};
+    AuditEvent summary{
+        .event = "audit_suppressed", .remote = remote, .reason = reason, .count = count};
+    if (kinds != 0) summary.extra = extra;
     format(pending_, summary, std::chrono::system_clock::now());
     pending_ += '\n';
 }

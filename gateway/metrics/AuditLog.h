@@ -5,7 +5,17 @@
 // a reused thread-local buffer and appends it to a bounded in-memory batch; a writer thread
 // owns the file descriptor, writes batches with one write(2) each, and reopens the file when
 // asked (SIGHUP / logrotate). A flood of events is cut at `max_events_per_second`; what is
-// dropped is counted and summarised once per second as an `audit_suppressed` event.
+// dropped is counted and summarised once per second as `audit_suppressed` events.
+//
+// The budget is shared fairly, so one noisy address cannot blind the log to everyone else:
+//  - each source address (the host of `remote`) may use at most a tenth of the budget per
+//    second (at least 10 events); beyond that its events are counted and summarised in one
+//    `audit_suppressed` event per address per second (`remote` = the address, `count`, and
+//    `events` = which kinds were dropped);
+//  - a quarter of the budget is reserved for the events an operator must not miss: auth
+//    failures, bans, authorisation denials, reloads and anomalies;
+//  - the per-address table is bounded (kMaxSources per second); addresses beyond it, and
+//    events with no address, only meet the global budget and are summarised anonymously.
 //
 // Thread-safe: any number of threads may call log(); reopen() and flush() too.
 
@@ -19,6 +29,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 
 #include "gateway/config/Config.h"
 
@@ -61,6 +72,9 @@ public:
     static constexpr size_t kMaxPendingBytes = 4 * 1024 * 1024;
     // Untrusted strings (topics can be 64 KiB) are cut so one line stays reasonable.
     static constexpr size_t kMaxFieldBytes = 1024;
+    // Distinct source addresses tracked per one-second window (the bound of the per-source
+    // table, and of the per-source summaries written per second).
+    static constexpr size_t kMaxSources = 1024;
 
     // `clock` drives the rate limit's one-second windows (tests pass a fake one). The `ts`
     // field always uses the real wall clock. max_events_per_second == 0 means unlimited.
@@ -86,6 +100,14 @@ public:
     // Also count suppressed events in this Prometheus counter (moat_audit_events_suppressed_total).
     void setSuppressedCounter(prometheus::Counter* counter) { suppressedCounter_ = counter; }
     uint64_t suppressedTotal() const;
+    // The per-second share of one source address, and the part of the budget that only the
+    // reserved kinds (auth_failure, ban, authz_denied, reload, anomaly) may use.
+    uint32_t perSourceBudget() const { return perSource_; }
+    uint32_t reservedBudget() const { return reserved_; }
+    // The address part of `remote` ("ip:port", "[v6]:port", a bare address): the key of the
+    // per-source budget. Exposed for tests.
+    static std::string_view sourceOf(std::string_view remote);
+    static bool isReservedKind(std::string_view event);
     // Last open/reopen/write error, empty if none (the writer cannot log its own failures).
     std::string lastError() const;
 
@@ -97,14 +119,23 @@ private:
     enum class Drop { RateLimit, QueueFull };
     void writerLoop();
     void drain();
+    struct SourceCount {
+        uint32_t logged = 0;
+        uint64_t dropped = 0;
+        uint32_t droppedKinds = 0;  // bit i = kKinds[i] (last bit: any other kind)
+    };
+    bool admitLocked(const AuditEvent& event);
     void rollWindowLocked(Clock::time_point now, bool force);
-    void appendSummaryLocked(std::string_view reason, uint64_t count);
-    void countDropLocked(Drop why);
+    void appendSummaryLocked(std::string_view reason, uint64_t count, std::string_view remote = {},
+                             uint32_t kinds = 0);
+    void countDropLocked(Drop why, SourceCount* source = nullptr, std::string_view event = {});
     bool openFd(std::string& error, int& fd) const;
     void writeAll(const std::string& data);
 
     const std::string path_;  // "-" = stderr
     const uint32_t maxPerSecond_;
+    const uint32_t perSource_;  // 0 = unlimited
+    const uint32_t reserved_;
     const ClockFn clock_;
     prometheus::Counter* suppressedCounter_ = nullptr;
 
@@ -113,6 +144,7 @@ private:
     std::string pending_;       // formatted lines waiting for the writer
     Clock::time_point windowStart_{};
     uint32_t inWindow_ = 0;
+    std::unordered_map<std::string, SourceCount> sources_;  // this window's, <= kMaxSources
     uint64_t droppedRate_ = 0;  // in the current window, not yet summarised
     uint64_t droppedQueue_ = 0;
     uint64_t suppressedTotal_ = 0;

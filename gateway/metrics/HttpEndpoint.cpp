@@ -1,6 +1,7 @@
 #include "gateway/metrics/HttpEndpoint.h"
 
 #include <array>
+#include <cstring>
 #include <string_view>
 
 namespace moat::metrics {
@@ -61,6 +62,27 @@ RequestLine parseRequestLine(std::string_view line) {
     return r;
 }
 
+std::string peerAddress(const uv_tcp_t& tcp) {
+    sockaddr_storage addr{};
+    int len = sizeof addr;
+    if (uv_tcp_getpeername(&tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "?";
+    char name[64] = {0};
+    if (addr.ss_family == AF_INET6) {
+        const auto* a6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+        if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {  // one address, whichever socket family
+            sockaddr_in a4{};
+            a4.sin_family = AF_INET;
+            std::memcpy(&a4.sin_addr, &a6->sin6_addr.s6_addr[12], 4);
+            uv_ip4_name(&a4, name, sizeof name);
+        } else {
+            uv_ip6_name(a6, name, sizeof name);
+        }
+    } else {
+        uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&addr), name, sizeof name);
+    }
+    return name;
+}
+
 }  // namespace
 
 struct HttpEndpoint::Connection {
@@ -80,6 +102,7 @@ struct HttpEndpoint::Connection {
     std::array<char, 512> discard;
     std::string head;
     std::string body;
+    std::string peer;  // the client's address (no port): the key of the per-address cap
 
     void unlink() {
         if (owner == nullptr) return;
@@ -127,7 +150,12 @@ struct HttpEndpoint::Connection {
         const bool complete = all.find("\r\n\r\n", from) != std::string_view::npos ||
                               all.find("\n\n", from) != std::string_view::npos;
         if (complete) {
-            if (c->owner) c->owner->respond(*c);
+            if (c->owner) {
+                // The head is in: the response gets its own deadline, from now.
+                uv_timer_start(&c->timer, onTimeout,
+                               static_cast<uint64_t>(c->owner->timeout_.count()), 0);
+                c->owner->respond(*c);
+            }
         } else if (c->used == c->request.size()) {
             c->send(431, kTextType, "request too large\n", false);
         }
@@ -255,18 +283,55 @@ void HttpEndpoint::onConnection(uv_stream_t* server, int status) {
     if (self->head_) self->head_->prev = c;
     self->head_ = c;
     ++self->connections_;
-    if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 ||
-        self->connections_ > kMaxConnections) {
+    if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
+        c->close();
+        return;
+    }
+    c->peer = peerAddress(c->tcp);
+    size_t fromPeer = 0;
+    for (const Connection* o = c->next; o != nullptr; o = o->next) {
+        if (o->peer == c->peer) ++fromPeer;
+    }
+    // Caps are enforced by making room, not by refusing the newcomer: refusing would let
+    // whoever holds the slots first (idle sockets) keep the health check out for good.
+    if ((fromPeer >= kMaxConnectionsPerAddress && !self->evictFor(*c, c->peer)) ||
+        (self->connections_ > kMaxConnections && !self->evictFor(*c, std::string()))) {
         c->close();
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_timer_start(&c->timer, Connection::onTimeout, static_cast<uint64_t>(self->timeout_.count()),
-                   0);
+    uv_timer_start(&c->timer, Connection::onTimeout,
+                   static_cast<uint64_t>(self->headTimeout_.count()), 0);
     if (uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), Connection::onAlloc,
                       Connection::onRead) != 0) {
         c->close();
     }
+}
+
+bool HttpEndpoint::evictFor(const Connection& except, const std::string& peer) {
+    // Oldest first (the list is newest first, so the last match wins); a connection that was
+    // already answered (lingering) goes before one still waiting for its head, which goes
+    // before one whose response is being written.
+    auto rank = [](Connection::State s) {
+        switch (s) {
+            case Connection::State::Lingering:
+                return 0;
+            case Connection::State::Reading:
+                return 1;
+            default:
+                return 2;
+        }
+    };
+    Connection* victim = nullptr;
+    for (Connection* o = head_; o != nullptr; o = o->next) {
+        if (o == &except || o->state == Connection::State::Closing) continue;
+        if (!peer.empty() && o->peer != peer) continue;
+        if (victim == nullptr || rank(o->state) <= rank(victim->state)) victim = o;
+    }
+    if (victim == nullptr) return false;
+    ++evictions_;
+    victim->close();  // unlinks it: connections_ drops by one
+    return true;
 }
 
 void HttpEndpoint::respond(Connection& c) {

@@ -50,6 +50,12 @@ size_t utf8SequenceLength(std::string_view s, size_t i, uint32_t& cp) {
     return len;
 }
 
+// C1 controls (NEL U+0085 above all) and U+2028 / U+2029: valid text, but line splitters
+// (Python's str.splitlines, JavaScript, some log shippers) end a line there.
+bool breaksLines(uint32_t cp) {
+    return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029;
+}
+
 }  // namespace
 
 void appendJsonString(std::string& out, std::string_view value, size_t maxInputBytes) {
@@ -99,7 +105,7 @@ void appendJsonString(std::string& out, std::string_view value, size_t maxInputB
         if (len == 0) {
             out += kReplacement;
             ++i;  // resynchronise on the next byte
-        } else if (cp == 0x2028 || cp == 0x2029) {
+        } else if (breaksLines(cp)) {
             appendUnicodeEscape(out, cp);
             i += len;
         } else {
@@ -109,6 +115,52 @@ void appendJsonString(std::string& out, std::string_view value, size_t maxInputB
     }
     if (cut) out += kEllipsis;
     out += '"';
+}
+
+void appendLogText(std::string& out, std::string_view value) {
+    out.reserve(out.size() + value.size());
+    size_t i = 0;
+    while (i < value.size()) {
+        const char c = value[i];
+        const auto u = static_cast<uint8_t>(c);
+        if (u >= 0x20 && u < 0x7F) {
+            size_t j = i + 1;
+            while (j < value.size()) {
+                const auto v = static_cast<uint8_t>(value[j]);
+                if (v < 0x20 || v >= 0x7F) break;
+                ++j;
+            }
+            out.append(value.data() + i, j - i);
+            i = j;
+            continue;
+        }
+        switch (c) {
+            case '\n': out += "\\n"; ++i; continue;
+            case '\r': out += "\\r"; ++i; continue;
+            case '\t': out += "\\t"; ++i; continue;
+            default: break;
+        }
+        uint32_t cp = 0;
+        const size_t len = u < 0x80 ? 0 : utf8SequenceLength(value, i, cp);
+        if (len == 0) {  // a control character, DEL, or a byte of no well-formed sequence
+            out += "\\x";
+            out += kHex[u >> 4];
+            out += kHex[u & 0xF];
+            ++i;
+        } else if (breaksLines(cp)) {
+            appendUnicodeEscape(out, cp);
+            i += len;
+        } else {
+            out.append(value.data() + i, len);
+            i += len;
+        }
+    }
+}
+
+std::string quoteForLog(std::string_view value, size_t maxInputBytes) {
+    std::string out;
+    appendJsonString(out, value, maxInputBytes);
+    return out;
 }
 
 }  // namespace moat::metrics

@@ -7,6 +7,7 @@
 
 #include "gateway/inspect/ForwardedCredentials.h"
 #include "gateway/integrity/PublishRewrite.h"
+#include "gateway/metrics/JsonEscape.h"
 #include "gateway/mqtt/Decoder.h"
 #include "gateway/mqtt/Encoder.h"
 #include "gateway/net/Gateway.h"
@@ -1105,7 +1106,8 @@ std::shared_ptr<integrity::Checker> ClientConnection::makeIntegrityChecker(
     // Not fatal: the client may never publish under these rules; if it does, each publish
     // is refused with reason "no key".
     for (const auto& p : problems)
-        MOAT_LOG_WARN("integrity key for identity '%s' unusable: %s", identity_.c_str(), p.c_str());
+        MOAT_LOG_WARN("integrity key for identity %s unusable: %s",
+                      metrics::quoteForLog(identity_).c_str(), p.c_str());
     return checker;
 }
 

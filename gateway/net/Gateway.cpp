@@ -11,6 +11,7 @@
 
 #include "gateway/metrics/AnomalyDetector.h"
 #include "gateway/metrics/HttpEndpoint.h"
+#include "gateway/metrics/JsonEscape.h"
 #include "gateway/net/FileWatcher.h"
 #include "gateway/net/Log.h"
 #include "gateway/net/Resources.h"
@@ -494,8 +495,9 @@ void Gateway::raiseAnomaly(const metrics::Anomaly& anomaly, std::string_view lis
                            std::string_view remote, std::string_view clientId,
                            std::string_view identity) {
     metrics_.anomaly(anomaly.kind);
-    MOAT_LOG_WARN("anomaly %s: %s (%llu events)", anomaly.kind.c_str(), anomaly.subject.c_str(),
-                  (unsigned long long)anomaly.count);
+    // The subject holds what a client chose (a claimed username): quoted and escaped.
+    MOAT_LOG_WARN("anomaly %s: %s (%llu events)", anomaly.kind.c_str(),
+                  metrics::quoteForLog(anomaly.subject).c_str(), (unsigned long long)anomaly.count);
     audit("anomaly", listener, remote, clientId, identity, "", "", "", "",
           anomaly.kind + " " + anomaly.subject, anomaly.count);
 }

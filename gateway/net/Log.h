@@ -1,6 +1,9 @@
 #pragma once
 // Operational log (startup, shutdown, errors) on stderr, one line each, prefixed with an
 // RFC 3339 timestamp. Security decisions go to the JSON audit log instead (metrics/AuditLog).
+// Every line is made safe at the sink (control characters and ill-formed UTF-8 escaped, see
+// metrics::appendLogText), so a value cannot start a new line; untrusted values are also
+// printed quoted (metrics::quoteForLog) so where they end is unambiguous.
 
 #include <cstdarg>
 
