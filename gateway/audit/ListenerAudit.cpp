@@ -1,6 +1,7 @@
 // Listener checks: plaintext, TLS version, weak ciphers, client authentication, CRL presence.
 
 #include <algorithm>
+#include <cctype>
 #include <utility>
 
 #include "gateway/audit/Checks.h"
@@ -51,7 +52,30 @@ void auditPlaintext(const config::ListenerConfig& l, const std::string& subject,
     }
 }
 
+// FFDHE groups in tls.groups: the client picks the group, so with ffdhe6144/8192 on offer any
+// client can make the gateway spend ~100 ms of CPU per handshake (X25519: ~1 ms).
+void auditGroups(const config::TlsConfig& tls, const std::string& subject, Findings& out) {
+    std::string ffdhe;
+    size_t i = 0;
+    while (i <= tls.groups.size()) {
+        size_t end = tls.groups.find_first_of(":,", i);
+        if (end == std::string::npos) end = tls.groups.size();
+        const std::string name = tls.groups.substr(i, end - i);
+        i = end + 1;
+        std::string lower = name;
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (lower.rfind("ffdhe", 0) == 0) ffdhe += (ffdhe.empty() ? "" : ", ") + name;
+    }
+    if (ffdhe.empty()) return;
+    out.push_back({Severity::Medium, "ffdhe-groups", subject,
+                   "groups \"" + tls.groups + "\" offers finite-field key exchange (" + ffdhe +
+                       "): any client can choose it and make the gateway spend up to ~100 ms "
+                       "of CPU per handshake (X25519: ~1 ms)",
+                   "use groups: \"X25519:P-256:P-384\" (the default)"});
+}
+
 void auditTlsSettings(const config::TlsConfig& tls, const std::string& subject, Findings& out) {
+    auditGroups(tls, subject, out);
     if (tls.minVersion != "1.2" && tls.minVersion != "1.3") {
         out.push_back({Severity::High, "tls-min-version", subject,
                        "min_version \"" + tls.minVersion +

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "gateway/audit/Checks.h"
+#include "gateway/tls/Revocation.h"
 
 namespace moat::audit::detail {
 
@@ -144,6 +145,42 @@ void auditCrlFile(const std::string& path, const std::string& subject, SysTime n
     }
 }
 
+// With whole-chain revocation checking (gateway/tls/Revocation.h), a CA of client_ca whose CRL
+// is not in the crl file makes every certificate it issued fail the handshake; the gateway
+// refuses to load such a pair, and the audit says which CA it is.
+void auditCrlCoverage(const config::TlsConfig& tls, const std::string& subject, Findings& out) {
+    std::string error;
+    const auto cas = tls::readCertificates(tls.clientCa, error);
+    const auto crls = tls::readCrls(tls.crl, error);
+    if (cas.empty() || crls.empty()) return;  // reported as unreadable elsewhere
+    for (const std::string& ca : tls::casWithoutCrl(cas, crls)) {
+        out.push_back({Severity::High, "crl-missing-for-ca", subject,
+                       "crl " + tls.crl + " holds no CRL issued by client_ca CA " + ca +
+                           ": revocation is checked along the whole chain, so every device "
+                           "certificate under this CA is refused (the gateway does not start)",
+                       "add that CA's current CRL to the crl file (concatenate the PEM CRLs), or "
+                       "remove the CA from client_ca"});
+    }
+}
+
+// An intermediate CA in client_ca is a trust anchor of its own: chains are accepted up to it
+// without its root, and the certificate itself (it is public) verifies as a client
+// certificate for whoever holds its key, with its own CN as identity.
+void auditIntermediates(const config::TlsConfig& tls, const std::string& subject, Findings& out) {
+    std::string error;
+    const auto cas = tls::readCertificates(tls.clientCa, error);
+    const auto intermediates = tls::intermediateCas(cas);
+    if (intermediates.empty()) return;
+    std::string names;
+    for (const auto& n : intermediates) names += (names.empty() ? "" : ", ") + n;
+    out.push_back({Severity::Low, "client-ca-intermediate", subject,
+                   "client_ca " + tls.clientCa + " holds intermediate CA certificate(s) " + names +
+                       ": each is trusted on its own, and a CA certificate could be presented "
+                       "as a device certificate by whoever holds its key",
+                   "put only root CAs in client_ca and let devices send their intermediate "
+                   "(leaf first); give the intermediates' CRLs in tls.crl"});
+}
+
 }  // namespace
 
 void auditTlsFiles(const config::Config& config, SysTime now, Findings& out) {
@@ -158,6 +195,11 @@ void auditTlsFiles(const config::Config& config, SysTime now, Findings& out) {
             auditCertFile(l.tls->clientCa, subject, "client_ca", "client CA", now, out);
         if (!l.tls->crl.empty() && seen.insert("crl:" + l.tls->crl).second)
             auditCrlFile(l.tls->crl, subject, now, out);
+        if (!l.tls->crl.empty() && !l.tls->clientCa.empty() &&
+            seen.insert("crl-ca:" + l.tls->crl + "\n" + l.tls->clientCa).second)
+            auditCrlCoverage(*l.tls, subject, out);
+        if (!l.tls->clientCa.empty() && seen.insert("ca-int:" + l.tls->clientCa).second)
+            auditIntermediates(*l.tls, subject, out);
     }
 }
 

@@ -38,6 +38,9 @@ struct TlsConfig {
     std::string minVersion = "1.2";  // "1.2" | "1.3"
     std::string ciphers;             // empty: OpenSSL default (TLS 1.2 and below)
     std::string ciphersuites;        // empty: OpenSSL default (TLS 1.3)
+    // Key exchange groups, OpenSSL list syntax, names validated and spelled canonically by the
+    // loader. No FFDHE by default: a client offering only ffdhe8192 would cost ~100 ms of CPU.
+    std::string groups = "X25519:P-256:P-384";
 };
 
 enum class ProxyProtocol { Off, V1, V2, Any };

@@ -1,6 +1,9 @@
 // `listeners:` — binds, TLS, workers, PROXY protocol.
 
 #include <algorithm>
+#include <cctype>
+#include <string_view>
+#include <vector>
 
 #include "gateway/config/FileCheck.h"
 #include "gateway/config/Parse.h"
@@ -18,6 +21,77 @@ bool isPlainName(std::string_view s) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                c == '-' || c == '_' || c == '.';
     });
+}
+
+// TLS key exchange groups Moat accepts in `tls.groups`, canonical spelling first. A fixed list
+// (not "whatever this OpenSSL knows"): OpenSSL also takes binary and sub-112-bit curves
+// (sect163k1, secp160r1, ...) that have no place on a gateway. FFDHE is accepted (moat audit
+// flags it: a client can then force the expensive big groups).
+struct GroupName {
+    const char* canonical;
+    const char* alias;  // another spelling OpenSSL knows, or null
+};
+constexpr GroupName kGroups[] = {
+    {"X25519", nullptr},          {"X448", nullptr},
+    {"P-256", "prime256v1"},      {"P-384", "secp384r1"},
+    {"P-521", "secp521r1"},       {"ffdhe2048", nullptr},
+    {"ffdhe3072", nullptr},       {"ffdhe4096", nullptr},
+    {"ffdhe6144", nullptr},       {"ffdhe8192", nullptr},
+    {"brainpoolP256r1", nullptr}, {"brainpoolP384r1", nullptr},
+    {"brainpoolP512r1", nullptr},
+};
+
+bool sameName(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+const char* canonicalGroup(std::string_view name) {
+    if (sameName(name, "secp256r1")) return "P-256";
+    for (const GroupName& g : kGroups) {
+        if (sameName(name, g.canonical) || (g.alias && sameName(name, g.alias))) return g.canonical;
+    }
+    return nullptr;
+}
+
+// "X25519:P-256:P-384" (':' or ',' separated, as OpenSSL takes it): every name known, none
+// twice, at least one. Stored with ':' and canonical names.
+void readGroups(Diagnostics& d, const Field& f, std::string& out) {
+    std::string text;
+    if (!readString(d, f, text)) return;
+    std::string result;
+    std::vector<std::string_view> seen;
+    size_t i = 0;
+    bool ok = true;
+    while (i <= text.size()) {
+        size_t end = text.find_first_of(":,", i);
+        if (end == std::string::npos) end = text.size();
+        std::string_view name = std::string_view(text).substr(i, end - i);
+        while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+        while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+        i = end + 1;
+        const char* canonical = canonicalGroup(name);
+        if (canonical == nullptr) {
+            std::string known;
+            for (const GroupName& g : kGroups)
+                known += std::string(known.empty() ? "" : ", ") + g.canonical;
+            d.error(f.line, f.path + ": unknown key exchange group " + quoteValue(name) +
+                                " (expected a ':'-separated list of " + known + ")");
+            ok = false;
+            continue;
+        }
+        if (std::find(seen.begin(), seen.end(), canonical) != seen.end()) {
+            d.error(f.line, f.path + ": group " + canonical + " listed twice");
+            ok = false;
+            continue;
+        }
+        seen.push_back(canonical);
+        if (!result.empty()) result += ':';
+        result += canonical;
+    }
+    if (ok) out = result;
 }
 
 void parseTls(LoadContext& ctx, MapReader& m, TlsConfig& tls) {
@@ -50,6 +124,7 @@ void parseTls(LoadContext& ctx, MapReader& m, TlsConfig& tls) {
     }
     if (auto f = m.take("ciphers")) readString(d, *f, tls.ciphers);
     if (auto f = m.take("ciphersuites")) readString(d, *f, tls.ciphersuites);
+    if (auto f = m.take("groups")) readGroups(d, *f, tls.groups);
     m.finish();
 
     // A missing client_ca that was given but unreadable is already reported.

@@ -197,7 +197,7 @@ void ClientConnection::onClientRead(uv_stream_t* s, ssize_t n, const uv_buf_t* b
     // EOF or error: whatever the client sent is already forwarded; the broker sees the
     // connection go away (and publishes the will, as it would for a dropped device).
     if (self->state_ == State::TlsHandshake)
-        self->worker_.gateway().tlsHandshakeFailed(self->listener_.name);
+        self->onHandshakeFailed("closed during the TLS handshake");
     self->closeNow();
 }
 
@@ -221,16 +221,7 @@ void ClientConnection::onClientBytes(const uint8_t* data, size_t len) {
         state_ = State::AwaitConnect;
     }
     if (st == tls::TlsSession::Status::Error) {
-        if (wasHandshaking) {
-            worker_.gateway().tlsHandshakeFailed(listener_.name);
-            long vr = tls_->verifyResult();
-            if (vr != X509_V_OK) {
-                // A certificate that was presented and failed verification is a failed
-                // authentication (counts towards bans), not just a TLS error.
-                worker_.gateway().authFailed(worker_, "certificate", ip_, "");
-                audit("auth_failure", "", "", "", "certificate: " + tls_->lastError());
-            }
-        }
+        if (wasHandshaking) onHandshakeFailed(tls_->lastError());
         flushTls();  // send the alert
         closeAfterFlush();
         return;
@@ -242,6 +233,21 @@ void ClientConnection::onClientBytes(const uint8_t* data, size_t len) {
     // traffic needs far less, and an idle device should not carry it.
     if (wasHandshaking && tls_->handshakeComplete()) tls_->releaseIdleBuffers();
     if (st == tls::TlsSession::Status::Closed) closeAfterFlush();
+}
+
+void ClientConnection::onHandshakeFailed(const std::string& why) {
+    worker_.gateway().tlsHandshakeFailed(listener_.name);
+    if (tls_->verifyResult() != X509_V_OK) {
+        // A certificate that was presented and failed verification is a failed
+        // authentication (counts towards bans), not just a TLS error.
+        worker_.gateway().authFailed(worker_, "certificate", ip_, "");
+        audit("auth_failure", "", "", "", "certificate: " + why);
+    } else if (tls_->handshakeStarted()) {
+        // No shared group / version / cipher, garbage, or a ClientHello and then nothing: the
+        // gateway may already have paid for a key exchange. A silent TCP probe is not counted.
+        worker_.gateway().handshakeFailed(ip_);
+        audit("protocol_error", "", "", "", "tls handshake: " + why);
+    }
 }
 
 void ClientConnection::onClientPlaintext(const uint8_t* data, size_t len) {
@@ -923,6 +929,7 @@ void ClientConnection::onTimer(uv_timer_t* t) {
         case State::TlsHandshake:
         case State::AwaitConnect:
         case State::Authenticating:
+            if (self->state_ == State::TlsHandshake) self->onHandshakeFailed("handshake_timeout");
             self->worker_.gateway().rateLimited("handshake_timeout");
             self->audit("disconnect", "", "", "", "handshake_timeout");
             self->closeNow();

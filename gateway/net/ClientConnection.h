@@ -166,6 +166,10 @@ class ClientConnection : public inspect::SessionEvents {
 
     void audit(const char* event, const char* action, std::string_view topic, std::string_view rule,
                std::string_view reason);
+    // A TLS handshake that failed or was abandoned (`why`): metrics and audit; a refused
+    // certificate counts as a failed authentication, any other failure of a client that sent
+    // bytes as a handshake failure towards its address's ban (Gateway::handshakeFailed).
+    void onHandshakeFailed(const std::string& why);
     const config::Config& config() const { return *snapshot_->config; }
     bool v5() const { return connect_ && connect_->version == mqtt::ProtocolVersion::V5; }
 

@@ -460,10 +460,26 @@ void Gateway::authFailed(Worker& worker, std::string_view method, const std::str
                          const std::string& identity) {
     if (method == "certificate") authCounted(method, false);
     auto now = SteadyClock::now();
+    recordBanFailure(ip, identity, "auth_failures");
+    std::optional<metrics::Anomaly> anomaly;
+    {
+        std::lock_guard lock(anomalyMutex_);
+        anomaly = anomalies_->onAuthFailure(ip, identity, now);
+    }
+    if (anomaly) raiseAnomaly(*anomaly, "", ip, "", identity);
+}
+
+void Gateway::handshakeFailed(const std::string& ip) {
+    recordBanFailure(ip, "", "tls_handshake_failures");
+}
+
+void Gateway::recordBanFailure(const std::string& ip, const std::string& identity,
+                               std::string_view reason) {
+    auto now = SteadyClock::now();
     inspect::BanDecision bans = bans_.recordAuthFailure(ip, identity, now);
     for (const auto* ban :
          {bans.ip ? &*bans.ip : nullptr, bans.identity ? &*bans.identity : nullptr}) {
-        if (ban) banMade(*ban, "auth_failures");
+        if (ban) banMade(*ban, reason);
     }
     if (bans) metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));
     // The cluster-wide count: the replica whose failure reaches the threshold bans.
@@ -472,12 +488,6 @@ void Gateway::authFailed(Worker& worker, std::string_view method, const std::str
             bans_.isIpBanned(ip, now) ? std::string() : ip,
             identity.empty() || bans_.isIdentityBanned(identity, now) ? std::string() : identity);
     }
-    std::optional<metrics::Anomaly> anomaly;
-    {
-        std::lock_guard lock(anomalyMutex_);
-        anomaly = anomalies_->onAuthFailure(ip, identity, now);
-    }
-    if (anomaly) raiseAnomaly(*anomaly, "", ip, "", identity);
 }
 
 std::optional<metrics::Anomaly> Gateway::deniedTopic(uint64_t connectionId,

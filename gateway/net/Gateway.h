@@ -53,6 +53,11 @@ class Gateway : private cluster::ClusterHandler {
     // A failed authentication from ip (identity may be empty): bans, anomalies.
     void authFailed(Worker& worker, std::string_view method, const std::string& ip,
                     const std::string& identity);
+    // A TLS handshake from ip that failed for another reason than its certificate (no shared
+    // group, version or cipher; garbage) or that the client abandoned after sending bytes:
+    // counts towards the address's ban like a failed login (bans.auth_failures), so that one
+    // address cannot make the gateway run expensive handshakes without end.
+    void handshakeFailed(const std::string& ip);
     // A topic denied to connection `connectionId`: may raise a topic_scan anomaly.
     std::optional<metrics::Anomaly> deniedTopic(uint64_t connectionId, std::string_view topic);
     void forgetConnection(uint64_t connectionId);
@@ -104,6 +109,9 @@ class Gateway : private cluster::ClusterHandler {
     void startCluster();
     // A ban made here: kick the identity's sessions, share it with the other replicas.
     void banMade(const inspect::Ban& ban, std::string_view reason);
+    // One failure towards bans (ip, and identity when not empty), local and cluster-wide.
+    void recordBanFailure(const std::string& ip, const std::string& identity,
+                          std::string_view reason);
     // Audits a ban in force here (`duration`: what the audit's count reports, in seconds)
     // and, for an identity, disconnects its sessions on this replica.
     void enforceBan(inspect::Ban::Kind kind, const std::string& subject, std::string_view reason,

@@ -12,14 +12,14 @@
 //   - client certificates: verified against client_ca, depth <= 8, purpose "TLS client"
 //     (a certificate whose EKU lacks clientAuth is refused); required (mTLS) or optional
 //     (a certificate that is presented must still verify) per require_client_cert;
-//   - CRL: every CRL of the file goes into the store and X509_V_FLAG_CRL_CHECK is set, so the
-//     client leaf must be covered by a CRL from its issuer — with an intermediate CA, the file
-//     must hold the intermediate's CRL too or those clients are refused ("unable to get
-//     certificate CRL"). Intermediates themselves are not revocation-checked (CRL_CHECK, not
-//     CRL_CHECK_ALL);
+//   - CRL: every CRL of the file goes into the store and the whole chain is revocation-checked
+//     (see Revocation.h: CRL_CHECK | CRL_CHECK_ALL), so every CA of the chain needs its CRL in
+//     the file; a file lacking the CRL of a CA in client_ca is refused here;
 //   - protocol >= min_version (1.2 / 1.3), `ciphers` for TLS 1.2 (default
 //     "ECDHE+AESGCM:ECDHE+CHACHA20": forward secrecy and AEAD only), `ciphersuites` for 1.3,
-//     server cipher preference, ECDHE groups chosen by OpenSSL (X25519, P-256, ...);
+//     server cipher preference, key exchange `groups` (default X25519:P-256:P-384: no FFDHE,
+//     whose big groups let any client make the gateway spend ~100 ms per handshake),
+//     security level 2 whatever openssl.cnf says;
 //   - session tickets with rotating keys (see TicketKeys.h; tickets live 1 to 2 hours and die
 //     with the context, so a reload forces full handshakes), one ticket per TLS 1.3
 //     handshake, no server-side session cache (no per-session memory on the server);
@@ -31,6 +31,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gateway/config/Config.h"
 #include "gateway/tls/Openssl.h"
@@ -40,12 +41,14 @@ namespace moat::tls {
 class TicketKeys;
 
 class TlsContext {
-public:
+  public:
     // How often session-ticket keys rotate; also the advertised ticket lifetime.
     static constexpr std::chrono::seconds kTicketKeyRotation{3600};
     static constexpr int kVerifyDepth = 8;
     static constexpr long kMaxClientCertList = 32 * 1024;
     static constexpr const char* kDefaultCiphers = "ECDHE+AESGCM:ECDHE+CHACHA20";
+    static constexpr const char* kDefaultGroups = "X25519:P-256:P-384";
+    static constexpr int kSecurityLevel = 2;
 
     // Null with `error` set ("PATH: what is wrong", or OpenSSL's reason) on any problem.
     static std::shared_ptr<TlsContext> create(const config::TlsConfig& config, std::string& error);
@@ -65,9 +68,9 @@ public:
     // Re-verifies a client certificate (leaf + the chain it sent) against this context's CA
     // bundle, CRL and verification flags: after a reload, live sessions are held to the new
     // CRL. Returns X509_V_OK or the verification error (e.g. X509_V_ERR_CERT_REVOKED).
-    long verifyClientCertificate(X509* leaf, STACK_OF(X509)* chain) const;
+    long verifyClientCertificate(X509* leaf, STACK_OF(X509) * chain) const;
 
-private:
+  private:
     TlsContext() = default;
 
     bool loadServerCertificate(std::string& error);
@@ -78,7 +81,8 @@ private:
 
     config::TlsConfig config_;
     SslCtxPtr ctx_;
-    TicketKeys* tickets_ = nullptr;  // owned by ctx_ (ex_data), lives as long as the SSL_CTX
+    std::vector<X509Ptr> clientCas_;  // client_ca, kept to check the CRL file covers each
+    TicketKeys* tickets_ = nullptr;   // owned by ctx_ (ex_data), lives as long as the SSL_CTX
     std::chrono::system_clock::time_point serverNotAfter_{};
 };
 

@@ -95,6 +95,8 @@ class TlsSession {
     bool sessionReused() const;           // resumed from a session ticket
     const char* cipherName() const;       // "TLS_AES_256_GCM_SHA384"
     size_t bufferedInput() const { return in_.size() + borrowed_.size(); }
+    // The client sent something towards a handshake (a silent TCP connection has not).
+    bool handshakeStarted() const { return ssl_ != nullptr || bufferedInput() > 0; }
     // Gives back the memory of drained buffers (a connection gone quiet).
     void releaseIdleBuffers();
     SSL* native() const { return ssl_.get(); }
