@@ -237,7 +237,7 @@ void ClientConnection::onClientBytes(const uint8_t* data, size_t len) {
 
 void ClientConnection::onHandshakeFailed(const std::string& why) {
     worker_.gateway().tlsHandshakeFailed(listener_.name);
-    if (tls_->verifyResult() != X509_V_OK) {
+    if (tls_->native() != nullptr && tls_->verifyResult() != X509_V_OK) {
         // A certificate that was presented and failed verification is a failed
         // authentication (counts towards bans), not just a TLS error.
         worker_.gateway().authFailed(worker_, "certificate", ip_, "");
