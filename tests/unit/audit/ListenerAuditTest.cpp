@@ -166,3 +166,13 @@ TEST_CASE("mTLS listener without a CRL is low") {
     c.listeners[0].tls->requireClientCert = false;
     CHECK(find(auditConfig(c, now()), "no-crl") == std::nullopt);
 }
+
+TEST_CASE("FFDHE key exchange groups are medium; the default groups are clean") {
+    auto c = cleanConfig();
+    CHECK(find(auditConfig(c, now()), "ffdhe-groups") == std::nullopt);
+    c.listeners[0].tls->groups = "X25519:ffdhe2048:ffdhe8192";
+    auto f = find(auditConfig(c, now()), "ffdhe-groups");
+    REQUIRE(f);
+    CHECK(f->severity == Severity::Medium);
+    CHECK(f->message.find("ffdhe2048, ffdhe8192") != std::string::npos);
+}

@@ -494,3 +494,36 @@ TEST_CASE("user values in messages are quoted and control bytes escaped") {
           Lines{"11: limits.on_exceed: bad value 'a\\x09b\\x01' (expected throttle or "
                 "disconnect)"});
 }
+
+TEST_CASE("tls.groups: known names only, none twice, canonical spelling kept") {
+    TempDir dir;
+    dir.writeContractFiles();
+    auto withGroups = [](const std::string& groups) {
+        return yaml(R"(
+listeners:
+  - bind: 127.0.0.1:1884
+    tls:
+      cert: certs/server.pem
+      key: certs/server.key
+      client_ca: certs/ca.pem
+      groups: )") +
+               groups + "\nbackend: {address: \"127.0.0.1:1883\"}\npolicy: {}\n";
+    };
+    Lines errors = dir.errors(withGroups("\"X25519:sect163k1\""));
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].rfind("7: listeners[0].tls.groups: unknown key exchange group 'sect163k1' "
+                          "(expected a ':'-separated list of X25519, X448, P-256",
+                          0) == 0);
+    CHECK(dir.errors(withGroups("\"X25519::P-256\"")).size() == 1);
+    CHECK(dir.errors(withGroups("\"P-256:prime256v1\"")) ==
+          Lines{"7: listeners[0].tls.groups: group P-256 listed twice"});
+    CHECK(dir.errors(withGroups("\"\"")).size() == 1);
+
+    LoadResult r = dir.load(withGroups("\"x25519, secp384r1:ffdhe2048\""));
+    REQUIRE(r.config);
+    CHECK(r.config->listeners[0].tls->groups == "X25519:P-384:ffdhe2048");
+    r = dir.load(withGroups("X25519").substr(0, withGroups("X25519").find("      groups")) +
+                 "backend: {address: \"127.0.0.1:1883\"}\npolicy: {}\n");
+    REQUIRE(r.config);
+    CHECK(r.config->listeners[0].tls->groups == "X25519:P-256:P-384");
+}

@@ -1,9 +1,11 @@
 // Handshakes: TLS 1.2 and 1.3, mTLS accepted and refused (rogue, expired, revoked, wrong
 // purpose, missing), min_version, renegotiation refused.
+#include <openssl/pem.h>
 #include <openssl/x509_vfy.h>
 
 #include <catch2/catch.hpp>
 
+#include "gateway/tls/Revocation.h"
 #include "tests/unit/tls/TlsTestUtil.h"
 
 using namespace moat::tls;
@@ -207,4 +209,85 @@ TEST_CASE("input that is not TLS records is refused at once, not held") {
     const uint8_t header[] = {0x16, 0x03, 0x01, 0xFF, 0xFF};
     big.feed(header, sizeof header);
     CHECK(big.handshake() == Status::Error);
+}
+
+TEST_CASE("key exchange: FFDHE-only clients are refused, X25519 works, groups configurable") {
+    for (const char* groups : {"ffdhe8192", "ffdhe2048"}) {
+        CAPTURE(groups);
+        auto server = makeServer(serverConfig(true));
+        SslCtxPtr cctx = makeClientCtx("device1", TLS1_3_VERSION);
+        REQUIRE(SSL_CTX_set1_groups_list(cctx.get(), groups) == 1);
+        Client c(cctx.get());
+        TlsSession s(server->native());
+        CHECK(pumpHandshake(c, s) == Status::Error);
+        CHECK(s.verifyResult() == X509_V_OK);  // not a certificate problem
+        CHECK(s.handshakeStarted());
+    }
+    auto server = makeServer(serverConfig(true));
+    SslCtxPtr cctx = makeClientCtx("device1", TLS1_3_VERSION);
+    REQUIRE(SSL_CTX_set1_groups_list(cctx.get(), "X25519") == 1);
+    Client c(cctx.get());
+    TlsSession s(server->native());
+    CHECK(pumpHandshake(c, s) == Status::Ok);
+
+    // An operator may opt in (moat audit flags it).
+    auto cfg = serverConfig(true);
+    cfg.groups = "X25519:ffdhe2048";
+    auto opted = makeServer(cfg);
+    SslCtxPtr dh = makeClientCtx("device1", TLS1_3_VERSION);
+    REQUIRE(SSL_CTX_set1_groups_list(dh.get(), "ffdhe2048") == 1);
+    Client c2(dh.get());
+    TlsSession s2(opted->native());
+    CHECK(pumpHandshake(c2, s2) == Status::Ok);
+
+    cfg.groups = "X25519:nonsense";
+    std::string error;
+    CHECK(TlsContext::create(cfg, error) == nullptr);
+    CHECK(error.find("tls: groups \"X25519:nonsense\"") == 0);
+}
+
+TEST_CASE("revocation covers the chain; a CRL file must cover every CA of client_ca") {
+    CHECK(revocationFlags() == (X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL));
+    auto server = makeServer(serverConfig(true, "ca-bundle.crl"));
+    CHECK((X509_VERIFY_PARAM_get_flags(SSL_CTX_get0_param(server->native())) &
+           X509_V_FLAG_CRL_CHECK_ALL) != 0);
+
+    // client_ca = ca.pem + intermediate.pem; the CRL file holds only ca.pem's CRL.
+    auto cfg = serverConfig(true, "ca.crl");
+    std::string bundle = certDir() + "/ca-and-intermediate.pem";
+    {
+        std::string error;
+        auto a = readCertificates(certPath("ca.pem"), error);
+        auto b = readCertificates(certPath("intermediate.pem"), error);
+        REQUIRE((a.size() == 1 && b.size() == 1));
+        BIO* out = BIO_new_file(bundle.c_str(), "w");
+        REQUIRE(out != nullptr);
+        PEM_write_bio_X509(out, a[0].get());
+        PEM_write_bio_X509(out, b[0].get());
+        BIO_free(out);
+        std::vector<X509Ptr> cas;
+        cas.push_back(std::move(a[0]));
+        cas.push_back(std::move(b[0]));
+        auto intermediates = intermediateCas(cas);
+        REQUIRE(intermediates.size() == 1);
+        CHECK(intermediates[0].find("ntermediate") != std::string::npos);
+    }
+    cfg.clientCa = bundle;
+    std::string error;
+    CHECK(TlsContext::create(cfg, error) == nullptr);
+    CHECK(error.find("no CRL issued by client_ca CA") != std::string::npos);
+    cfg.crl = certPath("ca-bundle.crl");
+    error.clear();
+    CHECK(TlsContext::create(cfg, error) != nullptr);
+    CHECK(error.empty());
+}
+
+TEST_CASE("a silent connection has not started a handshake") {
+    auto server = makeServer(serverConfig(true));
+    TlsSession s(server->native());
+    CHECK_FALSE(s.handshakeStarted());
+    const uint8_t partial[3] = {0x16, 0x03, 0x01};
+    s.feed(partial, sizeof partial);
+    CHECK(s.handshake() == Status::WantMore);
+    CHECK(s.handshakeStarted());
 }
