@@ -5,6 +5,7 @@
 #include <openssl/x509v3.h>
 
 #include "gateway/tls/Revocation.h"
+#include "gateway/tls/TicketChain.h"
 #include "gateway/tls/TicketKeys.h"
 
 namespace moat::tls {
@@ -89,6 +90,10 @@ bool TlsContext::enableTickets(std::string& error) {
     }
     tickets_ = keys;
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx_.get(), onTicketKey);
+    if (!enableTicketChains(ctx_.get())) {
+        error = "cannot install session ticket callbacks: " + takeOpensslError();
+        return false;
+    }
     SSL_CTX_set_timeout(ctx_.get(), static_cast<long>(kTicketKeyRotation.count()));
     // One ticket per TLS 1.3 handshake (OpenSSL sends two by default): devices reconnect one
     // connection at a time, and each ticket carries the client certificate.

@@ -35,6 +35,7 @@
 
 #include "gateway/tls/ByteQueue.h"
 #include "gateway/tls/Openssl.h"
+#include "gateway/tls/TicketChain.h"
 
 namespace moat::tls {
 
@@ -87,9 +88,8 @@ class TlsSession {
     // The verified client certificate, or null. Borrowed: valid while the session lives.
     X509* peerCertificate() const;
     // The intermediates the client sent with its certificate (may be null). Borrowed.
-    STACK_OF(X509) * peerChain() const {
-        return ssl_ ? SSL_get_peer_cert_chain(ssl_.get()) : nullptr;
-    }
+    // On a resumed session: those its ticket carried (TicketChain.h).
+    STACK_OF(X509) * peerChain() const { return peerIntermediates(ssl_.get()); }
     long verifyResult() const;            // X509_V_OK, X509_V_ERR_CERT_REVOKED, ...
     const char* protocolVersion() const;  // "TLSv1.2", "TLSv1.3"
     bool sessionReused() const;           // resumed from a session ticket

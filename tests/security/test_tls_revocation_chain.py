@@ -261,3 +261,35 @@ def test_audit_reports_intermediate_in_client_ca(tmp_path, certs, chain):
     hits = [f for f in json.loads(r.stdout) if f["id"] == "client-ca-intermediate"]
     assert len(hits) == 1, r.stdout
     assert "Chain Test Intermediate" in json.dumps(hits) and hits[0]["severity"] == "low"
+
+
+def test_resumed_session_under_intermediate_survives_reload(moat_factory, chain, certs,
+                                                            broker):
+    """A device that resumed its TLS session (ticket) sent no chain on that connection: the
+    reload re-check must still find its intermediate, not disconnect it as 'unable to get
+    local issuer certificate'. (Revocation is not weakened: a reload makes new ticket keys, so
+    no resumption crosses a CRL change.)"""
+    moat = _chain_moat(moat_factory, chain, chain["good-bundle"])
+    ctx = _ctx(certs, chain)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    first = w.WireClient(h.HOST, moat.port, ctx, 5, timeout=5)
+    assert first.connect(unique("full")) == 0
+    session = first.sock.session  # the ticket arrived with the CONNACK
+    first.close()
+    raw = socket.create_connection((h.HOST, moat.port), timeout=5)
+    c = w.WireClient.__new__(w.WireClient)
+    c.version, c.timeout, c.buf = 5, 5, bytearray()
+    c.sock = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+    try:
+        assert c.sock.session_reused, "the test needs a resumed session"
+        assert c.connect(unique("resumed")) == 0
+        reloads = moat.metric("moat_config_reloads_total", result="ok")
+        os.kill(moat.pid, signal.SIGHUP)
+        h.wait_until(lambda: moat.metric("moat_config_reloads_total", result="ok") > reloads,
+                     10, message="the reload")
+        # Still served: a QoS 1 publish is acknowledged after the reload.
+        assert c.publish("devices/chaindev/t", b"x", qos=1) < 0x80
+        assert not [e for e in moat.audit_events("disconnect") if
+                    "no longer valid" in e.get("reason", "")]
+    finally:
+        c.close()
