@@ -28,6 +28,7 @@ listeners:
       min_version: "1.2"             # "1.2" | "1.3"
       ciphers: "ECDHE+AESGCM:ECDHE+CHACHA20"   # optional, TLS 1.2
       ciphersuites: "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+      groups: "X25519:P-256:P-384"   # key exchange groups (no FFDHE)
     workers: auto                    # event loops for this listener; auto = one per core
     proxy_protocol: "off"            # "off" | v1 | v2 | any: expect a PROXY header first …
     trusted_proxies: [10.0.0.0/8]    # … and accept it only from these source CIDRs
@@ -149,6 +150,7 @@ TEST_CASE("the contract's example loads with every value as written") {
     CHECK(l.tls->ciphers == "ECDHE+AESGCM:ECDHE+CHACHA20");
     CHECK(l.tls->ciphersuites ==
           "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+    CHECK(l.tls->groups == "X25519:P-256:P-384");
     CHECK(l.workers == 0);
     CHECK(l.proxyProtocol == ProxyProtocol::Off);
     CHECK(l.trustedProxies == std::vector<std::string>{"10.0.0.0/8"});
@@ -208,7 +210,7 @@ TEST_CASE("the contract's example loads with every value as written") {
     CHECK(rule.key == dir / "keys/%u.key");
     CHECK(rule.maxAge == milliseconds(300000));
     CHECK(rule.onInvalid == OnInvalid::Drop);
-    CHECK(rule.line == 72);
+    CHECK(rule.line == 73);
     CHECK(c.integrity.stampIdentity);
 
     REQUIRE(c.cluster.redis);
