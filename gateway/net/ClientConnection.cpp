@@ -244,8 +244,11 @@ void ClientConnection::onHandshakeFailed(const std::string& why) {
         audit("auth_failure", "", "", "", "certificate: " + why);
     } else if (tls_->handshakeStarted()) {
         // No shared group / version / cipher, garbage, or a ClientHello and then nothing: the
-        // gateway may already have paid for a key exchange. A silent TCP probe is not counted.
-        worker_.gateway().handshakeFailed(ip_);
+        // gateway may already have paid for a key exchange. A silent TCP probe is not counted,
+        // nor a balancer's own check (PROXY LOCAL keeps its address): it must never be banned.
+        auto proxyIt = snapshot_->proxy.find(listener_.name);
+        if (proxyIt == snapshot_->proxy.end() || !proxyIt->second.trusted.contains(peer_))
+            worker_.gateway().handshakeFailed(ip_);
         audit("protocol_error", "", "", "", "tls handshake: " + why);
     }
 }

@@ -156,3 +156,28 @@ def test_audit_flags_ffdhe_groups(tmp_path, certs):
     r = subprocess.run([h.moat_bin(), "audit", "-c", path, "--format", "json"],
                        capture_output=True, text=True, timeout=30)
     assert not [f for f in json.loads(r.stdout) if f["id"] == "ffdhe-groups"], r.stdout
+
+
+def _proxy_v2(src=None):
+    """PROXY v2 header: PROXY from `src` (TCP4), or LOCAL when src is None."""
+    sig = b"\r\n\r\n\x00\r\nQUIT\n"
+    if src is None:
+        return sig + bytes([0x20, 0x00, 0x00, 0x00])
+    body = socket.inet_aton(src) + socket.inet_aton("198.51.100.1") + bytes([0, 1, 0x22, 0xB3])
+    return sig + bytes([0x21, 0x11]) + len(body).to_bytes(2, "big") + body
+
+
+def test_handshake_failures_behind_a_balancer(moat_factory, broker):
+    """Behind PROXY protocol the device's address is banned, never the balancer's own
+    (LOCAL) health checks."""
+    moat = moat_factory({"bans": {"auth_failures": 2, "window": "60s", "duration": "5m"}},
+                        listener={"proxy_protocol": "v2", "trusted_proxies": ["127.0.0.1/32"]})
+    hello = _client_hello()
+    for _ in range(4):
+        _abandon_handshake(moat, _proxy_v2() + hello)
+    for _ in range(2):
+        _abandon_handshake(moat, _proxy_v2("203.0.113.9") + hello)
+    ban = moat.wait_audit(lambda e: e.get("event") == "ban" and
+                          e.get("reason") == "tls_handshake_failures",
+                          message="a ban for tls_handshake_failures")
+    assert [e.get("remote") for e in ban] == ["203.0.113.9"], ban
