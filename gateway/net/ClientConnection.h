@@ -34,6 +34,8 @@ namespace moat::net {
 
 class Worker;
 struct WorkerListener;
+struct AuthCharge;
+struct PasswordTicket;
 
 class ClientConnection : public inspect::SessionEvents {
   public:
@@ -84,8 +86,16 @@ class ClientConnection : public inspect::SessionEvents {
     void onClientPlaintext(const uint8_t* data, size_t len);
     size_t processClientPackets(const uint8_t* data, size_t len);
     void handleConnect(const mqtt::Frame& frame, const uint8_t* body, const uint8_t* whole);
+    // --- password check on the gateway's AuthPool (PasswordCheck.cpp): charged as a failure
+    // when started, maybe delayed (identity under attack), queued, settled with the result.
     void startPasswordCheck(inspect::Authenticator::Pending pending);
-    void finishAuth(const inspect::AuthOutcome& outcome);
+    void submitPasswordCheck();
+    void onPasswordChecked(int result);  // AuthPool::Result
+    // Closing: a queued check is cancelled, a running one's result ignored (still settled).
+    void abandonPasswordCheck();
+    static void onAuthDelayTimer(uv_timer_t* t);
+    // passwordCharged: a failed password was already counted when its check started.
+    void finishAuth(const inspect::AuthOutcome& outcome, bool passwordCharged = false);
     void refuseConnect(uint8_t v5Reason, const std::string& why);
     // The client certificate judged against `snapshot`'s CA bundle and CRL (one function:
     // TlsContext::verifyClientCertificate); X509_V_OK without a certificate.
@@ -200,6 +210,10 @@ class ClientConnection : public inspect::SessionEvents {
     uint64_t handshakeGeneration_ = 0;  // snapshot whose TLS context verified the certificate
     ByteBuffer clientIn_;   // partial client packet(s) between reads
     ByteBuffer backendIn_;  // partial broker packet(s)
+
+    std::shared_ptr<PasswordTicket> passwordTicket_;  // a check queued or running
+    std::unique_ptr<AuthCharge> authCharge_;          // charged, not yet handed to the pool
+    std::unique_ptr<inspect::Authenticator::Pending> pendingAuth_;
 
     std::unique_ptr<mqtt::ConnectPacket> connect_;
     std::vector<uint8_t> connectBytes_;  // what goes to the broker as CONNECT

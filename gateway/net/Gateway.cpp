@@ -91,12 +91,28 @@ void raiseFileLimitFor(uint32_t maxConnections) {
     }
 }
 
+// Identity-level protection follows the ban thresholds; its delays stay well inside
+// handshake_timeout so a slowed check still runs.
+inspect::IdentityGuardConfig identityGuardConfig(const config::Config& c) {
+    inspect::IdentityGuardConfig g;
+    g.threshold = c.bans.authFailures;
+    g.window = c.bans.window;
+    g.maxDelay = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(0),
+                                                     c.limits.handshakeTimeout / 3);
+    g.baseDelay = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(500), g.maxDelay);
+    return g;
+}
+
+// Password checks wait at most this many (CONNACK 0x89 beyond, see AuthPool).
+constexpr size_t kAuthQueueCapacity = 1024;
+
 }  // namespace
 
 Gateway::Gateway(std::string configPath, std::shared_ptr<const Snapshot> snapshot)
     : configPath_(std::move(configPath)),
       snapshot_(std::move(snapshot)),
-      bans_(snapshot_->config->bans) {
+      bans_(snapshot_->config->bans),
+      identityGuard_(identityGuardConfig(*snapshot_->config)) {
     uv_loop_init(&loop_);
     audit_ = std::make_unique<metrics::AuditLog>(snapshot_->config->audit);
     audit_->setSuppressedCounter(&metrics_.auditSuppressed());
@@ -160,12 +176,18 @@ int Gateway::run() {
                       http_->boundPort(), cfg.metrics.path.c_str());
     }
     resolver_.set(cfg.backend.address);  // before the first device: no lookup on a worker
+    // PBKDF2 on its own threads (half the usable cores: the event loops keep the rest), so
+    // a login flood never holds the libuv pool that reloads and DNS use.
+    authPool_ = std::make_unique<AuthPool>(
+        std::max(1u, usableCores() / 2), kAuthQueueCapacity,
+        [this](const std::string& ip) { return isIpBanned(ip); });
     startMain();
     runningWorkers_ = static_cast<int>(workers_.size());
     for (auto& w : workers_) w->start();
     MOAT_LOG_INFO("moat serving, backend %s", cfg.backend.address.toString().c_str());
     uv_run(&loop_, UV_RUN_DEFAULT);
     for (auto& w : workers_) w->join();
+    authPool_->stop();
     audit_->flush();
     MOAT_LOG_INFO("moat stopped");
     return 0;
@@ -301,6 +323,7 @@ void Gateway::reload() {
             self->resolver_.adopt(self->snapshot_->config->backend.address, w->backend);
             self->restartHealthCheck();
             self->bans_.updateConfig(self->snapshot_->config->bans);
+            self->identityGuard_.updateConfig(identityGuardConfig(*self->snapshot_->config));
             if (self->cluster_) self->cluster_->updateBans(self->snapshot_->config->bans);
             {
                 std::lock_guard lock(self->admissionMutex_);
@@ -329,6 +352,7 @@ void Gateway::onHousekeeping(uv_timer_t* t) {
         self->resolver_.refresh();
     }
     self->bans_.sweep(now);
+    self->identityGuard_.sweep(now);
     {
         std::lock_guard lock(self->admissionMutex_);
         self->admission_->sweep(now);
@@ -459,17 +483,23 @@ void Gateway::authFailed(Worker& worker, std::string_view method, const std::str
                          const std::string& identity) {
     if (method == "certificate") authCounted(method, false);
     auto now = SteadyClock::now();
-    inspect::BanDecision bans = bans_.recordAuthFailure(ip, identity, now);
-    for (const auto* ban :
-         {bans.ip ? &*bans.ip : nullptr, bans.identity ? &*bans.identity : nullptr}) {
-        if (ban) banMade(*ban, "auth_failures");
+    // Bans are per source address (CONTRACT §3): the identity in a failed CONNECT is only a
+    // claim, so it is charged to the identity guard (slower checks for it from addresses it
+    // has not logged in from), never to a ban that would lock the real owner out.
+    if (std::optional<inspect::Ban> ban = bans_.recordAuthFailure(ip, "", now).ip) {
+        banMade(*ban, "auth_failures");
+        metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));
     }
-    if (bans) metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));
-    // The cluster-wide count: the replica whose failure reaches the threshold bans.
-    if (cluster_ && !bans) {
-        cluster_->authFailure(
-            bans_.isIpBanned(ip, now) ? std::string() : ip,
-            identity.empty() || bans_.isIdentityBanned(identity, now) ? std::string() : identity);
+    identityGuard_.chargeCheck(identity, ip, now);
+    shareAuthFailure(ip, identity, now);
+}
+
+void Gateway::shareAuthFailure(const std::string& ip, const std::string& identity,
+                               SteadyClock::time_point now) {
+    // The cluster-wide count: the replica whose failure reaches the threshold bans (addresses)
+    // or slows (identities).
+    if (cluster_) {
+        cluster_->authFailure(bans_.isIpBanned(ip, now) ? std::string() : ip, identity);
     }
     std::optional<metrics::Anomaly> anomaly;
     {
@@ -477,6 +507,41 @@ void Gateway::authFailed(Worker& worker, std::string_view method, const std::str
         anomaly = anomalies_->onAuthFailure(ip, identity, now);
     }
     if (anomaly) raiseAnomaly(*anomaly, "", ip, "", identity);
+}
+
+AuthCharge Gateway::chargePasswordCheck(const std::string& ip, const std::string& identity) {
+    AuthCharge c;
+    c.ip = ip;
+    c.identity = identity;
+    c.at = SteadyClock::now();
+    if (std::optional<inspect::Ban> ban = bans_.recordPendingFailure(ip, c.at)) {
+        banMade(*ban, "auth_failures");
+        metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(c.at)));
+        c.banned = true;
+    }
+    inspect::IdentityGuard::Charge g = identityGuard_.chargeCheck(identity, ip, c.at);
+    c.identityCharged = g.charged;
+    c.delay = g.delay;
+    if (g.charged) c.at = g.chargedAt;
+    return c;
+}
+
+void Gateway::settlePasswordCheck(const AuthCharge& c, bool succeeded) {
+    if (succeeded) {
+        bans_.withdrawFailure(c.ip, c.at);
+        if (c.identityCharged) identityGuard_.withdraw(c.identity, c.at);
+        return;
+    }
+    auto now = SteadyClock::now();
+    if (std::optional<inspect::Ban> ban = bans_.confirmFailures(c.ip, now)) {
+        banMade(*ban, "auth_failures");
+        metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));
+    }
+    shareAuthFailure(c.ip, c.identity, now);
+}
+
+void Gateway::loggedIn(const std::string& identity, const std::string& ip) {
+    identityGuard_.loggedIn(identity, ip, SteadyClock::now());
 }
 
 std::optional<metrics::Anomaly> Gateway::deniedTopic(uint64_t connectionId,
