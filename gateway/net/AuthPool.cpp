@@ -9,11 +9,12 @@ AuthPool::AuthPool(size_t threads, size_t capacity,
     : banned_(std::move(banned)), queue_(capacity) {
     if (threads == 0) threads = 1;
     threads_.reserve(threads);
+    alive_ = threads;
     for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }
 
 AuthPool::~AuthPool() {
-    stop();
+    stop(std::chrono::hours(1));
 }
 
 void AuthPool::finish(Job& job, Result r) {
@@ -60,8 +61,9 @@ void AuthPool::run() {
         {
             std::unique_lock lock(mutex_);
             wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-            if (stopping_) return;
+            if (stopping_) break;
             next = queue_.pop();
+            if (next) ++running_;
         }
         if (!next) continue;
         Job& job = next->second;
@@ -78,24 +80,55 @@ void AuthPool::run() {
                 default: r = Result::UnknownUser; break;
             }
         }
-        finish(job, r);
+        {
+            std::lock_guard done(doneMutex_);
+            bool stopped;
+            {
+                std::lock_guard lock(mutex_);
+                stopped = stopping_;
+            }
+            if (stopped) {
+                // The gateway is going away: nobody is left to hear about it.
+                OPENSSL_cleanse(job.password.data(), job.password.size());
+            } else {
+                finish(job, r);
+            }
+        }
+        std::lock_guard lock(mutex_);
+        --running_;
+        idle_.notify_all();
     }
+    std::lock_guard lock(mutex_);
+    --alive_;
+    idle_.notify_all();
 }
 
-void AuthPool::stop() {
+bool AuthPool::stop(std::chrono::milliseconds grace) {
     std::vector<Job> left;
     {
         std::lock_guard lock(mutex_);
-        if (stopping_ && threads_.empty()) return;
+        if (stopping_ && threads_.empty()) return true;
         stopping_ = true;
         queue_.drain([&left](Job&& j) { left.push_back(std::move(j)); });
     }
     wake_.notify_all();
+    for (auto& j : left) finish(j, Result::Cancelled);
+    bool allDone;
+    {
+        std::unique_lock lock(mutex_);
+        allDone = idle_.wait_for(lock, grace, [this] { return alive_ == 0; });
+    }
+    // No done() is running past this point, and none will start (stopping_ is set).
+    { std::lock_guard done(doneMutex_); }
     for (auto& t : threads_) {
-        if (t.joinable()) t.join();
+        if (allDone) {
+            t.join();
+        } else {
+            t.detach();
+        }
     }
     threads_.clear();
-    for (auto& j : left) finish(j, Result::Cancelled);
+    return allDone;
 }
 
 size_t AuthPool::queued() const {

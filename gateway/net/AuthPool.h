@@ -59,8 +59,11 @@ class AuthPool {
     // Takes a still-queued job out (done(Cancelled), before this returns). A job already
     // running finishes and reports as usual. False when it was not queued.
     bool cancel(const std::string& ip, uint64_t id);
-    // Stops the threads after the running jobs; queued jobs get Cancelled.
-    void stop();
+    // Queued jobs get Cancelled; no done() runs after this returns. Waits up to `grace` for
+    // the running checks (one PBKDF2 cannot be interrupted); threads still busy then are
+    // detached and false is returned: the pool must then outlive them (the process is
+    // exiting: leak it).
+    bool stop(std::chrono::milliseconds grace = std::chrono::milliseconds(1000));
 
     size_t queued() const;
     size_t threads() const { return threads_.size(); }
@@ -73,6 +76,10 @@ class AuthPool {
     std::function<bool(const std::string&)> banned_;
     mutable std::mutex mutex_;
     std::condition_variable wake_;
+    std::condition_variable idle_;  // a thread finished its job or exited
+    size_t running_ = 0;            // threads inside a check
+    size_t alive_ = 0;              // threads not yet returned from run()
+    std::mutex doneMutex_;          // held while a done() runs; stop() waits on it
     inspect::FairQueue<Job> queue_;
     bool stopping_ = false;
     std::atomic<uint64_t> nextId_{0};

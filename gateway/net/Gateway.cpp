@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -176,10 +178,10 @@ int Gateway::run() {
                       http_->boundPort(), cfg.metrics.path.c_str());
     }
     resolver_.set(cfg.backend.address);  // before the first device: no lookup on a worker
-    // PBKDF2 on its own threads (half the usable cores: the event loops keep the rest), so
-    // a login flood never holds the libuv pool that reloads and DNS use.
+    // PBKDF2 on its own threads (half the usable cores, at least 2; the event loops keep the
+    // rest), so a login flood never holds the libuv pool that reloads and DNS use.
     authPool_ = std::make_unique<AuthPool>(
-        std::max(1u, usableCores() / 2), kAuthQueueCapacity,
+        std::max(2u, usableCores() / 2), kAuthQueueCapacity,
         [this](const std::string& ip) { return isIpBanned(ip); });
     startMain();
     runningWorkers_ = static_cast<int>(workers_.size());
@@ -187,7 +189,14 @@ int Gateway::run() {
     MOAT_LOG_INFO("moat serving, backend %s", cfg.backend.address.toString().c_str());
     uv_run(&loop_, UV_RUN_DEFAULT);
     for (auto& w : workers_) w->join();
-    authPool_->stop();
+    if (!authPool_->stop()) {
+        // A PBKDF2 (up to seconds) was still running: not waited for. Exit without exit
+        // handlers, which would free OpenSSL state under that thread's feet.
+        audit_->flush();
+        MOAT_LOG_INFO("moat stopped (a password check was abandoned)");
+        std::fflush(nullptr);
+        std::_Exit(0);
+    }
     audit_->flush();
     MOAT_LOG_INFO("moat stopped");
     return 0;
