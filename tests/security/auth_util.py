@@ -28,14 +28,14 @@ def password_file(tmp_path, users):
     return path
 
 
-def password_moat(moat_factory, pw_file, bans=None, limits=None, listener=None):
+def password_moat(moat_factory, pw_file, bans=None, limits=None, listener=None, start=True):
     """A plaintext listener with password logins only (cheap connections: no TLS)."""
     overrides = {"auth": {"methods": ["password"], "anonymous": False, "password_file": pw_file}}
     if bans is not None:
         overrides["bans"] = bans
     if limits is not None:
         overrides["limits"] = limits
-    return moat_factory(overrides, listener=dict({"tls": None}, **(listener or {})))
+    return moat_factory(overrides, listener=dict({"tls": None}, **(listener or {})), start=start)
 
 
 class SourceWire(w.WireClient):
