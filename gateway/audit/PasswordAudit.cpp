@@ -1,14 +1,13 @@
 // Password-file checks. A plain line scan (not policy::PasswordFile): the audit reports on
 // weak entries even in a file the loader would refuse, and never needs the secrets.
 
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 
-#include "policy/PasswordFile.h"
-
 #include "gateway/audit/Checks.h"
+#include "policy/PasswordFile.h"
 
 namespace moat::audit::detail {
 
@@ -126,8 +125,8 @@ void auditPasswordFile(const config::Config& config, Findings& out, double nanos
     };
     for (const auto& user : expensive.users) {
         out.push_back({Severity::Medium, "expensive-password-hash", "user " + user,
-                       "password hash in " + path +
-                           " costs more than " + std::to_string(int(kMaxCheckMillis)) +
+                       "password hash in " + path + " costs more than " +
+                           std::to_string(int(kMaxCheckMillis)) +
                            " ms per check here: CONNECTs naming it (anyone may send them) "
                            "hold the password-check threads, so a few addresses can keep "
                            "logins waiting or refused as busy (0x89)",

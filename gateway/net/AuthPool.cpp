@@ -4,8 +4,7 @@
 
 namespace moat::net {
 
-AuthPool::AuthPool(size_t threads, size_t capacity,
-                   std::function<bool(const std::string&)> banned)
+AuthPool::AuthPool(size_t threads, size_t capacity, std::function<bool(const std::string&)> banned)
     : banned_(std::move(banned)), queue_(capacity) {
     if (threads == 0) threads = 1;
     threads_.reserve(threads);
@@ -75,9 +74,15 @@ void AuthPool::run() {
             r = Result::Expired;
         } else {
             switch (job.passwords->verify(job.user, job.password)) {
-                case policy::PasswordFile::Verify::Ok: r = Result::Ok; break;
-                case policy::PasswordFile::Verify::BadPassword: r = Result::BadPassword; break;
-                default: r = Result::UnknownUser; break;
+                case policy::PasswordFile::Verify::Ok:
+                    r = Result::Ok;
+                    break;
+                case policy::PasswordFile::Verify::BadPassword:
+                    r = Result::BadPassword;
+                    break;
+                default:
+                    r = Result::UnknownUser;
+                    break;
             }
         }
         {
@@ -138,14 +143,22 @@ size_t AuthPool::queued() const {
 
 const char* AuthPool::resultName(Result r) {
     switch (r) {
-        case Result::Ok: return "ok";
-        case Result::BadPassword: return "bad password";
-        case Result::UnknownUser: return "unknown user";
-        case Result::Banned: return "banned while queued";
-        case Result::Expired: return "handshake_timeout passed while queued";
-        case Result::Refused: return "password check queue full";
-        case Result::Evicted: return "password check queue full (evicted)";
-        case Result::Cancelled: return "connection closed while queued";
+        case Result::Ok:
+            return "ok";
+        case Result::BadPassword:
+            return "bad password";
+        case Result::UnknownUser:
+            return "unknown user";
+        case Result::Banned:
+            return "banned while queued";
+        case Result::Expired:
+            return "handshake_timeout passed while queued";
+        case Result::Refused:
+            return "password check queue full";
+        case Result::Evicted:
+            return "password check queue full (evicted)";
+        case Result::Cancelled:
+            return "connection closed while queued";
     }
     return "?";
 }

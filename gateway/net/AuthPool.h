@@ -34,7 +34,16 @@ namespace moat::net {
 
 class AuthPool {
   public:
-    enum class Result { Ok, BadPassword, UnknownUser, Banned, Expired, Refused, Evicted, Cancelled };
+    enum class Result {
+        Ok,
+        BadPassword,
+        UnknownUser,
+        Banned,
+        Expired,
+        Refused,
+        Evicted,
+        Cancelled
+    };
     using Clock = std::chrono::steady_clock;
 
     struct Job {

@@ -117,10 +117,9 @@ void ClientConnection::onPasswordChecked(int result) {
         case R::BadPassword:
         case R::UnknownUser: {
             inspect::Authenticator auth(config().auth);
-            const auto verdict = r == R::Ok ? policy::PasswordFile::Verify::Ok
-                                 : r == R::BadPassword
-                                     ? policy::PasswordFile::Verify::BadPassword
-                                     : policy::PasswordFile::Verify::UnknownUser;
+            const auto verdict = r == R::Ok            ? policy::PasswordFile::Verify::Ok
+                                 : r == R::BadPassword ? policy::PasswordFile::Verify::BadPassword
+                                                       : policy::PasswordFile::Verify::UnknownUser;
             finishAuth(auth.finish(std::move(pending), *connect_, certFactor_, verdict), true);
             return;
         }

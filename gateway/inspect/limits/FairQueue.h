@@ -66,7 +66,8 @@ class FairQueue {
             std::string key = std::move(ring_.front());
             ring_.pop_front();
             auto it = queues_.find(key);
-            if (it == queues_.end()) continue;  // cannot happen: keys leave the ring with their queue
+            if (it == queues_.end())
+                continue;  // cannot happen: keys leave the ring with their queue
             Job job = std::move(it->second.front());
             it->second.pop_front();
             --size_;

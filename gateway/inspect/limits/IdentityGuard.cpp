@@ -24,8 +24,7 @@ milliseconds IdentityGuard::delayFrom(size_t failures) const {
     return std::min(d, config_.maxDelay);
 }
 
-bool IdentityGuard::trusted(std::string_view identity, std::string_view ip,
-                            SteadyTime now) const {
+bool IdentityGuard::trusted(std::string_view identity, std::string_view ip, SteadyTime now) const {
     auto it = trust_.find(identity);
     if (it == trust_.end()) return false;
     for (const auto& a : it->second) {

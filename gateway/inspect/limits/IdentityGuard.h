@@ -93,8 +93,7 @@ class IdentityGuard {
 
     IdentityGuardConfig config_;
     std::unordered_map<std::string, Failures, KeyedHash, std::equal_to<>> failures_;
-    std::unordered_map<std::string, std::vector<TrustedAddress>, KeyedHash, std::equal_to<>>
-        trust_;
+    std::unordered_map<std::string, std::vector<TrustedAddress>, KeyedHash, std::equal_to<>> trust_;
 };
 
 // IdentityGuard behind a mutex, shared by the worker and password-check threads.

@@ -1,10 +1,10 @@
 // The password-check wait queue: bounded, round-robin across addresses, iterative.
 
-#include "gateway/inspect/limits/FairQueue.h"
-
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
+
+#include "gateway/inspect/limits/FairQueue.h"
 
 using moat::inspect::FairQueue;
 

@@ -1,10 +1,10 @@
 // CONTRACT §3 "Bans and identities": failures charged to an identity slow further checks for
 // it from addresses it has not recently logged in from; never from one it has.
 
-#include "gateway/inspect/limits/IdentityGuard.h"
-
 #include <catch2/catch.hpp>
 #include <string>
+
+#include "gateway/inspect/limits/IdentityGuard.h"
 
 using namespace std::chrono_literals;
 using moat::inspect::IdentityGuard;

@@ -2,16 +2,16 @@
 // when a job's turn comes; a full queue refuses; cancel takes a queued job out; a long queue
 // is served iteratively (finding 19.3).
 
-#include "gateway/net/AuthPool.h"
-
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <condition_variable>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <vector>
+
+#include "gateway/net/AuthPool.h"
 
 using moat::net::AuthPool;
 using moat::policy::PasswordFile;
@@ -95,8 +95,7 @@ TEST_CASE("a deadline passed while waiting drops the job", "[authpool]") {
     CHECK(res.byId[id] == std::vector<R>{R::Expired});
 }
 
-TEST_CASE("full queue refuses; queued jobs can be cancelled; stop cancels the rest",
-          "[authpool]") {
+TEST_CASE("full queue refuses; queued jobs can be cancelled; stop cancels the rest", "[authpool]") {
     // One thread held by a blocking ban callback, so the queue fills deterministically.
     std::mutex gate;
     std::unique_lock hold(gate);
@@ -129,8 +128,7 @@ TEST_CASE("full queue refuses; queued jobs can be cancelled; stop cancels the re
     CHECK(res.byId[idb] == std::vector<R>{R::Ok});
 }
 
-TEST_CASE("thousands of waiters are served without recursion, fair per address",
-          "[authpool]") {
+TEST_CASE("thousands of waiters are served without recursion, fair per address", "[authpool]") {
     // The single thread waits (in the ban check of the first job) until all are queued.
     std::mutex gate;
     std::unique_lock hold(gate);
