@@ -4,11 +4,11 @@
 //   device --TLS--> client_ --TlsSession--> frames --Session--> backend_ --plain--> broker
 //
 // Life cycle: [ProxyHeader ->] TlsHandshake -> AwaitConnect -> Authenticating (password check on
-// the thread pool) -> ConnectingBackend -> Established -> Closing. No broker connection exists
+// the gateway's AuthPool) -> ConnectingBackend -> Established -> Closing. No broker connection exists
 // before the TLS handshake and the CONNECT packet have both passed.
 //
 // Memory: the object owns three libuv handles and is deleted when the last one has closed
-// (and no thread-pool work still refers to it). Partial packets are kept in small per-side
+// (a password check still running does not hold it: closeNow() lets go of it). Partial packets are kept in small per-side
 // buffers that are freed when empty; socket reads go into the worker's scratch buffer.
 
 #include <uv.h>
