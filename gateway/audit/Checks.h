@@ -21,8 +21,14 @@ void auditSettings(const config::Config& config, Findings& out);
 // Certificates and CRLs named by the listeners (reads them with OpenSSL).
 void auditTlsFiles(const config::Config& config, std::chrono::system_clock::time_point now,
                    Findings& out);
-// The password file: weak `$6$` hashes, low PBKDF2 iteration counts.
+// The password file: weak `$6$` hashes, low PBKDF2 iteration counts, and iteration counts so
+// high that one check costs more than kMaxCheckMillis on this machine (measured: one hash).
 void auditPasswordFile(const config::Config& config, Findings& out);
+// The same with the cost of one PBKDF2-SHA512 iteration given (tests), in nanoseconds.
+void auditPasswordFile(const config::Config& config, Findings& out, double nanosPerIteration);
+// One PBKDF2-SHA512 hash timed here, per iteration (ns); measured once per process.
+double measuredPbkdf2NanosPerIteration();
+inline constexpr double kMaxCheckMillis = 50;
 
 // A weakness found in a TLS 1.2 cipher string.
 struct CipherWeakness {

@@ -2,9 +2,12 @@
 // weak entries even in a file the loader would refuse, and never needs the secrets.
 
 #include <charconv>
+#include <chrono>
+#include <cmath>
 #include <fstream>
 
 #include "gateway/audit/Checks.h"
+#include "policy/PasswordFile.h"
 
 namespace moat::audit::detail {
 
@@ -46,7 +49,24 @@ struct UserList {
 
 }  // namespace
 
+double measuredPbkdf2NanosPerIteration() {
+    static const double perIteration = [] {
+        constexpr int kIterations = 20000;  // ~10-20 ms: long enough to time, short to wait
+        const auto start = std::chrono::steady_clock::now();
+        (void)policy::hashPassword("moat-audit-timing", kIterations);
+        const auto took = std::chrono::steady_clock::now() - start;
+        return std::chrono::duration<double, std::nano>(took).count() / kIterations;
+    }();
+    return perIteration;
+}
+
 void auditPasswordFile(const config::Config& config, Findings& out) {
+    // Measured only when there is a file to judge.
+    if (config.auth.passwordFile.empty()) return;
+    auditPasswordFile(config, out, measuredPbkdf2NanosPerIteration());
+}
+
+void auditPasswordFile(const config::Config& config, Findings& out, double nanosPerIteration) {
     const std::string& path = config.auth.passwordFile;
     if (path.empty()) return;
     std::ifstream in(path, std::ios::binary);
@@ -57,7 +77,8 @@ void auditPasswordFile(const config::Config& config, Findings& out) {
         return;
     }
 
-    UserList sha512, fewIterations;
+    UserList sha512, fewIterations, expensive;
+    long mostExpensive = 0;
     std::string line;
     while (std::getline(in, line)) {
         std::string_view l = trim(line);
@@ -71,6 +92,10 @@ void auditPasswordFile(const config::Config& config, Findings& out) {
         } else if (hash.rfind("$7$", 0) == 0) {
             const long n = pbkdf2Iterations(hash);
             if (n >= 0 && n < kMinPbkdf2Iterations) fewIterations.add(user);
+            if (n > 0 && n * nanosPerIteration / 1e6 > kMaxCheckMillis) {
+                expensive.add(user);
+                mostExpensive = std::max(mostExpensive, n);
+            }
         }
     }
 
@@ -92,6 +117,30 @@ void auditPasswordFile(const config::Config& config, Findings& out) {
                        "password hash in " + path + " uses fewer than " +
                            std::to_string(kMinPbkdf2Iterations) + " PBKDF2 iterations",
                        "re-set it with `moat passwd " + path + " " + user + "`"});
+    }
+    // Finding 19.2: every CONNECT that names such a user (or a guess at it) holds a
+    // password-check thread that long; a handful of addresses keep the pool busy.
+    auto costMs = [&](long n) {
+        return std::to_string(std::lround(n * nanosPerIteration / 1e6)) + " ms";
+    };
+    for (const auto& user : expensive.users) {
+        out.push_back({Severity::Medium, "expensive-password-hash", "user " + user,
+                       "password hash in " + path + " costs more than " +
+                           std::to_string(int(kMaxCheckMillis)) +
+                           " ms per check here: CONNECTs naming it (anyone may send them) "
+                           "hold the password-check threads, so a few addresses can keep "
+                           "logins waiting or refused as busy (0x89)",
+                       "re-set it with `moat passwd " + path + " " + user + "` (" +
+                           std::to_string(policy::kDefaultPbkdf2Iterations) +
+                           " iterations), or use certificates for this identity"});
+    }
+    if (expensive.total > expensive.users.size()) {
+        out.push_back({Severity::Medium, "expensive-password-hash", "auth.password_file",
+                       std::to_string(expensive.total - expensive.users.size()) +
+                           " more users in " + path + " have hashes costing more than " +
+                           std::to_string(int(kMaxCheckMillis)) + " ms per check (up to " +
+                           costMs(mostExpensive) + ")",
+                       "re-set their passwords with `moat passwd`"});
     }
     if (fewIterations.total > fewIterations.users.size()) {
         out.push_back({Severity::Low, "low-pbkdf2-iterations", "auth.password_file",

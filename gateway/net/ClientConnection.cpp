@@ -408,97 +408,34 @@ void ClientConnection::handleConnect(const mqtt::Frame& frame, const uint8_t* bo
     startPasswordCheck(std::move(pending));
 }
 
-namespace {
-struct PasswordWork {
-    uv_work_t req;
-    ClientConnection* conn;
-    std::shared_ptr<const policy::PasswordFile> passwords;
-    std::string user, password;
-    policy::PasswordFile::Verify result = policy::PasswordFile::Verify::BadPassword;
-    std::function<void(policy::PasswordFile::Verify)> done;
-};
-}  // namespace
-
-void ClientConnection::startPasswordCheck(inspect::Authenticator::Pending pending) {
-    if (!worker_.tryAcquireAuthSlot()) {
-        auto shared = std::make_shared<inspect::Authenticator::Pending>(std::move(pending));
-        workPending_ = true;
-        worker_.waitForAuthSlot([this, shared] {
-            workPending_ = false;
-            if (state_ == State::Closing) {
-                worker_.releaseAuthSlot();
-                maybeDelete();
-                return;
-            }
-            worker_.releaseAuthSlot();  // re-acquired below
-            startPasswordCheck(std::move(*shared));
-        });
-        return;
-    }
-    auto* work = new PasswordWork;
-    work->req.data = work;
-    work->conn = this;
-    work->passwords = snapshot_->passwords;
-    work->user = *connect_->username;
-    work->password.assign(connect_->password->begin(), connect_->password->end());
-    auto pendingShared = std::make_shared<inspect::Authenticator::Pending>(std::move(pending));
-    work->done = [this, pendingShared, checked = work->passwords](policy::PasswordFile::Verify v) {
-        // A reload replaced the password file while this check ran (a password changed or a
-        // user removed): the verdict of the old file does not count, check the current one.
-        if (snapshot_->passwords && snapshot_->passwords != checked) {
-            startPasswordCheck(std::move(*pendingShared));
-            return;
-        }
-        inspect::Authenticator auth(config().auth);
-        finishAuth(auth.finish(std::move(*pendingShared), *connect_, certFactor_, v));
-    };
-    workPending_ = true;
-    uv_queue_work(
-        worker_.loop(), &work->req,
-        [](uv_work_t* req) {
-            auto* w = static_cast<PasswordWork*>(req->data);
-            w->result = inspect::Authenticator::checkPassword(*w->passwords, w->user, w->password);
-        },
-        [](uv_work_t* req, int) {
-            auto* w = static_cast<PasswordWork*>(req->data);
-            ClientConnection* c = w->conn;
-            c->workPending_ = false;
-            c->worker_.releaseAuthSlot();
-            OPENSSL_cleanse(w->password.data(), w->password.size());
-            if (c->state_ == State::Closing) {
-                delete w;
-                c->maybeDelete();
-                return;
-            }
-            auto done = std::move(w->done);
-            auto result = w->result;
-            delete w;
-            done(result);
-        });
-}
-
-void ClientConnection::finishAuth(const inspect::AuthOutcome& authOutcome) {
+void ClientConnection::finishAuth(const inspect::AuthOutcome& authOutcome,
+                                  bool passwordCharged) {
     Gateway& gw = worker_.gateway();
     // Rights, limits and credentials rules come from the snapshot current now, not the one
     // authentication started with (a reload during the password check may have narrowed them).
     snapshot_ = worker_.snapshot();
     const inspect::AuthOutcome outcome = inspect::checkForwardedUsername(
         config().backend.credentials, authOutcome, connect_->username);
-    for (const auto& f : outcome.factors)
+    bool passwordFailed = false;
+    for (const auto& f : outcome.factors) {
         gw.authCounted(f.method == config::AuthMethod::Certificate ? "certificate" : "password",
                        f.success);
+        passwordFailed |= f.method == config::AuthMethod::Password && !f.success;
+    }
     if (!outcome.ok) {
         std::string who = connect_->username.value_or("");
-        gw.authFailed(worker_, outcome.factors.empty() ? "" : "password", ip_, who);
+        if (!(passwordCharged && passwordFailed))
+            gw.authFailed(worker_, outcome.factors.empty() ? "" : "password", ip_, who);
         identity_ = who;
         refuseConnect(outcome.v5Reason, outcome.reason);
         return;
     }
     identity_ = outcome.identity;
-    if (gw.isIdentityBanned(identity_) || gw.isIpBanned(ip_)) {
+    if (gw.isIpBanned(ip_)) {
         refuseConnect(rc::Banned, "banned");
         return;
     }
+    gw.loggedIn(identity_, ip_);
     auto rights = snapshot_->policy->rightsFor(identity_, connect_->clientId);
     if (connect_->willFlag) {
         policy::Decision d = rights->checkPublish(connect_->willTopic);
@@ -1044,6 +981,7 @@ void ClientConnection::onClientShutdown(uv_shutdown_t* req, int status) {
 
 void ClientConnection::closeNow() {
     state_ = State::Closing;
+    abandonPasswordCheck();
     auto closeHandle = [](uv_handle_t* h) {
         if (h->data && !uv_is_closing(h)) uv_close(h, onHandleClosed);
     };

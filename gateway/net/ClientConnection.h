@@ -4,11 +4,11 @@
 //   device --TLS--> client_ --TlsSession--> frames --Session--> backend_ --plain--> broker
 //
 // Life cycle: [ProxyHeader ->] TlsHandshake -> AwaitConnect -> Authenticating (password check on
-// the thread pool) -> ConnectingBackend -> Established -> Closing. No broker connection exists
+// the gateway's AuthPool) -> ConnectingBackend -> Established -> Closing. No broker connection exists
 // before the TLS handshake and the CONNECT packet have both passed.
 //
 // Memory: the object owns three libuv handles and is deleted when the last one has closed
-// (and no thread-pool work still refers to it). Partial packets are kept in small per-side
+// (a password check still running does not hold it: closeNow() lets go of it). Partial packets are kept in small per-side
 // buffers that are freed when empty; socket reads go into the worker's scratch buffer.
 
 #include <uv.h>
@@ -34,6 +34,8 @@ namespace moat::net {
 
 class Worker;
 struct WorkerListener;
+struct AuthCharge;
+struct PasswordTicket;
 
 class ClientConnection : public inspect::SessionEvents {
   public:
@@ -84,8 +86,16 @@ class ClientConnection : public inspect::SessionEvents {
     void onClientPlaintext(const uint8_t* data, size_t len);
     size_t processClientPackets(const uint8_t* data, size_t len);
     void handleConnect(const mqtt::Frame& frame, const uint8_t* body, const uint8_t* whole);
+    // --- password check on the gateway's AuthPool (PasswordCheck.cpp): charged as a failure
+    // when started, maybe delayed (identity under attack), queued, settled with the result.
     void startPasswordCheck(inspect::Authenticator::Pending pending);
-    void finishAuth(const inspect::AuthOutcome& outcome);
+    void submitPasswordCheck();
+    void onPasswordChecked(int result);  // AuthPool::Result
+    // Closing: a queued check is cancelled, a running one's result ignored (still settled).
+    void abandonPasswordCheck();
+    static void onAuthDelayTimer(uv_timer_t* t);
+    // passwordCharged: a failed password was already counted when its check started.
+    void finishAuth(const inspect::AuthOutcome& outcome, bool passwordCharged = false);
     void refuseConnect(uint8_t v5Reason, const std::string& why);
     // The client certificate judged against `snapshot`'s CA bundle and CRL (one function:
     // TlsContext::verifyClientCertificate); X509_V_OK without a certificate.
@@ -208,6 +218,10 @@ class ClientConnection : public inspect::SessionEvents {
     uint64_t handshakeGeneration_ = 0;  // snapshot whose TLS context verified the certificate
     ByteBuffer clientIn_;   // partial client packet(s) between reads
     ByteBuffer backendIn_;  // partial broker packet(s)
+
+    std::shared_ptr<PasswordTicket> passwordTicket_;  // a check queued or running
+    std::unique_ptr<AuthCharge> authCharge_;          // charged, not yet handed to the pool
+    std::unique_ptr<inspect::Authenticator::Pending> pendingAuth_;
 
     std::unique_ptr<mqtt::ConnectPacket> connect_;
     std::vector<uint8_t> connectBytes_;  // what goes to the broker as CONNECT

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -92,12 +94,28 @@ void raiseFileLimitFor(uint32_t maxConnections) {
     }
 }
 
+// Identity-level protection follows the ban thresholds; its delays stay well inside
+// handshake_timeout so a slowed check still runs.
+inspect::IdentityGuardConfig identityGuardConfig(const config::Config& c) {
+    inspect::IdentityGuardConfig g;
+    g.threshold = c.bans.authFailures;
+    g.window = c.bans.window;
+    g.maxDelay = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(0),
+                                                     c.limits.handshakeTimeout / 3);
+    g.baseDelay = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(500), g.maxDelay);
+    return g;
+}
+
+// Password checks wait at most this many (CONNACK 0x89 beyond, see AuthPool).
+constexpr size_t kAuthQueueCapacity = 1024;
+
 }  // namespace
 
 Gateway::Gateway(std::string configPath, std::shared_ptr<const Snapshot> snapshot)
     : configPath_(std::move(configPath)),
       snapshot_(std::move(snapshot)),
-      bans_(snapshot_->config->bans) {
+      bans_(snapshot_->config->bans),
+      identityGuard_(identityGuardConfig(*snapshot_->config)) {
     uv_loop_init(&loop_);
     audit_ = std::make_unique<metrics::AuditLog>(snapshot_->config->audit);
     audit_->setSuppressedCounter(&metrics_.auditSuppressed());
@@ -161,12 +179,25 @@ int Gateway::run() {
                       http_->boundPort(), cfg.metrics.path.c_str());
     }
     resolver_.set(cfg.backend.address);  // before the first device: no lookup on a worker
+    // PBKDF2 on its own threads (half the usable cores, at least 2; the event loops keep the
+    // rest), so a login flood never holds the libuv pool that reloads and DNS use.
+    authPool_ = std::make_unique<AuthPool>(
+        std::max(2u, usableCores() / 2), kAuthQueueCapacity,
+        [this](const std::string& ip) { return isIpBanned(ip); });
     startMain();
     runningWorkers_ = static_cast<int>(workers_.size());
     for (auto& w : workers_) w->start();
     MOAT_LOG_INFO("moat serving, backend %s", cfg.backend.address.toString().c_str());
     uv_run(&loop_, UV_RUN_DEFAULT);
     for (auto& w : workers_) w->join();
+    if (!authPool_->stop()) {
+        // A PBKDF2 (up to seconds) was still running: not waited for. Exit without exit
+        // handlers, which would free OpenSSL state under that thread's feet.
+        audit_->flush();
+        MOAT_LOG_INFO("moat stopped (a password check was abandoned)");
+        std::fflush(nullptr);
+        std::_Exit(0);
+    }
     audit_->flush();
     MOAT_LOG_INFO("moat stopped");
     return 0;
@@ -302,6 +333,7 @@ void Gateway::reload() {
             self->resolver_.adopt(self->snapshot_->config->backend.address, w->backend);
             self->restartHealthCheck();
             self->bans_.updateConfig(self->snapshot_->config->bans);
+            self->identityGuard_.updateConfig(identityGuardConfig(*self->snapshot_->config));
             if (self->cluster_) self->cluster_->updateBans(self->snapshot_->config->bans);
             {
                 std::lock_guard lock(self->admissionMutex_);
@@ -330,6 +362,7 @@ void Gateway::onHousekeeping(uv_timer_t* t) {
         self->resolver_.refresh();
     }
     self->bans_.sweep(now);
+    self->identityGuard_.sweep(now);
     {
         std::lock_guard lock(self->admissionMutex_);
         self->admission_->sweep(now);
@@ -460,7 +493,35 @@ void Gateway::authFailed(Worker& worker, std::string_view method, const std::str
                          const std::string& identity) {
     if (method == "certificate") authCounted(method, false);
     auto now = SteadyClock::now();
-    recordBanFailure(ip, identity, "auth_failures");
+    // Bans are per source address (CONTRACT §3): the identity in a failed CONNECT is only a
+    // claim, so it is charged to the identity guard (slower checks for it from addresses it
+    // has not logged in from), never to a ban that would lock the real owner out.
+    recordAddressFailure(ip, "auth_failures", now);
+    identityGuard_.chargeCheck(identity, ip, now);
+    shareAuthFailure(ip, identity, now);
+}
+
+void Gateway::handshakeFailed(const std::string& ip) {
+    auto now = SteadyClock::now();
+    recordAddressFailure(ip, "tls_handshake_failures", now);
+    if (cluster_ && !bans_.isIpBanned(ip, now)) cluster_->authFailure(ip, std::string());
+}
+
+void Gateway::recordAddressFailure(const std::string& ip, std::string_view reason,
+                                   SteadyClock::time_point now) {
+    if (std::optional<inspect::Ban> ban = bans_.recordAuthFailure(ip, "", now).ip) {
+        banMade(*ban, reason);
+        metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));
+    }
+}
+
+void Gateway::shareAuthFailure(const std::string& ip, const std::string& identity,
+                               SteadyClock::time_point now) {
+    // The cluster-wide count: the replica whose failure reaches the threshold bans (addresses)
+    // or slows (identities).
+    if (cluster_) {
+        cluster_->authFailure(bans_.isIpBanned(ip, now) ? std::string() : ip, identity);
+    }
     std::optional<metrics::Anomaly> anomaly;
     {
         std::lock_guard lock(anomalyMutex_);
@@ -469,25 +530,39 @@ void Gateway::authFailed(Worker& worker, std::string_view method, const std::str
     if (anomaly) raiseAnomaly(*anomaly, "", ip, "", identity);
 }
 
-void Gateway::handshakeFailed(const std::string& ip) {
-    recordBanFailure(ip, "", "tls_handshake_failures");
+AuthCharge Gateway::chargePasswordCheck(const std::string& ip, const std::string& identity) {
+    AuthCharge c;
+    c.ip = ip;
+    c.identity = identity;
+    c.at = SteadyClock::now();
+    if (std::optional<inspect::Ban> ban = bans_.recordPendingFailure(ip, c.at)) {
+        banMade(*ban, "auth_failures");
+        metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(c.at)));
+        c.banned = true;
+    }
+    inspect::IdentityGuard::Charge g = identityGuard_.chargeCheck(identity, ip, c.at);
+    c.identityCharged = g.charged;
+    c.delay = g.delay;
+    if (g.charged) c.at = g.chargedAt;
+    return c;
 }
 
-void Gateway::recordBanFailure(const std::string& ip, const std::string& identity,
-                               std::string_view reason) {
+void Gateway::settlePasswordCheck(const AuthCharge& c, bool succeeded) {
+    if (succeeded) {
+        bans_.withdrawFailure(c.ip, c.at);
+        if (c.identityCharged) identityGuard_.withdraw(c.identity, c.at);
+        return;
+    }
     auto now = SteadyClock::now();
-    inspect::BanDecision bans = bans_.recordAuthFailure(ip, identity, now);
-    for (const auto* ban :
-         {bans.ip ? &*bans.ip : nullptr, bans.identity ? &*bans.identity : nullptr}) {
-        if (ban) banMade(*ban, reason);
+    if (std::optional<inspect::Ban> ban = bans_.confirmFailures(c.ip, now)) {
+        banMade(*ban, "auth_failures");
+        metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));
     }
-    if (bans) metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));
-    // The cluster-wide count: the replica whose failure reaches the threshold bans.
-    if (cluster_ && !bans) {
-        cluster_->authFailure(
-            bans_.isIpBanned(ip, now) ? std::string() : ip,
-            identity.empty() || bans_.isIdentityBanned(identity, now) ? std::string() : identity);
-    }
+    shareAuthFailure(c.ip, c.identity, now);
+}
+
+void Gateway::loggedIn(const std::string& identity, const std::string& ip) {
+    identityGuard_.loggedIn(identity, ip, SteadyClock::now());
 }
 
 std::optional<metrics::Anomaly> Gateway::deniedTopic(uint64_t connectionId,

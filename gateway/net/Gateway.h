@@ -16,10 +16,12 @@
 #include "gateway/inspect/BackendHealth.h"
 #include "gateway/inspect/limits/BanTable.h"
 #include "gateway/inspect/limits/ConnectionAdmission.h"
+#include "gateway/inspect/limits/IdentityGuard.h"
 #include "gateway/inspect/limits/SharedCounter.h"
 #include "gateway/metrics/Anomaly.h"
 #include "gateway/metrics/AuditLog.h"
 #include "gateway/metrics/Metrics.h"
+#include "gateway/net/AuthPool.h"
 #include "gateway/net/BackendResolver.h"
 #include "gateway/net/Snapshot.h"
 
@@ -32,6 +34,17 @@ namespace moat::net {
 
 class Worker;
 class FileWatcher;
+
+// A password check charged as a failure before its result is known (CONTRACT §3; see
+// BanTable::recordPendingFailure and IdentityGuard): settled when the result comes.
+struct AuthCharge {
+    std::string ip;
+    std::string identity;  // the claimed username
+    std::chrono::steady_clock::time_point at{};
+    bool identityCharged = false;
+    std::chrono::milliseconds delay{0};  // identity under attack, address not trusted for it
+    bool banned = false;                 // this attempt got the address banned
+};
 
 // Privately a ClusterHandler: with `cluster:` configured, what other replicas decide arrives
 // here on the main loop (GatewayCluster.cpp).
@@ -58,6 +71,13 @@ class Gateway : private cluster::ClusterHandler {
     // counts towards the address's ban like a failed login (bans.auth_failures), so that one
     // address cannot make the gateway run expensive handshakes without end.
     void handshakeFailed(const std::string& ip);
+    // Password checks (AuthPool): charged when started or queued, settled with the result
+    // (success withdraws the charge; anything else confirms it: bans, anomalies, cluster).
+    AuthCharge chargePasswordCheck(const std::string& ip, const std::string& identity);
+    void settlePasswordCheck(const AuthCharge& charge, bool succeeded);
+    // `identity` logged in from `ip`: from there it is never slowed by failures charged to it.
+    void loggedIn(const std::string& identity, const std::string& ip);
+    AuthPool& authPool() { return *authPool_; }
     // A topic denied to connection `connectionId`: may raise a topic_scan anomaly.
     std::optional<metrics::Anomaly> deniedTopic(uint64_t connectionId, std::string_view topic);
     void forgetConnection(uint64_t connectionId);
@@ -103,15 +123,19 @@ class Gateway : private cluster::ClusterHandler {
     static void onHealthCheck(uv_timer_t* t);
     bool brokerUnresponsive();  // BackendHealth: repeated CONNACK timeouts, not yet cleared
     void restartHealthCheck();
+    // Failures short of a ban, anomalies and the cluster's count (not the ban table itself).
+    void shareAuthFailure(const std::string& ip, const std::string& identity,
+                          std::chrono::steady_clock::time_point now);
     static void onWorkersDone(uv_async_t* h);
 
     // ---- cluster (GatewayCluster.cpp)
     void startCluster();
     // A ban made here: kick the identity's sessions, share it with the other replicas.
     void banMade(const inspect::Ban& ban, std::string_view reason);
-    // One failure towards bans (ip, and identity when not empty), local and cluster-wide.
-    void recordBanFailure(const std::string& ip, const std::string& identity,
-                          std::string_view reason);
+    // One failure towards the address's ban (this replica; a ban made is audited with
+    // `reason` and shared).
+    void recordAddressFailure(const std::string& ip, std::string_view reason,
+                              SteadyClock::time_point now);
     // Audits a ban in force here (`duration`: what the audit's count reports, in seconds)
     // and, for an identity, disconnects its sessions on this replica.
     void enforceBan(inspect::Ban::Kind kind, const std::string& subject, std::string_view reason,
@@ -148,6 +172,8 @@ class Gateway : private cluster::ClusterHandler {
     inspect::BackendHealth health_;  // guarded by healthMutex_
     std::unique_ptr<metrics::AnomalyDetector> anomalies_;
     std::unique_ptr<cluster::ClusterState> cluster_;  // with `cluster:` only
+    inspect::SharedIdentityGuard identityGuard_;
+    std::unique_ptr<AuthPool> authPool_;
 
     uv_loop_t loop_{};
     BackendResolver resolver_{&loop_};

@@ -77,6 +77,12 @@ void Gateway::kickLocal(const std::string& identity, const std::string& fingerpr
 void Gateway::onSharedBan(cluster::SubjectKind kind, const std::string& subject,
                           milliseconds remaining, milliseconds duration) {
     auto now = SteadyClock::now();
+    // Identities are never banned (CONTRACT §3: nobody can lock another identity out); an
+    // identity ban from a replica of an older version only counts as pressure on it.
+    if (kind == cluster::SubjectKind::Identity) {
+        identityGuard_.notePressure(subject, now);
+        return;
+    }
     if (!bans_.adopt(banKind(kind), subject, duration, now + remaining, now)) return;
     metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));
     enforceBan(banKind(kind), subject, "cluster", remaining, "identity banned (cluster)");
@@ -84,6 +90,11 @@ void Gateway::onSharedBan(cluster::SubjectKind kind, const std::string& subject,
 
 void Gateway::onSharedFailureThreshold(cluster::SubjectKind kind, const std::string& subject) {
     auto now = SteadyClock::now();
+    // The fleet-wide failures for an identity slow its checks here too; they never ban it.
+    if (kind == cluster::SubjectKind::Identity) {
+        identityGuard_.notePressure(subject, now);
+        return;
+    }
     std::optional<inspect::Ban> ban = bans_.impose(banKind(kind), subject, now);
     if (!ban) return;
     metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));

@@ -10,7 +10,6 @@ namespace moat::net {
 
 namespace {
 constexpr size_t kReadBufferSize = 64 * 1024;
-constexpr int kMaxAuthInFlight = 4;  // concurrent PBKDF2 checks per worker
 }  // namespace
 
 Worker::Worker(Gateway& gateway, int index, std::shared_ptr<const Snapshot> snapshot)
@@ -112,26 +111,6 @@ void Worker::onConnection(uv_stream_t* server, int status) {
     }
     auto* conn = new ClientConnection(*l->worker, *l);
     conn->accept(server);  // on failure it closes and deletes itself
-}
-
-bool Worker::tryAcquireAuthSlot() {
-    if (authInFlight_ >= kMaxAuthInFlight) return false;
-    ++authInFlight_;
-    return true;
-}
-
-void Worker::releaseAuthSlot() {
-    --authInFlight_;
-    if (!authWaiters_.empty() && authInFlight_ < kMaxAuthInFlight) {
-        auto next = std::move(authWaiters_.front());
-        authWaiters_.pop_front();
-        ++authInFlight_;  // handed to the waiter, which releases it before re-acquiring
-        next();
-    }
-}
-
-void Worker::waitForAuthSlot(std::function<void()> resume) {
-    authWaiters_.push_back(std::move(resume));
 }
 
 void Worker::flushTraffic() {

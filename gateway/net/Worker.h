@@ -60,12 +60,6 @@ class Worker {
     uint64_t nextConnectionId() { return (uint64_t(index_) << 48) | ++connectionSeq_; }
     size_t connectionCount() const { return connections_.size(); }
 
-    // Password checks (PBKDF2) run on libuv's thread pool; this bounds how many at once per
-    // worker so a login flood cannot starve other work queued there.
-    bool tryAcquireAuthSlot();
-    void releaseAuthSlot();
-    void waitForAuthSlot(std::function<void()> resume);
-
     // SIGTERM: stop accepting, ask every connection to drain, stop the loop when empty or
     // at the deadline.
     void beginShutdown(uint64_t drainTimeoutMs);
@@ -101,8 +95,6 @@ class Worker {
     std::unique_ptr<uint8_t[]> readBuffer_;
     std::vector<uint8_t> plaintext_;
     uint64_t connectionSeq_ = 0;
-    int authInFlight_ = 0;
-    std::deque<std::function<void()>> authWaiters_;
     bool shuttingDown_ = false;
 };
 

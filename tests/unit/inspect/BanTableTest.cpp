@@ -250,3 +250,45 @@ TEST_CASE("SharedBanTable serialises concurrent callers", "[bans]") {
     for (int w = 0; w < 4; ++w) CHECK(t.isIdentityBanned("w" + std::to_string(w), t0));
     CHECK(t.activeBans(t0) == 54);
 }
+
+// ---- password checks counted when they start (findings 19.2)
+
+TEST_CASE("pending checks count and a further attempt bans", "[bans][pending]") {
+    BanTable t(bans(3));
+    CHECK_FALSE(t.recordPendingFailure("1.2.3.4", t0));
+    CHECK_FALSE(t.recordPendingFailure("1.2.3.4", t0 + 1s));
+    // The third pending check reaches the threshold but cannot ban by itself...
+    CHECK_FALSE(t.recordPendingFailure("1.2.3.4", t0 + 2s));
+    CHECK_FALSE(t.isIpBanned("1.2.3.4", t0 + 2s));
+    // ... a fourth attempt while three are counted does.
+    auto ban = t.recordPendingFailure("1.2.3.4", t0 + 3s);
+    REQUIRE(ban);
+    CHECK(ban->kind == Ban::Ip);
+    CHECK(t.isIpBanned("1.2.3.4", t0 + 3s));
+}
+
+TEST_CASE("a confirmed failure at the threshold bans", "[bans][pending]") {
+    BanTable t(bans(3));
+    for (int i = 0; i < 3; ++i) t.recordPendingFailure("1.2.3.4", t0 + i * 1s);
+    auto ban = t.confirmFailures("1.2.3.4", t0 + 5s);
+    REQUIRE(ban);
+    CHECK(t.isIpBanned("1.2.3.4", t0 + 5s));
+    // Below the threshold a confirmation does nothing.
+    t.recordPendingFailure("5.6.7.8", t0);
+    CHECK_FALSE(t.confirmFailures("5.6.7.8", t0 + 1s));
+}
+
+TEST_CASE("a correct password is never what bans the address", "[bans][pending]") {
+    BanTable t(bans(3));
+    // Two real failures, then the right password: counted while it runs, withdrawn after.
+    for (int i = 0; i < 2; ++i) {
+        t.recordPendingFailure("1.2.3.4", t0 + i * 1s);
+        t.confirmFailures("1.2.3.4", t0 + i * 1s);
+    }
+    CHECK_FALSE(t.recordPendingFailure("1.2.3.4", t0 + 5s));
+    t.withdrawFailure("1.2.3.4", t0 + 5s);
+    CHECK_FALSE(t.isIpBanned("1.2.3.4", t0 + 6s));
+    // The count is back at 2: one more real failure bans.
+    t.recordPendingFailure("1.2.3.4", t0 + 7s);
+    CHECK(t.confirmFailures("1.2.3.4", t0 + 8s));
+}
