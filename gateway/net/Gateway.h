@@ -135,7 +135,7 @@ class Gateway : private cluster::ClusterHandler {
     // One failure towards the address's ban (this replica; a ban made is audited with
     // `reason` and shared).
     void recordAddressFailure(const std::string& ip, std::string_view reason,
-                              SteadyClock::time_point now);
+                              std::chrono::steady_clock::time_point now);
     // Audits a ban in force here (`duration`: what the audit's count reports, in seconds)
     // and, for an identity, disconnects its sessions on this replica.
     void enforceBan(inspect::Ban::Kind kind, const std::string& subject, std::string_view reason,
