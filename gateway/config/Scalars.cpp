@@ -178,8 +178,11 @@ std::optional<RateSpec> parseRateSpec(std::string_view s) {
     if (!amount || *amount == 0) return std::nullopt;
     std::string_view periodText = s.substr(slash + 1);
     if (periodText.empty()) return std::nullopt;
-    std::string period(periodText);
-    if (!isDigit(period.front())) period.insert(0, "1");  // "/s" means "/1s"
+    // "/s" means "/1s". Built by appending: GCC 12 flags string::insert at 0 here with a
+    // false -Wrestrict.
+    std::string period;
+    if (!isDigit(periodText.front())) period += '1';
+    period += periodText;
     auto ms = parseDuration(period);
     if (!ms || ms->count() <= 0) return std::nullopt;
     RateSpec spec;
@@ -314,7 +317,14 @@ CidrResult parseCidr(std::string_view s) {
         family = AF_INET6;
         bits = 128;
     } else {
-        r.error = "'" + std::string(addrText) + "' is not an IPv4 or IPv6 address";
+        // Built with push_back/append: GCC 12 flags both `"'" + std::string(...)` and
+        // assigning a one-character literal here with false -Warray-bounds / -Wrestrict.
+        std::string msg;
+        msg.reserve(addrText.size() + 40);
+        msg.push_back('\'');
+        msg.append(addrText);
+        msg.append("' is not an IPv4 or IPv6 address");
+        r.error = std::move(msg);
         return r;
     }
     size_t prefix = bits;
