@@ -289,7 +289,6 @@ void Gateway::onWorkersDone(uv_async_t* h) {
         nullptr);
 }
 
-namespace {
 struct ReloadWork {
     uv_work_t req;
     Gateway* gateway;
@@ -298,11 +297,13 @@ struct ReloadWork {
     std::vector<std::string> errors;
     std::optional<sockaddr_storage> backend;  // the new backend address, resolved off-loop
 };
-}  // namespace
 
 void Gateway::reload() {
-    if (reloading_ || shuttingDown_) return;
-    reloading_ = true;
+    if (shuttingDown_ || !reloadGate_.request()) return;  // running: pending, runs after it
+    startReload();
+}
+
+void Gateway::startReload() {
     audit_->reopen();  // logrotate: SIGHUP also reopens the audit log file
     auto* work = new ReloadWork{{}, this, configPath_, nullptr, {}, {}};
     work->req.data = work;
@@ -319,37 +320,43 @@ void Gateway::reload() {
         [](uv_work_t* req, int) {
             auto* w = static_cast<ReloadWork*>(req->data);
             Gateway* self = w->gateway;
-            self->reloading_ = false;
-            if (!w->result) {
-                for (const auto& e : w->errors) MOAT_LOG_ERROR("reload: %s", e.c_str());
-                self->metrics_.reload(false);
-                self->audit(
-                    "reload", "", "", "", "", "", "", "", "",
-                    "failed: " + (w->errors.empty() ? std::string("unknown") : w->errors.front()));
-                delete w;
-                return;
-            }
-            self->snapshot_ = w->result;
-            self->resolver_.adopt(self->snapshot_->config->backend.address, w->backend);
-            self->restartHealthCheck();
-            self->bans_.updateConfig(self->snapshot_->config->bans);
-            self->identityGuard_.updateConfig(identityGuardConfig(*self->snapshot_->config));
-            if (self->cluster_) self->cluster_->updateBans(self->snapshot_->config->bans);
-            {
-                std::lock_guard lock(self->admissionMutex_);
-                self->admission_->updateLimits(self->snapshot_->config->limits);
-            }
-            for (auto& wk : self->workers_) {
-                auto snap = self->snapshot_;
-                wk->post([snap](Worker& worker) { worker.setSnapshot(snap); });
-            }
-            if (self->watcher_) self->watcher_->watch(self->watchedFiles());
-            self->metrics_.reload(true);
-            self->audit("reload", "", "", "", "", "", "", "", "", "ok");
-            MOAT_LOG_INFO("configuration reloaded (generation %llu)",
-                          (unsigned long long)self->snapshot_->generation);
+            self->applyReload(*w);
             delete w;
+            // A request during this reload may be about a file it read before the change.
+            if (self->reloadGate_.finish(self->shuttingDown_)) {
+                MOAT_LOG_INFO("reload requested while reloading: reloading again");
+                self->startReload();
+            }
         });
+}
+
+void Gateway::applyReload(ReloadWork& w) {
+    if (!w.result) {
+        for (const auto& e : w.errors) MOAT_LOG_ERROR("reload: %s", e.c_str());
+        metrics_.reload(false);
+        audit("reload", "", "", "", "", "", "", "", "",
+              "failed: " + (w.errors.empty() ? std::string("unknown") : w.errors.front()));
+        return;
+    }
+    snapshot_ = w.result;
+    resolver_.adopt(snapshot_->config->backend.address, w.backend);
+    restartHealthCheck();
+    bans_.updateConfig(snapshot_->config->bans);
+    identityGuard_.updateConfig(identityGuardConfig(*snapshot_->config));
+    if (cluster_) cluster_->updateBans(snapshot_->config->bans);
+    {
+        std::lock_guard lock(admissionMutex_);
+        admission_->updateLimits(snapshot_->config->limits);
+    }
+    for (auto& wk : workers_) {
+        auto snap = snapshot_;
+        wk->post([snap](Worker& worker) { worker.setSnapshot(snap); });
+    }
+    if (watcher_) watcher_->watch(watchedFiles());
+    metrics_.reload(true);
+    audit("reload", "", "", "", "", "", "", "", "", "ok");
+    MOAT_LOG_INFO("configuration reloaded (generation %llu)",
+                  (unsigned long long)snapshot_->generation);
 }
 
 void Gateway::onHousekeeping(uv_timer_t* t) {

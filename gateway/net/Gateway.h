@@ -23,6 +23,7 @@
 #include "gateway/metrics/Metrics.h"
 #include "gateway/net/AuthPool.h"
 #include "gateway/net/BackendResolver.h"
+#include "gateway/net/ReloadGate.h"
 #include "gateway/net/Snapshot.h"
 
 namespace moat::metrics {
@@ -34,6 +35,7 @@ namespace moat::net {
 
 class Worker;
 class FileWatcher;
+struct ReloadWork;
 
 // A password check charged as a failure before its result is known (CONTRACT §3; see
 // BanTable::recordPendingFailure and IdentityGuard): settled when the result comes.
@@ -114,7 +116,9 @@ class Gateway : private cluster::ClusterHandler {
   private:
     bool bindListeners(std::string& error);
     void startMain();
-    void reload();
+    void reload();       // coalesced through reloadGate_
+    void startReload();  // loads the new snapshot on the thread pool
+    void applyReload(ReloadWork& work);
     void beginShutdown();
     // The files whose change triggers an automatic reload (config, TLS files, passwords).
     std::vector<std::string> watchedFiles() const;
@@ -184,7 +188,7 @@ class Gateway : private cluster::ClusterHandler {
     uv_async_t workersDone_{};
     std::atomic<int> runningWorkers_{0};
     bool shuttingDown_ = false;
-    bool reloading_ = false;
+    ReloadGate reloadGate_;
     int secondsSinceResolve_ = 0;    // housekeeping ticks since the backend was re-resolved
     uint64_t healthCheckEvery_ = 0;  // ms the health-check timer runs at; 0: stopped
 };
