@@ -131,6 +131,32 @@ void auditSettings(const config::Config& config, Findings& out) {
                        "set a Redis password (requirepass or an ACL user) and "
                        "cluster.password_file, and restrict who can reach Redis"});
     }
+    auditClusterTrust(config, out);
+}
+
+// What replicas accept from each other (gateway/cluster/ClusterAuth.h).
+void auditClusterTrust(const config::Config& config, Findings& out) {
+    if (!config.cluster.redis) return;
+    if (config.cluster.key.empty()) {
+        out.push_back({Severity::High, "cluster-unsigned", "cluster",
+                       "cluster events and shared bans are not signed: anything that can reach "
+                       "Redis at " +
+                           describeHostPort(*config.cluster.redis) +
+                           " can ban devices (up to bans.max_duration), disconnect identities "
+                           "and claim connections from any address on every replica",
+                       "give every replica the same secret in cluster.key_file (openssl rand "
+                       "-hex 32 > cluster.key); replicas then drop unsigned events and records"});
+    }
+    // The Redis client library (hiredis 0.14, Debian 12) has no TLS support.
+    if (!isLoopbackHost(config.cluster.redis->host)) {
+        out.push_back({Severity::Medium, "cluster-redis-plaintext", "cluster",
+                       "the connection to Redis at " + describeHostPort(*config.cluster.redis) +
+                           " is plaintext (this build's Redis client, hiredis 0.14, has no TLS): "
+                           "the Redis password, bans and client identities cross the network "
+                           "in clear",
+                       "keep Redis on an isolated network, or reach it through a local TLS "
+                       "tunnel (stunnel, a service-mesh sidecar) on 127.0.0.1"});
+    }
 }
 
 }  // namespace moat::audit::detail

@@ -22,6 +22,15 @@ constexpr uint64_t kHeartbeatMs = 2000;
 // A replica's hash and its place in the others' caches outlive it by this much.
 constexpr uint64_t kReplicaTtlMs = 10000;
 constexpr const char* kScanCount = "500";
+// Keys one resync looks at per kind: Redis content is not trusted to be small (the ban table
+// holds 100000 subjects per kind; more keys than that cannot all be kept anyway).
+constexpr size_t kMaxScanKeys = 250000;
+
+uint64_t unixNowMs() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+}
 
 // INCR with the window set by the first failure, atomically (any Redis >= 2.6).
 constexpr const char* kIncrWithWindow =
@@ -122,6 +131,33 @@ ClusterState::ClusterState(uv_loop_t* loop, const config::ClusterConfig& config,
                          .Register(registry);
     for (const char* d : {"sent", "received"})
         for (const char* t : {"ban", "kick", "conn", "hb"}) eventCounter(d, t);
+    eventsRejected_ = &prometheus::BuildCounter()
+                           .Name("moat_cluster_events_rejected_total")
+                           .Help(
+                               "Cluster events dropped unheard, by reason (unsigned|bad_signature|"
+                               "stale|malformed|invalid): with cluster.key_file, events must carry "
+                               "a valid HMAC")
+                           .Register(registry);
+    recordsRejected_ = &prometheus::BuildCounter()
+                            .Name("moat_cluster_records_rejected_total")
+                            .Help(
+                                "Ban and connection records read from Redis and dropped, by "
+                                "reason (unsigned|bad_signature|malformed|invalid)")
+                            .Register(registry);
+    for (auto* f : {eventsRejected_, recordsRejected_})
+        for (const char* r : {"unsigned", "bad_signature", "stale", "malformed", "invalid"})
+            f->Add({{"reason", r}});
+    remoteDropped_ = &prometheus::BuildCounter()
+                          .Name("moat_cluster_remote_dropped_total")
+                          .Help(
+                              "Other replicas' connection counts not kept because the bounded "
+                              "remote tables were full")
+                          .Register(registry)
+                          .Add({});
+}
+
+void ClusterState::rejected(prometheus::Family<prometheus::Counter>* family, Authenticity why) {
+    family->Add({{"reason", authenticityName(why)}}).Increment();
 }
 
 ClusterState::~ClusterState() {
@@ -181,9 +217,7 @@ bool ClusterState::redisUp() const {
 }
 
 uint32_t ClusterState::remoteConnections(const std::string& ip) const {
-    std::lock_guard lock(remoteMutex_);
-    auto it = remoteByIp_.find(ip);
-    return it == remoteByIp_.end() ? 0 : it->second;
+    return remote_.sumFor(ip);
 }
 
 // ---------------------------------------------------------------- worker-facing queue
@@ -273,9 +307,12 @@ void ClusterState::drain() {
             case LocalEvent::Type::Ban: {
                 if (!up) break;  // pushed with the other active bans on the next up
                 std::string key = banKey(config_.keyPrefix, e.kind, e.a);
+                const int64_t left = std::max<int64_t>(1, e.remaining.count());
                 if (!redis_->command(
-                        {"EVAL", kExtendBan, "1", key, std::to_string(e.duration.count()),
-                         std::to_string(std::max<int64_t>(1, e.remaining.count()))},
+                        {"EVAL", kExtendBan, "1", key,
+                         sealBan(config_.key, key, static_cast<uint64_t>(e.duration.count()),
+                                 unixNowMs() + static_cast<uint64_t>(left)),
+                         std::to_string(left)},
                         [this](const redisReply* r) {
                             if (isError(r)) syncError();
                         }))
@@ -312,7 +349,8 @@ void ClusterState::flushIp(const std::string& ip) {
     LocalIp& l = it->second;
     if (redis_ && redis_->up() && (l.connections != l.published || l.acceptedSinceEvent > 0)) {
         bool ok = l.connections > 0
-                      ? redis_->command({"HSET", ownConnKey_, ip, std::to_string(l.connections)})
+                      ? redis_->command({"HSET", ownConnKey_, ip,
+                                         sealConn(config_.key, ownConnKey_, ip, l.connections)})
                       : redis_->command({"HDEL", ownConnKey_, ip});
         ok = ok && redis_->command({"PEXPIRE", ownConnKey_, std::to_string(kReplicaTtlMs)});
         if (!ok) syncError();
@@ -349,7 +387,8 @@ void ClusterState::countFailure(SubjectKind kind, const std::string& subject) {
 void ClusterState::publish(const ClusterEvent& event) {
     ClusterEvent e = event;
     e.replica = replica_;
-    if (!redis_ || !redis_->command({"PUBLISH", channel_, encodeEvent(e)})) {
+    if (!redis_ ||
+        !redis_->command({"PUBLISH", channel_, sealEvent(encodeEvent(e), config_.key, unixNowMs())})) {
         syncError();
         return;
     }
@@ -391,7 +430,7 @@ void ClusterState::resync() {
         LocalIp& l = it->second;
         if (l.connections > 0) {
             hset.push_back(it->first);
-            hset.push_back(std::to_string(l.connections));
+            hset.push_back(sealConn(config_.key, ownConnKey_, it->first, l.connections));
         }
         ClusterEvent ev;
         ev.type = ClusterEvent::Type::Conn;
@@ -407,9 +446,12 @@ void ClusterState::resync() {
     redis_->command({"PEXPIRE", ownConnKey_, std::to_string(kReplicaTtlMs)});
 
     for (const SharedBan& b : handler_.activeLocalBans()) {
-        redis_->command({"EVAL", kExtendBan, "1", banKey(config_.keyPrefix, b.kind, b.subject),
-                         std::to_string(b.duration.count()),
-                         std::to_string(std::max<int64_t>(1, b.remaining.count()))});
+        const std::string key = banKey(config_.keyPrefix, b.kind, b.subject);
+        const int64_t left = std::max<int64_t>(1, b.remaining.count());
+        redis_->command({"EVAL", kExtendBan, "1", key,
+                         sealBan(config_.key, key, static_cast<uint64_t>(b.duration.count()),
+                                 unixNowMs() + static_cast<uint64_t>(left)),
+                         std::to_string(left)});
         ClusterEvent ev;
         ev.type = ClusterEvent::Type::Ban;
         ev.kind = b.kind;
@@ -427,19 +469,26 @@ void ClusterState::resync() {
 
 // SCANs every key under <prefix><what>, calling onKey for each, page after page.
 void ClusterState::scanKeys(const char* what, const std::string& cursor,
-                            std::function<void(std::string_view key)> onKey) {
+                            std::function<void(std::string_view key)> onKey,
+                            std::shared_ptr<size_t> seen) {
+    if (!seen) seen = std::make_shared<size_t>(0);
     redis_->command(
         {"SCAN", cursor, "MATCH", scanPattern(config_.keyPrefix, what), "COUNT", kScanCount},
-        [this, what, onKey = std::move(onKey)](const redisReply* r) {
+        [this, what, onKey = std::move(onKey), seen](const redisReply* r) {
             if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
                 r->element[1]->type != REDIS_REPLY_ARRAY) {
                 syncError();
                 return;
             }
             const redisReply* keys = r->element[1];
-            for (size_t i = 0; i < keys->elements; ++i) onKey(str(keys->element[i]));
+            for (size_t i = 0; i < keys->elements && *seen < kMaxScanKeys; ++i, ++*seen)
+                onKey(str(keys->element[i]));
             std::string next(str(r->element[0]));
-            if (!next.empty() && next != "0") scanKeys(what, next, onKey);
+            if (*seen >= kMaxScanKeys) {
+                remoteDropped_->Increment();  // the rest is not looked at
+                return;
+            }
+            if (!next.empty() && next != "0") scanKeys(what, next, onKey, seen);
         });
 }
 
@@ -448,13 +497,28 @@ void ClusterState::scanBans() {
         std::string key(k);
         auto parsed = parseBanKey(config_.keyPrefix, key);
         if (!parsed) return;
-        redis_->command({"EVAL", kReadBan, "1", key}, [this, parsed](const redisReply* v) {
+        if (parsed->kind == SubjectKind::Ip && !isIpLiteral(parsed->subject)) {
+            rejected(recordsRejected_, Authenticity::Malformed);
+            return;
+        }
+        redis_->command({"EVAL", kReadBan, "1", key}, [this, parsed, key](const redisReply* v) {
             if (!v || v->type != REDIS_REPLY_ARRAY || v->elements != 2) return;
             if (v->element[0]->type != REDIS_REPLY_INTEGER || v->element[0]->integer <= 0) return;
-            auto duration = number(v->element[1]);
-            if (!duration) return;
-            handler_.onSharedBan(parsed->kind, parsed->subject,
-                                 milliseconds(v->element[0]->integer), milliseconds(*duration));
+            BanRecord rec = openBan(str(v->element[1]), config_.key, key);
+            if (rec.result != Authenticity::Ok) {
+                rejected(recordsRejected_, rec.result);
+                return;
+            }
+            // The time left is the key's TTL, but never past a signed end (a TTL anyone with
+            // write access could lengthen); BanTable::adopt then clamps to bans.max_duration.
+            uint64_t left = static_cast<uint64_t>(v->element[0]->integer);
+            if (rec.endUnixMs) {
+                const uint64_t now = unixNowMs();
+                if (*rec.endUnixMs <= now) return;
+                left = std::min(left, *rec.endUnixMs - now);
+            }
+            handler_.onSharedBan(parsed->kind, parsed->subject, milliseconds(left),
+                                 milliseconds(rec.durationMs));
         });
     });
 }
@@ -468,44 +532,66 @@ void ClusterState::scanConns() {
 
 // Replaces what is known of one replica's connections with its hash in Redis.
 void ClusterState::fetchReplica(const std::string& replica) {
-    remote_[replica].lastSeenMs = uv_now(loop_);
-    redis_->command(
-        {"HGETALL", connKey(config_.keyPrefix, replica)}, [this, replica](const redisReply* r) {
-            if (!r || r->type != REDIS_REPLY_ARRAY) {
-                syncError();
-                return;
+    if (!remote_.touch(replica, uv_now(loop_))) {
+        remoteDropped_->Increment();
+        return;
+    }
+    std::string hash = connKey(config_.keyPrefix, replica);
+    redis_->command({"HGETALL", hash}, [this, replica, hash](const redisReply* r) {
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            syncError();
+            return;
+        }
+        if (!remote_.known(replica)) return;  // forgotten meanwhile
+        std::unordered_map<std::string, uint32_t> fresh;
+        const size_t maxFields = RemoteLimits{}.maxEntries;
+        for (size_t i = 0; i + 1 < r->elements && fresh.size() < maxFields; i += 2) {
+            std::string ip(str(r->element[i]));
+            if (!isIpLiteral(ip)) {
+                rejected(recordsRejected_, Authenticity::Malformed);
+                continue;
             }
-            auto it = remote_.find(replica);
-            if (it == remote_.end()) return;  // forgotten meanwhile
-            uint64_t now = uv_now(loop_);
-            std::unordered_map<std::string, uint32_t> fresh;
-            for (size_t i = 0; i + 1 < r->elements; i += 2) {
-                auto n = number(r->element[i + 1]);
-                std::string ip(str(r->element[i]));
-                if (n && *n > 0 && !ip.empty())
-                    fresh[ip] = static_cast<uint32_t>(std::min<uint64_t>(*n, UINT32_MAX));
+            ConnRecord rec = openConn(str(r->element[i + 1]), config_.key, hash, ip);
+            if (rec.result != Authenticity::Ok) {
+                rejected(recordsRejected_, rec.result);
+                continue;
             }
-            std::vector<std::string> gone;
-            for (const auto& [ip, n] : it->second.connections)
-                if (!fresh.count(ip)) gone.push_back(ip);
-            for (const auto& ip : gone) setRemote(replica, ip, 0, now);
-            for (const auto& [ip, n] : fresh) setRemote(replica, ip, n, now);
-        });
+            if (rec.count > 0) fresh[ip] = rec.count;
+        }
+        remote_.replace(replica, fresh, uv_now(loop_));
+        updateRemoteGauges();
+    });
 }
 
 // ---------------------------------------------------------------- events from others
 
 void ClusterState::onMessage(std::string_view payload) {
-    auto event = decodeEvent(payload);
+    OpenedEvent opened = openEvent(payload, config_.key, unixNowMs());
+    if (opened.result != Authenticity::Ok) {
+        rejected(eventsRejected_, opened.result);
+        return;
+    }
+    auto event = decodeEvent(opened.line);
     if (!event) {
+        rejected(eventsRejected_, Authenticity::Malformed);
         syncError();
         return;
     }
     if (event->replica == replica_) return;
+    // An IP subject is an address literal, nothing else (bounded, and never a fake key).
+    if ((event->type == ClusterEvent::Type::Conn ||
+         (event->type == ClusterEvent::Type::Ban && event->kind == SubjectKind::Ip)) &&
+        !isIpLiteral(event->subject)) {
+        eventsRejected_->Add({{"reason", "invalid"}}).Increment();
+        return;
+    }
     eventCounter("received", eventTypeName(event->type)).Increment();
     uint64_t now = uv_now(loop_);
-    if (remote_.find(event->replica) == remote_.end()) fetchReplica(event->replica);
-    remote_[event->replica].lastSeenMs = now;
+    if (!remote_.known(event->replica)) {
+        fetchReplica(event->replica);
+        if (!remote_.known(event->replica)) return;  // no room for another replica
+    }
+    remote_.touch(event->replica, now);
     switch (event->type) {
         case ClusterEvent::Type::Ban:
             handler_.onSharedBan(event->kind, event->subject, event->remaining, event->duration);
@@ -520,53 +606,28 @@ void ClusterState::onMessage(std::string_view payload) {
         case ClusterEvent::Type::Heartbeat:
             break;
     }
-    replicasGauge_->Set(static_cast<double>(remote_.size()));
+    updateRemoteGauges();
 }
 
 void ClusterState::setRemote(const std::string& replica, const std::string& ip, uint32_t count,
                              uint64_t nowMs) {
-    RemoteReplica& r = remote_[replica];
-    r.lastSeenMs = nowMs;
-    uint32_t old = 0;
-    if (auto it = r.connections.find(ip); it != r.connections.end()) old = it->second;
-    if (count == old) return;
-    if (count == 0)
-        r.connections.erase(ip);
-    else
-        r.connections[ip] = count;
-    std::lock_guard lock(remoteMutex_);
-    uint32_t& sum = remoteByIp_[ip];
-    sum = sum - old + count;
-    remoteTotal_ = remoteTotal_ - old + count;
-    if (sum == 0) remoteByIp_.erase(ip);
-    remoteConnectionsGauge_->Set(static_cast<double>(remoteTotal_));
+    if (!remote_.set(replica, ip, count, nowMs)) remoteDropped_->Increment();
+    updateRemoteGauges();
 }
 
 void ClusterState::forgetReplica(const std::string& replica) {
-    auto it = remote_.find(replica);
-    if (it == remote_.end()) return;
-    {
-        std::lock_guard lock(remoteMutex_);
-        for (const auto& [ip, n] : it->second.connections) {
-            auto s = remoteByIp_.find(ip);
-            if (s == remoteByIp_.end()) continue;
-            s->second -= std::min(s->second, n);
-            remoteTotal_ -= std::min<uint64_t>(remoteTotal_, n);
-            if (s->second == 0) remoteByIp_.erase(s);
-        }
-        remoteConnectionsGauge_->Set(static_cast<double>(remoteTotal_));
-    }
-    remote_.erase(it);
-    replicasGauge_->Set(static_cast<double>(remote_.size()));
+    remote_.forget(replica);
+    updateRemoteGauges();
 }
 
 void ClusterState::clearRemote() {
     remote_.clear();
-    std::lock_guard lock(remoteMutex_);
-    remoteByIp_.clear();
-    remoteTotal_ = 0;
-    remoteConnectionsGauge_->Set(0);
-    replicasGauge_->Set(0);
+    updateRemoteGauges();
+}
+
+void ClusterState::updateRemoteGauges() {
+    remoteConnectionsGauge_->Set(static_cast<double>(remote_.total()));
+    replicasGauge_->Set(static_cast<double>(remote_.replicas()));
 }
 
 void ClusterState::onHeartbeat(uv_timer_t* t) {
@@ -577,10 +638,7 @@ void ClusterState::onHeartbeat(uv_timer_t* t) {
     ClusterEvent hb;
     hb.type = ClusterEvent::Type::Heartbeat;
     self->publish(hb);
-    std::vector<std::string> silent;
-    for (const auto& [id, r] : self->remote_)
-        if (now - r.lastSeenMs > kReplicaTtlMs) silent.push_back(id);
-    for (const auto& id : silent) self->forgetReplica(id);
+    for (const auto& id : self->remote_.silent(now, kReplicaTtlMs)) self->forgetReplica(id);
 }
 
 }  // namespace moat::cluster

@@ -23,6 +23,11 @@
 //   identity's sessions (only the ones with that certificate when a fingerprint is given).
 // - Redis down: moat_cluster_redis_up 0, one log line and one `cluster` audit event, remote
 //   counts dropped (local-only limits), reconnect with backoff, full resync when back.
+// - Trust (ClusterAuth.h): with cluster.key_file, events and records carry an HMAC under the
+//   fleet's key and what does not verify is dropped (moat_cluster_events_rejected_total,
+//   moat_cluster_records_rejected_total). Whatever its origin, an adopted ban is held to
+//   bans.max_duration and never pushed back to Redis by its adopters, and every table fed from
+//   Redis or the channel is bounded (RemoteConnections, BanTable, kMaxScanKeys).
 
 #include <uv.h>
 
@@ -36,7 +41,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "gateway/cluster/ClusterAuth.h"
 #include "gateway/cluster/ClusterEvent.h"
+#include "gateway/cluster/RemoteConnections.h"
 #include "gateway/config/Config.h"
 
 namespace prometheus {
@@ -121,11 +128,6 @@ class ClusterState {
         uint32_t acceptedSinceEvent = 0;
         uint32_t published = 0;  // the count other replicas were last told
     };
-    struct RemoteReplica {
-        uint64_t lastSeenMs = 0;                                // uv_now
-        std::unordered_map<std::string, uint32_t> connections;  // ip -> count
-    };
-
     static LocalEvent makeEvent(LocalEvent::Type type, SubjectKind kind, const std::string& a);
     void push(LocalEvent event);
     static void onAsync(uv_async_t* h);
@@ -140,10 +142,13 @@ class ClusterState {
     void setRemote(const std::string& replica, const std::string& ip, uint32_t count,
                    uint64_t nowMs);
     void forgetReplica(const std::string& replica);
+    void updateRemoteGauges();
+    void rejected(prometheus::Family<prometheus::Counter>* family, Authenticity why);
     void clearRemote();
     void resync();
     void scanKeys(const char* what, const std::string& cursor,
-                  std::function<void(std::string_view key)> onKey);
+                  std::function<void(std::string_view key)> onKey,
+                  std::shared_ptr<size_t> seen = nullptr);
     void scanBans();
     void scanConns();
     void fetchReplica(const std::string& replica);
@@ -166,13 +171,9 @@ class ClusterState {
     std::mutex queueMutex_;
     std::vector<LocalEvent> queue_;
 
-    // Main loop only.
+    // Main loop only (but for RemoteConnections::sumFor).
     std::unordered_map<std::string, LocalIp> local_;
-    std::unordered_map<std::string, RemoteReplica> remote_;
-
-    mutable std::mutex remoteMutex_;
-    std::unordered_map<std::string, uint32_t> remoteByIp_;  // sum over other replicas
-    uint64_t remoteTotal_ = 0;
+    RemoteConnections remote_;
     std::atomic<bool> up_{false};
 
     prometheus::Gauge* redisUpGauge_ = nullptr;
@@ -180,6 +181,9 @@ class ClusterState {
     prometheus::Gauge* remoteConnectionsGauge_ = nullptr;
     prometheus::Gauge* replicasGauge_ = nullptr;
     prometheus::Family<prometheus::Counter>* eventsFamily_ = nullptr;
+    prometheus::Family<prometheus::Counter>* eventsRejected_ = nullptr;
+    prometheus::Family<prometheus::Counter>* recordsRejected_ = nullptr;
+    prometheus::Counter* remoteDropped_ = nullptr;
     std::unordered_map<std::string, prometheus::Counter*> eventCounters_;
     prometheus::Counter& eventCounter(const char* direction, const char* type);
 };

@@ -139,7 +139,14 @@ struct ClusterConfig {
     std::string username;
     std::string passwordFile;
     std::string password;
+    // The fleet's shared secret (read from `keyFile` at start): every event on the channel and
+    // every ban / connection record in Redis carries an HMAC-SHA256 under it, and replicas
+    // drop what does not verify. Empty: unsigned state is accepted (audited as high).
+    std::string keyFile;
+    std::string key;
 };
+
+inline constexpr size_t kMinClusterKeyBytes = 32;
 
 struct MetricsConfig {
     HostPort bind{"127.0.0.1", 9464};

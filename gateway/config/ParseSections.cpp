@@ -171,16 +171,40 @@ namespace {
 
 // The whole file, less one trailing newline (as `echo secret > file` leaves it). Empty when
 // it worked, else why not.
-std::string readRedisPassword(const std::string& path, std::string& out) {
+std::string readSecretLine(const std::string& path, const char* what, std::string& out) {
+    constexpr size_t kMaxSecretBytes = 4096;  // a secret, not a data file
     std::ifstream in(path, std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.good() && !in.eof()) return "cannot read '" + path + "'";
+    std::string text;
+    char buf[1024];
+    while (in && text.size() <= kMaxSecretBytes) {
+        in.read(buf, sizeof buf);
+        text.append(buf, static_cast<size_t>(in.gcount()));
+    }
+    if (in.bad()) return "cannot read '" + path + "'";
+    if (text.size() > kMaxSecretBytes)
+        return "'" + path + "' is larger than 4096 bytes (expected " + what + ")";
     if (!text.empty() && text.back() == '\n') text.pop_back();
     if (!text.empty() && text.back() == '\r') text.pop_back();
-    if (text.empty()) return "'" + path + "' is empty (expected the Redis password)";
+    if (text.empty()) return "'" + path + "' is empty (expected " + what + ")";
     if (text.find_first_of("\r\n") != std::string::npos)
-        return "'" + path + "' holds more than one line (expected the Redis password)";
+        return "'" + path + "' holds more than one line (expected " + what + ")";
     out = std::move(text);
+    return {};
+}
+
+std::string readRedisPassword(const std::string& path, std::string& out) {
+    return readSecretLine(path, "the Redis password", out);
+}
+
+// The fleet's HMAC key for cluster events and shared ban / connection records.
+std::string readClusterKey(const std::string& path, std::string& out) {
+    std::string why = readSecretLine(path, "the cluster key", out);
+    if (!why.empty()) return why;
+    if (out.size() < kMinClusterKeyBytes) {
+        out.clear();
+        return "'" + path + "' holds fewer than " + std::to_string(kMinClusterKeyBytes) +
+               " bytes (make one with: openssl rand -hex 32)";
+    }
     return {};
 }
 
@@ -199,6 +223,10 @@ void parseCluster(LoadContext& ctx, MapReader& m, ClusterConfig& out) {
     if (passwordFile && readFilePath(ctx, *passwordFile, out.passwordFile)) {
         std::string why = readRedisPassword(out.passwordFile, out.password);
         if (!why.empty()) d.error(passwordFile->line, passwordFile->path + ": " + why);
+    }
+    if (auto f = m.take("key_file"); f && readFilePath(ctx, *f, out.keyFile)) {
+        std::string why = readClusterKey(out.keyFile, out.key);
+        if (!why.empty()) d.error(f->line, f->path + ": " + why);
     }
     m.finish();
     if (!out.username.empty() && !passwordFile) {

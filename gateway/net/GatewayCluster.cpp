@@ -83,9 +83,14 @@ void Gateway::onSharedBan(cluster::SubjectKind kind, const std::string& subject,
         identityGuard_.notePressure(subject, now);
         return;
     }
+    // adopt() holds the ban to this replica's bans.max_duration.
     if (!bans_.adopt(banKind(kind), subject, duration, now + remaining, now)) return;
     metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));
-    enforceBan(banKind(kind), subject, "cluster", remaining, "identity banned (cluster)");
+    auto held = bans_.activeBan(banKind(kind), subject, now);
+    if (!held) return;
+    enforceBan(banKind(kind), subject, "cluster",
+               std::chrono::duration_cast<milliseconds>(held->until - now),
+               "identity banned (cluster)");
 }
 
 void Gateway::onSharedFailureThreshold(cluster::SubjectKind kind, const std::string& subject) {
@@ -129,6 +134,9 @@ std::vector<cluster::SharedBan> Gateway::activeLocalBans() {
     auto now = SteadyClock::now();
     std::vector<cluster::SharedBan> out;
     for (const inspect::Ban& b : bans_.activeBanList(now)) {
+        // Only bans made here: re-pushing adopted ones would bring back a ban key deleted
+        // from Redis (by an operator lifting it, or forged there in the first place).
+        if (b.adopted) continue;
         auto remaining = std::chrono::duration_cast<milliseconds>(b.until - now);
         if (remaining.count() <= 0) continue;
         out.push_back({subjectKind(b.kind), b.subject, remaining, b.duration});

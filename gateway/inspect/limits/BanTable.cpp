@@ -77,22 +77,26 @@ uint32_t BanTable::strike(Subject& s, SteadyTime now) {
     return before;
 }
 
-void BanTable::setBan(Subject& s, milliseconds duration, SteadyTime until) {
+void BanTable::setBan(Ban::Kind kind, Subject& s, milliseconds duration, SteadyTime until) {
+    Side& sd = side(kind);
+    unindexBan(sd, s);
     s.hasBan = true;
+    s.adopted = false;
     s.duration = duration;
     s.bannedUntil = until;
     s.forgetAt = until + strikeMemory();
+    indexBan(sd, s);
 }
 
 Ban BanTable::banSubject(Subject& s, Ban::Kind kind, std::string_view key, SteadyTime now) {
     const milliseconds duration = banDuration(strike(s, now));
-    setBan(s, duration, now + duration);
+    setBan(kind, s, duration, now + duration);
     return Ban{kind, std::string(key), duration, s.bannedUntil};
 }
 
 BanTable::Subject* BanTable::track(Ban::Kind kind, std::string_view subject, SteadyTime now) {
     if (subject.empty() || subject.size() > limits_.maxSubjectLength) return nullptr;
-    Subject* s = findOrInsert(kind == Ban::Ip ? ips_ : identities_, subject, now);
+    Subject* s = findOrInsert(side(kind), subject, now);
     if (s == nullptr) ++untracked_;
     return s;
 }
@@ -106,13 +110,20 @@ std::optional<Ban> BanTable::impose(Ban::Kind kind, std::string_view subject, St
 bool BanTable::adopt(Ban::Kind kind, std::string_view subject, milliseconds duration,
                      SteadyTime until, SteadyTime now) {
     if (until <= now) return false;
+    until = std::min(until, now + longestBan());
+    duration = std::clamp(duration, milliseconds(0), longestBan());
     Subject* s = track(kind, subject, now);
     if (s == nullptr) return false;
     const bool active = bannedAt(*s, now);
     if (active && until <= s->bannedUntil) return false;
     if (!active) strike(*s, now);
-    setBan(*s, std::max(duration, milliseconds(0)), until);
+    setBan(kind, *s, duration, until);
+    s->adopted = true;
     return true;
+}
+
+milliseconds BanTable::longestBan() const {
+    return std::max(config_.maxDuration, config_.duration);
 }
 
 std::vector<Ban> BanTable::activeBanList(SteadyTime now) const {
@@ -120,8 +131,8 @@ std::vector<Ban> BanTable::activeBanList(SteadyTime now) const {
     for (const auto* side : {&ips_, &identities_}) {
         for (const auto& [key, s] : side->map) {
             if (bannedAt(s, now))
-                out.push_back(
-                    Ban{side == &ips_ ? Ban::Ip : Ban::Identity, key, s.duration, s.bannedUntil});
+                out.push_back(Ban{side == &ips_ ? Ban::Ip : Ban::Identity, key, s.duration,
+                                  s.bannedUntil, s.adopted});
         }
     }
     return out;
@@ -129,14 +140,11 @@ std::vector<Ban> BanTable::activeBanList(SteadyTime now) const {
 
 BanTable::Subject* BanTable::findOrInsert(Side& side, std::string_view key, SteadyTime now) {
     if (auto it = side.map.find(key); it != side.map.end()) return &it->second;
-    if (full(side, key.size())) {
-        sweepSide(side, now);
-        if (full(side, key.size())) evictUnbanned(side, now);
-        // Every slot holds an active ban: refuse to track rather than forget a ban.
-        if (full(side, key.size())) return nullptr;
-    }
+    if (full(side, key.size())) makeRoom(side, key.size(), now);
+    if (full(side, key.size())) return nullptr;  // only when the key alone exceeds the budget
     auto [it, inserted] = side.map.emplace(std::string(key), Subject{});
     side.keyBytes += key.size();
+    it->second.key = &it->first;
     return &it->second;
 }
 
@@ -162,8 +170,7 @@ bool BanTable::idle(Subject& s, SteadyTime now) const {
 void BanTable::sweepSide(Side& side, SteadyTime now) {
     for (auto it = side.map.begin(); it != side.map.end();) {
         if (idle(it->second, now)) {
-            side.keyBytes -= it->first.size();
-            it = side.map.erase(it);
+            erase(side, it++);
         } else {
             ++it;
         }
@@ -178,8 +185,7 @@ void BanTable::evictUnbanned(Side& side, SteadyTime now) {
     for (auto it = side.map.begin(); it != side.map.end();) {
         if (side.map.size() <= targetSubjects && side.keyBytes <= targetBytes) break;
         if (!bannedAt(it->second, now)) {
-            side.keyBytes -= it->first.size();
-            it = side.map.erase(it);
+            erase(side, it++);
         } else {
             ++it;
         }
@@ -219,11 +225,64 @@ std::optional<Ban> BanTable::activeBan(Ban::Kind kind, std::string_view subject,
 }
 
 size_t BanTable::activeBans(SteadyTime now) const {
-    size_t n = 0;
-    for (const Side* side : {&ips_, &identities_}) {
-        for (const auto& [key, s] : side->map) n += bannedAt(s, now) ? 1 : 0;
+    return activeOn(ips_, now) + activeOn(identities_, now);
+}
+
+// ---------------------------------------------------------------- capacity
+
+void BanTable::indexBan(Side& sd, Subject& s) {
+    if (s.indexed || !s.hasBan) return;
+    sd.expiries.emplace(s.bannedUntil, &s);
+    s.indexed = true;
+}
+
+void BanTable::unindexBan(Side& sd, Subject& s) {
+    if (!s.indexed) return;
+    sd.expiries.erase({s.bannedUntil, &s});
+    s.indexed = false;
+}
+
+void BanTable::erase(Side& sd, Map::iterator it) {
+    unindexBan(sd, it->second);
+    sd.keyBytes -= it->first.size();
+    sd.map.erase(it);
+}
+
+// Ended bans leave the index here, each once: the count stays O(1) amortised.
+void BanTable::pruneEnded(const Side& sd, SteadyTime now) {
+    while (!sd.expiries.empty() && sd.expiries.begin()->first <= now) {
+        sd.expiries.begin()->second->indexed = false;
+        sd.expiries.erase(sd.expiries.begin());
     }
-    return n;
+}
+
+size_t BanTable::activeOn(const Side& sd, SteadyTime now) const {
+    pruneEnded(sd, now);
+    return sd.expiries.size();
+}
+
+void BanTable::makeRoom(Side& sd, size_t extraKeyBytes, SteadyTime now) {
+    // A walk over the whole side is only worth it when it frees a good part of it; a side
+    // (nearly) full of active bans would otherwise be walked on every insert.
+    const size_t unbanned = sd.map.size() - activeOn(sd, now);
+    if (unbanned * 4 >= sd.map.size()) {
+        sweepSide(sd, now);
+        if (full(sd, extraKeyBytes)) evictUnbanned(sd, now);
+    }
+    // Still full of active bans: the one ending soonest goes (fail closed for new attackers
+    // rather than refusing to track them).
+    while (full(sd, extraKeyBytes) && evictSoonestBan(sd)) {
+    }
+}
+
+bool BanTable::evictSoonestBan(Side& sd) {
+    if (sd.expiries.empty()) return false;
+    Subject* victim = sd.expiries.begin()->second;
+    auto it = sd.map.find(*victim->key);
+    if (it == sd.map.end()) return false;
+    erase(sd, it);
+    ++evictedBans_;
+    return true;
 }
 
 void BanTable::sweep(SteadyTime now) {

@@ -4,7 +4,10 @@
 // `auth_failures` failures within `window` from one source IP, or for one identity, ban that
 // subject for `duration`. Each repeat ban of a subject doubles the duration, up to
 // `max_duration`; the repeat count is remembered for max(24 h, 4 × max_duration) after a ban
-// ends. Pure bookkeeping with an injected clock; memory is bounded (see BanTableLimits).
+// ends. Pure bookkeeping with an injected clock; memory is bounded (see BanTableLimits): a
+// table full of active bans makes room by dropping the ban that ends soonest, so a flood of
+// (possibly forged) bans can never stop new attackers from being banned. Active bans are
+// indexed by their end, which also makes the moat_bans_active count O(1) (amortised).
 //
 // Threading: BanTable itself is not synchronised. The gateway shares one table across
 // workers through SharedBanTable (a mutex around every call; auth failures are rare and
@@ -14,6 +17,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,6 +35,7 @@ struct Ban {
     std::string subject;  // the IP address or the identity
     std::chrono::milliseconds duration{0};
     SteadyTime until{};
+    bool adopted = false;  // decided by another replica (never shared back)
 };
 
 // The bans one failure triggered: the source IP, the identity, both, or neither.
@@ -80,19 +85,24 @@ class BanTable : public BanLookup {
     // The active ban of a subject (for logs and CONNACK decisions), if any.
     std::optional<Ban> activeBan(Ban::Kind kind, std::string_view subject, SteadyTime now) const;
 
-    size_t activeBans(SteadyTime now) const;  // the moat_bans_active gauge; O(tracked)
+    size_t activeBans(SteadyTime now) const;  // the moat_bans_active gauge; O(1) amortised
     size_t trackedSubjects() const { return ips_.map.size() + identities_.map.size(); }
-    // Failures that could not be recorded because the table was full of active bans.
+    // Failures that could not be recorded (a subject too long to track).
     uint64_t untrackedFailures() const { return untracked_; }
+    // Active bans dropped to make room for a new subject in a full table.
+    uint64_t evictedBans() const { return evictedBans_; }
 
     // Bans a subject now, as if its failures had reached the threshold (the cluster's shared
     // count did): same doubling, same strike memory. Nothing when it is already banned.
     std::optional<Ban> impose(Ban::Kind kind, std::string_view subject, SteadyTime now);
     // Adopts a ban decided elsewhere (another replica) ending at `until`; an active ban is
     // only ever extended. Counts as a strike. False when nothing changed (or untrackable).
+    // Clamped to this replica's policy (max(duration, max_duration)): a peer — or whoever
+    // can write to the cluster's Redis — cannot ban for longer than a local ban could last.
     bool adopt(Ban::Kind kind, std::string_view subject, std::chrono::milliseconds duration,
                SteadyTime until, SteadyTime now);
-    // Every active ban (to share them after a reconnect to the cluster).
+    // Every active ban (to share them after a reconnect to the cluster: only those with
+    // adopted == false, so a ban deleted from Redis is not brought back by its adopters).
     std::vector<Ban> activeBanList(SteadyTime now) const;
 
     // Drops subjects that carry no information any more. Call periodically (e.g. every 10 s).
@@ -108,17 +118,37 @@ class BanTable : public BanLookup {
         std::chrono::milliseconds duration{0};  // of the latest ban
         uint32_t strikes = 0;                   // bans so far (drives the doubling)
         bool hasBan = false;                    // bannedUntil is meaningful
+        bool adopted = false;                   // the latest ban came from another replica
+        bool indexed = false;                   // {bannedUntil, this} is in Side::expiries
+        const std::string* key = nullptr;       // its key in the map (nodes are stable)
     };
     using Map = std::unordered_map<std::string, Subject, KeyedHash, std::equal_to<>>;
+    // Bans by end time: the soonest first. Holds every ban that may still be active; ended
+    // ones are dropped lazily (pruneEnded), so it is mutable for the const counters.
+    using ExpiryIndex = std::set<std::pair<SteadyTime, Subject*>>;
     struct Side {
         Map map;
         size_t keyBytes = 0;
+        mutable ExpiryIndex expiries;
     };
 
     std::optional<Ban> recordOn(Side& side, Ban::Kind kind, std::string_view key, SteadyTime now);
     Ban banSubject(Subject& s, Ban::Kind kind, std::string_view key, SteadyTime now);
     uint32_t strike(Subject& s, SteadyTime now);  // returns the strikes before this one
-    void setBan(Subject& s, std::chrono::milliseconds duration, SteadyTime until);
+    void setBan(Ban::Kind kind, Subject& s, std::chrono::milliseconds duration, SteadyTime until);
+    Side& side(Ban::Kind kind) { return kind == Ban::Ip ? ips_ : identities_; }
+    // ---- capacity: the expiry index, eviction, the active count
+    void indexBan(Side& side, Subject& s);
+    void unindexBan(Side& side, Subject& s);
+    void erase(Side& side, Map::iterator it);
+    static void pruneEnded(const Side& side, SteadyTime now);
+    size_t activeOn(const Side& side, SteadyTime now) const;
+    // Frees room for one more key: forgotten subjects first (when enough of them to be worth
+    // a walk), then the active bans that end soonest.
+    void makeRoom(Side& side, size_t extraKeyBytes, SteadyTime now);
+    bool evictSoonestBan(Side& side);
+    // The longest ban this policy can impose; adopted bans are held to it.
+    std::chrono::milliseconds longestBan() const;
     // The subject's entry for impose/adopt (null: not trackable; counted when the table is full).
     Subject* track(Ban::Kind kind, std::string_view subject, SteadyTime now);
     Subject* findOrInsert(Side& side, std::string_view key, SteadyTime now);
@@ -139,6 +169,7 @@ class BanTable : public BanLookup {
     Side ips_;
     Side identities_;
     uint64_t untracked_ = 0;
+    uint64_t evictedBans_ = 0;
 };
 
 // BanTable behind a mutex, for sharing across worker threads.
@@ -195,6 +226,10 @@ class SharedBanTable : public BanLookup {
     uint64_t untrackedFailures() const {
         std::lock_guard lock(mutex_);
         return table_.untrackedFailures();
+    }
+    uint64_t evictedBans() const {
+        std::lock_guard lock(mutex_);
+        return table_.evictedBans();
     }
     void sweep(SteadyTime now) {
         std::lock_guard lock(mutex_);

@@ -127,3 +127,22 @@ TEST_CASE("backend.credentials passthrough: medium with certificate-only auth, l
     REQUIRE(f);
     CHECK(f->severity == Severity::Low);
 }
+
+TEST_CASE("a cluster without key_file is high; a remote Redis is plaintext (no TLS client)") {
+    auto c = cleanConfig();
+    CHECK(find(auditConfig(c, now()), "cluster-unsigned") == std::nullopt);
+    c.cluster.redis = config::HostPort{"127.0.0.1", 6379};
+    auto f = find(auditConfig(c, now()), "cluster-unsigned");
+    REQUIRE(f);
+    CHECK(f->severity == Severity::High);
+    CHECK(f->subject == "cluster");
+    // Loopback: nothing crosses a network.
+    CHECK(find(auditConfig(c, now()), "cluster-redis-plaintext") == std::nullopt);
+    c.cluster.key = std::string(64, 'k');
+    CHECK(find(auditConfig(c, now()), "cluster-unsigned") == std::nullopt);
+    c.cluster.redis = config::HostPort{"10.0.0.7", 6379};
+    auto p = find(auditConfig(c, now()), "cluster-redis-plaintext");
+    REQUIRE(p);
+    CHECK(p->severity == Severity::Medium);
+    CHECK(p->message.find("hiredis 0.14") != std::string::npos);
+}

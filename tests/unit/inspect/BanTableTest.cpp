@@ -202,16 +202,88 @@ TEST_CASE("memory is bounded: many sources", "[bans]") {
     CHECK(t.untrackedFailures() == 0);
 }
 
-TEST_CASE("memory is bounded: active bans are kept, new subjects refused", "[bans]") {
+TEST_CASE("a table full of active bans drops the ban that ends soonest for a newcomer",
+          "[bans]") {
     BanTableLimits lim;
     lim.maxSubjects = 50;
     BanTable t(bans(1), lim);
-    for (int i = 0; i < 50; ++i) REQUIRE(t.recordAuthFailure("ip" + std::to_string(i), "", t0).ip);
-    CHECK_FALSE(t.recordAuthFailure("newcomer", "", t0));
-    CHECK(t.untrackedFailures() == 1);
-    for (int i = 0; i < 50; ++i) CHECK(t.isIpBanned("ip" + std::to_string(i), t0 + 1s));
-    // Once the bans are over and forgotten, there is room again.
-    CHECK(t.recordAuthFailure("newcomer", "", t0 + 26h).ip);
+    // ip0 ends soonest (banned first, same duration).
+    for (int i = 0; i < 50; ++i)
+        REQUIRE(t.recordAuthFailure("ip" + std::to_string(i), "", t0 + i * 1ms).ip);
+    // Refusing the newcomer would fail open: whoever fills the table stops all banning.
+    CHECK(t.recordAuthFailure("newcomer", "", t0 + 1s).ip);
+    CHECK(t.isIpBanned("newcomer", t0 + 2s));
+    CHECK(t.untrackedFailures() == 0);
+    CHECK(t.evictedBans() == 1);
+    CHECK_FALSE(t.isIpBanned("ip0", t0 + 2s));
+    for (int i = 1; i < 50; ++i) CHECK(t.isIpBanned("ip" + std::to_string(i), t0 + 2s));
+    CHECK(t.activeBans(t0 + 2s) == 50);
+    CHECK(t.trackedSubjects() == 50);
+}
+
+TEST_CASE("a full table evicts by expiry: long adopted bans outlive short ones", "[bans]") {
+    BanTableLimits lim;
+    lim.maxSubjects = 10;
+    BanTable t(bans(1, 60s, 5min, 1h), lim);
+    for (int i = 0; i < 9; ++i)
+        REQUIRE(t.adopt(Ban::Ip, "long" + std::to_string(i), 1h, t0 + 1h, t0));
+    REQUIRE(t.recordAuthFailure("short", "", t0).ip);  // 5 min
+    REQUIRE(t.recordAuthFailure("next", "", t0 + 1s).ip);
+    CHECK_FALSE(t.isIpBanned("short", t0 + 2s));
+    for (int i = 0; i < 9; ++i) CHECK(t.isIpBanned("long" + std::to_string(i), t0 + 2s));
+}
+
+TEST_CASE("a flood of bans into a full table stays cheap and bounded", "[bans]") {
+    BanTableLimits lim;
+    lim.maxSubjects = 1000;
+    BanTable t(bans(1), lim);
+    for (int i = 0; i < 200000; ++i)
+        t.adopt(Ban::Ip, "10." + std::to_string(i), 1h, t0 + 1h + i * 1ms, t0);
+    CHECK(t.trackedSubjects() == 1000);
+    CHECK(t.activeBans(t0) == 1000);
+    CHECK(t.evictedBans() == 199000);
+    // A real attacker is still banned.
+    CHECK(t.recordAuthFailure("198.51.100.7", "", t0 + 1s).ip);
+    CHECK(t.isIpBanned("198.51.100.7", t0 + 2s));
+}
+
+TEST_CASE("active ban count follows expiry, extension and eviction", "[bans]") {
+    BanTableLimits lim;
+    lim.maxSubjects = 3;
+    BanTable t(bans(1, 60s, 5min, 1h), lim);
+    REQUIRE(t.recordAuthFailure("a", "", t0).ip);           // ends t0 + 5 min
+    REQUIRE(t.adopt(Ban::Ip, "b", 10min, t0 + 10min, t0));  // ends t0 + 10 min
+    REQUIRE(t.adopt(Ban::Identity, "c", 1min, t0 + 1min, t0));
+    CHECK(t.activeBans(t0) == 3);
+    CHECK(t.activeBans(t0 + 1min) == 2);  // c ended
+    REQUIRE(t.adopt(Ban::Ip, "a", 20min, t0 + 20min, t0 + 2min));  // extended
+    CHECK(t.activeBans(t0 + 6min) == 2);
+    CHECK(t.activeBans(t0 + 11min) == 1);
+    CHECK(t.activeBans(t0 + 21min) == 0);
+    t.sweep(t0 + 48h);
+    CHECK(t.trackedSubjects() == 0);
+    CHECK(t.activeBans(t0 + 48h) == 0);
+}
+
+TEST_CASE("adopted bans are clamped to the policy and marked as adopted", "[bans]") {
+    BanTable t(bans(5, 60s, 5min, 1h));
+    REQUIRE(t.adopt(Ban::Ip, "192.0.2.1", 366 * 24h, t0 + 366 * 24h, t0));
+    auto b = t.activeBan(Ban::Ip, "192.0.2.1", t0);
+    REQUIRE(b);
+    CHECK(b->until == t0 + 1h);
+    CHECK(b->duration == 1h);
+    CHECK(t.isIpBanned("192.0.2.1", t0 + 59min));
+    CHECK_FALSE(t.isIpBanned("192.0.2.1", t0 + 1h));
+    // A local ban is not adopted; an adopted one is (activeBanList tells them apart).
+    fail(t, 5, t0, "192.0.2.2");
+    size_t adopted = 0, local = 0;
+    for (const Ban& x : t.activeBanList(t0 + 10s)) (x.adopted ? adopted : local)++;
+    CHECK(adopted == 1);
+    CHECK(local == 1);
+    // duration above max_duration: the longer of the two is the cap.
+    BanTable u(bans(5, 60s, 2h, 1h));
+    REQUIRE(u.adopt(Ban::Ip, "192.0.2.3", 10h, t0 + 10h, t0));
+    CHECK(u.activeBan(Ban::Ip, "192.0.2.3", t0)->until == t0 + 2h);
 }
 
 TEST_CASE("memory is bounded: long identities", "[bans]") {
