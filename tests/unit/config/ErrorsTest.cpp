@@ -436,6 +436,25 @@ TEST_CASE("cluster Redis password file") {
           Lines{"12: cluster.username: needs cluster.password_file"});
 }
 
+TEST_CASE("cluster key file") {
+    TempDir dir;
+    dir.write("short.key", "0123456789abcdef\n");
+    dir.write("empty.key", "\n");
+    dir.write("big.key", std::string(5000, 'k'));
+    CHECK(dir.errors(minimal("cluster:\n  redis: 127.0.0.1:6379\n  key_file: short.key\n")) ==
+          Lines{"12: cluster.key_file: '" + dir / "short.key" +
+                "' holds fewer than 32 bytes (make one with: openssl rand -hex 32)"});
+    CHECK(dir.errors(minimal("cluster:\n  redis: 127.0.0.1:6379\n  key_file: empty.key\n")) ==
+          Lines{"12: cluster.key_file: '" + dir / "empty.key" +
+                "' is empty (expected the cluster key)"});
+    CHECK(dir.errors(minimal("cluster:\n  redis: 127.0.0.1:6379\n  key_file: big.key\n")) ==
+          Lines{"12: cluster.key_file: '" + dir / "big.key" +
+                "' is larger than 4096 bytes (expected the cluster key)"});
+    CHECK(dir.errors(minimal("cluster:\n  redis: 127.0.0.1:6379\n  key_file: none.key\n")) ==
+          Lines{"12: cluster.key_file: cannot read '" + dir / "none.key" +
+                "': No such file or directory"});
+}
+
 TEST_CASE("cross-section checks") {
     TempDir dir;
     // Only certificates are accepted, but the listener cannot verify any.

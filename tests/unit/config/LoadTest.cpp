@@ -285,6 +285,7 @@ TEST_CASE("the shipped example config loads") {
     TempDir dir;
     dir.writeContractFiles();
     dir.write("keys/firmware-signer.pub");
+    dir.write("cluster.key", std::string(64, 'e') + "\n");
     std::string text = readFile(std::string(MOAT_SOURCE_DIR) + "/deploy/examples/moat.yaml");
     REQUIRE_FALSE(text.empty());
     LoadResult r = dir.load(text);
@@ -347,6 +348,7 @@ TEST_CASE("every optional value and extension key") {
     dir.writeContractFiles();
     dir.write("keys/signer.pub");
     dir.write("redis.pass", "s3cret pass\n");
+    dir.write("cluster.key", std::string(64, 'f') + "\n");
     dir.mkdir("logs");
     LoadResult r = dir.load(yaml(R"(
 listeners:
@@ -423,6 +425,7 @@ cluster:
   key_prefix: ""
   username: moat
   password_file: redis.pass
+  key_file: cluster.key
 metrics:
   bind: "[::1]:0"
   path: /prom
@@ -484,6 +487,8 @@ anomaly:
     CHECK(c.cluster.username == "moat");
     CHECK(c.cluster.passwordFile == dir / "redis.pass");
     CHECK(c.cluster.password == "s3cret pass");  // one trailing newline dropped, nothing else
+    CHECK(c.cluster.keyFile == dir / "cluster.key");
+    CHECK(c.cluster.key == std::string(64, 'f'));
     CHECK(c.metrics.bind.toString() == "[::1]:0");
     CHECK(c.metrics.path == "/prom");
     CHECK_FALSE(c.metrics.enabled);
