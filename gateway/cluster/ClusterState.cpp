@@ -41,7 +41,17 @@ constexpr const char* kExtendBan =
     "if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then "
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 1";
 // {time left, duration} of a ban key; a single element when it vanished meanwhile.
-constexpr const char* kReadBan = "return {redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[1])}";
+// A value longer than any record (written by something else) reads as "" (malformed), so a
+// huge one never crosses the network.
+constexpr const char* kReadBan =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v and string.len(v) > 256 then v = '' end "
+    "return {redis.call('PTTL', KEYS[1]), v}";
+// A replica's connection hash, unless it holds more fields than any replica can (ARGV[1]).
+constexpr const char* kReadConns =
+    "if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[1]) then "
+    "return redis.error_reply('too many fields') end "
+    "return redis.call('HGETALL', KEYS[1])";
 
 const char* eventTypeName(ClusterEvent::Type t) {
     switch (t) {
@@ -537,7 +547,13 @@ void ClusterState::fetchReplica(const std::string& replica) {
         return;
     }
     std::string hash = connKey(config_.keyPrefix, replica);
-    redis_->command({"HGETALL", hash}, [this, replica, hash](const redisReply* r) {
+    const std::string maxFields = std::to_string(RemoteLimits{}.maxEntries);
+    redis_->command({"EVAL", kReadConns, "1", hash, maxFields}, [this, replica,
+                                                                  hash](const redisReply* r) {
+        if (r && r->type == REDIS_REPLY_ERROR) {
+            rejected(recordsRejected_, Authenticity::Malformed);  // too large to be real
+            return;
+        }
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             syncError();
             return;

@@ -1,6 +1,5 @@
 #include "gateway/cluster/RedisClient.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -20,6 +19,86 @@ constexpr uint64_t kPingTimeoutMs = 3000;
 // Connect + AUTH + SUBSCRIBE must complete within this (a Redis that accepts TCP and then
 // says nothing would otherwise leave the client "connecting" forever).
 constexpr uint64_t kConnectTimeoutMs = 3000;
+
+// Redis is not trusted to answer small (a hostile or compromised server, or anything on the
+// plaintext path to it): a reply larger than this, buffered unparsed, or an array with more
+// elements, fails the connection instead of growing memory. Our largest legitimate replies
+// are HGETALLs of another replica's connection hash (RemoteLimits: 200,000 pairs).
+constexpr size_t kMaxBufferedReplyBytes = 64u << 20;
+constexpr int kMaxReplyElements = 1 << 20;
+
+// hiredis' own reply builders, with arrays bounded (a null object is a reader error: hiredis
+// then drops the connection, and we reconnect).
+redisReplyObjectFunctions* defaultReplyFunctions = nullptr;
+void* boundedArray(const redisReadTask* task, int elements) {
+    if (elements > kMaxReplyElements) return nullptr;
+    return defaultReplyFunctions->createArray(task, elements);
+}
+redisReplyObjectFunctions boundedReplyFunctions;
+
+void boundReplies(redisAsyncContext* ac) {
+    if (defaultReplyFunctions == nullptr) {  // main loop only: no race
+        defaultReplyFunctions = ac->c.reader->fn;
+        boundedReplyFunctions = *defaultReplyFunctions;
+        boundedReplyFunctions.createArray = boundedArray;
+    }
+    ac->c.reader->fn = &boundedReplyFunctions;
+}
+
+// hiredis' libuv adapter (hiredis/adapters/libuv.h, 0.14), but for the poll callback, which
+// also bounds the unparsed bytes hiredis buffers (RedisClient::onPoll).
+struct LibuvEvents {
+    redisAsyncContext* context;
+    uv_poll_t handle;
+    int events;
+};
+
+void pollWith(LibuvEvents* p) {
+    if (p->events)
+        uv_poll_start(&p->handle, p->events, RedisClient::onPoll);
+    else
+        uv_poll_stop(&p->handle);
+}
+void addRead(void* d) {
+    static_cast<LibuvEvents*>(d)->events |= UV_READABLE;
+    pollWith(static_cast<LibuvEvents*>(d));
+}
+void delRead(void* d) {
+    static_cast<LibuvEvents*>(d)->events &= ~UV_READABLE;
+    pollWith(static_cast<LibuvEvents*>(d));
+}
+void addWrite(void* d) {
+    static_cast<LibuvEvents*>(d)->events |= UV_WRITABLE;
+    pollWith(static_cast<LibuvEvents*>(d));
+}
+void delWrite(void* d) {
+    static_cast<LibuvEvents*>(d)->events &= ~UV_WRITABLE;
+    pollWith(static_cast<LibuvEvents*>(d));
+}
+void cleanup(void* d) {
+    auto* p = static_cast<LibuvEvents*>(d);
+    p->context = nullptr;  // the context may no longer exist
+    uv_close(reinterpret_cast<uv_handle_t*>(&p->handle),
+             [](uv_handle_t* h) { delete static_cast<LibuvEvents*>(h->data); });
+}
+
+bool attach(redisAsyncContext* ac, uv_loop_t* loop) {
+    if (ac->ev.data != nullptr) return false;
+    auto* p = new LibuvEvents{ac, {}, 0};
+    if (uv_poll_init(loop, &p->handle, ac->c.fd) != 0) {
+        delete p;
+        return false;
+    }
+    p->handle.data = p;
+    ac->ev.addRead = addRead;
+    ac->ev.delRead = delRead;
+    ac->ev.addWrite = addWrite;
+    ac->ev.delWrite = delWrite;
+    ac->ev.cleanup = cleanup;
+    ac->ev.data = p;
+    boundReplies(ac);
+    return true;
+}
 
 // What a command callback carries: the caller's function and the attempt it belongs to.
 struct Pending {
@@ -98,7 +177,7 @@ void RedisClient::connect() {
         }
         ac->data = this;
         *slot = ac;
-        if (redisLibuvAttach(ac, loop_) != REDIS_OK) {
+        if (!attach(ac, loop_)) {
             fail("cannot attach to the event loop");
             return;
         }
@@ -197,6 +276,22 @@ void RedisClient::ready(const redisAsyncContext* ac) {
     size_t lens[] = {subscribe.size(), channel_.size()};
     if (redisAsyncCommandArgv(sub_, onSubscription, nullptr, 2, argv, lens) != REDIS_OK)
         failSoon("SUBSCRIBE failed");
+}
+
+void RedisClient::onPoll(uv_poll_t* handle, int status, int events) {
+    auto* p = static_cast<LibuvEvents*>(handle->data);
+    if (status != 0) return;
+    if (p->context != nullptr && (events & UV_READABLE)) {
+        redisAsyncHandleRead(p->context);
+        const redisReader* r = p->context != nullptr ? p->context->c.reader : nullptr;
+        if (r != nullptr && r->len - r->pos > kMaxBufferedReplyBytes) {
+            RedisClient* self = owner(p->context);
+            delRead(p);  // nothing more until the connection is dropped (next loop turn)
+            if (self) self->failSoon("a Redis reply larger than 64 MiB");
+            return;
+        }
+    }
+    if (p->context != nullptr && (events & UV_WRITABLE)) redisAsyncHandleWrite(p->context);
 }
 
 // hiredis 0.14 runs the connect callback outside its "in a callback" guard, so freeing the

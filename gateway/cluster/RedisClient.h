@@ -63,6 +63,9 @@ class RedisClient {
     // Sends one command (binary-safe arguments). False when not up: `fn` is then not called.
     bool command(const std::vector<std::string>& argv, ReplyFn fn = nullptr);
 
+    // The socket poll of a connection (hiredis' libuv adapter, with the reply size bounded).
+    static void onPoll(uv_poll_t* handle, int status, int events);
+
   private:
     void connect();
     void fail(const std::string& why);

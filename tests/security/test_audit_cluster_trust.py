@@ -179,3 +179,22 @@ def test_conn_events_with_new_addresses_are_bounded(moat_factory, tmp_path, redi
     _publish(redis, "moat1 conn mallory not-an-address 1 0")
     h.wait_until(lambda: _rejected(b, "invalid") > before, 10, message="an invalid conn event")
     assert conns(b, "127.0.0.95", "still-serves")[0] == 0
+
+
+def test_oversized_records_in_redis_are_refused_cheaply(moat_factory, tmp_path, redis, conns):
+    a, b = _replicas(moat_factory, tmp_path, redis, bans=BANS)
+    # A "replica" hash with more fields than any replica can hold, and a huge ban value.
+    _pipe(redis, [["HSET", "it:conn:mallory"] + sum((["10.%d.%d.%d" % (i >> 16, (i >> 8) & 255,
+                                                                      i & 255), "1"]
+                                                     for i in range(j, j + 1000)), [])
+                  for j in range(0, 250000, 1000)])
+    _pipe(redis, [("SET", "it:ban:ip:127.0.0.97", "9" * (1 << 20), "PX", "300000")])
+    before = b.metric("moat_cluster_records_rejected_total", reason="malformed")
+    _publish(redis, "moat1 hb mallory")  # B fetches the "replica's" hash
+    _cli(redis, "CLIENT", "KILL", "TYPE", "normal")  # and rescans the ban keys
+    h.wait_until(lambda: b.metric("moat_cluster_redis_up") == 1 and b.metric(
+        "moat_cluster_records_rejected_total", reason="malformed") >= before + 2, 20,
+        message="the oversized hash and ban value to be refused")
+    assert b.metric("moat_cluster_remote_connections") == 0
+    assert conns(b, "127.0.0.97", "not-banned")[0] == 0
+    assert b.metric("moat_cluster_redis_up") == 1
