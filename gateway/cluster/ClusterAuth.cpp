@@ -62,11 +62,16 @@ bool fields(std::string_view s, std::string_view (&out)[N]) {
 
 const char* authenticityName(Authenticity a) {
     switch (a) {
-        case Authenticity::Ok: return "ok";
-        case Authenticity::Unsigned: return "unsigned";
-        case Authenticity::BadSignature: return "bad_signature";
-        case Authenticity::Stale: return "stale";
-        case Authenticity::Malformed: return "malformed";
+        case Authenticity::Ok:
+            return "ok";
+        case Authenticity::Unsigned:
+            return "unsigned";
+        case Authenticity::BadSignature:
+            return "bad_signature";
+        case Authenticity::Stale:
+            return "stale";
+        case Authenticity::Malformed:
+            return "malformed";
     }
     return "malformed";
 }

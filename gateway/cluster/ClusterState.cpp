@@ -397,8 +397,8 @@ void ClusterState::countFailure(SubjectKind kind, const std::string& subject) {
 void ClusterState::publish(const ClusterEvent& event) {
     ClusterEvent e = event;
     e.replica = replica_;
-    if (!redis_ ||
-        !redis_->command({"PUBLISH", channel_, sealEvent(encodeEvent(e), config_.key, unixNowMs())})) {
+    if (!redis_ || !redis_->command({"PUBLISH", channel_,
+                                     sealEvent(encodeEvent(e), config_.key, unixNowMs())})) {
         syncError();
         return;
     }
@@ -548,35 +548,35 @@ void ClusterState::fetchReplica(const std::string& replica) {
     }
     std::string hash = connKey(config_.keyPrefix, replica);
     const std::string maxFields = std::to_string(RemoteLimits{}.maxEntries);
-    redis_->command({"EVAL", kReadConns, "1", hash, maxFields}, [this, replica,
-                                                                  hash](const redisReply* r) {
-        if (r && r->type == REDIS_REPLY_ERROR) {
-            rejected(recordsRejected_, Authenticity::Malformed);  // too large to be real
-            return;
-        }
-        if (!r || r->type != REDIS_REPLY_ARRAY) {
-            syncError();
-            return;
-        }
-        if (!remote_.known(replica)) return;  // forgotten meanwhile
-        std::unordered_map<std::string, uint32_t> fresh;
-        const size_t maxFields = RemoteLimits{}.maxEntries;
-        for (size_t i = 0; i + 1 < r->elements && fresh.size() < maxFields; i += 2) {
-            std::string ip(str(r->element[i]));
-            if (!isIpLiteral(ip)) {
-                rejected(recordsRejected_, Authenticity::Malformed);
-                continue;
+    redis_->command(
+        {"EVAL", kReadConns, "1", hash, maxFields}, [this, replica, hash](const redisReply* r) {
+            if (r && r->type == REDIS_REPLY_ERROR) {
+                rejected(recordsRejected_, Authenticity::Malformed);  // too large to be real
+                return;
             }
-            ConnRecord rec = openConn(str(r->element[i + 1]), config_.key, hash, ip);
-            if (rec.result != Authenticity::Ok) {
-                rejected(recordsRejected_, rec.result);
-                continue;
+            if (!r || r->type != REDIS_REPLY_ARRAY) {
+                syncError();
+                return;
             }
-            if (rec.count > 0) fresh[ip] = rec.count;
-        }
-        remote_.replace(replica, fresh, uv_now(loop_));
-        updateRemoteGauges();
-    });
+            if (!remote_.known(replica)) return;  // forgotten meanwhile
+            std::unordered_map<std::string, uint32_t> fresh;
+            const size_t maxFields = RemoteLimits{}.maxEntries;
+            for (size_t i = 0; i + 1 < r->elements && fresh.size() < maxFields; i += 2) {
+                std::string ip(str(r->element[i]));
+                if (!isIpLiteral(ip)) {
+                    rejected(recordsRejected_, Authenticity::Malformed);
+                    continue;
+                }
+                ConnRecord rec = openConn(str(r->element[i + 1]), config_.key, hash, ip);
+                if (rec.result != Authenticity::Ok) {
+                    rejected(recordsRejected_, rec.result);
+                    continue;
+                }
+                if (rec.count > 0) fresh[ip] = rec.count;
+            }
+            remote_.replace(replica, fresh, uv_now(loop_));
+            updateRemoteGauges();
+        });
 }
 
 // ---------------------------------------------------------------- events from others

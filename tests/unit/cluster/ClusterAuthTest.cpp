@@ -1,7 +1,7 @@
-#include "gateway/cluster/ClusterAuth.h"
-
 #include <catch2/catch.hpp>
 #include <string>
+
+#include "gateway/cluster/ClusterAuth.h"
 
 using namespace moat::cluster;
 

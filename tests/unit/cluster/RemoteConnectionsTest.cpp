@@ -1,7 +1,7 @@
-#include "gateway/cluster/RemoteConnections.h"
-
 #include <catch2/catch.hpp>
 #include <string>
+
+#include "gateway/cluster/RemoteConnections.h"
 
 using namespace moat::cluster;
 

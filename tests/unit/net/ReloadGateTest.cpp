@@ -1,6 +1,6 @@
-#include "gateway/net/ReloadGate.h"
-
 #include <catch2/catch.hpp>
+
+#include "gateway/net/ReloadGate.h"
 
 using moat::net::ReloadGate;
 
@@ -13,8 +13,7 @@ TEST_CASE("ReloadGate: a request while idle starts a reload", "[reload]") {
     REQUIRE(g.request());  // and the next one starts again
 }
 
-TEST_CASE("ReloadGate: a request during a reload runs once more after it, coalesced",
-          "[reload]") {
+TEST_CASE("ReloadGate: a request during a reload runs once more after it, coalesced", "[reload]") {
     ReloadGate g;
     REQUIRE(g.request());
     REQUIRE_FALSE(g.request());  // running: remembered, not started
