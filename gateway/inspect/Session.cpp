@@ -119,6 +119,11 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
         return protocolError(rc::PayloadFormatInvalid, "payload is not UTF-8 (payload format 1)");
 
     std::string_view topic = pub.topic;
+    // A PUBLISH carrying a topic and an alias re-points the alias, but only at the broker and
+    // only if it gets there: the mapping is recorded once the packet is forwarded, so this table
+    // is always the broker's (a dropped re-point would otherwise make the gateway check one
+    // topic while the broker delivers on another).
+    std::optional<uint16_t> setsAlias;
     if (pub.topicAlias) {
         uint16_t alias = *pub.topicAlias;
         // The broker's CONNACK set the range; without a Topic Alias Maximum there (or before
@@ -126,7 +131,7 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
         if (alias == 0 || alias > brokerTopicAliasMax_)
             return protocolError(rc::TopicAliasInvalid, "topic alias out of range");
         if (!topic.empty()) {
-            clientAliases_[alias].assign(topic);
+            setsAlias = alias;
         } else {
             auto it = clientAliases_.find(alias);
             if (it == clientAliases_.end())
@@ -135,6 +140,10 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
         }
     }
 
+    // A new QoS 1/2 message on an id whose flow has not completed (a retransmission carries
+    // DUP) would let the gateway's ack bookkeeping of the two flows overwrite each other.
+    if (pub.qos > 0 && !pub.dup && inflight_.count(pub.packetId))
+        return protocolError(rc::PacketIdInUse, "PUBLISH packet identifier in use");
     if (pub.qos == 2 && droppedClientQos2_.count(pub.packetId) && !pub.dup)
         droppedClientQos2_.erase(pub.packetId);  // a new message reusing the id
 
@@ -159,15 +168,19 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
     if (pub.qos > 0) {
         if (!inflight_.count(pub.packetId) && inflight_.size() >= options_.maxInflight)
             return protocolError(rc::ReceiveMaximumExceeded, "too many in-flight publishes");
-        inflight_.insert(pub.packetId);
     }
     // Re-encode only when something changes: a v3 trailer to strip, an identity to stamp.
-    if (trailer == 0 && stampProperty_.empty()) return Verdict::forward();
-    Verdict v = Verdict::replace({});
-    if (!integrity::rewritePublish(frame, pub, v5(),
-                                   pub.payload.substr(0, pub.payload.size() - trailer),
-                                   stampProperty_, v.onward))
-        return protocolError(rc::PacketTooLarge, "PUBLISH too large to re-encode");
+    Verdict v = Verdict::forward();
+    if (trailer != 0 || !stampProperty_.empty()) {
+        v = Verdict::replace({});
+        if (!integrity::rewritePublish(frame, pub, v5(),
+                                       pub.payload.substr(0, pub.payload.size() - trailer),
+                                       stampProperty_, v.onward))
+            return protocolError(rc::PacketTooLarge, "PUBLISH too large to re-encode");
+    }
+    // Forwarded: from here on the broker's state changes, and the gateway's with it.
+    if (pub.qos > 0) inflight_.insert(pub.packetId);
+    if (setsAlias) clientAliases_[*setsAlias].assign(topic);
     return v;
 }
 
@@ -175,11 +188,17 @@ Verdict Session::clientSubscribe(const mqtt::Frame& frame, const uint8_t* body) 
     mqtt::SubscribePacket sub;
     uint8_t r = mqtt::decodeSubscribe(body, frame.remainingLength, version_, sub);
     if (r != rc::Success) return protocolError(r, "malformed SUBSCRIBE");
+    // Its state (filters to record, codes to merge) is per packet id: a second SUBSCRIBE on an
+    // id still awaiting its SUBACK would overwrite the first's (MQTT-2.2.1-3: not allowed).
+    if (subscriptions_.idInUse(sub.packetId))
+        return protocolError(rc::PacketIdInUse, "SUBSCRIBE packet identifier in use");
 
     const uint8_t deniedCode = v5() ? rc::NotAuthorized : 0x80;
     std::vector<uint8_t> codes(sub.subscriptions.size(), 0xFF);
     size_t denied = 0;
-    size_t newOnes = 0;
+    // Filters this packet adds: they count against the limit as soon as it is forwarded, as
+    // do those of SUBSCRIBEs still awaiting their SUBACK.
+    std::unordered_set<std::string_view> newOnes;
     for (size_t i = 0; i < sub.subscriptions.size(); ++i) {
         const std::string& filter = sub.subscriptions[i].filter;
         policy::Decision d = rights_->checkSubscribe(filter);
@@ -189,15 +208,14 @@ Verdict Session::clientSubscribe(const mqtt::Frame& frame, const uint8_t* body) 
             ++denied;
             continue;
         }
-        bool known =
-            std::find(subscriptions_.begin(), subscriptions_.end(), filter) != subscriptions_.end();
-        if (!known && subscriptions_.size() + newOnes >= options_.maxSubscriptions) {
+        const bool known = subscriptions_.contains(filter) || newOnes.count(filter);
+        if (!known && subscriptions_.size() + newOnes.size() >= options_.maxSubscriptions) {
             events_.onSubscriptionLimit(filter);
             codes[i] = v5() ? rc::QuotaExceeded : 0x80;
             ++denied;
             continue;
         }
-        if (!known) ++newOnes;
+        if (!known) newOnes.insert(filter);
     }
 
     std::vector<std::string> granted;
@@ -213,7 +231,7 @@ Verdict Session::clientSubscribe(const mqtt::Frame& frame, const uint8_t* body) 
         v.reply = mqtt::encodeSuback(ack, version_);
         return v;
     }
-    pendingSubscribeFilters_[sub.packetId] = std::move(granted);
+    subscriptions_.subscribeSent(sub.packetId, granted);
     if (denied == 0) return Verdict::forward();
 
     pendingSubacks_[sub.packetId] = codes;
@@ -228,13 +246,11 @@ Verdict Session::clientUnsubscribe(const mqtt::Frame& frame, const uint8_t* body
     mqtt::UnsubscribePacket unsub;
     uint8_t r = mqtt::decodeUnsubscribe(body, frame.remainingLength, version_, unsub);
     if (r != rc::Success) return protocolError(r, "malformed UNSUBSCRIBE");
-    for (const auto& f : unsub.filters)
-        subscriptions_.erase(std::remove(subscriptions_.begin(), subscriptions_.end(), f),
-                             subscriptions_.end());
-    // Remembered until its UNSUBACK, so a gateway UNSUBSCRIBE never borrows the id (bounded:
-    // the broker answers each at once; beyond the bound a collision is merely possible).
-    if (clientUnsubscribes_.size() < kMaxTrackedUnsubscribes)
-        clientUnsubscribes_.insert(unsub.packetId);
+    if (subscriptions_.idInUse(unsub.packetId))
+        return protocolError(rc::PacketIdInUse, "UNSUBSCRIBE packet identifier in use");
+    // The id is remembered until its UNSUBACK, so a gateway UNSUBSCRIBE never borrows it
+    // (bounded: one per packet id).
+    subscriptions_.unsubscribeSent(unsub.packetId, unsub.filters);
     return Verdict::forward();
 }
 
@@ -273,10 +289,14 @@ Verdict Session::onBrokerPacket(const mqtt::Frame& frame, const uint8_t* body) {
 }
 
 Verdict Session::brokerConnack(const mqtt::Frame& frame, const uint8_t* body) {
-    if (!v5()) return Verdict::forward();
     mqtt::ConnackPacket ack;
     if (mqtt::decodeConnack(body, frame.remainingLength, version_, ack) != rc::Success)
         return Verdict::forward();
+    // A resumed session brings subscriptions made on earlier connections (perhaps under an
+    // older policy, or before a reload this connection never saw): what they deliver must be
+    // checked, whatever check_deliveries says.
+    resumedSession_ = ack.sessionPresent;
+    if (!v5()) return Verdict::forward();
     brokerTopicAliasMax_ =
         mqtt::findNumber(ack.properties, mqtt::prop::TopicAliasMaximum).value_or(0);
     // The broker saw the clamped keepalive as the client's own, so it will not announce it:
@@ -309,7 +329,7 @@ Verdict Session::brokerPublish(const mqtt::Frame& frame, const uint8_t* body) {
         }
     }
 
-    if (options_.checkDeliveries) {
+    if (options_.checkDeliveries || resumedSession_) {
         const policy::Decision& d =
             deliveryDecisions_.get(topic, [&] { return rights_->checkDelivery(topic); });
         if (!d.allowed) {
@@ -342,25 +362,19 @@ Verdict Session::brokerPublish(const mqtt::Frame& frame, const uint8_t* body) {
 Verdict Session::brokerSuback(const mqtt::Frame& frame, const uint8_t* body) {
     if (frame.remainingLength < 2) return Verdict::forward();
     uint16_t id = readU16(body);
-    auto filters = pendingSubscribeFilters_.find(id);
+    if (!subscriptions_.idInUse(id)) return Verdict::forward();
     auto merge = pendingSubacks_.find(id);
-    if (filters == pendingSubscribeFilters_.end() && merge == pendingSubacks_.end())
-        return Verdict::forward();
 
     mqtt::SubackPacket ack;
-    if (mqtt::decodeSuback(body, frame.remainingLength, version_, ack) != rc::Success)
+    if (mqtt::decodeSuback(body, frame.remainingLength, version_, ack) != rc::Success) {
+        // Whatever it says, the SUBSCRIBE is answered: a refusal of everything is the safe
+        // reading (the filters stay counted only where another SUBSCRIBE is in flight).
+        subscriptions_.subackReceived(id, {});
+        if (merge != pendingSubacks_.end()) pendingSubacks_.erase(merge);
         return Verdict::forward();
-
-    if (filters != pendingSubscribeFilters_.end()) {
-        // Record what the broker granted (codes < 0x80), for limits and reload re-checks.
-        for (size_t i = 0; i < filters->second.size() && i < ack.codes.size(); ++i) {
-            const std::string& f = filters->second[i];
-            if (ack.codes[i] < 0x80 &&
-                std::find(subscriptions_.begin(), subscriptions_.end(), f) == subscriptions_.end())
-                subscriptions_.push_back(f);
-        }
-        pendingSubscribeFilters_.erase(filters);
     }
+    // Undo what the broker refused (codes >= 0x80); granted filters were counted when sent.
+    subscriptions_.subackReceived(id, ack.codes);
     if (merge == pendingSubacks_.end()) return Verdict::forward();
 
     std::vector<uint8_t> codes = std::move(merge->second);
@@ -376,7 +390,7 @@ Verdict Session::brokerUnsuback(const mqtt::Frame& frame, const uint8_t* body) {
     if (frame.remainingLength < 2) return Verdict::forward();
     const uint16_t id = readU16(body);
     if (gatewayUnsubscribes_.erase(id)) return Verdict::drop();
-    clientUnsubscribes_.erase(id);
+    subscriptions_.unsubackReceived(id);
     return Verdict::forward();
 }
 
@@ -412,13 +426,10 @@ std::vector<std::string> Session::replaceRights(
     publishDecisions_.clear();
     deliveryDecisions_.clear();
     rights_ = std::move(rights);
-    std::vector<std::string> revoked;
-    for (const auto& f : subscriptions_)
-        if (!rights_->checkSubscribe(f).allowed) revoked.push_back(f);
-    for (const auto& f : revoked)
-        subscriptions_.erase(std::remove(subscriptions_.begin(), subscriptions_.end(), f),
-                             subscriptions_.end());
-    return revoked;
+    // Filters still awaiting their SUBACK are the broker's too: the gateway's UNSUBSCRIBE
+    // reaches the broker after their SUBSCRIBE, so it removes them all the same.
+    return subscriptions_.revoke(
+        [this](const std::string& f) { return rights_->checkSubscribe(f).allowed; });
 }
 
 std::vector<uint8_t> Session::makeUnsubscribe(const std::vector<std::string>& filters) {
@@ -427,8 +438,7 @@ std::vector<uint8_t> Session::makeUnsubscribe(const std::vector<std::string>& fi
     // flight (a SUBSCRIBE awaiting its SUBACK, an UNSUBSCRIBE awaiting its UNSUBACK, a QoS 1/2
     // PUBLISH) or that an earlier gateway UNSUBSCRIBE still holds.
     auto inUse = [this](uint16_t id) {
-        return pendingSubscribeFilters_.count(id) || clientUnsubscribes_.count(id) ||
-               inflight_.count(id) || gatewayUnsubscribes_.count(id);
+        return subscriptions_.idInUse(id) || inflight_.count(id) || gatewayUnsubscribes_.count(id);
     };
     for (uint32_t tries = 0; tries < 0xFFFF; ++tries) {
         const uint16_t id = nextGatewayPacketId_;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "gateway/inspect/DecisionCache.h"
+#include "gateway/inspect/SubscriptionTable.h"
 #include "gateway/inspect/Verdict.h"
 #include "gateway/integrity/Checker.h"
 #include "gateway/mqtt/Frame.h"
@@ -85,7 +86,13 @@ class Session {
         options_.integrity = std::move(checker);
     }
 
-    const std::vector<std::string>& subscriptions() const { return subscriptions_; }
+    // The filters the broker holds or will hold for this client (in flight included).
+    std::vector<std::string> subscriptions() const { return subscriptions_.filters(); }
+    // Too many SUBSCRIBE filters await the broker's answer: read nothing more from the client
+    // until it has answered (each pending filter pins its name in memory).
+    bool backlogged() const { return subscriptions_.pendingFilters() > kMaxPendingFilters; }
+    // The broker resumed a stored session (CONNACK session present).
+    bool resumedSession() const { return resumedSession_; }
     mqtt::ProtocolVersion version() const { return version_; }
     size_t inflight() const { return inflight_.size(); }
 
@@ -121,12 +128,14 @@ class Session {
     // SUBSCRIBE packets forwarded with some filters removed: packet id -> per-filter codes,
     // 0xFF where the broker's answer goes.
     std::unordered_map<uint16_t, std::vector<uint8_t>> pendingSubacks_;
-    // Filters of a SUBSCRIBE in flight, recorded as active when the SUBACK grants them.
-    std::unordered_map<uint16_t, std::vector<std::string>> pendingSubscribeFilters_;
-    std::vector<std::string> subscriptions_;
+    // Subscriptions (the broker's, in flight included) and the client's pending
+    // SUBSCRIBE / UNSUBSCRIBE ids.
+    SubscriptionTable subscriptions_;
+    static constexpr size_t kMaxPendingFilters = 4096;
     std::unordered_set<uint16_t> gatewayUnsubscribes_;  // UNSUBACKs to consume
-    std::unordered_set<uint16_t> clientUnsubscribes_;   // the client's, awaiting UNSUBACK
-    static constexpr size_t kMaxTrackedUnsubscribes = 1024;
+    // The broker resumed a session whose subscriptions this connection never saw: its
+    // deliveries are checked whatever check_deliveries says.
+    bool resumedSession_ = false;
     uint16_t nextGatewayPacketId_ = 0xFFFF;
 
     // Client QoS 2 publishes the gateway dropped (v3: it answers the PUBREL itself).

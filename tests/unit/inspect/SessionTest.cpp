@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
+#include <algorithm>
 
 #include "gateway/inspect/Session.h"
+#include "gateway/mqtt/Decoder.h"
 #include "gateway/mqtt/Encoder.h"
 #include "policy/Policy.h"
 
@@ -95,4 +97,246 @@ TEST_CASE("a gateway UNSUBSCRIBE skips the client's own UNSUBSCRIBE ids until th
     ua.packetId = 0xFFFF;
     CHECK(feed(s, mqtt::encodeUnsuback(ua, mqtt::ProtocolVersion::V311), false).kind ==
           Verdict::Kind::Forward);
+}
+
+// ---------------------------------------------------------------- audit #17
+
+namespace {
+
+constexpr auto V5 = mqtt::ProtocolVersion::V5;
+constexpr auto V311 = mqtt::ProtocolVersion::V311;
+
+struct CountingEvents : inspect::SessionEvents {
+    std::vector<uint8_t> protocolErrors;
+    int denied = 0, limited = 0;
+    void onAuthzDenied(const char*, std::string_view, const policy::Decision&) override {
+        ++denied;
+    }
+    void onProtocolError(uint8_t r, const char*) override { protocolErrors.push_back(r); }
+    void onSubscriptionLimit(std::string_view) override { ++limited; }
+};
+
+std::shared_ptr<const policy::ClientRights> rightsFor(std::vector<std::string> publish,
+                                                      std::vector<std::string> subscribe) {
+    policy::PolicySpec spec;
+    policy::RoleSpec role;
+    role.name = "dev";
+    role.publish = std::move(publish);
+    role.subscribe = std::move(subscribe);
+    spec.roles.push_back(role);
+    spec.defaultRoles = {"dev"};
+    std::vector<std::string> errors;
+    auto policy = policy::Policy::compile(spec, errors);
+    REQUIRE(policy);
+    return policy->rightsFor("d1", "d1");
+}
+
+std::vector<uint8_t> subscribe(mqtt::ProtocolVersion v, uint16_t id,
+                               std::vector<std::string> filters) {
+    mqtt::SubscribePacket sub;
+    sub.packetId = id;
+    for (auto& f : filters) sub.subscriptions.push_back({f, 1});
+    return mqtt::encodeSubscribe(sub, v);
+}
+
+std::vector<uint8_t> suback(mqtt::ProtocolVersion v, uint16_t id, std::vector<uint8_t> codes) {
+    mqtt::SubackPacket ack;
+    ack.packetId = id;
+    ack.codes = std::move(codes);
+    return mqtt::encodeSuback(ack, v);
+}
+
+std::vector<uint8_t> connack(mqtt::ProtocolVersion v, bool sessionPresent, uint16_t aliasMax) {
+    std::vector<mqtt::Property> props;
+    if (v == V5 && aliasMax)
+        props.push_back(mqtt::Property::integer(mqtt::prop::TopicAliasMaximum, aliasMax));
+    return mqtt::encodeConnack(v, sessionPresent, 0, props);
+}
+
+std::vector<uint8_t> publish(mqtt::ProtocolVersion v, std::string topic, uint8_t qos,
+                             uint16_t id, std::optional<uint16_t> alias = std::nullopt,
+                             bool dup = false) {
+    mqtt::PublishPacket pub;
+    pub.topic = std::move(topic);
+    pub.payload = "x";
+    pub.qos = qos;
+    pub.packetId = id;
+    pub.dup = dup;
+    if (alias) pub.properties.push_back(mqtt::Property::integer(mqtt::prop::TopicAlias, *alias));
+    return mqtt::encodePublish(pub, v);
+}
+
+std::vector<std::string> sorted(std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("a SUBSCRIBE on a packet id still awaiting its SUBACK is a protocol error") {
+    for (auto v : {V5, V311}) {
+        CountingEvents events;
+        Session s(v, rightsOnT(), {}, events);
+        CHECK(feed(s, subscribe(v, 1, {"t/a", "t/b", "t/c"}), true).kind ==
+              Verdict::Kind::Forward);
+        const Verdict again = feed(s, subscribe(v, 1, {"t/y"}), true);
+        CHECK(again.kind == Verdict::Kind::Close);
+        CHECK(again.disconnectReason == mqtt::reason::PacketIdInUse);
+        CHECK(events.protocolErrors == std::vector<uint8_t>{mqtt::reason::PacketIdInUse});
+        // The first SUBSCRIBE's filters are all still known (nothing was overwritten).
+        CHECK(sorted(s.subscriptions()) == std::vector<std::string>{"t/a", "t/b", "t/c"});
+    }
+}
+
+TEST_CASE("an UNSUBSCRIBE on an id in use by a SUBSCRIBE or UNSUBSCRIBE is a protocol error") {
+    CountingEvents events;
+    Session s(V5, rightsOnT(), {}, events);
+    CHECK(feed(s, subscribe(V5, 7, {"t/a"}), true).kind == Verdict::Kind::Forward);
+    mqtt::UnsubscribePacket unsub;
+    unsub.packetId = 7;
+    unsub.filters = {"t/a"};
+    CHECK(feed(s, mqtt::encodeUnsubscribe(unsub, V5), true).kind == Verdict::Kind::Close);
+
+    Session s2(V5, rightsOnT(), {}, events);
+    unsub.packetId = 8;
+    CHECK(feed(s2, mqtt::encodeUnsubscribe(unsub, V5), true).kind == Verdict::Kind::Forward);
+    CHECK(feed(s2, subscribe(V5, 8, {"t/a"}), true).kind == Verdict::Kind::Close);
+    // Free again once answered.
+    mqtt::UnsubackPacket ua;
+    ua.packetId = 8;
+    ua.codes = {0};
+    Session s3(V5, rightsOnT(), {}, events);
+    CHECK(feed(s3, mqtt::encodeUnsubscribe(unsub, V5), true).kind == Verdict::Kind::Forward);
+    CHECK(feed(s3, mqtt::encodeUnsuback(ua, V5), false).kind == Verdict::Kind::Forward);
+    CHECK(feed(s3, subscribe(V5, 8, {"t/a"}), true).kind == Verdict::Kind::Forward);
+}
+
+TEST_CASE("max_subscriptions counts filters still awaiting their SUBACK") {
+    CountingEvents events;
+    inspect::SessionOptions opts;
+    opts.maxSubscriptions = 3;
+    Session s(V311, rightsOnT(), opts, events);
+    // Pipelined, distinct ids, before any SUBACK: only three filters reach the broker.
+    CHECK(feed(s, subscribe(V311, 1, {"t/a", "t/b"}), true).kind == Verdict::Kind::Forward);
+    const Verdict second = feed(s, subscribe(V311, 2, {"t/c", "t/d", "t/c"}), true);
+    REQUIRE(second.kind == Verdict::Kind::Replace);
+    mqtt::SubscribePacket onward;
+    REQUIRE(mqtt::decodeSubscribe(second.onward.data() + 2, second.onward.size() - 2, V311,
+                                  onward) == mqtt::reason::Success);
+    REQUIRE(onward.subscriptions.size() == 2);  // t/c twice (one filter), t/d refused
+    CHECK(onward.subscriptions[0].filter == "t/c");
+    CHECK(onward.subscriptions[1].filter == "t/c");
+    CHECK(events.limited == 1);
+    CHECK(feed(s, subscribe(V311, 3, {"t/e"}), true).kind == Verdict::Kind::Drop);
+    CHECK(s.subscriptions().size() == 3);
+
+    // The broker's SUBACKs: the merged one tells the client which filter the limit refused.
+    CHECK(feed(s, suback(V311, 1, {1, 1}), false).kind == Verdict::Kind::Forward);
+    const Verdict merged = feed(s, suback(V311, 2, {1, 1}), false);
+    REQUIRE(merged.kind == Verdict::Kind::Replace);
+    mqtt::SubackPacket ack;
+    REQUIRE(mqtt::decodeSuback(merged.onward.data() + 2, merged.onward.size() - 2, V311, ack) ==
+            mqtt::reason::Success);
+    CHECK(ack.codes == std::vector<uint8_t>{1, 0x80, 1});
+    CHECK(sorted(s.subscriptions()) == std::vector<std::string>{"t/a", "t/b", "t/c"});
+}
+
+TEST_CASE("a filter the broker refuses stops counting; an unsubscribed one at once") {
+    CountingEvents events;
+    inspect::SessionOptions opts;
+    opts.maxSubscriptions = 2;
+    Session s(V5, rightsOnT(), opts, events);
+    CHECK(feed(s, subscribe(V5, 1, {"t/a", "t/b"}), true).kind == Verdict::Kind::Forward);
+    CHECK(feed(s, suback(V5, 1, {1, 0x87}), false).kind == Verdict::Kind::Forward);
+    CHECK(s.subscriptions() == std::vector<std::string>{"t/a"});
+    mqtt::UnsubscribePacket unsub;
+    unsub.packetId = 2;
+    unsub.filters = {"t/a"};
+    CHECK(feed(s, mqtt::encodeUnsubscribe(unsub, V5), true).kind == Verdict::Kind::Forward);
+    CHECK(s.subscriptions().empty());
+    CHECK(feed(s, subscribe(V5, 3, {"t/x", "t/y"}), true).kind == Verdict::Kind::Forward);
+    CHECK(events.limited == 0);
+}
+
+TEST_CASE("a reload sees, and revokes, filters whose SUBACK has not arrived yet") {
+    CountingEvents events;
+    Session s(V311, rightsFor({"t/#"}, {"t/#", "u/#"}), {}, events);
+    CHECK(feed(s, subscribe(V311, 1, {"t/a", "u/b"}), true).kind == Verdict::Kind::Forward);
+    const auto revoked = s.replaceRights(rightsFor({"t/#"}, {"t/#"}));
+    CHECK(revoked == std::vector<std::string>{"u/b"});
+    const auto unsub = s.makeUnsubscribe(revoked);
+    CHECK(packetIdOf(unsub) != 1);
+    // The broker grants both (it saw the SUBSCRIBE first): the revoked one stays revoked.
+    CHECK(feed(s, suback(V311, 1, {1, 1}), false).kind == Verdict::Kind::Forward);
+    CHECK(s.subscriptions() == std::vector<std::string>{"t/a"});
+}
+
+TEST_CASE("a resumed session's deliveries are checked even with check_deliveries off") {
+    for (auto v : {V5, V311}) {
+        for (bool present : {false, true}) {
+            CountingEvents events;
+            inspect::SessionOptions opts;
+            opts.checkDeliveries = false;
+            Session s(v, rightsFor({"t/#"}, {"t/#"}), opts, events);
+            CHECK(feed(s, connack(v, present, 0), false).kind != Verdict::Kind::Close);
+            CHECK(s.resumedSession() == present);
+            const Verdict d = feed(s, publish(v, "secret/x", 1, 5), false);
+            if (present) {
+                CHECK(d.kind == Verdict::Kind::Drop);
+                CHECK(!d.reply.empty());  // PUBACK to the broker
+                CHECK(events.denied == 1);
+            } else {
+                CHECK(d.kind == Verdict::Kind::Forward);
+            }
+            CHECK(feed(s, publish(v, "t/ok", 1, 6), false).kind == Verdict::Kind::Forward);
+        }
+    }
+}
+
+TEST_CASE("a dropped PUBLISH does not re-point the client's topic alias") {
+    CountingEvents events;
+    Session s(V5, rightsFor({"t/a", "t/b"}, {"t/#"}), {}, events);
+    REQUIRE(feed(s, connack(V5, false, 10), false).kind != Verdict::Kind::Close);
+    CHECK(feed(s, publish(V5, "t/a", 1, 1, 1), true).kind == Verdict::Kind::Forward);
+    // Denied and dropped: the broker never sees alias 1 re-pointed.
+    const Verdict denied = feed(s, publish(V5, "t/denied", 1, 2, 1), true);
+    CHECK(denied.kind == Verdict::Kind::Drop);
+    // Alias-only: judged as the broker will deliver it, on t/a.
+    CHECK(feed(s, publish(V5, "", 1, 3, 1), true).kind == Verdict::Kind::Forward);
+    CHECK(events.denied == 1);
+
+    // A reload revoking t/a: the alias-only use is denied (the broker would deliver on t/a).
+    s.replaceRights(rightsFor({"t/b", "t/denied"}, {"t/#"}));
+    CHECK(feed(s, publish(V5, "", 1, 4, 1), true).kind == Verdict::Kind::Drop);
+    CHECK(events.denied == 2);
+    // A forwarded re-point does move it.
+    CHECK(feed(s, publish(V5, "t/b", 1, 5, 1), true).kind == Verdict::Kind::Forward);
+    CHECK(feed(s, publish(V5, "", 1, 6, 1), true).kind == Verdict::Kind::Forward);
+}
+
+TEST_CASE("a new QoS 1/2 PUBLISH on an id whose flow is open is a protocol error") {
+    CountingEvents events;
+    Session s(V311, rightsOnT(), {}, events);
+    CHECK(feed(s, publish(V311, "t/a", 2, 9), true).kind == Verdict::Kind::Forward);
+    CHECK(feed(s, publish(V311, "t/a", 2, 9, std::nullopt, true), true).kind ==
+          Verdict::Kind::Forward);  // a retransmission (DUP)
+    CHECK(feed(s, publish(V311, "t/b", 1, 9), true).kind == Verdict::Kind::Close);
+}
+
+TEST_CASE("too many SUBSCRIBE filters awaiting the broker backlog the session") {
+    CountingEvents events;
+    inspect::SessionOptions opts;
+    opts.maxSubscriptions = 100000;
+    Session s(V311, rightsOnT(), opts, events);
+    uint16_t id = 1;
+    std::vector<std::string> filters;
+    for (int i = 0; i < 1000; ++i) filters.push_back("t/" + std::to_string(i));
+    while (!s.backlogged()) {
+        REQUIRE(id < 100);
+        CHECK(feed(s, subscribe(V311, id++, filters), true).kind == Verdict::Kind::Forward);
+    }
+    for (uint16_t i = 1; i < id; ++i)
+        feed(s, suback(V311, i, std::vector<uint8_t>(filters.size(), 1)), false);
+    CHECK(!s.backlogged());
+    CHECK(s.subscriptions().size() == 1000);
 }
