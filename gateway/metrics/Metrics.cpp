@@ -64,6 +64,11 @@ Metrics::Metrics()
       auditSuppressedFamily_(family<prometheus::Counter>(
           *registry_, "moat_audit_events_suppressed_total",
           "Audit events dropped by the audit log rate limit or a full queue.")),
+      readsPausedFamily_(family<prometheus::Counter>(
+          *registry_, "moat_client_reads_paused_total",
+          "Times the gateway stopped reading a client: its outbound queue (client_queue) or "
+          "the broker's (broker_queue) passed the high-water mark, or too many of its "
+          "SUBSCRIBE filters await the broker's answer (pending_acks).")),
       authzDenied_(authzDeniedFamily_, "action",
                    {"publish", "subscribe", "will", "deliver", "integrity"}),
       rateLimited_(rateLimitedFamily_, "limit",
@@ -71,7 +76,9 @@ Metrics::Metrics()
                     "max_connections_per_ip"}),
       protocolErrors_(protocolErrorsFamily_, "reason", {}),
       anomalies_(anomaliesFamily_, "kind",
-                 {"auth_failures", "topic_scan", "connection_storm", "publish_spike"}) {
+                 {"auth_failures", "topic_scan", "connection_storm", "publish_spike"}),
+      readsPaused_(readsPausedFamily_, "reason",
+                   {"client_queue", "broker_queue", "pending_acks"}) {
     for (auto d : {Direction::ClientToBroker, Direction::BrokerToClient}) {
         const std::string direction(directionLabel(d));
         const auto di = static_cast<size_t>(d);

@@ -84,6 +84,8 @@ public:
     // limit: publish_rate | publish_bytes_rate | connection_rate | max_connections | …
     void rateLimited(std::string_view limit) { rateLimited_.increment(limit); }
     void protocolError(std::string_view reason) { protocolErrors_.increment(reason); }
+    // reason: client_queue | broker_queue | pending_acks (see ClientConnection's back-pressure)
+    void clientReadsPaused(std::string_view reason) { readsPaused_.increment(reason); }
     // kind: auth_failures | topic_scan | connection_storm | publish_spike | …
     void anomaly(std::string_view kind) { anomalies_.increment(kind); }
     void reload(bool ok) { (ok ? reloadOk_ : reloadFailed_)->Increment(); }
@@ -116,6 +118,7 @@ private:
     prometheus::Family<prometheus::Counter>& reloadsFamily_;
     prometheus::Family<prometheus::Gauge>& backendUpFamily_;
     prometheus::Family<prometheus::Counter>& auditSuppressedFamily_;
+    prometheus::Family<prometheus::Counter>& readsPausedFamily_;
 
     std::array<std::array<prometheus::Counter*, 16>, 2> packets_{};  // [direction][type]
     std::array<prometheus::Counter*, 2> bytes_{};
@@ -124,6 +127,7 @@ private:
     LabeledCounter rateLimited_;
     LabeledCounter protocolErrors_;
     LabeledCounter anomalies_;
+    LabeledCounter readsPaused_;
     prometheus::Counter* reloadOk_ = nullptr;
     prometheus::Counter* reloadFailed_ = nullptr;
     prometheus::Gauge* bansActive_ = nullptr;

@@ -311,12 +311,16 @@ size_t ClientConnection::processClientPackets(const uint8_t* data, size_t len) {
         }
 
         const inspect::Verdict v = session_->onClientPacket(frame, body);
+        // Replies are encrypted here and leave in one write at the end (TLS: one record each,
+        // but not one socket write and one queued request each).
         const bool goOn = follow(v, frame.type(), off, size, run, &ClientConnection::sendToBackend,
-                                 &ClientConnection::sendToClient);
+                                 &ClientConnection::queueToClient);
         off += size;
         if (!goOn) return off;
+        if (session_->backlogged()) pauseClient(kPauseBacklog);
     }
     flushRun();
+    flushTls();
     return off;
 }
 
@@ -552,8 +556,15 @@ void ClientConnection::sendToClient(const uint8_t* data, size_t len) {
         closeNow();
         return;
     }
-    if (backendOpen_ && queuedBytes(reinterpret_cast<uv_stream_t*>(&client_)) > kHighWater)
-        pauseBackend();
+    checkClientQueue();
+}
+
+void ClientConnection::checkClientQueue() {
+    if (queuedBytes(reinterpret_cast<uv_stream_t*>(&client_)) <= kHighWater) return;
+    if (backendOpen_) pauseBackend();
+    // Not only broker traffic: the gateway's own replies (SUBACKs, acks of denied publishes)
+    // would otherwise pile up without bound for a client that writes and never reads.
+    if (state_ == State::Established) pauseClient(kPauseClientQueue);
 }
 
 void ClientConnection::flushTls() {
@@ -569,8 +580,7 @@ void ClientConnection::flushTls() {
         closeNow();
         return;
     }
-    if (backendOpen_ && queuedBytes(reinterpret_cast<uv_stream_t*>(&client_)) > kHighWater)
-        pauseBackend();
+    checkClientQueue();
 }
 
 void ClientConnection::onClientWritten(uv_stream_t* s, int status) {
@@ -580,9 +590,21 @@ void ClientConnection::onClientWritten(uv_stream_t* s, int status) {
         return;
     }
     if (self->backendPaused_ && queuedBytes(s) < kLowWater) self->resumeBackend();
+    if ((self->clientPause_ & kPauseClientQueue) && queuedBytes(s) < kLowWater) {
+        // It drained its queue: alive, though silent while we were not reading it.
+        self->lastClientActivity_ = uv_now(self->worker_.loop());
+        self->resumeClient(kPauseClientQueue);
+    }
 }
 
 void ClientConnection::pauseClient(Pause why) {
+    if (!(clientPause_ & why)) {
+        const char* reason = why == kPauseClientQueue    ? "client_queue"
+                             : why == kPauseBackpressure ? "broker_queue"
+                             : why == kPauseBacklog      ? "pending_acks"
+                                                         : nullptr;
+        if (reason) worker_.gateway().clientReadsPaused(reason);
+    }
     clientPause_ |= why;
     if (clientReading_) {
         uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));
@@ -690,6 +712,9 @@ void ClientConnection::onBackendRead(uv_stream_t* s, ssize_t n, const uv_buf_t* 
         size_t used = self->processBrokerPackets(self->backendIn_.data(), self->backendIn_.size());
         if (self->state_ != State::Closing) self->backendIn_.consume(used);
     }
+    // SUBACKs came: a client paused for its backlog of unanswered filters may go on.
+    if ((self->clientPause_ & kPauseBacklog) && !self->session_->backlogged())
+        self->resumeClient(kPauseBacklog);
     self->flushTls();
 }
 

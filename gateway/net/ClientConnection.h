@@ -71,7 +71,16 @@ class ClientConnection : public inspect::SessionEvents {
         Established,
         Closing
     };
-    enum Pause : uint8_t { kPauseBackpressure = 1, kPauseState = 2, kPauseThrottle = 4 };
+    // Why the client is not read. Backpressure: the broker's queue is full; ClientQueue: the
+    // client's own (it does not read what it is sent, replies the gateway makes included);
+    // Backlog: too many of its SUBSCRIBE filters await the broker's answer.
+    enum Pause : uint8_t {
+        kPauseBackpressure = 1,
+        kPauseState = 2,
+        kPauseThrottle = 4,
+        kPauseClientQueue = 8,
+        kPauseBacklog = 16
+    };
 
     // Admission (limits, bans) for the device address, then TLS or plaintext MQTT.
     bool start();
@@ -105,6 +114,8 @@ class ClientConnection : public inspect::SessionEvents {
     void endForReload(inspect::ReloadOutcome outcome, uint8_t v5Reason, const std::string& why);
     void sendToClient(const uint8_t* data, size_t len);
     void flushTls();
+    // After a write to the client: above the high-water mark, neither side is read.
+    void checkClientQueue();
     void pauseClient(Pause why);
     void resumeClient(Pause why);
 

@@ -92,6 +92,7 @@ class Gateway : private cluster::ClusterHandler {
     void authzDenied(std::string_view action) { metrics_.authzDenied(action); }
     void rateLimited(std::string_view limit) { metrics_.rateLimited(limit); }
     void protocolError(std::string_view reason) { metrics_.protocolError(reason); }
+    void clientReadsPaused(std::string_view reason) { metrics_.clientReadsPaused(reason); }
     void setBackendReachable(bool up);
     // The broker's CONNACK for a device: missing within backend.connect_timeout, or arrived.
     // Repeated timeouts mark the broker down (BackendHealth) although TCP connects succeed.
