@@ -91,6 +91,10 @@ Verdict Session::onClientPacket(const mqtt::Frame& frame, const uint8_t* body) {
 
 Verdict Session::deniedPublish(uint8_t qos, uint16_t packetId, bool disconnect) {
     if (disconnect) return Verdict::close(v5() ? rc::NotAuthorized : 0);
+    // A retransmission (DUP) of a message forwarded before a reload revoked its topic: the
+    // broker's flow for this id is open and its ack ends it; a gateway ack (and, v3, taking
+    // over the PUBREL) would leave that flow, and the id, stuck.
+    if (qos > 0 && inflight_.count(packetId)) return Verdict::drop();
     Verdict v = Verdict::drop();
     // v5 tells the client why; v3 has no reason codes, so it gets the success ack brokers give.
     uint8_t reason = v5() ? rc::NotAuthorized : rc::Success;

@@ -340,3 +340,21 @@ TEST_CASE("too many SUBSCRIBE filters awaiting the broker backlog the session") 
     CHECK(!s.backlogged());
     CHECK(s.subscriptions().size() == 1000);
 }
+
+TEST_CASE("a denied retransmission of a forwarded QoS 2 PUBLISH leaves the broker's flow alone") {
+    for (auto v : {V5, V311}) {
+        CountingEvents events;
+        Session s(v, rightsFor({"t/#"}, {"t/#"}), {}, events);
+        CHECK(feed(s, publish(v, "t/a", 2, 4), true).kind == Verdict::Kind::Forward);
+        s.replaceRights(rightsFor({"u/#"}, {"t/#"}));
+        const Verdict dup = feed(s, publish(v, "t/a", 2, 4, std::nullopt, true), true);
+        CHECK(dup.kind == Verdict::Kind::Drop);
+        CHECK(dup.reply.empty());  // no gateway PUBREC: the broker's answers the client
+        // The client's PUBREL goes to the broker (not answered by the gateway).
+        mqtt::AckPacket rel;
+        rel.type = mqtt::PacketType::Pubrel;
+        rel.packetId = 4;
+        CHECK(feed(s, mqtt::encodeAck(rel, v), true).kind == Verdict::Kind::Forward);
+        CHECK(s.inflight() == 1);
+    }
+}
