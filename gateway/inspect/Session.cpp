@@ -14,10 +14,6 @@ namespace rc = mqtt::reason;
 
 namespace {
 
-uint16_t readU16(const uint8_t* p) {
-    return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-
 std::vector<uint8_t> makeAck(PacketType type, mqtt::ProtocolVersion v, uint16_t id,
                              uint8_t reason) {
     mqtt::AckPacket ack;
@@ -272,7 +268,16 @@ Verdict Session::clientAck(const mqtt::Frame& frame, const uint8_t* body) {
 
 // ---------------------------------------------------------------- broker -> client
 
+Verdict Session::brokerMalformed(const char* detail) {
+    events_.onBackendMalformed(detail);
+    return Verdict::close(rc::UnspecifiedError);
+}
+
 Verdict Session::onBrokerPacket(const mqtt::Frame& frame, const uint8_t* body) {
+    // What the gateway cannot read it cannot check, and its tables (aliases, subscriptions,
+    // flows) would stop matching the broker's: such a packet ends the session.
+    if (!mqtt::validFixedHeaderFlags(frame, version_))
+        return brokerMalformed("reserved fixed-header flags");
     switch (frame.type()) {
         case PacketType::Publish:
             return brokerPublish(frame, body);
@@ -287,15 +292,25 @@ Verdict Session::onBrokerPacket(const mqtt::Frame& frame, const uint8_t* body) {
             return brokerAck(frame, body);
         case PacketType::Connack:
             return brokerConnack(frame, body);
-        default:
+        case PacketType::Pingresp:
+            if (frame.remainingLength != 0) return brokerMalformed("PINGRESP body");
             return Verdict::forward();
+        case PacketType::Disconnect: {
+            mqtt::DisconnectPacket d;
+            if (!v5() ||
+                mqtt::decodeDisconnect(body, frame.remainingLength, version_, d) != rc::Success)
+                return brokerMalformed("malformed DISCONNECT");
+            return Verdict::forward();
+        }
+        default:
+            return brokerMalformed("packet type a broker never sends");
     }
 }
 
 Verdict Session::brokerConnack(const mqtt::Frame& frame, const uint8_t* body) {
     mqtt::ConnackPacket ack;
     if (mqtt::decodeConnack(body, frame.remainingLength, version_, ack) != rc::Success)
-        return Verdict::forward();
+        return brokerMalformed("malformed CONNACK");
     // A resumed session brings subscriptions made on earlier connections (perhaps under an
     // older policy, or before a reload this connection never saw): what they deliver must be
     // checked, whatever check_deliveries says.
@@ -317,7 +332,7 @@ Verdict Session::brokerConnack(const mqtt::Frame& frame, const uint8_t* body) {
 Verdict Session::brokerPublish(const mqtt::Frame& frame, const uint8_t* body) {
     mqtt::PublishView pub;
     uint8_t r = mqtt::decodePublish(frame, body, version_, pub);
-    if (r != rc::Success) return Verdict::forward();  // the broker is trusted to be well-formed
+    if (r != rc::Success) return brokerMalformed("malformed PUBLISH");
 
     std::string_view topic = pub.topic;
     bool aliasOnly = false;
@@ -327,7 +342,8 @@ Verdict Session::brokerPublish(const mqtt::Frame& frame, const uint8_t* body) {
             clientKnowsBrokerAlias_.erase(*pub.topicAlias);
         } else {
             auto it = brokerAliases_.find(*pub.topicAlias);
-            if (it == brokerAliases_.end()) return Verdict::forward();
+            if (it == brokerAliases_.end())
+                return brokerMalformed("PUBLISH with an unknown topic alias");
             topic = it->second;
             aliasOnly = true;
         }
@@ -364,19 +380,12 @@ Verdict Session::brokerPublish(const mqtt::Frame& frame, const uint8_t* body) {
 }
 
 Verdict Session::brokerSuback(const mqtt::Frame& frame, const uint8_t* body) {
-    if (frame.remainingLength < 2) return Verdict::forward();
-    uint16_t id = readU16(body);
+    mqtt::SubackPacket ack;
+    if (mqtt::decodeSuback(body, frame.remainingLength, version_, ack) != rc::Success)
+        return brokerMalformed("malformed SUBACK");
+    const uint16_t id = ack.packetId;
     if (!subscriptions_.idInUse(id)) return Verdict::forward();
     auto merge = pendingSubacks_.find(id);
-
-    mqtt::SubackPacket ack;
-    if (mqtt::decodeSuback(body, frame.remainingLength, version_, ack) != rc::Success) {
-        // Whatever it says, the SUBSCRIBE is answered: a refusal of everything is the safe
-        // reading (the filters stay counted only where another SUBSCRIBE is in flight).
-        subscriptions_.subackReceived(id, {});
-        if (merge != pendingSubacks_.end()) pendingSubacks_.erase(merge);
-        return Verdict::forward();
-    }
     // Undo what the broker refused (codes >= 0x80); granted filters were counted when sent.
     subscriptions_.subackReceived(id, ack.codes);
     if (merge == pendingSubacks_.end()) return Verdict::forward();
@@ -391,16 +400,20 @@ Verdict Session::brokerSuback(const mqtt::Frame& frame, const uint8_t* body) {
 }
 
 Verdict Session::brokerUnsuback(const mqtt::Frame& frame, const uint8_t* body) {
-    if (frame.remainingLength < 2) return Verdict::forward();
-    const uint16_t id = readU16(body);
+    mqtt::UnsubackPacket ack;
+    if (mqtt::decodeUnsuback(body, frame.remainingLength, version_, ack) != rc::Success)
+        return brokerMalformed("malformed UNSUBACK");
+    const uint16_t id = ack.packetId;
     if (gatewayUnsubscribes_.erase(id)) return Verdict::drop();
     subscriptions_.unsubackReceived(id);
     return Verdict::forward();
 }
 
 Verdict Session::brokerAck(const mqtt::Frame& frame, const uint8_t* body) {
-    if (frame.remainingLength < 2) return Verdict::forward();
-    uint16_t id = readU16(body);
+    mqtt::AckPacket ack;
+    if (mqtt::decodeAck(frame.type(), body, frame.remainingLength, version_, ack) != rc::Success)
+        return brokerMalformed("malformed acknowledgement");
+    const uint16_t id = ack.packetId;
     switch (frame.type()) {
         case PacketType::Pubrel:
             if (blockedDeliveryQos2_.erase(id)) {
@@ -415,7 +428,7 @@ Verdict Session::brokerAck(const mqtt::Frame& frame, const uint8_t* body) {
             break;
         case PacketType::Pubrec:
             // v5: a failing PUBREC ends the flow; otherwise PUBCOMP will.
-            if (frame.remainingLength >= 3 && body[2] >= 0x80) inflight_.erase(id);
+            if (ack.reason >= 0x80) inflight_.erase(id);
             break;
         default:
             break;

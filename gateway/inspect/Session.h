@@ -36,6 +36,9 @@ class SessionEvents {
                                const policy::Decision& decision) = 0;
     virtual void onProtocolError(uint8_t reason, const char* detail) = 0;
     virtual void onSubscriptionLimit(std::string_view filter) = 0;
+    // A broker packet the session cannot inspect (undecodable, a type a broker never sends, a
+    // PUBLISH with an unknown topic alias): never passed on unchecked, the client is closed.
+    virtual void onBackendMalformed(const char* detail) { (void)detail; }
     // A PUBLISH refused by integrity.rules; counted as a denied publish with action
     // "integrity". `rule`: "integrity.rules[i]"; `reason`: "missing signature", "bad signature",
     // "stale timestamp", "no key", ...
@@ -107,6 +110,7 @@ class Session {
     Verdict brokerAck(const mqtt::Frame& frame, const uint8_t* body);
     Verdict brokerConnack(const mqtt::Frame& frame, const uint8_t* body);
     Verdict protocolError(uint8_t reason, const char* detail);
+    Verdict brokerMalformed(const char* detail);
     Verdict deniedPublish(uint8_t qos, uint16_t packetId, bool disconnect);
 
     bool v5() const { return version_ == mqtt::ProtocolVersion::V5; }

@@ -729,8 +729,8 @@ size_t ClientConnection::processBrokerPackets(const uint8_t* data, size_t len) {
         if (fs == mqtt::FrameStatus::NeedMore) break;
         if (fs == mqtt::FrameStatus::Malformed) {
             flushRun();
-            MOAT_LOG_WARN("broker sent a malformed packet header to %s; closing", remote_.c_str());
-            closeAfterFlush();
+            onBackendMalformed("bad fixed header");
+            closeWithReason(rc::UnspecifiedError);
             return off;
         }
         if (len - off < frame.totalSize()) break;
@@ -1058,6 +1058,13 @@ void ClientConnection::onDeniedTopic(std::string_view topic) {
 void ClientConnection::onProtocolError(uint8_t reason, const char* detail) {
     worker_.gateway().protocolError(mqtt::reasonName(reason));
     audit("protocol_error", "", "", "", detail);
+}
+
+void ClientConnection::onBackendMalformed(const char* detail) {
+    MOAT_LOG_WARN("broker sent %s a packet it cannot inspect (%s); closing", remote_.c_str(),
+                  detail);
+    worker_.gateway().protocolError("backend_malformed");
+    audit("protocol_error", "", "", "", std::string("broker: ") + detail);
 }
 
 void ClientConnection::onSubscriptionLimit(std::string_view filter) {

@@ -180,6 +180,7 @@ class ClientConnection : public inspect::SessionEvents {
                        const policy::Decision& decision) override;
     void onProtocolError(uint8_t reason, const char* detail) override;
     void onSubscriptionLimit(std::string_view filter) override;
+    void onBackendMalformed(const char* detail) override;
     void onIntegrityDenied(std::string_view topic, std::string_view rule,
                            const char* reason) override;
     // integrity.rules for this client, its %u keys loaded now (not per message).

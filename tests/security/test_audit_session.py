@@ -225,3 +225,85 @@ def test_gateway_replies_to_a_client_that_never_reads_are_bounded(moat_factory, 
 def ssl_error():
     import ssl
     return ssl.SSLError
+
+
+# --- own sweep: the broker->client tables (aliases, flows) stay the broker's ------------------
+
+class ScriptedBroker:
+    """Answers one CONNECT with CONNACK 0, then sends `script` (raw bytes) and keeps reading."""
+
+    def __init__(self, script, version):
+        import threading
+        self.script, self.version = script, version
+        self.sock = socket.socket()
+        self.sock.bind((h.HOST, 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        self.conns.append(conn)
+        conn.settimeout(20)
+        try:
+            conn.recv(65536)  # the CONNECT (small, one write)
+            conn.sendall(b"\x20\x03\x00\x00\x00" if self.version == V5 else b"\x20\x02\x00\x00")
+            conn.sendall(self.script)
+            while conn.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def _broker_publish(topic, payload, props=b"", flags=0):
+    return w.packet(w.PUBLISH, flags, w.utf8(topic) + w.varint(len(props)) + props + payload)
+
+
+@pytest.mark.parametrize("attack", ["unknown_alias", "qos3_flags", "subscribe_from_broker"])
+def test_broker_packet_that_cannot_be_inspected_is_never_passed_on(moat_factory, attack):
+    """A broker PUBLISH with an alias never set (its topic unknown: cannot be checked), one with
+    reserved flags, a packet type a broker never sends: the client is disconnected (0x80) and
+    moat_protocol_errors_total{reason="backend_malformed"} counts it, instead of the packet
+    reaching the client unchecked."""
+    m = unique("mark").encode()
+    script = {
+        "unknown_alias": _broker_publish("", m, ALIAS + struct.pack("!H", 7)),
+        "qos3_flags": _broker_publish("sec/" + m.decode(), m, flags=6),
+        "subscribe_from_broker": w.subscribe_packet([(m.decode(), 0)], 1, V5),
+    }[attack]
+    fake = ScriptedBroker(script, V5)
+    try:
+        moat = moat_factory({"policy": {"roles": {"tester": {"publish": ["#"],
+                                                             "subscribe": ["sec/ok/#"]}}}},
+                            broker_=fake)
+        c = moat.wire(version=V5)
+        try:
+            assert c.connect(unique("victim")) == 0
+            seen = []
+            reason = None
+            try:
+                while True:
+                    p = c.read_packet(5)
+                    seen.append(p)
+                    if p.type == w.DISCONNECT:
+                        reason = p.body[0] if p.body else 0
+            except (EOFError, ConnectionError, OSError):
+                pass
+            assert reason == 0x80, seen
+            assert not any(m in p.body for p in seen), seen
+        finally:
+            c.close()
+        h.wait_until(lambda: moat.metric("moat_protocol_errors_total",
+                                         reason="backend_malformed") >= 1, 5,
+                     message="backend_malformed counted")
+    finally:
+        fake.close()

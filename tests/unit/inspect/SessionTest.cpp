@@ -1,5 +1,5 @@
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 
 #include "gateway/inspect/Session.h"
 #include "gateway/mqtt/Decoder.h"
@@ -153,9 +153,8 @@ std::vector<uint8_t> connack(mqtt::ProtocolVersion v, bool sessionPresent, uint1
     return mqtt::encodeConnack(v, sessionPresent, 0, props);
 }
 
-std::vector<uint8_t> publish(mqtt::ProtocolVersion v, std::string topic, uint8_t qos,
-                             uint16_t id, std::optional<uint16_t> alias = std::nullopt,
-                             bool dup = false) {
+std::vector<uint8_t> publish(mqtt::ProtocolVersion v, std::string topic, uint8_t qos, uint16_t id,
+                             std::optional<uint16_t> alias = std::nullopt, bool dup = false) {
     mqtt::PublishPacket pub;
     pub.topic = std::move(topic);
     pub.payload = "x";
@@ -177,8 +176,7 @@ TEST_CASE("a SUBSCRIBE on a packet id still awaiting its SUBACK is a protocol er
     for (auto v : {V5, V311}) {
         CountingEvents events;
         Session s(v, rightsOnT(), {}, events);
-        CHECK(feed(s, subscribe(v, 1, {"t/a", "t/b", "t/c"}), true).kind ==
-              Verdict::Kind::Forward);
+        CHECK(feed(s, subscribe(v, 1, {"t/a", "t/b", "t/c"}), true).kind == Verdict::Kind::Forward);
         const Verdict again = feed(s, subscribe(v, 1, {"t/y"}), true);
         CHECK(again.kind == Verdict::Kind::Close);
         CHECK(again.disconnectReason == mqtt::reason::PacketIdInUse);
@@ -357,4 +355,28 @@ TEST_CASE("a denied retransmission of a forwarded QoS 2 PUBLISH leaves the broke
         CHECK(feed(s, mqtt::encodeAck(rel, v), true).kind == Verdict::Kind::Forward);
         CHECK(s.inflight() == 1);
     }
+}
+
+TEST_CASE("a broker packet the session cannot inspect closes it (backend_malformed)") {
+    struct Malformed : CountingEvents {
+        std::vector<std::string> details;
+        void onBackendMalformed(const char* d) override { details.emplace_back(d); }
+    };
+    auto closes = [](const std::vector<uint8_t>& bytes, mqtt::ProtocolVersion v) {
+        Malformed events;
+        Session s(v, rightsOnT(), {}, events);
+        const Verdict verdict = feed(s, bytes, false);
+        return verdict.kind == Verdict::Kind::Close &&
+               verdict.disconnectReason == mqtt::reason::UnspecifiedError &&
+               events.details.size() == 1;
+    };
+    CHECK(closes(publish(V5, "", 0, 0, 3), V5));                  // alias never set
+    CHECK(closes(subscribe(V5, 1, {"t/a"}), V5));                 // a client's packet type
+    CHECK(closes(std::vector<uint8_t>{0x90, 0x01, 0x00}, V311));  // SUBACK too short
+    CHECK(closes(std::vector<uint8_t>{0x36, 0x05, 0, 1, 't', 0, 1}, V311));  // QoS 3
+    CHECK(closes(std::vector<uint8_t>{0xE0, 0x00}, V311));                   // v3 DISCONNECT
+    CHECK(closes(std::vector<uint8_t>{0xD0, 0x01, 0x00}, V311));             // PINGRESP with a body
+    CHECK(!closes(std::vector<uint8_t>{0xD0, 0x00}, V311));
+    CHECK(!closes(std::vector<uint8_t>{0xE0, 0x01, 0x8E}, V5));  // session taken over
+    CHECK(!closes(publish(V5, "t/a", 1, 2, 3), V5));
 }
