@@ -830,12 +830,17 @@ bool ClientConnection::admitPacket(mqtt::PacketType type, size_t bytes) {
                          type == PacketType::Unsubscribe;
     if (!publish && !control) return true;
     const auto nowMs = std::chrono::milliseconds(uv_now(worker_.loop()));
-    if (publish && publishBaseline_) {
-        if (auto a = publishBaseline_->onPublish(anomalySubject_,
-                                                 metrics::PublishBaseline::time_point(nowMs)))
-            worker_.gateway().raiseAnomaly(*a, listener_.name, remote_, connect_->clientId,
-                                           identity_);
-    }
+    // The spike baseline counts a publish once, when admitted: a throttled one stays buffered
+    // and is judged again when reading resumes.
+    auto admitted = [&] {
+        if (publishBaseline_) {
+            if (auto a = publishBaseline_->onPublish(anomalySubject_,
+                                                     metrics::PublishBaseline::time_point(nowMs)))
+                worker_.gateway().raiseAnomaly(*a, listener_.name, remote_, connect_->clientId,
+                                               identity_);
+        }
+        return true;
+    };
     const auto now = inspect::SteadyTime(nowMs);
     const char* limit = nullptr;
     double need = 1;
@@ -845,7 +850,7 @@ bool ClientConnection::admitPacket(mqtt::PacketType type, size_t bytes) {
         limit = "control_packet_rate";
         waitOn = &controlBucket_;
     } else if (publishBucket_.unlimited() && bytesBucket_.unlimited()) {
-        return true;
+        return admitted();
     } else if (!publishBucket_.tryTake(1, now)) {
         limit = "publish_rate";
         waitOn = &publishBucket_;
@@ -855,7 +860,7 @@ bool ClientConnection::admitPacket(mqtt::PacketType type, size_t bytes) {
         waitOn = &bytesBucket_;
         need = static_cast<double>(bytes);
     } else {
-        return true;
+        return admitted();
     }
 
     worker_.gateway().rateLimited(limit);
