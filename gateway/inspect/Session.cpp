@@ -234,6 +234,7 @@ Verdict Session::clientSubscribe(const mqtt::Frame& frame, const uint8_t* body) 
     subscriptions_.subscribeSent(sub.packetId, granted);
     if (denied == 0) return Verdict::forward();
 
+    pendingSubackCodes_ += codes.size();
     pendingSubacks_[sub.packetId] = codes;
     mqtt::SubscribePacket onward = sub;
     onward.subscriptions.clear();
@@ -391,6 +392,7 @@ Verdict Session::brokerSuback(const mqtt::Frame& frame, const uint8_t* body) {
     if (merge == pendingSubacks_.end()) return Verdict::forward();
 
     std::vector<uint8_t> codes = std::move(merge->second);
+    pendingSubackCodes_ -= codes.size();
     pendingSubacks_.erase(merge);
     size_t next = 0;
     for (auto& c : codes)

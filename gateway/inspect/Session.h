@@ -92,8 +92,12 @@ class Session {
     // The filters the broker holds or will hold for this client (in flight included).
     std::vector<std::string> subscriptions() const { return subscriptions_.filters(); }
     // Too many SUBSCRIBE filters await the broker's answer: read nothing more from the client
-    // until it has answered (each pending filter pins its name in memory).
-    bool backlogged() const { return subscriptions_.pendingFilters() > kMaxPendingFilters; }
+    // until it has answered (each pending filter pins its name, each filter of a merged SUBACK
+    // its code, in memory).
+    bool backlogged() const {
+        return subscriptions_.pendingFilters() > kMaxPendingFilters ||
+               pendingSubackCodes_ > kMaxPendingSubackCodes;
+    }
     // The broker resumed a stored session (CONNACK session present).
     bool resumedSession() const { return resumedSession_; }
     mqtt::ProtocolVersion version() const { return version_; }
@@ -132,6 +136,8 @@ class Session {
     // SUBSCRIBE packets forwarded with some filters removed: packet id -> per-filter codes,
     // 0xFF where the broker's answer goes.
     std::unordered_map<uint16_t, std::vector<uint8_t>> pendingSubacks_;
+    size_t pendingSubackCodes_ = 0;  // their total size
+    static constexpr size_t kMaxPendingSubackCodes = 256 * 1024;
     // Subscriptions (the broker's, in flight included) and the client's pending
     // SUBSCRIBE / UNSUBSCRIBE ids.
     SubscriptionTable subscriptions_;

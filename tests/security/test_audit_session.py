@@ -307,3 +307,34 @@ def test_broker_packet_that_cannot_be_inspected_is_never_passed_on(moat_factory,
                      message="backend_malformed counted")
     finally:
         fake.close()
+
+
+def test_subscribes_outrunning_the_broker_are_not_read(moat_factory):
+    """A broker that does not answer (busy, or kept busy): every forwarded SUBSCRIBE pins its
+    filters in the gateway until the SUBACK. Past 4096 pending filters the gateway stops
+    reading the client until the broker answers, instead of buffering without bound."""
+    fake = ScriptedBroker(b"", V311)  # CONNACK, then silence
+    try:
+        moat = moat_factory({"limits": {"max_subscriptions": 1000000}}, broker_=fake)
+        c = moat.wire(version=V311)
+        try:
+            assert c.connect(unique("outrun")) == 0
+            c.sock.settimeout(3)
+            for i in range(60):
+                try:
+                    c.send(_subscribe(["sec/%d/%d" % (i, j) for j in range(1000)], i + 1,
+                                      V311))
+                except OSError:
+                    break  # the gateway stopped reading and the kernel buffers are full
+
+            def subscribes():
+                return moat.metric("moat_packets_total", direction="client_to_broker",
+                                   type="SUBSCRIBE")
+            h.wait_until(lambda: subscribes() >= 5, 10, message="SUBSCRIBEs counted")
+            time.sleep(1.5)  # the per-worker packet counts are published about once a second
+            assert subscribes() < 10, subscribes()
+            assert moat.metric("moat_client_reads_paused_total", reason="pending_acks") >= 1
+        finally:
+            c.close()
+    finally:
+        fake.close()

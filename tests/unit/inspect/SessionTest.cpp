@@ -380,3 +380,19 @@ TEST_CASE("a broker packet the session cannot inspect closes it (backend_malform
     CHECK(!closes(std::vector<uint8_t>{0xE0, 0x01, 0x8E}, V5));  // session taken over
     CHECK(!closes(publish(V5, "t/a", 1, 2, 3), V5));
 }
+
+TEST_CASE("merged SUBACKs awaiting the broker backlog the session too") {
+    CountingEvents events;
+    Session s(V311, rightsOnT(), {}, events);
+    // One allowed filter, many denied ones: little to record, a large SUBACK to merge.
+    std::vector<std::string> filters{"t/a"};
+    for (int i = 0; i < 20000; ++i) filters.push_back("x");
+    uint16_t id = 1;
+    while (!s.backlogged()) {
+        REQUIRE(id < 100);
+        CHECK(feed(s, subscribe(V311, id++, filters), true).kind == Verdict::Kind::Replace);
+    }
+    for (uint16_t i = 1; i < id; ++i)
+        CHECK(feed(s, suback(V311, i, {1}), false).kind == Verdict::Kind::Replace);
+    CHECK(!s.backlogged());
+}
