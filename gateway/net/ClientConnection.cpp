@@ -590,11 +590,8 @@ void ClientConnection::onClientWritten(uv_stream_t* s, int status) {
         return;
     }
     if (self->backendPaused_ && queuedBytes(s) < kLowWater) self->resumeBackend();
-    if ((self->clientPause_ & kPauseClientQueue) && queuedBytes(s) < kLowWater) {
-        // It drained its queue: alive, though silent while we were not reading it.
-        self->lastClientActivity_ = uv_now(self->worker_.loop());
+    if ((self->clientPause_ & kPauseClientQueue) && queuedBytes(s) < kLowWater)
         self->resumeClient(kPauseClientQueue);
-    }
 }
 
 void ClientConnection::pauseClient(Pause why) {
