@@ -590,8 +590,11 @@ void ClientConnection::onClientWritten(uv_stream_t* s, int status) {
         return;
     }
     if (self->backendPaused_ && queuedBytes(s) < kLowWater) self->resumeBackend();
-    if ((self->clientPause_ & kPauseClientQueue) && queuedBytes(s) < kLowWater)
-        self->resumeClient(kPauseClientQueue);
+    if (self->clientPause_ & kPauseClientQueue) {
+        // The client is reading what we send (slowly): that is activity while we do not read it.
+        self->keepAliveClock_.packet(uv_now(self->worker_.loop()));
+        if (queuedBytes(s) < kLowWater) self->resumeClient(kPauseClientQueue);
+    }
 }
 
 void ClientConnection::pauseClient(Pause why) {
@@ -913,8 +916,12 @@ void ClientConnection::onTimer(uv_timer_t* t) {
                 return;
             }
             const uint64_t now = uv_now(self->worker_.loop());
-            // A client we stopped reading (back-pressure) is silent because of us.
-            if (self->clientPause_ != 0) self->keepAliveClock_.packet(now);
+            // A client we stopped reading (broker back-pressure, throttle, pending acks) is
+            // silent because of us. One we stopped reading because it does not read what we
+            // send is not: only its draining queue counts (onClientWritten), so a client that
+            // neither reads nor can send is closed at its keepalive deadline instead of holding
+            // its connection and buffers for ever.
+            if (self->clientPause_ & ~kPauseClientQueue) self->keepAliveClock_.packet(now);
             const uint64_t left = self->keepAliveClock_.remaining(now);
             if (left == 0) {
                 self->audit("disconnect", "", "", "", "keepalive_timeout");

@@ -222,6 +222,46 @@ def test_gateway_replies_to_a_client_that_never_reads_are_bounded(moat_factory, 
     assert_still_serves(moat, broker)
 
 
+def test_client_that_neither_reads_nor_can_send_meets_its_keepalive(moat_factory, broker):
+    """A client that never reads makes the gateway stop reading it (above); it must not then
+    hold its connection and buffers for ever because the pause looks like the gateway's own
+    doing. Its keepalive (2 s here) ends it unless what the gateway sends it drains."""
+    moat = moat_factory({"policy": {"roles": {"tester": {"publish": ["sec/ok/#"],
+                                                         "subscribe": ["#"]}}},
+                         "audit": {"max_events_per_second": 10}})
+    cid = unique("stuck")
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(10)
+    raw.connect((h.HOST, moat.port))
+    s = moat.certs.context("device1").wrap_socket(raw, server_hostname="localhost")
+    try:
+        s.sendall(w.connect_packet(cid, keepalive=2))
+        ack = b""
+        while len(ack) < 4:
+            ack += s.recv(4 - len(ack))
+        assert ack[0] >> 4 == w.CONNACK and ack[3] == 0
+        one = w.packet(w.PUBLISH, 2, w.utf8("d") + struct.pack("!H", 1))
+        chunk = one * 9000
+        budget, sent = 16 * 1024 * 1024, 0
+        s.settimeout(3)
+        while sent < budget:
+            try:
+                s.sendall(chunk)
+            except (socket.timeout, ssl_error()):
+                break  # paused by the gateway, kernel buffers full
+            sent += len(chunk)
+        h.wait_until(lambda: moat.metric("moat_client_reads_paused_total",
+                                         reason="client_queue") >= 1, 10,
+                     message="the gateway to stop reading the client")
+        moat.wait_audit(lambda e: e.get("event") == "disconnect" and e.get("client_id") == cid
+                        and "keepalive" in e.get("reason", ""), 30,
+                        message="keepalive close of the stuck client")
+    finally:
+        s.close()
+    assert_still_serves(moat, broker)
+
+
 def ssl_error():
     import ssl
     return ssl.SSLError
