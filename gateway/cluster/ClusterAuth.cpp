@@ -1,4 +1,5 @@
 #include "gateway/cluster/ClusterAuth.h"
+#include "policy/Hex.h"
 
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
@@ -81,14 +82,7 @@ std::string hmacHex(std::string_view key, std::string_view message) {
     unsigned int len = 0;
     HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
          reinterpret_cast<const unsigned char*>(message.data()), message.size(), md, &len);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(len * 2);
-    for (unsigned int i = 0; i < len; ++i) {
-        out.push_back(kHex[md[i] >> 4]);
-        out.push_back(kHex[md[i] & 15]);
-    }
-    return out;
+    return policy::hexEncode(md, len);
 }
 
 // ------------------------------------------------------------------------------ events

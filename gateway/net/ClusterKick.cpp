@@ -8,6 +8,7 @@
 
 #include "gateway/net/ClientConnection.h"
 #include "gateway/net/Worker.h"
+#include "policy/Hex.h"
 
 namespace moat::net {
 
@@ -16,14 +17,7 @@ std::string ClientConnection::certFingerprint() const {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     if (X509_digest(tls_->peerCertificate(), EVP_sha256(), md, &len) != 1) return {};
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(len * 2);
-    for (unsigned int i = 0; i < len; ++i) {
-        out.push_back(kHex[md[i] >> 4]);
-        out.push_back(kHex[md[i] & 15]);
-    }
-    return out;
+    return policy::hexEncode(md, len);
 }
 
 bool ClientConnection::kick(const std::string& identity, const std::string& fingerprint,
