@@ -119,11 +119,12 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
         return protocolError(rc::PayloadFormatInvalid, "payload is not UTF-8 (payload format 1)");
 
     std::string_view topic = pub.topic;
-    // A PUBLISH carrying a topic and an alias re-points the alias, but only at the broker and
-    // only if it gets there: the mapping is recorded once the packet is forwarded, so this table
-    // is always the broker's (a dropped re-point would otherwise make the gateway check one
-    // topic while the broker delivers on another).
-    std::optional<uint16_t> setsAlias;
+    // Client topic aliases live in two tables. clientAliases_ is what the client meant: every
+    // PUBLISH with a topic and an alias sets it, forwarded or not, so an alias-only PUBLISH is
+    // checked against the topic the client means. aliasesAtBroker_ is what the broker maps: it
+    // changes only when a packet reaches the broker. When the two differ (the re-pointing
+    // PUBLISH was dropped), an allowed alias-only PUBLISH is sent with its topic, so the broker
+    // delivers exactly the topic that was checked and re-points its alias to it.
     if (pub.topicAlias) {
         uint16_t alias = *pub.topicAlias;
         // The broker's CONNACK set the range; without a Topic Alias Maximum there (or before
@@ -131,7 +132,7 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
         if (alias == 0 || alias > brokerTopicAliasMax_)
             return protocolError(rc::TopicAliasInvalid, "topic alias out of range");
         if (!topic.empty()) {
-            setsAlias = alias;
+            clientAliases_[alias].assign(topic);
         } else {
             auto it = clientAliases_.find(alias);
             if (it == clientAliases_.end())
@@ -169,18 +170,24 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
         if (!inflight_.count(pub.packetId) && inflight_.size() >= options_.maxInflight)
             return protocolError(rc::ReceiveMaximumExceeded, "too many in-flight publishes");
     }
-    // Re-encode only when something changes: a v3 trailer to strip, an identity to stamp.
+    // An alias-only PUBLISH whose alias the broker maps elsewhere carries its topic onward.
+    mqtt::PublishView onward = pub;
+    std::string* atBroker = pub.topicAlias ? &aliasesAtBroker_[*pub.topicAlias] : nullptr;
+    const bool sendTopic = atBroker && pub.topic.empty() && *atBroker != topic;
+    if (sendTopic) onward.topic = topic;
+    // Re-encode only when something changes: a v3 trailer to strip, an identity to stamp, a
+    // topic to send along.
     Verdict v = Verdict::forward();
-    if (trailer != 0 || !stampProperty_.empty()) {
+    if (trailer != 0 || !stampProperty_.empty() || sendTopic) {
         v = Verdict::replace({});
-        if (!integrity::rewritePublish(frame, pub, v5(),
+        if (!integrity::rewritePublish(frame, onward, v5(),
                                        pub.payload.substr(0, pub.payload.size() - trailer),
                                        stampProperty_, v.onward))
             return protocolError(rc::PacketTooLarge, "PUBLISH too large to re-encode");
     }
     // Forwarded: from here on the broker's state changes, and the gateway's with it.
     if (pub.qos > 0) inflight_.insert(pub.packetId);
-    if (setsAlias) clientAliases_[*setsAlias].assign(topic);
+    if (atBroker) atBroker->assign(topic);
     return v;
 }
 

@@ -127,7 +127,8 @@ class Session {
     SessionEvents& events_;
 
     // v5 topic aliases: client->broker (what the client set) and broker->client.
-    std::unordered_map<uint16_t, std::string> clientAliases_;
+    std::unordered_map<uint16_t, std::string> clientAliases_;    // as the client set them
+    std::unordered_map<uint16_t, std::string> aliasesAtBroker_;  // as the broker maps them
     std::unordered_map<uint16_t, std::string> brokerAliases_;
     // Broker aliases whose mapping the client has seen (a blocked delivery may have hidden it).
     std::unordered_set<uint16_t> clientKnowsBrokerAlias_;
