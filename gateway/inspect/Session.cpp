@@ -317,8 +317,14 @@ Verdict Session::onBrokerPacket(const mqtt::Frame& frame, const uint8_t* body) {
 
 Verdict Session::brokerConnack(const mqtt::Frame& frame, const uint8_t* body) {
     mqtt::ConnackPacket ack;
-    if (mqtt::decodeConnack(body, frame.remainingLength, version_, ack) != rc::Success)
+    if (mqtt::decodeConnack(body, frame.remainingLength, version_, ack) != rc::Success) {
+        // A broker that speaks only MQTT 3.1.1 refuses a v5 CONNECT with a 3.1.1 CONNACK
+        // (return code 1..5, no properties; 3.1.1 §3.1.2.2) and closes. It sets no state to
+        // check, and v5 clients read it as the signal to fall back: relay it as it is.
+        if (v5() && frame.remainingLength == 2 && body[0] == 0 && body[1] >= 1 && body[1] <= 5)
+            return Verdict::forward();
         return brokerMalformed("malformed CONNACK");
+    }
     // A resumed session brings subscriptions made on earlier connections (perhaps under an
     // older policy, or before a reload this connection never saw): what they deliver must be
     // checked, whatever check_deliveries says.

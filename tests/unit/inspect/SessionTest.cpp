@@ -402,3 +402,13 @@ TEST_CASE("merged SUBACKs awaiting the broker backlog the session too") {
         CHECK(feed(s, suback(V311, i, {1}), false).kind == Verdict::Kind::Replace);
     CHECK(!s.backlogged());
 }
+
+TEST_CASE("a 3.1.1-only broker's refusal of a v5 CONNECT is relayed; other undecodable CONNACKs close") {
+    CountingEvents events;
+    Session s(V5, rightsFor({"t/#"}, {"t/#"}), {}, events);
+    // CONNACK, remaining length 2, flags 0, return code 1 (unacceptable protocol version).
+    CHECK(feed(s, {0x20, 0x02, 0x00, 0x01}, false).kind == Verdict::Kind::Forward);
+    Session t(V5, rightsFor({"t/#"}, {"t/#"}), {}, events);
+    // Return code 0 in the 3.1.1 shape would be an acceptance without properties: malformed.
+    CHECK(feed(t, {0x20, 0x02, 0x00, 0x00}, false).kind == Verdict::Kind::Close);
+}
