@@ -921,7 +921,12 @@ void ClientConnection::onTimer(uv_timer_t* t) {
             // send is not: only its draining queue counts (onClientWritten), so a client that
             // neither reads nor can send is closed at its keepalive deadline instead of holding
             // its connection and buffers for ever.
-            if (self->clientPause_ & ~kPauseClientQueue) self->keepAliveClock_.packet(now);
+            // While it also does not read, the other pauses may be its own doing too (a
+            // SUBACK it waits for sits behind deliveries it does not read): only its draining
+            // queue counts then.
+            if ((self->clientPause_ & ~kPauseClientQueue) &&
+                !(self->clientPause_ & kPauseClientQueue))
+                self->keepAliveClock_.packet(now);
             const uint64_t left = self->keepAliveClock_.remaining(now);
             if (left == 0) {
                 self->audit("disconnect", "", "", "", "keepalive_timeout");
