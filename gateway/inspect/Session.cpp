@@ -201,52 +201,65 @@ Verdict Session::clientSubscribe(const mqtt::Frame& frame, const uint8_t* body) 
         return protocolError(rc::PacketIdInUse, "SUBSCRIBE packet identifier in use");
 
     const uint8_t deniedCode = v5() ? rc::NotAuthorized : 0x80;
-    std::vector<uint8_t> codes(sub.subscriptions.size(), 0xFF);
+    // What each of the client's filters gets in the SUBACK: a code of the gateway's own
+    // (< kFromBroker), or kFromBroker + k, the broker's code for the k-th forwarded filter.
+    std::vector<uint32_t> slots(sub.subscriptions.size(), 0);
+    std::vector<size_t> forwarded;  // indexes into sub.subscriptions, in order
+    // A filter named twice in one packet goes to the broker once (with its last options, as
+    // the broker would apply them in order) and both entries get its code: copies would make
+    // the broker send its retained messages once per copy, an amplifier no limit counted.
+    std::unordered_map<std::string_view, size_t> slotOf;
     size_t denied = 0;
     // Filters this packet adds: they count against the limit as soon as it is forwarded, as
     // do those of SUBSCRIBEs still awaiting their SUBACK.
     std::unordered_set<std::string_view> newOnes;
     for (size_t i = 0; i < sub.subscriptions.size(); ++i) {
         const std::string& filter = sub.subscriptions[i].filter;
+        if (auto seen = slotOf.find(filter); seen != slotOf.end()) {
+            slots[i] = slots[seen->second];
+            if (slots[i] >= kFromBroker) forwarded[slots[i] - kFromBroker] = i;
+            else ++denied;
+            continue;
+        }
+        slotOf.emplace(filter, i);
         policy::Decision d = rights_->checkSubscribe(filter);
         if (!d.allowed) {
             events_.onAuthzDenied("subscribe", filter, d);
-            codes[i] = deniedCode;
+            slots[i] = deniedCode;
             ++denied;
             continue;
         }
         const bool known = subscriptions_.contains(filter) || newOnes.count(filter);
         if (!known && subscriptions_.size() + newOnes.size() >= options_.maxSubscriptions) {
             events_.onSubscriptionLimit(filter);
-            codes[i] = v5() ? rc::QuotaExceeded : 0x80;
+            slots[i] = v5() ? rc::QuotaExceeded : 0x80;
             ++denied;
             continue;
         }
         if (!known) newOnes.insert(filter);
+        slots[i] = kFromBroker + static_cast<uint32_t>(forwarded.size());
+        forwarded.push_back(i);
     }
 
-    std::vector<std::string> granted;
-    for (size_t i = 0; i < sub.subscriptions.size(); ++i)
-        if (codes[i] == 0xFF) granted.push_back(sub.subscriptions[i].filter);
-
-    if (denied == sub.subscriptions.size()) {
+    if (forwarded.empty()) {
         // Nothing left for the broker: the gateway answers alone.
         mqtt::SubackPacket ack;
         ack.packetId = sub.packetId;
-        ack.codes = codes;
+        ack.codes.assign(slots.begin(), slots.end());
         Verdict v = Verdict::drop();
         v.reply = mqtt::encodeSuback(ack, version_);
         return v;
     }
+    std::vector<std::string> granted;
+    for (size_t i : forwarded) granted.push_back(sub.subscriptions[i].filter);
     subscriptions_.subscribeSent(sub.packetId, granted);
-    if (denied == 0) return Verdict::forward();
+    if (denied == 0 && forwarded.size() == sub.subscriptions.size()) return Verdict::forward();
 
-    pendingSubackCodes_ += codes.size();
-    pendingSubacks_[sub.packetId] = codes;
+    pendingSubackCodes_ += slots.size();
+    pendingSubacks_[sub.packetId] = std::move(slots);
     mqtt::SubscribePacket onward = sub;
     onward.subscriptions.clear();
-    for (size_t i = 0; i < sub.subscriptions.size(); ++i)
-        if (codes[i] == 0xFF) onward.subscriptions.push_back(sub.subscriptions[i]);
+    for (size_t i : forwarded) onward.subscriptions.push_back(sub.subscriptions[i]);
     return Verdict::replace(mqtt::encodeSubscribe(onward, version_));
 }
 
@@ -404,12 +417,19 @@ Verdict Session::brokerSuback(const mqtt::Frame& frame, const uint8_t* body) {
     subscriptions_.subackReceived(id, ack.codes);
     if (merge == pendingSubacks_.end()) return Verdict::forward();
 
-    std::vector<uint8_t> codes = std::move(merge->second);
-    pendingSubackCodes_ -= codes.size();
+    std::vector<uint32_t> slots = std::move(merge->second);
+    pendingSubackCodes_ -= slots.size();
     pendingSubacks_.erase(merge);
-    size_t next = 0;
-    for (auto& c : codes)
-        if (c == 0xFF) c = next < ack.codes.size() ? ack.codes[next++] : 0x80;
+    std::vector<uint8_t> codes;
+    codes.reserve(slots.size());
+    for (uint32_t slot : slots) {
+        if (slot < kFromBroker) {
+            codes.push_back(static_cast<uint8_t>(slot));
+        } else {
+            const size_t k = slot - kFromBroker;
+            codes.push_back(k < ack.codes.size() ? ack.codes[k] : 0x80);
+        }
+    }
     ack.codes = std::move(codes);
     return Verdict::replace(mqtt::encodeSuback(ack, version_));
 }

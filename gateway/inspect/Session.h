@@ -136,7 +136,11 @@ class Session {
 
     // SUBSCRIBE packets forwarded with some filters removed: packet id -> per-filter codes,
     // 0xFF where the broker's answer goes.
-    std::unordered_map<uint16_t, std::vector<uint8_t>> pendingSubacks_;
+    // SUBSCRIBEs the gateway changed (filters refused or merged), by packet id: per client
+    // filter, a gateway code or kFromBroker + the index of the forwarded filter whose code
+    // it takes from the broker's SUBACK.
+    static constexpr uint32_t kFromBroker = 0x100;
+    std::unordered_map<uint16_t, std::vector<uint32_t>> pendingSubacks_;
     size_t pendingSubackCodes_ = 0;  // their total size
     static constexpr size_t kMaxPendingSubackCodes = 256 * 1024;
     // Subscriptions (the broker's, in flight included) and the client's pending

@@ -221,16 +221,16 @@ TEST_CASE("max_subscriptions counts filters still awaiting their SUBACK") {
     mqtt::SubscribePacket onward;
     REQUIRE(mqtt::decodeSubscribe(second.onward.data() + 2, second.onward.size() - 2, V311,
                                   onward) == mqtt::reason::Success);
-    REQUIRE(onward.subscriptions.size() == 2);  // t/c twice (one filter), t/d refused
+    // t/c named twice goes to the broker once; t/d refused by the limit.
+    REQUIRE(onward.subscriptions.size() == 1);
     CHECK(onward.subscriptions[0].filter == "t/c");
-    CHECK(onward.subscriptions[1].filter == "t/c");
     CHECK(events.limited == 1);
     CHECK(feed(s, subscribe(V311, 3, {"t/e"}), true).kind == Verdict::Kind::Drop);
     CHECK(s.subscriptions().size() == 3);
 
     // The broker's SUBACKs: the merged one tells the client which filter the limit refused.
     CHECK(feed(s, suback(V311, 1, {1, 1}), false).kind == Verdict::Kind::Forward);
-    const Verdict merged = feed(s, suback(V311, 2, {1, 1}), false);
+    const Verdict merged = feed(s, suback(V311, 2, {1}), false);
     REQUIRE(merged.kind == Verdict::Kind::Replace);
     mqtt::SubackPacket ack;
     REQUIRE(mqtt::decodeSuback(merged.onward.data() + 2, merged.onward.size() - 2, V311, ack) ==
@@ -411,4 +411,34 @@ TEST_CASE("a 3.1.1-only broker's refusal of a v5 CONNECT is relayed; other undec
     Session t(V5, rightsFor({"t/#"}, {"t/#"}), {}, events);
     // Return code 0 in the 3.1.1 shape would be an acceptance without properties: malformed.
     CHECK(feed(t, {0x20, 0x02, 0x00, 0x00}, false).kind == Verdict::Kind::Close);
+}
+
+TEST_CASE("a filter named many times in one SUBSCRIBE reaches the broker once") {
+    CountingEvents events;
+    Session s(V5, rightsOnT(), {}, events);
+    std::vector<std::string> filters(2000, "t/retained");
+    filters.push_back("t/other");
+    filters.push_back("denied/x");
+    const Verdict v = feed(s, subscribe(V5, 7, filters), true);
+    REQUIRE(v.kind == Verdict::Kind::Replace);
+    mqtt::SubscribePacket onward;
+    REQUIRE(mqtt::decodeSubscribe(v.onward.data() + 2, v.onward.size() - 2, V5, onward) ==
+            mqtt::reason::Success);
+    REQUIRE(onward.subscriptions.size() == 2);
+    CHECK(onward.subscriptions[0].filter == "t/retained");
+    CHECK(onward.subscriptions[1].filter == "t/other");
+    // The broker's two codes are spread back over the client's 2002 entries, in its order.
+    const Verdict merged = feed(s, suback(V5, 7, {1, 0}), false);
+    REQUIRE(merged.kind == Verdict::Kind::Replace);
+    mqtt::Frame f;
+    REQUIRE(mqtt::parseFrame(merged.onward.data(), merged.onward.size(), f) ==
+            mqtt::FrameStatus::Ok);
+    mqtt::SubackPacket ack;
+    REQUIRE(mqtt::decodeSuback(merged.onward.data() + f.headerSize, f.remainingLength, V5,
+                               ack) == mqtt::reason::Success);
+    REQUIRE(ack.codes.size() == 2002);
+    CHECK(ack.codes[0] == 1);
+    CHECK(ack.codes[1999] == 1);
+    CHECK(ack.codes[2000] == 0);
+    CHECK(ack.codes[2001] == mqtt::reason::NotAuthorized);
 }
