@@ -3,10 +3,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "gateway/inspect/ForwardedCredentials.h"
 #include "gateway/integrity/PublishRewrite.h"
+#include "gateway/integrity/SignedPublish.h"
 #include "gateway/metrics/JsonEscape.h"
 #include "gateway/mqtt/Decoder.h"
 #include "gateway/mqtt/Encoder.h"
@@ -482,6 +484,12 @@ void ClientConnection::finishAuth(const inspect::AuthOutcome& authOutcome,
     if (connect_->willFlag && v5() && config().integrity.stampIdentity) {
         integrity::stampWillProperties(onward.willProperties, identity_);
         rewrite = true;
+    } else if (connect_->willFlag && v5()) {
+        willForgedIdentity_ = std::any_of(
+            connect_->willProperties.begin(), connect_->willProperties.end(),
+            [](const mqtt::Property& p) {
+                return p.id == mqtt::prop::UserProperty && p.str == integrity::kIdentityProperty;
+            });
     }
     switch (config().backend.credentials) {
         case config::BackendCredentials::Identity:
@@ -1172,6 +1180,7 @@ void ClientConnection::applySnapshot(const Snapshot& snapshot) {
     facts.certificateInvalid = certErr != X509_V_OK;
     std::shared_ptr<const policy::ClientRights> rights;
     policy::Decision willDecision;
+    bool willForgedStamp = false;
     if (inspect::hasSessionRights(st) && session_) {
         facts.identityBanned = !identity_.empty() && worker_.gateway().isIdentityBanned(identity_);
         rights = snapshot.policy->rightsFor(identity_, connect_->clientId);
@@ -1179,6 +1188,13 @@ void ClientConnection::applySnapshot(const Snapshot& snapshot) {
         if (connect_->willFlag) {
             willDecision = rights->checkPublish(connect_->willTopic);
             facts.willAllowed = willDecision.allowed;
+            // Stamping turned on: a will the broker holds with a client-supplied moat-identity
+            // would reach subscribers that now trust the property.
+            if (willForgedIdentity_ && snapshot.config->integrity.stampIdentity) {
+                facts.willAllowed = false;
+                willDecision.allowed = false;
+                willForgedStamp = true;
+            }
         }
     }
     const inspect::ReloadOutcome outcome = inspect::judgeReload(st, facts);
@@ -1200,8 +1216,11 @@ void ClientConnection::applySnapshot(const Snapshot& snapshot) {
             // The broker publishes a will when the connection drops; a normal DISCONNECT
             // (0x00) makes it discard the will instead.
             worker_.gateway().authzDenied("will");
-            audit("authz_denied", "will", connect_->willTopic, willDecision.describe(),
-                  "will topic not allowed after reload");
+            audit("authz_denied", "will", connect_->willTopic,
+                  willForgedStamp ? "stamp_identity" : willDecision.describe(),
+                  willForgedStamp ? "will carries a client-supplied moat-identity and "
+                                    "stamp_identity is now on"
+                                  : "will topic not allowed after reload");
             if (backendConnected_) {
                 auto bye = mqtt::encodeDisconnect(connect_->version, rc::Success, {});
                 sendToBackend(bye.data(), bye.size());

@@ -251,6 +251,9 @@ class ClientConnection : public inspect::SessionEvents {
     std::optional<metrics::PublishBaseline> publishBaseline_;  // publish_spike anomalies
     std::string anomalySubject_;                               // "client=<client id>"
     bool deniedAny_ = false;  // known to the topic-scan detector (forget it on close)
+    // The will went to the broker unstamped with a client-supplied moat-identity (stamping was
+    // off): a reload that turns stamp_identity on must not let the broker publish it.
+    bool willForgedIdentity_ = false;
 };
 
 }  // namespace moat::net
