@@ -199,10 +199,19 @@ bool AuditLog::admitLocked(const AuditEvent& event) {
         countDropLocked(Drop::RateLimit, source, event.event);
         return false;
     }
-    const uint32_t budget = isReservedKind(event.event) ? maxPerSecond_ : maxPerSecond_ - reserved_;
+    const bool reserved = isReservedKind(event.event);
+    const uint32_t budget = reserved ? maxPerSecond_ : maxPerSecond_ - reserved_;
     if (inWindow_ >= budget) {
-        countDropLocked(Drop::RateLimit, source, event.event);
-        return false;
+        // The floor: an address's first event of a reserved kind in this second is written
+        // whatever others spent (at most one per kind per tracked address).
+        const uint32_t bit = kindBit(event.event);
+        if (!reserved || source == nullptr || (source->flooredKinds & bit) != 0) {
+            countDropLocked(Drop::RateLimit, source, event.event);
+            return false;
+        }
+        source->flooredKinds |= bit;
+        ++source->logged;
+        return true;
     }
     ++inWindow_;
     if (source != nullptr) ++source->logged;

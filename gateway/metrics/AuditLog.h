@@ -13,7 +13,10 @@
 //    `audit_suppressed` event per address per second (`remote` = the address, `count`, and
 //    `events` = which kinds were dropped);
 //  - a quarter of the budget is reserved for the events an operator must not miss: auth
-//    failures, bans, authorisation denials, reloads and anomalies;
+//    failures, bans, authorisation denials, reloads and anomalies; and since any device can
+//    produce authorisation denials at will, the first event of each such kind from each
+//    address in a second is written even when the budget is spent (many flooding addresses
+//    cannot hide another address's first denial or failed login; bounded by the table);
 //  - the per-address table is bounded (kMaxSources per second); addresses beyond it, and
 //    events with no address, only meet the global budget and are summarised anonymously.
 //
@@ -123,6 +126,7 @@ private:
         uint32_t logged = 0;
         uint64_t dropped = 0;
         uint32_t droppedKinds = 0;  // bit i = kKinds[i] (last bit: any other kind)
+        uint32_t flooredKinds = 0;  // reserved kinds already written past the budget
     };
     bool admitLocked(const AuditEvent& event);
     void rollWindowLocked(Clock::time_point now, bool force);

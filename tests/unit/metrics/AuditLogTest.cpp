@@ -255,3 +255,24 @@ TEST_CASE("the destructor writes the last window's summaries") {
     REQUIRE(summaries.size() == 1);
     CHECK(field(summaries[0], "count") == "7");
 }
+
+TEST_CASE("audit budget: an address's first event of a reserved kind is written past a spent budget") {
+    Fixture f;
+    auto log = f.open(100);
+    // Ten addresses spend the whole budget (a tenth each) on denials.
+    for (int a = 0; a < 10; ++a) {
+        const std::string remote = "127.0.0." + std::to_string(10 + a) + ":1000";
+        for (int i = 0; i < 50; ++i) log->log(event("authz_denied", remote));
+    }
+    const uint64_t before = log->suppressedTotal();
+    // Another address: its first denial is written, its second (same kind) is not; its first
+    // failed login is written too; an ordinary kind gets no floor.
+    log->log(event("authz_denied", "127.0.0.99:1"));
+    CHECK(log->suppressedTotal() == before);
+    log->log(event("authz_denied", "127.0.0.99:1"));
+    CHECK(log->suppressedTotal() == before + 1);
+    log->log(event("auth_failure", "127.0.0.99:2"));
+    CHECK(log->suppressedTotal() == before + 1);
+    log->log(event("connect", "127.0.0.99:3"));
+    CHECK(log->suppressedTotal() == before + 2);
+}
