@@ -208,9 +208,11 @@ Verdict Session::clientSubscribe(const mqtt::Frame& frame, const uint8_t* body) 
     std::unordered_set<std::string_view> newOnes;
     for (size_t i = 0; i < sub.subscriptions.size(); ++i) {
         const std::string& filter = sub.subscriptions[i].filter;
-        policy::Decision d = rights_->checkSubscribe(filter);
-        if (!d.allowed) {
-            events_.onAuthzDenied("subscribe", filter, d);
+        // A grant over a denied branch is filtered at delivery (brokerPublish), so it needs
+        // the per-message check: checkSubscription refuses it when that is off.
+        policy::SubscribeDecision d = rights_->checkSubscription(filter, options_.checkDeliveries);
+        if (!d.allowed()) {
+            events_.onAuthzDenied("subscribe", filter, d.decision);
             codes[i] = deniedCode;
             ++denied;
             continue;
@@ -460,8 +462,9 @@ std::vector<std::string> Session::replaceRights(
     rights_ = std::move(rights);
     // Filters still awaiting their SUBACK are the broker's too: the gateway's UNSUBSCRIBE
     // reaches the broker after their SUBSCRIBE, so it removes them all the same.
-    return subscriptions_.revoke(
-        [this](const std::string& f) { return rights_->checkSubscribe(f).allowed; });
+    return subscriptions_.revoke([this](const std::string& f) {
+        return rights_->checkSubscription(f, options_.checkDeliveries).allowed();
+    });
 }
 
 std::vector<uint8_t> Session::makeUnsubscribe(const std::vector<std::string>& filters) {

@@ -1037,6 +1037,8 @@ void ClientConnection::maybeDelete() {
     if (openHandles_ > 0 || workPending_ || shutdownPending_ || backendShutdownPending_) return;
     if (admitted_) worker_.gateway().release(worker_, listener_.name, ip_);
     if (deniedAny_) worker_.gateway().forgetConnection(id_);
+    if (uint64_t n = withheld_.pending())
+        audit("authz_denied", "deliver", withheld_.lastTopic(), withheld_.lastRule(), "withheld", n);
     if (session_ || connect_) audit("disconnect", "", "", "", "");
     delete this;
 }
@@ -1044,15 +1046,24 @@ void ClientConnection::maybeDelete() {
 // ------------------------------------------------------------------ events
 
 void ClientConnection::audit(const char* event, const char* action, std::string_view topic,
-                             std::string_view rule, std::string_view reason) {
+                             std::string_view rule, std::string_view reason,
+                             std::optional<uint64_t> count) {
     worker_.gateway().audit(event, listener_.name, remote_, connect_ ? connect_->clientId : "",
                             identity_, connect_ ? mqtt::versionName(connect_->version) : "", action,
-                            topic, rule, reason);
+                            topic, rule, reason, count);
 }
 
 void ClientConnection::onAuthzDenied(const char* action, std::string_view topic,
                                      const policy::Decision& decision) {
     worker_.gateway().authzDenied(action);
+    if (std::string_view(action) == "deliver") {
+        // A withheld delivery is the broker's traffic on a branch the client may not read,
+        // not the client probing: summarised, and never fed to topic_scan.
+        const std::string rule = decision.describe();
+        if (auto n = withheld_.record(uv_now(worker_.loop()), topic, rule))
+            audit("authz_denied", action, topic, rule, "withheld", *n);
+        return;
+    }
     audit("authz_denied", action, topic, decision.describe(), "");
     onDeniedTopic(topic);
 }

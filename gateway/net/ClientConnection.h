@@ -21,6 +21,7 @@
 #include "gateway/inspect/KeepAlive.h"
 #include "gateway/inspect/ReloadCheck.h"
 #include "gateway/inspect/Session.h"
+#include "gateway/inspect/WithheldDeliveries.h"
 #include "gateway/inspect/limits/TokenBucket.h"
 #include "gateway/metrics/PublishBaseline.h"
 #include "gateway/mqtt/Frame.h"
@@ -187,7 +188,7 @@ class ClientConnection : public inspect::SessionEvents {
     std::shared_ptr<integrity::Checker> makeIntegrityChecker(const Snapshot& snapshot);
 
     void audit(const char* event, const char* action, std::string_view topic, std::string_view rule,
-               std::string_view reason);
+               std::string_view reason, std::optional<uint64_t> count = {});
     // A TLS handshake that failed or was abandoned (`why`): metrics and audit; a refused
     // certificate counts as a failed authentication, any other failure of a client that sent
     // bytes as a handshake failure towards its address's ban (Gateway::handshakeFailed).
@@ -251,6 +252,7 @@ class ClientConnection : public inspect::SessionEvents {
     std::optional<metrics::PublishBaseline> publishBaseline_;  // publish_spike anomalies
     std::string anomalySubject_;                               // "client=<client id>"
     bool deniedAny_ = false;  // known to the topic-scan detector (forget it on close)
+    inspect::WithheldDeliveries withheld_;  // audit summarising of withheld deliveries
 };
 
 }  // namespace moat::net
