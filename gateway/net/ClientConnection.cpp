@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "gateway/inspect/ForwardedCredentials.h"
+#include "gateway/inspect/KeepAlivePolicy.h"
 #include "gateway/integrity/PublishRewrite.h"
 #include "gateway/metrics/JsonEscape.h"
 #include "gateway/mqtt/Decoder.h"
@@ -13,6 +14,7 @@
 #include "gateway/net/Gateway.h"
 #include "gateway/net/Log.h"
 #include "gateway/net/StreamWriter.h"
+#include "gateway/net/TcpKeepalive.h"
 #include "gateway/net/Worker.h"
 #include "gateway/tls/CertIdentity.h"
 
@@ -379,16 +381,21 @@ void ClientConnection::handleConnect(const mqtt::Frame& frame, const uint8_t* bo
     pauseClient(kPauseState);
 
     Gateway& gw = worker_.gateway();
-    // Keepalive clamping (Mosquitto's max_keepalive semantics): v5 clients are told the
-    // Server Keep Alive; v3 clients cannot be told, so a keepalive out of range is refused.
+    // Keepalive (inspect/KeepAlivePolicy.h): v5 clients are told the Server Keep Alive; a v3
+    // keepalive out of range goes on unchanged with TCP probes reaping dead peers, or is
+    // refused with `v3_keepalive: refuse`.
     const uint64_t maxKa = config().limits.maxKeepalive.count() / 1000;
-    keepAlive_ = connect_->keepAlive;
-    if (maxKa > 0 && (keepAlive_ == 0 || keepAlive_ > maxKa)) {
-        if (!v5()) {
-            refuseConnect(rc::ClientIdentifierNotValid, "keepalive outside max_keepalive");
-            return;
-        }
-        keepAlive_ = static_cast<uint16_t>(std::min<uint64_t>(maxKa, 0xFFFF));
+    const inspect::KeepAliveDecision ka =
+        inspect::decideKeepAlive(connect_->version, connect_->keepAlive, maxKa,
+                                 config().limits.v3Keepalive == config::V3Keepalive::Refuse);
+    if (ka.refuse) {
+        refuseConnect(rc::ClientIdentifierNotValid, "keepalive outside max_keepalive");
+        return;
+    }
+    keepAlive_ = ka.effective;
+    if (ka.tcpProbes) {
+        if (int r = enableTcpKeepalive(&client_, static_cast<uint32_t>(maxKa)); r != 0)
+            MOAT_LOG_WARN("TCP keepalive for %s: %s", remote_.c_str(), uv_strerror(r));
     }
 
     inspect::CertFactor cert;
