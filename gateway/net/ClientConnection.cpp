@@ -736,18 +736,22 @@ size_t ClientConnection::processBrokerPackets(const uint8_t* data, size_t len) {
         if (fs == mqtt::FrameStatus::NeedMore) break;
         if (fs == mqtt::FrameStatus::Malformed) {
             flushRun();
-            onBackendMalformed("bad fixed header");
-            closeWithReason(rc::UnspecifiedError);
+            closeBackendMalformed("bad fixed header");
             return off;
         }
         if (len - off < frame.totalSize()) break;
         const size_t size = frame.totalSize();
         if (connackPending_) {
+            mqtt::ConnackPacket ack;
             if (frame.type() != PacketType::Connack) {
                 flushRun();
-                MOAT_LOG_WARN("broker sent %s before CONNACK to %s; closing",
-                              mqtt::packetTypeName(frame.type()), remote_.c_str());
-                closeAfterFlush();
+                closeBackendMalformed("broker packet before its CONNACK");
+                return off;
+            }
+            if (mqtt::decodeConnack(data + off + frame.headerSize, frame.remainingLength,
+                                    connect_->version, ack) != rc::Success) {
+                flushRun();
+                closeBackendMalformed("malformed CONNACK from the broker");
                 return off;
             }
             onBrokerConnack(frame, data + off + frame.headerSize);
@@ -1085,6 +1089,20 @@ void ClientConnection::onDeniedTopic(std::string_view topic) {
 void ClientConnection::onProtocolError(uint8_t reason, const char* detail) {
     worker_.gateway().protocolError(mqtt::reasonName(reason));
     audit("protocol_error", "", "", "", detail);
+}
+
+void ClientConnection::closeBackendMalformed(const char* detail) {
+    onBackendMalformed(detail);
+    if (!connackPending_) {
+        closeWithReason(rc::UnspecifiedError);
+        return;
+    }
+    // The client has no CONNACK yet: it gets one (v5 0x80, v3 0x03 server unavailable).
+    const mqtt::ProtocolVersion v = connect_->version;
+    auto connack = mqtt::encodeConnack(
+        v, false, v5() ? rc::UnspecifiedError : mqtt::v3ConnackCodeFor(rc::UnspecifiedError), {});
+    sendToClient(connack.data(), connack.size());
+    closeAfterFlush();
 }
 
 void ClientConnection::onBackendMalformed(const char* detail) {

@@ -180,6 +180,9 @@ class ClientConnection : public inspect::SessionEvents {
     void onAuthzDenied(const char* action, std::string_view topic,
                        const policy::Decision& decision) override;
     void onProtocolError(uint8_t reason, const char* detail) override;
+    // A broker packet that cannot be decoded or checked: counted, and the client closed
+    // (v5 DISCONNECT 0x80, or a CONNACK when it has none yet).
+    void closeBackendMalformed(const char* detail);
     void onSubscriptionLimit(std::string_view filter) override;
     void onBackendMalformed(const char* detail) override;
     void onIntegrityDenied(std::string_view topic, std::string_view rule,
