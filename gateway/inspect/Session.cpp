@@ -211,6 +211,7 @@ Verdict Session::clientSubscribe(const mqtt::Frame& frame, const uint8_t* body) 
         // A grant over a denied branch is filtered at delivery (brokerPublish), so it needs
         // the per-message check: checkSubscription refuses it when that is off.
         policy::SubscribeDecision d = rights_->checkSubscription(filter, options_.checkDeliveries);
+        if (d.outcome == policy::SubscribeOutcome::GrantFiltered) withholding_ = true;
         if (!d.allowed()) {
             events_.onAuthzDenied("subscribe", filter, d.decision);
             codes[i] = deniedCode;
@@ -365,7 +366,7 @@ Verdict Session::brokerPublish(const mqtt::Frame& frame, const uint8_t* body) {
         }
     }
 
-    if (options_.checkDeliveries || resumedSession_) {
+    if (options_.checkDeliveries || resumedSession_ || withholding_) {
         const policy::Decision& d =
             deliveryDecisions_.get(topic, [&] { return rights_->checkDelivery(topic); });
         if (!d.allowed) {
@@ -463,7 +464,9 @@ std::vector<std::string> Session::replaceRights(
     // Filters still awaiting their SUBACK are the broker's too: the gateway's UNSUBSCRIBE
     // reaches the broker after their SUBSCRIBE, so it removes them all the same.
     return subscriptions_.revoke([this](const std::string& f) {
-        return rights_->checkSubscription(f, options_.checkDeliveries).allowed();
+        const policy::SubscribeDecision d = rights_->checkSubscription(f, options_.checkDeliveries);
+        if (d.outcome == policy::SubscribeOutcome::GrantFiltered) withholding_ = true;
+        return d.allowed();
     });
 }
 

@@ -1252,6 +1252,7 @@ void ClientConnection::applySnapshot(const Snapshot& snapshot) {
                                    ? std::optional<std::string>(identity_)
                                    : std::nullopt);
     // Subscriptions the new policy no longer allows are removed at the broker.
+    session_->setCheckDeliveries(config().policy.checkDeliveries);
     std::vector<std::string> revoked = session_->replaceRights(std::move(rights));
     if (revoked.empty()) return;
     for (const auto& f : revoked)

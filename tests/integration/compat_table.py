@@ -43,15 +43,16 @@ def table(data):
                 else:
                     cells.append("no, bare broker too" if bare == "fail" else "**no**")
             lines.append("| %s | %s | %s |" % (client, version, " | ".join(cells)))
-    passed = sum(1 for (t, *_), r in res.items() if t == "moat" and r == "pass")
-    total = sum(1 for (t, *_), r in res.items() if t == "moat")
+    moat = [r for (t, *_), r in res.items() if t == "moat"]
+    passed = sum(1 for r in moat if r == "pass")
+    na = sum(1 for r in moat if r.startswith("n/a"))
     lines.append("")
     lines.append("Measured by `tests/integration/test_compat_matrix.py` through Moat over TLS "
-                 "in front of %s (%d of %d cells pass; every cell also runs against "
-                 "Mosquitto's own TLS listener)." % (data.get("mosquitto", "Mosquitto"), passed,
-                                                      total))
+                 "in front of %s: %d cells pass, %d fail, %d not applicable; every cell also "
+                 "runs against Mosquitto's own TLS listener." % (
+                     data.get("mosquitto", "Mosquitto"), passed, len(moat) - passed - na, na))
     for i, why in enumerate(notes):
-        lines.append("[%d] %s." % (i + 1, why))
+        lines += ["", "[%d] %s." % (i + 1, why)]
     return "\n".join(lines) + "\n"
 
 

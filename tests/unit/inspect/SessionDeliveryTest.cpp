@@ -139,3 +139,21 @@ TEST_CASE("overlap is refused without delivery checks, and for shared subscripti
     CHECK(feed(on, subscribe(ProtocolVersion::V5, 2, "$share/g/test/ok"), true).kind ==
           Verdict::Kind::Forward);
 }
+
+TEST_CASE("a reload turning check_deliveries off revokes the filtered grant, never opens it") {
+    RecordingEvents events;
+    const ProtocolVersion v = ProtocolVersion::V311;
+    Session s(v, hashWithDeniedBranch(), {}, events);
+    CHECK(feed(s, subscribe(v, 1, "#"), true).kind == Verdict::Kind::Forward);
+    mqtt::SubackPacket ack;
+    ack.packetId = 1;
+    ack.codes = {2};
+    CHECK(feed(s, mqtt::encodeSuback(ack, v), false).kind == Verdict::Kind::Forward);
+    REQUIRE(s.subscriptions() == std::vector<std::string>{"#"});
+
+    s.setCheckDeliveries(false);
+    CHECK(s.replaceRights(hashWithDeniedBranch()) == std::vector<std::string>{"#"});
+    // Until the broker has processed the UNSUBSCRIBE, the denied branch stays withheld.
+    CHECK(feed(s, publish(v, "test/nosubscribe", 1, 20), false).kind == Verdict::Kind::Drop);
+    CHECK(feed(s, publish(v, "test/ok", 1, 21), false).kind == Verdict::Kind::Forward);
+}
