@@ -11,7 +11,9 @@
 //     withheld branch (deny_subscribe under a granted `#`), when deliveries are checked;
 //   - never forward a SUBSCRIBE filter that checkSubscription refuses;
 //   - a PUBLISH passed on with an alias only has a topic the model knows for that alias.
-// The topic-alias model here is independent of the Session's own maps.
+// The topic-alias model here is independent of the Session's own maps: the broker's aliases
+// follow every broker PUBLISH, the client's only the PUBLISHes the gateway passed on (what
+// the broker saw).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -120,7 +122,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             auto& model = fromBroker ? brokerAliases : clientAliases;
             std::string topic;
             const bool known = resolve(pub, model, topic);
-            if (pub.topicAlias && !pub.topic.empty()) model[*pub.topicAlias] = std::string(pub.topic);
+            // The broker's alias table changes with every PUBLISH that sets one; the client's
+            // (as the broker knows it) only with one the gateway passed on.
+            if (pub.topicAlias && !pub.topic.empty() && (fromBroker || passed))
+                model[*pub.topicAlias] = std::string(pub.topic);
             if (!passed) continue;
             // Never passed on unresolved.
             check(known);
