@@ -748,8 +748,10 @@ size_t ClientConnection::processBrokerPackets(const uint8_t* data, size_t len) {
                 closeBackendMalformed("broker packet before its CONNACK");
                 return off;
             }
-            if (mqtt::decodeConnack(data + off + frame.headerSize, frame.remainingLength,
-                                    connect_->version, ack) != rc::Success) {
+            const uint8_t* ackBody = data + off + frame.headerSize;
+            if (mqtt::decodeConnack(ackBody, frame.remainingLength, connect_->version, ack) !=
+                    rc::Success &&
+                !(v5() && mqtt::isV311ConnackRefusal(ackBody, frame.remainingLength))) {
                 flushRun();
                 closeBackendMalformed("malformed CONNACK from the broker");
                 return off;

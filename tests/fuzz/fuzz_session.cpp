@@ -11,9 +11,8 @@
 //     withheld branch (deny_subscribe under a granted `#`), when deliveries are checked;
 //   - never forward a SUBSCRIBE filter that checkSubscription refuses;
 //   - a PUBLISH passed on with an alias only has a topic the model knows for that alias.
-// The topic-alias model here is independent of the Session's own maps: the broker's aliases
-// follow every broker PUBLISH, the client's only the PUBLISHes the gateway passed on (what
-// the broker saw).
+// The topic-alias model here is independent of the Session's own maps: an alias means what the
+// sender last set it to (a PUBLISH passed on with an alias only must be checked as that).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -122,10 +121,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             auto& model = fromBroker ? brokerAliases : clientAliases;
             std::string topic;
             const bool known = resolve(pub, model, topic);
-            // The broker's alias table changes with every PUBLISH that sets one; the client's
-            // (as the broker knows it) only with one the gateway passed on.
-            if (pub.topicAlias && !pub.topic.empty() && (fromBroker || passed))
-                model[*pub.topicAlias] = std::string(pub.topic);
+            // A receiver takes the mapping of every PUBLISH it gets: the alias means that topic
+            // from now on, in both directions, whether the gateway passed the packet or not.
+            if (pub.topicAlias && !pub.topic.empty()) model[*pub.topicAlias] = std::string(pub.topic);
             if (!passed) continue;
             // Never passed on unresolved.
             check(known);

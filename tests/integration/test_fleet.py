@@ -269,3 +269,13 @@ def test_scrape_shows_packets_without_delay(target, wires):
                         type="PUBACK") == before_out + 1
     finally:
         c.close()
+
+
+def test_scrape_after_mosquitto_pub_shows_its_publish(target):
+    """A real client (mosquitto_pub, QoS 1: it exits after its PUBACK), then one scrape."""
+    t = target("moat")
+    m = t.moat
+    before = m.metric("moat_packets_total", direction="client_to_broker", type="PUBLISH")
+    ft.MosquittoClients.pub(t, 4, "fleet/metrics/pub", "x", qos=1)
+    assert m.metric("moat_packets_total", direction="client_to_broker",
+                    type="PUBLISH") == before + 1

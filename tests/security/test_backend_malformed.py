@@ -172,3 +172,33 @@ def test_malformed_connack_refuses_the_client(moat_factory, scripted, version):
     finally:
         c.close()
     su.wait_protocol_error(moat, before, "backend_malformed")
+
+
+def test_paho_v5_client_told_0x80(moat_factory, scripted):
+    """A real client (paho, MQTT 5) sees the DISCONNECT 0x80 and none of the bad PUBLISH."""
+    import paho.mqtt.client as paho
+
+    scripted.script = (connack(V5, props=ALIAS_MAX),
+                       publish_bytes(V5, "", b"x", props=[(w.PROP_TOPIC_ALIAS, 7)]), False)
+    moat = moat_factory(broker_=scripted)
+    before = su.protocol_errors(moat, "backend_malformed")
+    got, reasons = [], []
+    done = threading.Event()
+    c = paho.Client(client_id=su.unique("bm-paho"), protocol=paho.MQTTv5)
+    cert, key = moat.certs.client("device1")
+    c.tls_set(ca_certs=moat.certs.ca, certfile=cert, keyfile=key)
+    c.on_message = lambda *a: got.append(a[2].topic)
+
+    def on_disconnect(client, userdata, rc, props=None):
+        reasons.append(getattr(rc, "value", rc))
+        done.set()
+
+    c.on_disconnect = on_disconnect
+    try:
+        c.connect("localhost", moat.port, 60)
+        c.loop_start()
+        assert done.wait(10), "paho was not disconnected"
+    finally:
+        c.loop_stop()
+    assert reasons == [0x80] and got == []
+    su.wait_protocol_error(moat, before, "backend_malformed")

@@ -100,3 +100,13 @@ TEST_CASE("a v3 DISCONNECT from the broker, and a v5 PUBLISH with an unknown ali
           Verdict::Kind::Forward);
     CHECK(fromBroker(v5, {0xE0, 0x01, 0x8B}).kind == Verdict::Kind::Forward);
 }
+
+TEST_CASE("a 3.1.1-only broker's refusal of a v5 CONNECT is relayed as it is") {
+    Events e;
+    Session v5(ProtocolVersion::V5, allRights(), {}, e);
+    CHECK(fromBroker(v5, {0x20, 0x02, 0x00, 0x01}).kind == Verdict::Kind::Forward);
+    CHECK(e.malformed == 0);
+    // An acceptance in 3.1.1 form is no v5 CONNACK: never passed on.
+    Session other(ProtocolVersion::V5, allRights(), {}, e);
+    expectClosed(fromBroker(other, {0x20, 0x02, 0x00, 0x00}), e, 0);
+}
