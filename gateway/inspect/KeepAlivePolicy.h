@@ -19,9 +19,9 @@
 namespace moat::inspect {
 
 struct KeepAliveDecision {
-    bool refuse = false;      // v3: CONNACK 0x02 (Identifier rejected, as Mosquitto answers)
-    uint16_t effective = 0;   // the keepalive the broker sees and the gateway enforces
-    bool tcpProbes = false;   // turn on TCP keepalive probes on the client socket
+    bool refuse = false;     // v3: CONNACK 0x02 (Identifier rejected, as Mosquitto answers)
+    uint16_t effective = 0;  // the keepalive the broker sees and the gateway enforces
+    bool tcpProbes = false;  // turn on TCP keepalive probes on the client socket
 };
 
 // maxSeconds: limits.max_keepalive in seconds (0: no limit).

@@ -1051,7 +1051,8 @@ void ClientConnection::maybeDelete() {
     if (admitted_) worker_.gateway().release(worker_, listener_.name, ip_);
     if (deniedAny_) worker_.gateway().forgetConnection(id_);
     if (uint64_t n = withheld_.pending())
-        audit("authz_denied", "deliver", withheld_.lastTopic(), withheld_.lastRule(), "withheld", n);
+        audit("authz_denied", "deliver", withheld_.lastTopic(), withheld_.lastRule(), "withheld",
+              n);
     if (session_ || connect_) audit("disconnect", "", "", "", "");
     delete this;
 }

@@ -123,7 +123,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             const bool known = resolve(pub, model, topic);
             // A receiver takes the mapping of every PUBLISH it gets: the alias means that topic
             // from now on, in both directions, whether the gateway passed the packet or not.
-            if (pub.topicAlias && !pub.topic.empty()) model[*pub.topicAlias] = std::string(pub.topic);
+            if (pub.topicAlias && !pub.topic.empty())
+                model[*pub.topicAlias] = std::string(pub.topic);
             if (!passed) continue;
             // Never passed on unresolved.
             check(known);

@@ -67,15 +67,15 @@ TEST_CASE("undecodable broker packets close the client, never pass unchecked") {
         // PUBREL with the wrong fixed-header flags.
         expectClosed(fromBroker(s, {0x60, 0x02, 0x00, 0x01}), e, 6);
         // Types a broker never sends.
-        expectClosed(fromBroker(s, {0xC0, 0x00}), e, 7);                    // PINGREQ
+        expectClosed(fromBroker(s, {0xC0, 0x00}), e, 7);  // PINGREQ
         expectClosed(fromBroker(s, {0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x00}), e, 8);
-        expectClosed(fromBroker(s, {0x10, 0x00}), e, 9);                    // CONNECT
-        expectClosed(fromBroker(s, {0xD0, 0x01, 0x00}), e, 10);             // PINGRESP body
+        expectClosed(fromBroker(s, {0x10, 0x00}), e, 9);         // CONNECT
+        expectClosed(fromBroker(s, {0xD0, 0x01, 0x00}), e, 10);  // PINGRESP body
         // The well-formed ones pass.
         CHECK(fromBroker(s, {0xD0, 0x00}).kind == Verdict::Kind::Forward);
         CHECK(fromBroker(s, {0x40, 0x02, 0x00, 0x01}).kind == Verdict::Kind::Forward);
-        CHECK(fromBroker(s, {0x30, static_cast<uint8_t>(v == ProtocolVersion::V5 ? 4 : 3), 0x00, 0x01, 'a',
-                             0x00})
+        CHECK(fromBroker(s, {0x30, static_cast<uint8_t>(v == ProtocolVersion::V5 ? 4 : 3), 0x00,
+                             0x01, 'a', 0x00})
                   .kind == Verdict::Kind::Forward);
     }
 }

@@ -21,9 +21,7 @@ struct RecordingEvents : inspect::SessionEvents {
                        const policy::Decision&) override {
         denied.push_back(std::string(action) + " " + std::string(topic));
     }
-    void onProtocolError(uint8_t reason, const char*) override {
-        protocolErrors.push_back(reason);
-    }
+    void onProtocolError(uint8_t reason, const char*) override { protocolErrors.push_back(reason); }
     void onSubscriptionLimit(std::string_view) override {}
 };
 
@@ -114,10 +112,9 @@ TEST_CASE("SUBSCRIBE # over a denied branch is granted; the branch is withheld a
         rel.packetId = 13;
         CHECK(feed(s, mqtt::encodeAck(rel, v), false).kind == Verdict::Kind::Forward);
 
-        CHECK(events.denied == std::vector<std::string>{"subscribe test/nosubscribe",
-                                                        "deliver test/nosubscribe",
-                                                        "deliver test/nosubscribe",
-                                                        "deliver test/nosubscribe"});
+        CHECK(events.denied ==
+              std::vector<std::string>{"subscribe test/nosubscribe", "deliver test/nosubscribe",
+                                       "deliver test/nosubscribe", "deliver test/nosubscribe"});
         // A reload keeps the filtered grant.
         CHECK(s.replaceRights(hashWithDeniedBranch()).empty());
     }
