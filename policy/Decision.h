@@ -30,4 +30,21 @@ struct Decision {
     static Decision defaultDeny() { return {}; }
 };
 
+// A SUBSCRIBE filter is refused, granted, or granted with part of what it selects withheld:
+// a filter inside the subscribe rights that overlaps a deny_subscribe branch is granted and
+// every delivery on that branch is dropped by the gateway (CONTRACT §3 "Subscriptions and
+// denied branches").
+enum class SubscribeOutcome : uint8_t { Refuse, Grant, GrantFiltered };
+
+struct SubscribeDecision {
+    SubscribeOutcome outcome = SubscribeOutcome::Refuse;
+    // Refuse: the rule that refused (a deny_subscribe rule or "default deny"); otherwise the
+    // subscribe rule that grants.
+    Decision decision;
+    // GrantFiltered: the first deny_subscribe rule whose branch is withheld at delivery.
+    Decision withheld;
+
+    bool allowed() const { return outcome != SubscribeOutcome::Refuse; }
+};
+
 }  // namespace moat::policy

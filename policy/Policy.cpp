@@ -151,6 +151,37 @@ Decision ClientRights::checkSubscribe(std::string_view filter) const {
     return first(RuleList::Subscribe, Query::Cover, inner);
 }
 
+SubscribeDecision ClientRights::checkSubscription(std::string_view filter,
+                                                  bool deliveriesChecked) const {
+    SubscribeDecision out;
+    const std::string_view inner = shareInnerFilter(filter);
+    if (!isValidTopicFilter(inner)) return out;
+    // Entirely inside a denied branch: nothing it selects could ever be delivered.
+    if (Decision deny = first(RuleList::DenySubscribe, Query::Cover, inner); deny.byRule) {
+        out.decision = deny;
+        return out;
+    }
+    Decision allow = first(RuleList::Subscribe, Query::Cover, inner);
+    if (!allow.allowed) {
+        out.decision = allow;
+        return out;
+    }
+    Decision overlap = first(RuleList::DenySubscribe, Query::Overlap, inner);
+    if (!overlap.byRule) {
+        out.outcome = SubscribeOutcome::Grant;
+        out.decision = allow;
+        return out;
+    }
+    if (!deliveriesChecked || isSharedFilter(filter)) {
+        out.decision = overlap;
+        return out;
+    }
+    out.outcome = SubscribeOutcome::GrantFiltered;
+    out.decision = allow;
+    out.withheld = overlap;
+    return out;
+}
+
 Decision ClientRights::checkDelivery(std::string_view topic) const {
     if (!isValidTopicName(topic)) return Decision::defaultDeny();
     if (Decision deny = first(RuleList::DenySubscribe, Query::Match, topic); deny.byRule) {

@@ -14,6 +14,14 @@
 //                    A subscription is judged by what it could deliver: `devices/#` against
 //                    deny_subscribe `devices/secret/#` is denied, since it would deliver
 //                    denied topics; subscribe `devices/+/x` is not enough for `devices/#`.
+//   subscription F   the SUBSCRIBE decision (checkSubscription), three-valued: refused when
+//                    no subscribe rule covers F or a deny_subscribe rule covers it (F lies
+//                    entirely inside a denied branch); granted when no deny_subscribe rule
+//                    overlaps F; otherwise granted with the denied branch withheld at
+//                    delivery, except when deliveries are not checked (check_deliveries:
+//                    false) or F is a shared subscription (withholding would lose those
+//                    messages for the whole group): then refused. checkSubscribe above is
+//                    the strict, filter-only form (a grant that needs no withholding).
 //   delivery TOPIC   a broker->client PUBLISH: allowed iff some subscribe rule matches TOPIC
 //                    and no deny_subscribe rule does (a per-message backstop for what the
 //                    filter-level check cannot see, e.g. retained messages after a reload).
@@ -52,6 +60,8 @@ class ClientRights {
     Decision checkPublish(std::string_view topic) const;
     Decision checkSubscribe(std::string_view filter) const;
     Decision checkDelivery(std::string_view topic) const;
+    // `deliveriesChecked`: policy.check_deliveries (withholding is possible).
+    SubscribeDecision checkSubscription(std::string_view filter, bool deliveriesChecked) const;
 
     // False when no publish and no subscribe rule can ever allow anything for this client
     // (no roles, empty roles, or only placeholder rules dropped for unsafe values).

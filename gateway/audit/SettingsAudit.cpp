@@ -50,6 +50,15 @@ void auditLimits(const config::LimitsConfig& l, Findings& out) {
                            "time without authenticating",
                        "set limits.handshake_timeout to 60s or less (default 10s)"});
     }
+    if (l.v3Keepalive == config::V3Keepalive::Accept && l.maxKeepalive.count() > 0) {
+        out.push_back({Severity::Low, "v3-keepalive-accepted", "limits.v3_keepalive",
+                       "MQTT 3.x clients with keepalive 0 or above max_keepalive are accepted "
+                       "(they cannot be told another value): TCP keepalive probes reap dead "
+                       "peers, but a live peer that stays silent holds its connection without a "
+                       "deadline (slow-connection resource holding, CVE-2020-13849 class)",
+                       "set limits.v3_keepalive: refuse if every device keeps a keepalive within "
+                       "max_keepalive; bound connections with max_connections(_per_ip)"});
+    }
     if (l.maxPacketSize > kMaxPacketSize) {
         out.push_back({Severity::Medium, "loose-limit", "limits.max_packet_size",
                        "max_packet_size is " + std::to_string(l.maxPacketSize) +

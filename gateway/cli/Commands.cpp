@@ -11,6 +11,8 @@
 #include "gateway/net/Log.h"
 #include "gateway/net/Snapshot.h"
 #include "policy/PasswordFile.h"
+#include "policy/RuleFilter.h"
+#include "policy/TopicMatch.h"
 
 #ifndef MOAT_VERSION
 #define MOAT_VERSION "0.0.0"
@@ -38,6 +40,31 @@ std::shared_ptr<const net::Snapshot> loadOrReport(const std::string& path) {
     auto snap = net::loadSnapshot(path, errors);
     for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
     return snap;
+}
+
+// For a subscription granted over denied branches: one line per deny_subscribe rule of the
+// identity's roles whose branch the filter overlaps, i.e. the deliveries Moat will withhold.
+std::vector<std::string> withheldBranches(const policy::Policy& policy,
+                                          const policy::ClientRights& rights,
+                                          const std::string& identity, const std::string& clientId,
+                                          std::string_view filter) {
+    std::vector<std::string> out;
+    const std::string_view inner = policy::shareInnerFilter(filter);
+    std::string expanded;
+    for (const std::string& roleName : rights.roles()) {
+        for (const policy::RoleSpec& role : policy.spec().roles) {
+            if (role.name != roleName) continue;
+            for (size_t i = 0; i < role.denySubscribe.size(); ++i) {
+                if (!policy::expandRuleFilter(role.denySubscribe[i], identity, clientId, true,
+                                              expanded) ||
+                    !policy::filtersOverlap(inner, expanded))
+                    continue;
+                out.push_back("withheld at delivery: " + expanded + " (role " + role.name +
+                              " deny_subscribe[" + std::to_string(i) + "])");
+            }
+        }
+    }
+    return out;
 }
 
 }  // namespace
@@ -96,11 +123,21 @@ int explainCommand(const Args& args) {
     auto policy = policy::Policy::compile(r.config->policy, errors);
     for (const auto& e : errors) std::fprintf(stderr, "%s: policy: %s\n", path.c_str(), e.c_str());
     if (!policy) return 1;
-    auto rights = policy->rightsFor(identity, clientId.empty() ? identity : clientId);
-    policy::Decision d = positional[0] == "publish" ? rights->checkPublish(positional[1])
-                                                    : rights->checkSubscribe(positional[1]);
-    std::printf("%s (%s)\n", d.allowed ? "allow" : "deny", d.describe().c_str());
-    return d.allowed ? 0 : 3;
+    const std::string cid = clientId.empty() ? identity : clientId;
+    auto rights = policy->rightsFor(identity, cid);
+    if (positional[0] == "publish") {
+        policy::Decision d = rights->checkPublish(positional[1]);
+        std::printf("%s (%s)\n", d.allowed ? "allow" : "deny", d.describe().c_str());
+        return d.allowed ? 0 : 3;
+    }
+    policy::SubscribeDecision d =
+        rights->checkSubscription(positional[1], r.config->policy.checkDeliveries);
+    std::printf("%s (%s)\n", d.allowed() ? "allow" : "deny", d.decision.describe().c_str());
+    if (d.outcome == policy::SubscribeOutcome::GrantFiltered) {
+        for (const auto& line : withheldBranches(*policy, *rights, identity, cid, positional[1]))
+            std::printf("%s\n", line.c_str());
+    }
+    return d.allowed() ? 0 : 3;
 }
 
 int auditCommand(const Args& args) {

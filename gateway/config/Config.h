@@ -88,6 +88,10 @@ struct AuthConfig {
 };
 
 enum class OnExceed { Throttle, Disconnect };
+// What an MQTT 3.x keepalive of 0 or above max_keepalive gets (a v3 client cannot be told
+// another value): accept = forwarded unchanged, dead peers reaped by TCP keepalive probes;
+// refuse = CONNACK 0x02, as Mosquitto with max_keepalive does.
+enum class V3Keepalive { Accept, Refuse };
 
 struct LimitsConfig {
     uint32_t maxConnections = 10000;
@@ -104,6 +108,7 @@ struct LimitsConfig {
     // Extensions beyond the contract (defaults are generous):
     uint32_t maxInflight = 1000;      // un-acknowledged QoS 1/2 publishes per client
     uint32_t maxUserProperties = 64;  // per packet
+    V3Keepalive v3Keepalive = V3Keepalive::Accept;
     Rate controlPacketRate{50};       // PINGREQ/SUBSCRIBE/UNSUBSCRIBE per client
 };
 

@@ -141,6 +141,10 @@ void parseLimits(LoadContext& ctx, MapReader& m, LimitsConfig& out) {
             {{"throttle", OnExceed::Throttle}, {"disconnect", OnExceed::Disconnect}});
     }
     if (auto f = m.take("drain_timeout")) readDuration(d, *f, out.drainTimeout, Millis{0});
+    if (auto f = m.take("v3_keepalive")) {
+        readEnum<V3Keepalive>(d, *f, out.v3Keepalive,
+                              {{"accept", V3Keepalive::Accept}, {"refuse", V3Keepalive::Refuse}});
+    }
     // MQTT 5 Receive Maximum is 16-bit, so more in-flight messages cannot be negotiated.
     if (auto f = m.take("max_inflight")) readUint(d, *f, out.maxInflight, 1, 65535);
     if (auto f = m.take("max_user_properties")) {

@@ -222,9 +222,12 @@ Verdict Session::clientSubscribe(const mqtt::Frame& frame, const uint8_t* body) 
             continue;
         }
         slotOf.emplace(filter, i);
-        policy::Decision d = rights_->checkSubscribe(filter);
-        if (!d.allowed) {
-            events_.onAuthzDenied("subscribe", filter, d);
+        // A grant over a denied branch is filtered at delivery (brokerPublish), so it needs
+        // the per-message check: checkSubscription refuses it when that is off.
+        policy::SubscribeDecision d = rights_->checkSubscription(filter, options_.checkDeliveries);
+        if (d.outcome == policy::SubscribeOutcome::GrantFiltered) withholding_ = true;
+        if (!d.allowed()) {
+            events_.onAuthzDenied("subscribe", filter, d.decision);
             slots[i] = deniedCode;
             ++denied;
             continue;
@@ -376,7 +379,7 @@ Verdict Session::brokerPublish(const mqtt::Frame& frame, const uint8_t* body) {
         }
     }
 
-    if (options_.checkDeliveries || resumedSession_) {
+    if (options_.checkDeliveries || resumedSession_ || withholding_) {
         const policy::Decision& d =
             deliveryDecisions_.get(topic, [&] { return rights_->checkDelivery(topic); });
         if (!d.allowed) {
@@ -480,8 +483,11 @@ std::vector<std::string> Session::replaceRights(
     rights_ = std::move(rights);
     // Filters still awaiting their SUBACK are the broker's too: the gateway's UNSUBSCRIBE
     // reaches the broker after their SUBSCRIBE, so it removes them all the same.
-    return subscriptions_.revoke(
-        [this](const std::string& f) { return rights_->checkSubscribe(f).allowed; });
+    return subscriptions_.revoke([this](const std::string& f) {
+        const policy::SubscribeDecision d = rights_->checkSubscription(f, options_.checkDeliveries);
+        if (d.outcome == policy::SubscribeOutcome::GrantFiltered) withholding_ = true;
+        return d.allowed();
+    });
 }
 
 std::vector<uint8_t> Session::makeUnsubscribe(const std::vector<std::string>& filters) {

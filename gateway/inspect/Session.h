@@ -82,6 +82,11 @@ class Session {
     // Builds a gateway-originated UNSUBSCRIBE for `filters`; its UNSUBACK will be consumed.
     // Empty when every packet id is in use by the client (nothing can be sent now).
     std::vector<uint8_t> makeUnsubscribe(const std::vector<std::string>& filters);
+    // Reload: policy.check_deliveries (call before replaceRights, which re-judges with it).
+    // Once a subscription was granted with a withheld branch, this session keeps checking
+    // deliveries: turning the option off must not open that branch before the reload's
+    // UNSUBSCRIBE reaches the broker.
+    void setCheckDeliveries(bool on) { options_.checkDeliveries = on; }
     // integrity.stamp_identity switched on or off (at CONNECT, and by a reload).
     void setStampIdentity(std::optional<std::string> identity);
     // Reload: new integrity rules / keys (null: none).
@@ -159,6 +164,9 @@ class Session {
     std::unordered_set<uint16_t> blockedDeliveryQos2_;
     // Client QoS 1/2 publishes forwarded and not yet completed (bounded: max_inflight).
     std::unordered_set<uint16_t> inflight_;
+
+    // A subscription was granted over a denied branch (deliveries stay checked, see above).
+    bool withholding_ = false;
 
     // stamp_identity: the encoded moat-identity user property (CONNECT, and each reload).
     std::vector<uint8_t> stampProperty_;

@@ -45,10 +45,6 @@ Metrics::Metrics()
                                              "Authentication factor checks by method and result.")),
       authzDeniedFamily_(family<prometheus::Counter>(
           *registry_, "moat_authz_denied_total", "Operations denied by the topic policy.")),
-      packetsTotal_(family<prometheus::Counter>(*registry_, "moat_packets_total",
-                                                "MQTT packets inspected, by direction and type.")),
-      bytesTotal_(family<prometheus::Counter>(*registry_, "moat_bytes_total",
-                                              "MQTT bytes inspected, by direction.")),
       rateLimitedFamily_(family<prometheus::Counter>(*registry_, "moat_rate_limited_total",
                                                      "Events refused or throttled by a limit.")),
       protocolErrorsFamily_(family<prometheus::Counter>(
@@ -79,15 +75,6 @@ Metrics::Metrics()
                  {"auth_failures", "topic_scan", "connection_storm", "publish_spike"}),
       readsPaused_(readsPausedFamily_, "reason",
                    {"client_queue", "broker_queue", "pending_acks"}) {
-    for (auto d : {Direction::ClientToBroker, Direction::BrokerToClient}) {
-        const std::string direction(directionLabel(d));
-        const auto di = static_cast<size_t>(d);
-        bytes_[di] = &bytesTotal_.Add({{"direction", direction}});
-        for (uint8_t type = 1; type <= 15; ++type) {
-            packets_[di][type] = &packetsTotal_.Add(
-                {{"direction", direction}, {"type", std::string(packetTypeLabel(type))}});
-        }
-    }
     for (auto m : {AuthMethodLabel::Certificate, AuthMethodLabel::Password}) {
         const std::string method = m == AuthMethodLabel::Certificate ? "certificate" : "password";
         const auto mi = static_cast<size_t>(m);
@@ -122,7 +109,9 @@ ListenerMetrics& Metrics::listener(const std::string& name, bool tls) {
 }
 
 std::string Metrics::serialize() const {
-    return prometheus::TextSerializer().Serialize(registry_->Collect());
+    std::vector<prometheus::MetricFamily> families = registry_->Collect();
+    for (auto& f : traffic_.Collect()) families.push_back(std::move(f));
+    return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace moat::metrics

@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "gateway/metrics/LabeledCounter.h"
+#include "gateway/metrics/TrafficCollector.h"
 
 namespace moat::metrics {
 
@@ -56,24 +57,15 @@ public:
     // data path.
     ListenerMetrics& listener(const std::string& name, bool tls = true);
 
-    // One decoded MQTT packet of `bytes` bytes (fixed header included). `packetType` is the
-    // 4-bit type (first byte >> 4), 1..15; other values only count bytes.
+    // moat_packets_total / moat_bytes_total are summed at scrape time from per-worker
+    // counters (TrafficCollector): workers attach their own TrafficCounters.
+    TrafficCollector& traffic() { return traffic_; }
+
+    // One decoded MQTT packet of `bytes` bytes (fixed header included), counted in shared
+    // state: for tests and rare off-loop callers only; workers use their TrafficCounters.
     void countPacket(Direction direction, uint8_t packetType, size_t bytes) {
-        const auto d = static_cast<size_t>(direction) & 1;
-        bytes_[d]->Increment(static_cast<double>(bytes));
-        if (packetType >= 1 && packetType <= 15) packets_[d][packetType]->Increment();
-    }
-    // `count` packets of one type at once: workers aggregate per-packet counts in plain
-    // thread-local integers and flush them here about once a second, keeping atomics off the
-    // data path.
-    void addPackets(Direction direction, uint8_t packetType, uint64_t count) {
-        if (packetType >= 1 && packetType <= 15)
-            packets_[static_cast<size_t>(direction) & 1][packetType]->Increment(
-                static_cast<double>(count));
-    }
-    // Bytes that are not a whole packet on their own (e.g. a partially read packet).
-    void countBytes(Direction direction, size_t bytes) {
-        bytes_[static_cast<size_t>(direction) & 1]->Increment(static_cast<double>(bytes));
+        traffic_.add(direction == Direction::ClientToBroker,
+                     packetType >= 1 && packetType <= 15 ? packetType : 0, 1, bytes);
     }
 
     void auth(AuthMethodLabel method, bool success) {
@@ -109,8 +101,6 @@ private:
     prometheus::Family<prometheus::Gauge>& certExpiry_;
     prometheus::Family<prometheus::Counter>& authTotal_;
     prometheus::Family<prometheus::Counter>& authzDeniedFamily_;
-    prometheus::Family<prometheus::Counter>& packetsTotal_;
-    prometheus::Family<prometheus::Counter>& bytesTotal_;
     prometheus::Family<prometheus::Counter>& rateLimitedFamily_;
     prometheus::Family<prometheus::Counter>& protocolErrorsFamily_;
     prometheus::Family<prometheus::Gauge>& bansActiveFamily_;
@@ -120,8 +110,7 @@ private:
     prometheus::Family<prometheus::Counter>& auditSuppressedFamily_;
     prometheus::Family<prometheus::Counter>& readsPausedFamily_;
 
-    std::array<std::array<prometheus::Counter*, 16>, 2> packets_{};  // [direction][type]
-    std::array<prometheus::Counter*, 2> bytes_{};
+    TrafficCollector traffic_;
     std::array<std::array<prometheus::Counter*, 2>, 2> auth_{};  // [method][success, failure]
     LabeledCounter authzDenied_;
     LabeledCounter rateLimited_;

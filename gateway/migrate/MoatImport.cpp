@@ -333,8 +333,13 @@ class Renderer {
 
     void limits(std::ostream& o) const {
         std::ostringstream l;
-        if (conf_.maxKeepalive && *conf_.maxKeepalive > 0 && *conf_.maxKeepalive <= 65535)
+        if (conf_.maxKeepalive && *conf_.maxKeepalive > 0 && *conf_.maxKeepalive <= 65535) {
             l << "  max_keepalive: " << *conf_.maxKeepalive << "s\n";
+            // Mosquitto refuses a v3 keepalive above its max_keepalive: keep that behaviour.
+            // `accept` would serve such devices with TCP keepalive probes instead.
+            l << "  v3_keepalive: refuse              # as Mosquitto's max_keepalive; accept "
+                 "serves them (TCP probes)\n";
+        }
         long total = 0;
         bool bounded = true;
         for (size_t i : served_) {

@@ -27,6 +27,12 @@ uint8_t decodeConnect(const uint8_t* body, size_t len, ConnectPacket& out);
 
 // v3: exactly 2 bytes, return code 0..5. v5: reason valid for CONNACK, then properties.
 // Session present with a refusal code is a ProtocolError (3.1.1 and 5).
+// A CONNACK body in 3.1.1 form refusing the connection (two bytes, return code 1..5): what a
+// server that does not speak MQTT 5 answers to a v5 CONNECT (MQTT 3.1.1 §3.1.2.2, e.g. aedes
+// with return code 1). Decodable, so a v5 client may be given it as it is.
+inline bool isV311ConnackRefusal(const uint8_t* body, size_t len) {
+    return len == 2 && body[0] == 0 && body[1] >= 1 && body[1] <= 5;
+}
 uint8_t decodeConnack(const uint8_t* body, size_t len, ProtocolVersion version,
                       ConnackPacket& out);
 

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "gateway/inspect/ForwardedCredentials.h"
+#include "gateway/inspect/KeepAlivePolicy.h"
 #include "gateway/integrity/PublishRewrite.h"
 #include "gateway/integrity/SignedPublish.h"
 #include "gateway/metrics/JsonEscape.h"
@@ -15,6 +16,7 @@
 #include "gateway/net/Gateway.h"
 #include "gateway/net/Log.h"
 #include "gateway/net/StreamWriter.h"
+#include "gateway/net/TcpKeepalive.h"
 #include "gateway/net/Worker.h"
 #include "gateway/tls/CertIdentity.h"
 
@@ -381,16 +383,21 @@ void ClientConnection::handleConnect(const mqtt::Frame& frame, const uint8_t* bo
     pauseClient(kPauseState);
 
     Gateway& gw = worker_.gateway();
-    // Keepalive clamping (Mosquitto's max_keepalive semantics): v5 clients are told the
-    // Server Keep Alive; v3 clients cannot be told, so a keepalive out of range is refused.
+    // Keepalive (inspect/KeepAlivePolicy.h): v5 clients are told the Server Keep Alive; a v3
+    // keepalive out of range goes on unchanged with TCP probes reaping dead peers, or is
+    // refused with `v3_keepalive: refuse`.
     const uint64_t maxKa = config().limits.maxKeepalive.count() / 1000;
-    keepAlive_ = connect_->keepAlive;
-    if (maxKa > 0 && (keepAlive_ == 0 || keepAlive_ > maxKa)) {
-        if (!v5()) {
-            refuseConnect(rc::ClientIdentifierNotValid, "keepalive outside max_keepalive");
-            return;
-        }
-        keepAlive_ = static_cast<uint16_t>(std::min<uint64_t>(maxKa, 0xFFFF));
+    const inspect::KeepAliveDecision ka =
+        inspect::decideKeepAlive(connect_->version, connect_->keepAlive, maxKa,
+                                 config().limits.v3Keepalive == config::V3Keepalive::Refuse);
+    if (ka.refuse) {
+        refuseConnect(rc::ClientIdentifierNotValid, "keepalive outside max_keepalive");
+        return;
+    }
+    keepAlive_ = ka.effective;
+    if (ka.tcpProbes) {
+        if (int r = enableTcpKeepalive(&client_, static_cast<uint32_t>(maxKa)); r != 0)
+            MOAT_LOG_WARN("TCP keepalive for %s: %s", remote_.c_str(), uv_strerror(r));
     }
 
     inspect::CertFactor cert;
@@ -737,18 +744,24 @@ size_t ClientConnection::processBrokerPackets(const uint8_t* data, size_t len) {
         if (fs == mqtt::FrameStatus::NeedMore) break;
         if (fs == mqtt::FrameStatus::Malformed) {
             flushRun();
-            onBackendMalformed("bad fixed header");
-            closeWithReason(rc::UnspecifiedError);
+            closeBackendMalformed("bad fixed header");
             return off;
         }
         if (len - off < frame.totalSize()) break;
         const size_t size = frame.totalSize();
         if (connackPending_) {
+            mqtt::ConnackPacket ack;
             if (frame.type() != PacketType::Connack) {
                 flushRun();
-                MOAT_LOG_WARN("broker sent %s before CONNACK to %s; closing",
-                              mqtt::packetTypeName(frame.type()), remote_.c_str());
-                closeAfterFlush();
+                closeBackendMalformed("broker packet before its CONNACK");
+                return off;
+            }
+            const uint8_t* ackBody = data + off + frame.headerSize;
+            if (mqtt::decodeConnack(ackBody, frame.remainingLength, connect_->version, ack) !=
+                    rc::Success &&
+                !(v5() && mqtt::isV311ConnackRefusal(ackBody, frame.remainingLength))) {
+                flushRun();
+                closeBackendMalformed("malformed CONNACK from the broker");
                 return off;
             }
             onBrokerConnack(frame, data + off + frame.headerSize);
@@ -1050,6 +1063,9 @@ void ClientConnection::maybeDelete() {
     if (openHandles_ > 0 || workPending_ || shutdownPending_ || backendShutdownPending_) return;
     if (admitted_) worker_.gateway().release(worker_, listener_.name, ip_);
     if (deniedAny_) worker_.gateway().forgetConnection(id_);
+    if (uint64_t n = withheld_.pending())
+        audit("authz_denied", "deliver", withheld_.lastTopic(), withheld_.lastRule(), "withheld",
+              n);
     if (session_ || connect_) audit("disconnect", "", "", "", "");
     delete this;
 }
@@ -1057,15 +1073,24 @@ void ClientConnection::maybeDelete() {
 // ------------------------------------------------------------------ events
 
 void ClientConnection::audit(const char* event, const char* action, std::string_view topic,
-                             std::string_view rule, std::string_view reason) {
+                             std::string_view rule, std::string_view reason,
+                             std::optional<uint64_t> count) {
     worker_.gateway().audit(event, listener_.name, remote_, connect_ ? connect_->clientId : "",
                             identity_, connect_ ? mqtt::versionName(connect_->version) : "", action,
-                            topic, rule, reason);
+                            topic, rule, reason, count);
 }
 
 void ClientConnection::onAuthzDenied(const char* action, std::string_view topic,
                                      const policy::Decision& decision) {
     worker_.gateway().authzDenied(action);
+    if (std::string_view(action) == "deliver") {
+        // A withheld delivery is the broker's traffic on a branch the client may not read,
+        // not the client probing: summarised, and never fed to topic_scan.
+        const std::string rule = decision.describe();
+        if (auto n = withheld_.record(uv_now(worker_.loop()), topic, rule))
+            audit("authz_denied", action, topic, rule, "withheld", *n);
+        return;
+    }
     audit("authz_denied", action, topic, decision.describe(), "");
     onDeniedTopic(topic);
 }
@@ -1080,6 +1105,20 @@ void ClientConnection::onDeniedTopic(std::string_view topic) {
 void ClientConnection::onProtocolError(uint8_t reason, const char* detail) {
     worker_.gateway().protocolError(mqtt::reasonName(reason));
     audit("protocol_error", "", "", "", detail);
+}
+
+void ClientConnection::closeBackendMalformed(const char* detail) {
+    onBackendMalformed(detail);
+    if (!connackPending_) {
+        closeWithReason(rc::UnspecifiedError);
+        return;
+    }
+    // The client has no CONNACK yet: it gets one (v5 0x80, v3 0x03 server unavailable).
+    const mqtt::ProtocolVersion v = connect_->version;
+    auto connack = mqtt::encodeConnack(
+        v, false, v5() ? rc::UnspecifiedError : mqtt::v3ConnackCodeFor(rc::UnspecifiedError), {});
+    sendToClient(connack.data(), connack.size());
+    closeAfterFlush();
 }
 
 void ClientConnection::onBackendMalformed(const char* detail) {
@@ -1240,6 +1279,7 @@ void ClientConnection::applySnapshot(const Snapshot& snapshot) {
                                    ? std::optional<std::string>(identity_)
                                    : std::nullopt);
     // Subscriptions the new policy no longer allows are removed at the broker.
+    session_->setCheckDeliveries(config().policy.checkDeliveries);
     std::vector<std::string> revoked = session_->replaceRights(std::move(rights));
     if (revoked.empty()) return;
     for (const auto& f : revoked)

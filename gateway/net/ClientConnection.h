@@ -21,6 +21,7 @@
 #include "gateway/inspect/KeepAlive.h"
 #include "gateway/inspect/ReloadCheck.h"
 #include "gateway/inspect/Session.h"
+#include "gateway/inspect/WithheldDeliveries.h"
 #include "gateway/inspect/limits/TokenBucket.h"
 #include "gateway/metrics/PublishBaseline.h"
 #include "gateway/mqtt/Frame.h"
@@ -179,6 +180,9 @@ class ClientConnection : public inspect::SessionEvents {
     void onAuthzDenied(const char* action, std::string_view topic,
                        const policy::Decision& decision) override;
     void onProtocolError(uint8_t reason, const char* detail) override;
+    // A broker packet that cannot be decoded or checked: counted, and the client closed
+    // (v5 DISCONNECT 0x80, or a CONNACK when it has none yet).
+    void closeBackendMalformed(const char* detail);
     void onSubscriptionLimit(std::string_view filter) override;
     void onBackendMalformed(const char* detail) override;
     void onIntegrityDenied(std::string_view topic, std::string_view rule,
@@ -187,7 +191,7 @@ class ClientConnection : public inspect::SessionEvents {
     std::shared_ptr<integrity::Checker> makeIntegrityChecker(const Snapshot& snapshot);
 
     void audit(const char* event, const char* action, std::string_view topic, std::string_view rule,
-               std::string_view reason);
+               std::string_view reason, std::optional<uint64_t> count = {});
     // A TLS handshake that failed or was abandoned (`why`): metrics and audit; a refused
     // certificate counts as a failed authentication, any other failure of a client that sent
     // bytes as a handshake failure towards its address's ban (Gateway::handshakeFailed).
@@ -254,6 +258,7 @@ class ClientConnection : public inspect::SessionEvents {
     // The will went to the broker unstamped with a client-supplied moat-identity (stamping was
     // off): a reload that turns stamp_identity on must not let the broker publish it.
     bool willForgedIdentity_ = false;
+    inspect::WithheldDeliveries withheld_;  // audit summarising of withheld deliveries
 };
 
 }  // namespace moat::net

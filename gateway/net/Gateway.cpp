@@ -213,6 +213,8 @@ void Gateway::startMain() {
     uv_signal_start(&sigInt_, onSignal, SIGINT);
     uv_timer_init(&loop_, &housekeeping_);
     housekeeping_.data = this;
+    // The first scrape already shows the certificates' expiry (not a second later).
+    updateCertExpiry();
     uv_timer_start(&housekeeping_, onHousekeeping, 1000, 1000);
     uv_async_init(&loop_, &workersDone_, onWorkersDone);
     workersDone_.data = this;
@@ -353,6 +355,7 @@ void Gateway::applyReload(ReloadWork& w) {
         wk->post([snap](Worker& worker) { worker.setSnapshot(snap); });
     }
     if (watcher_) watcher_->watch(watchedFiles());
+    updateCertExpiry();  // a rotated certificate's expiry shows at once
     metrics_.reload(true);
     audit("reload", "", "", "", "", "", "", "", "", "ok");
     MOAT_LOG_INFO("configuration reloaded (generation %llu)",
@@ -379,8 +382,12 @@ void Gateway::onHousekeeping(uv_timer_t* t) {
         std::lock_guard lock(self->anomalyMutex_);
         self->anomalies_->sweep(now);
     }
-    for (const auto& [name, ctx] : self->snapshot_->tls) {
-        auto& lm = self->metrics_.listener(name, true);
+    self->updateCertExpiry();
+}
+
+void Gateway::updateCertExpiry() {
+    for (const auto& [name, ctx] : snapshot_->tls) {
+        auto& lm = metrics_.listener(name, true);
         if (lm.certExpirySeconds) {
             auto left = std::chrono::duration_cast<std::chrono::seconds>(
                 ctx->serverCertNotAfter() - std::chrono::system_clock::now());

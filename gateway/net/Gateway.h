@@ -125,6 +125,8 @@ class Gateway : private cluster::ClusterHandler {
     std::vector<std::string> watchedFiles() const;
     static void onSignal(uv_signal_t* h, int signum);
     static void onHousekeeping(uv_timer_t* t);
+    // moat_certificate_expiry_seconds of every TLS listener (start, reload, each second).
+    void updateCertExpiry();
     static void onHealthCheck(uv_timer_t* t);
     bool brokerUnresponsive();  // BackendHealth: repeated CONNACK timeouts, not yet cleared
     void restartHealthCheck();

@@ -20,14 +20,14 @@ Worker::Worker(Gateway& gateway, int index, std::shared_ptr<const Snapshot> snap
     uv_loop_init(&loop_);
     uv_async_init(&loop_, &async_, onAsync);
     async_.data = this;
-    uv_timer_init(&loop_, &statsTimer_);
-    statsTimer_.data = this;
+    gateway_.metrics().traffic().attach(&traffic_);
     uv_timer_init(&loop_, &drainTimer_);
     drainTimer_.data = this;
 }
 
 Worker::~Worker() {
     if (thread_.joinable()) thread_.join();
+    gateway_.metrics().traffic().detach(&traffic_);
     uv_loop_close(&loop_);
 }
 
@@ -55,9 +55,7 @@ void Worker::run() {
         int r = uv_listen(reinterpret_cast<uv_stream_t*>(&l->handle), 1024, onConnection);
         if (r != 0) MOAT_LOG_ERROR("listener %s: listen: %s", l->name.c_str(), uv_strerror(r));
     }
-    uv_timer_start(&statsTimer_, onStatsTimer, 1000, 1000);
     uv_run(&loop_, UV_RUN_DEFAULT);
-    flushTraffic();
     gateway_.workerStopped();
 }
 
@@ -111,25 +109,6 @@ void Worker::onConnection(uv_stream_t* server, int status) {
     }
     auto* conn = new ClientConnection(*l->worker, *l);
     conn->accept(server);  // on failure it closes and deletes itself
-}
-
-void Worker::flushTraffic() {
-    auto& m = gateway_.metrics();
-    for (int t = 0; t < 16; ++t) {
-        if (uint64_t d = traffic_.packetsIn[t] - flushed_.packetsIn[t])
-            m.addPackets(metrics::Direction::ClientToBroker, t, d);
-        if (uint64_t d = traffic_.packetsOut[t] - flushed_.packetsOut[t])
-            m.addPackets(metrics::Direction::BrokerToClient, t, d);
-    }
-    if (uint64_t d = traffic_.bytesIn - flushed_.bytesIn)
-        m.countBytes(metrics::Direction::ClientToBroker, d);
-    if (uint64_t d = traffic_.bytesOut - flushed_.bytesOut)
-        m.countBytes(metrics::Direction::BrokerToClient, d);
-    flushed_ = traffic_;
-}
-
-void Worker::onStatsTimer(uv_timer_t* t) {
-    static_cast<Worker*>(t->data)->flushTraffic();
 }
 
 void Worker::stopAccepting() {

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "gateway/metrics/TrafficCounters.h"
 #include "gateway/net/Snapshot.h"
 
 namespace moat::net {
@@ -23,13 +24,9 @@ class Gateway;
 class ClientConnection;
 struct WorkerListener;
 
-// Per-worker traffic counters, flushed into the shared Prometheus counters once a second so
-// the data path does plain increments instead of atomics on shared cache lines.
-struct TrafficCounters {
-    std::array<uint64_t, 16> packetsIn{};   // client -> broker, by packet type
-    std::array<uint64_t, 16> packetsOut{};  // broker -> client
-    uint64_t bytesIn = 0, bytesOut = 0;
-};
+// Per-worker traffic counters, summed at scrape time (metrics/TrafficCounters.h): the data
+// path does single-writer increments instead of atomics on shared cache lines.
+using TrafficCounters = metrics::TrafficCounters;
 
 class Worker {
   public:
@@ -70,12 +67,10 @@ class Worker {
 
   private:
     void run();
-    void flushTraffic();
     void stopAccepting();
     void maybeFinishShutdown();
     static void onAsync(uv_async_t* h);
     static void onConnection(uv_stream_t* server, int status);
-    static void onStatsTimer(uv_timer_t* t);
     static void onDrainTimer(uv_timer_t* t);
 
     Gateway& gateway_;
@@ -83,7 +78,6 @@ class Worker {
     std::shared_ptr<const Snapshot> snapshot_;
     uv_loop_t loop_{};
     uv_async_t async_{};
-    uv_timer_t statsTimer_{};
     uv_timer_t drainTimer_{};
     std::thread thread_;
     std::mutex postMutex_;
@@ -91,7 +85,6 @@ class Worker {
     std::vector<std::unique_ptr<WorkerListener>> listeners_;
     std::vector<ClientConnection*> connections_;
     TrafficCounters traffic_;
-    TrafficCounters flushed_;
     std::unique_ptr<uint8_t[]> readBuffer_;
     std::vector<uint8_t> plaintext_;
     uint64_t connectionSeq_ = 0;

@@ -290,11 +290,22 @@ def test_max_keepalive_v5_within_range_not_rewritten(moat_factory, wires):
 
 
 @pytest.mark.parametrize("asked", [0, 60], ids=["ka0", "ka60"])
-def test_max_keepalive_v311_out_of_range_refused(moat_factory, broker, wires, asked):
+def test_max_keepalive_v311_out_of_range_forwarded(moat_factory, broker, wires, asked):
+    """CONTRACT §3 Keepalive: a v3 client cannot be told another keepalive, so it is not
+    refused; its CONNECT reaches the broker unchanged (TCP probes reap dead peers)."""
     moat = moat_factory({"limits": {"max_keepalive": "10s"}})
     c = wires(moat, version=V311)
     cid = "ka-v3-%d" % asked
-    assert c.connect(cid, keepalive=asked) != 0
+    assert c.connect(cid, keepalive=asked) == 0
+    broker.wait_log(r"as %s \(p2, c1, k%d" % (cid, asked))
+
+
+@pytest.mark.parametrize("asked", [0, 60], ids=["ka0", "ka60"])
+def test_max_keepalive_v311_out_of_range_refused_on_request(moat_factory, broker, wires, asked):
+    moat = moat_factory({"limits": {"max_keepalive": "10s", "v3_keepalive": "refuse"}})
+    c = wires(moat, version=V311)
+    cid = "ka-v3-%d" % asked
+    assert c.connect(cid, keepalive=asked) == 2
     assert c.wait_closed(10) is None
     assert ("as %s " % cid) not in broker.log()
     ok = wires(moat, version=V311)

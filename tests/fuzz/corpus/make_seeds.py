@@ -124,3 +124,42 @@ for name, data in {
     "utf8": b"d\xc3\xa9v\nc\ndevices/d\xc3\xa9v/status",
 }.items():
     write("policy", name, data)
+
+# fuzz_session: an options byte (protocol, check_deliveries, on_publish_denied), then records
+# of a direction byte (0 client, 1 broker) and one packet: a `#` subscription over the denied
+# branch, deliveries on and off it at every QoS, topic aliases both ways.
+def session_stream(level):
+    v5 = level == 5
+    p = lambda raw: props(raw) if v5 else b""
+    alias = lambda n: p(b"\x23" + struct.pack("!H", n))
+    c, b = b"\x00", b"\x01"
+    out = [b + pkt(2, 0, b"\x00\x00" + p(b"\x22\x00\x0a"))]           # CONNACK, alias max 10
+    out.append(c + pkt(8, 2, b"\x00\x01" + p(b"") + s("#") + b"\x02"))  # SUBSCRIBE #
+    out.append(b + pkt(9, 0, b"\x00\x01" + p(b"") + b"\x02"))
+    for qos, flags in ((0, 0), (1, 2), (2, 4)):
+        pid = struct.pack("!H", 10 + qos) if qos else b""
+        out.append(b + pkt(3, flags, s("test/nosubscribe") + pid + p(b"") + b"withheld"))
+        out.append(b + pkt(3, flags, s("test/visible") + pid + p(b"") + b"visible"))
+    out.append(b + pkt(3, 1, s("devices/d2/secret/k") + p(b"") + b"retained"))
+    out.append(b + pkt(6, 2, b"\x00\x0c"))                               # PUBREL of the QoS 2
+    out.append(c + pkt(3, 2, s("devices/d1/t") + b"\x00\x05" + p(b"") + b"mine"))
+    out.append(c + pkt(3, 2, s("devices/d2/t") + b"\x00\x06" + p(b"") + b"spoof"))
+    if v5:
+        out.append(c + pkt(3, 0, s("devices/d1/a") + alias(1) + b"set"))
+        out.append(c + pkt(3, 0, s("") + alias(1) + b"by-alias"))
+        out.append(c + pkt(3, 0, s("devices/d1/locked") + alias(1) + b"rebind"))
+        out.append(c + pkt(3, 0, s("") + alias(1) + b"denied-by-alias"))
+        out.append(b + pkt(3, 0, s("test/nosubscribe") + alias(2) + b"hidden"))
+        out.append(b + pkt(3, 0, s("") + alias(2) + b"hidden-by-alias"))
+        out.append(b + pkt(3, 0, s("test/ok") + alias(3) + b"ok"))
+        out.append(b + pkt(3, 0, s("") + alias(3) + b"ok-by-alias"))
+    out.append(c + pkt(8, 2, b"\x00\x02" + p(b"") + s("$share/g/#") + b"\x01" + s("a/#") +
+                       b"\x01" + s("test/nosubscribe") + b"\x00"))
+    return out
+
+
+for level, opt in ((3, 0), (4, 1), (5, 2)):
+    records = session_stream(level)
+    write("session", "stream_v%d" % level, bytes([opt]) + b"".join(records))
+    write("session", "stream_v%d_nocheck" % level, bytes([opt | 4]) + b"".join(records))
+    write("session", "stream_v%d_disconnect" % level, bytes([opt | 8]) + b"".join(records))

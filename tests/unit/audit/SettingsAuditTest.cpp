@@ -146,3 +146,13 @@ TEST_CASE("a cluster without key_file is high; a remote Redis is plaintext (no T
     CHECK(p->severity == Severity::Medium);
     CHECK(p->message.find("hiredis 0.14") != std::string::npos);
 }
+
+TEST_CASE("v3_keepalive: accept is a low finding naming the trade-off; refuse clears it") {
+    auto c = cleanConfig();
+    auto f = find(auditConfig(c, now()), "v3-keepalive-accepted");
+    REQUIRE(f);
+    CHECK(f->severity == Severity::Low);
+    CHECK(f->message.find("CVE-2020-13849") != std::string::npos);
+    c.limits.v3Keepalive = config::V3Keepalive::Refuse;
+    CHECK(find(auditConfig(c, now()), "v3-keepalive-accepted") == std::nullopt);
+}

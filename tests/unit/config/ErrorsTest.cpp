@@ -546,3 +546,10 @@ listeners:
     REQUIRE(r.config);
     CHECK(r.config->listeners[0].tls->groups == "X25519:P-256:P-384");
 }
+
+TEST_CASE("limits.v3_keepalive: accept or refuse") {
+    TempDir dir;
+    CHECK(dir.errors(minimal("limits:\n  v3_keepalive: sometimes\n")) ==
+          Lines{"11: limits.v3_keepalive: bad value 'sometimes' (expected accept or refuse)"});
+    CHECK(dir.errors(minimal("limits:\n  v3_keepalive: refuse\n")).empty());
+}

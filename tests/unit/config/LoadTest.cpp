@@ -255,6 +255,7 @@ TEST_CASE("omitted sections and keys take the contract defaults") {
     CHECK(c.limits.publishBytesRate.perSecond == Approx(1024 * 1024));
     CHECK(c.limits.maxKeepalive == milliseconds(300000));
     CHECK(c.limits.onExceed == OnExceed::Throttle);
+    CHECK(c.limits.v3Keepalive == V3Keepalive::Accept);
     CHECK(c.limits.drainTimeout == milliseconds(10000));
     CHECK(c.bans.authFailures == 5);
     CHECK(c.bans.window == milliseconds(60000));

@@ -76,6 +76,7 @@ TEST_CASE("a TLS listener with client certificates, a password file and an ACL")
     CHECK(c->auth.hasMethod(config::AuthMethod::Password));
     CHECK_FALSE(c->auth.anonymous);
     CHECK(c->limits.maxKeepalive == config::Millis{600000});
+    CHECK(c->limits.v3Keepalive == config::V3Keepalive::Refuse);  // as Mosquitto refuses
     CHECK(c->limits.maxPacketSize == 1000000 + 65536);
     CHECK(c->limits.maxInflight == 20);
     CHECK(c->policy.checkDeliveries);

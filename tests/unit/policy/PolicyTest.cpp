@@ -358,3 +358,60 @@ TEST_CASE("Decision::describe", "[policy]") {
     CHECK(ruleListName(RuleList::Publish) == "publish");
     CHECK(ruleListName(RuleList::DenyPublish) == "deny_publish");
 }
+
+TEST_CASE("Policy: subscriptions over a denied branch are granted and filtered", "[policy]") {
+    PolicySpec spec;
+    spec.defaultRoles = {"r"};
+    spec.roles.push_back(role("r", {}, {"#"}, {}, {"test/nosubscribe", "devices/+/secrets/#"}));
+    auto r = compileOk(spec)->rightsFor("u", "u");
+    using O = SubscribeOutcome;
+
+    for (const char* f : {"#", "+/+", "test/#", "devices/#", "devices/d1/+/#"}) {
+        INFO(f);
+        SubscribeDecision d = r->checkSubscription(f, true);
+        CHECK(d.outcome == O::GrantFiltered);
+        CHECK(d.decision.describe() == "role r subscribe[0]");
+        CHECK(d.withheld.list == RuleList::DenySubscribe);
+        // Strict form and check_deliveries: false still refuse (nothing withholds then).
+        CHECK_FALSE(r->checkSubscribe(f).allowed);
+        SubscribeDecision strict = r->checkSubscription(f, false);
+        CHECK(strict.outcome == O::Refuse);
+        CHECK(strict.decision.list == RuleList::DenySubscribe);
+    }
+    CHECK(r->checkSubscription("#", true).withheld.describe() == "role r deny_subscribe[0]");
+    CHECK(r->checkSubscription("devices/#", true).withheld.describe() ==
+          "role r deny_subscribe[1]");
+
+    // Entirely inside a denied branch: refused.
+    for (const char* f : {"test/nosubscribe", "devices/d1/secrets/#", "devices/+/secrets/x"}) {
+        INFO(f);
+        SubscribeDecision d = r->checkSubscription(f, true);
+        CHECK(d.outcome == O::Refuse);
+        CHECK(d.decision.list == RuleList::DenySubscribe);
+    }
+    // Disjoint from every denied branch: a plain grant.
+    CHECK(r->checkSubscription("test/other", true).outcome == O::Grant);
+    CHECK(r->checkSubscription("devices/d1/status", true).outcome == O::Grant);
+    // Shared subscriptions overlapping a denied branch are refused (the group would lose them).
+    CHECK(r->checkSubscription("$share/g/#", true).outcome == O::Refuse);
+    CHECK(r->checkSubscription("$share/g/#", true).decision.describe() ==
+          "role r deny_subscribe[0]");
+    CHECK(r->checkSubscription("$share/g/test/other", true).outcome == O::Grant);
+    // Outside the subscribe rights: refused by default deny, as before.
+    CHECK(r->checkSubscription("$SYS/#", true).outcome == O::Refuse);
+    CHECK(r->checkSubscription("$SYS/#", true).decision.describe() == "default deny");
+    CHECK(r->checkSubscription("a/#/b", true).outcome == O::Refuse);
+}
+
+TEST_CASE("Policy: a grant-and-filter decision agrees with the per-topic delivery check",
+          "[policy]") {
+    PolicySpec spec;
+    spec.defaultRoles = {"r"};
+    spec.roles.push_back(role("r", {}, {"devices/#"}, {}, {"devices/+/secrets/#"}));
+    auto r = compileOk(spec)->rightsFor("u", "u");
+    REQUIRE(r->checkSubscription("devices/#", true).outcome == SubscribeOutcome::GrantFiltered);
+    CHECK(r->checkDelivery("devices/d1/status").allowed);
+    CHECK_FALSE(r->checkDelivery("devices/d1/secrets").allowed);
+    CHECK_FALSE(r->checkDelivery("devices/d1/secrets/key").allowed);
+    CHECK(r->checkSubscription("#", true).outcome == SubscribeOutcome::Refuse);  // not covered
+}
