@@ -7,6 +7,7 @@
    gone: a reload that revokes the will topic in that window has no connection to end, so the
    revoked will is still published (#17.5 covers only open connections)."""
 
+import pytest
 import socket
 import ssl
 import time
@@ -33,6 +34,7 @@ def _drain_publishes(c, marker, timeout=10):
     raise AssertionError("marker %s never arrived (saw %r)" % (marker, seen))
 
 
+@pytest.mark.xfail(strict=True, reason="open weakness (attack round after #17): max_subscriptions is counted per connection; a resumed persistent session's broker-side subscriptions are not counted (needs per-client-id state, with client-id ownership, #22)")
 def test_max_subscriptions_holds_across_a_persistent_session(moat_factory, broker):
     limit = 3
     moat = moat_factory({"limits": {"max_subscriptions": limit}})
@@ -75,6 +77,7 @@ def _will_policy(device_publish):
             "roles": {"device": {"publish": device_publish, "subscribe": ["wills/#", "mark/#"]}}}
 
 
+@pytest.mark.xfail(strict=True, reason='open weakness (attack round after #17): a v5 delayed will of a session that already ended is published even if a reload revoked its topic (needs the gateway to cancel it at the broker)')
 def test_delayed_will_revoked_by_reload_is_not_published(moat_factory, broker):
     import signal
     moat = moat_factory({"policy": _will_policy(["wills/%u", "mark/#"])})

@@ -7,6 +7,7 @@ device with the default limits pushes acks for ids the broker never sent at line
 the broker processes each — and Mosquitto writes a warning line (default log level) for every
 PUBREC on an unknown id, so one device also floods the broker's log."""
 
+import pytest
 import struct
 import time
 
@@ -15,6 +16,7 @@ import mqtt_wire as w
 import sec_util as u
 
 
+@pytest.mark.xfail(strict=True, reason='open weakness (attack round after #17): PUBACK/PUBREC/PUBREL/PUBCOMP for packet ids the broker never used are forwarded and not rate limited (needs outstanding-id tracking per direction)')
 def test_unsolicited_acks_do_not_reach_the_broker_unbounded(moat_factory, broker):
     moat = moat_factory({"limits": {"publish_rate": "100/s", "control_packet_rate": "50/s",
                                     "publish_bytes_rate": "1MiB/s"}})
