@@ -549,11 +549,11 @@ AuthCharge Gateway::chargePasswordCheck(const std::string& ip, const std::string
     c.ip = ip;
     c.identity = identity;
     c.at = SteadyClock::now();
-    if (std::optional<inspect::Ban> ban = bans_.recordPendingFailure(ip, c.at)) {
-        banMade(*ban, "auth_failures");
-        metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(c.at)));
-        c.banned = true;
-    }
+    // Only the identity guard is charged up front. The address's ban counts settled failures
+    // only: charging every started check against it banned a fleet behind one NAT address
+    // reconnecting at once with correct passwords (the soak found it). A check that never
+    // completes (queue timeout, eviction, closed connection) is settled as failed, so it
+    // still counts; queued checks of an address banned meanwhile are refused at dequeue.
     inspect::IdentityGuard::Charge g = identityGuard_.chargeCheck(identity, ip, c.at);
     c.identityCharged = g.charged;
     c.delay = g.delay;
@@ -563,15 +563,11 @@ AuthCharge Gateway::chargePasswordCheck(const std::string& ip, const std::string
 
 void Gateway::settlePasswordCheck(const AuthCharge& c, bool succeeded) {
     if (succeeded) {
-        bans_.withdrawFailure(c.ip, c.at);
         if (c.identityCharged) identityGuard_.withdraw(c.identity, c.at);
         return;
     }
     auto now = SteadyClock::now();
-    if (std::optional<inspect::Ban> ban = bans_.confirmFailures(c.ip, now)) {
-        banMade(*ban, "auth_failures");
-        metrics_.bansActive().Set(static_cast<double>(bans_.activeBans(now)));
-    }
+    recordAddressFailure(c.ip, "auth_failures", now);
     shareAuthFailure(c.ip, c.identity, now);
 }
 

@@ -37,15 +37,14 @@ class Worker;
 class FileWatcher;
 struct ReloadWork;
 
-// A password check charged as a failure before its result is known (CONTRACT §3; see
-// BanTable::recordPendingFailure and IdentityGuard): settled when the result comes.
+// A password check in progress: charged to the identity guard when it starts (CONTRACT §3),
+// settled with its result (a failure then counts towards the address's ban).
 struct AuthCharge {
     std::string ip;
     std::string identity;  // the claimed username
     std::chrono::steady_clock::time_point at{};
     bool identityCharged = false;
     std::chrono::milliseconds delay{0};  // identity under attack, address not trusted for it
-    bool banned = false;                 // this attempt got the address banned
 };
 
 // Privately a ClusterHandler: with `cluster:` configured, what other replicas decide arrives

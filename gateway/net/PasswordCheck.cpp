@@ -37,9 +37,9 @@ void ClientConnection::startPasswordCheck(inspect::Authenticator::Pending pendin
     Gateway& gw = worker_.gateway();
     pendingAuth_ = std::make_unique<inspect::Authenticator::Pending>(std::move(pending));
     authCharge_ = std::make_unique<AuthCharge>(gw.chargePasswordCheck(ip_, *connect_->username));
-    if (authCharge_->banned) {
-        // One attempt more than bans.auth_failures: the address is banned; this attempt
-        // stays counted and is not checked.
+    if (gw.isIpBanned(ip_)) {
+        // Banned since this connection was accepted (its address's other attempts failed):
+        // not checked.
         authCharge_.reset();
         refuseConnect(rc::Banned, "banned");
         return;

@@ -129,3 +129,27 @@ def test_many_waiters_with_a_small_stack(moat_factory, tmp_path):
     finally:
         for _, c in clients:
             c.close()
+
+
+def test_a_fleet_behind_one_address_reconnecting_at_once_is_not_banned(moat_factory, tmp_path):
+    """Twenty devices behind one NAT address reconnect at once (after a broker restart) with
+    correct passwords, under the default bans (5 failures). Charging every started check
+    against the address banned it; only settled failures count now (found by the soak)."""
+    import threading
+    users = {"dev%d" % i: ("pw-%d" % i, 200000) for i in range(20)}
+    moat = password_moat(moat_factory, password_file(tmp_path, users),
+                         bans={"auth_failures": 5, "window": "60s", "duration": "5m"})
+    codes = {}
+
+    def login(user):
+        codes[user] = attempt(moat, "127.0.4.1", "nat-" + user, user, users[user][0],
+                              timeout=30)
+
+    threads = [threading.Thread(target=login, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(code == 0 for code in codes.values()), codes
+    assert moat.metric("moat_bans_active") == 0
+    assert not [e for e in moat.audit_events("ban")], moat.audit_events("ban")

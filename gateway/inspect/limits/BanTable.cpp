@@ -36,38 +36,6 @@ std::optional<Ban> BanTable::recordOn(Side& side, Ban::Kind kind, std::string_vi
     return banSubject(*s, kind, key, now);
 }
 
-std::optional<Ban> BanTable::recordPendingFailure(std::string_view ip, SteadyTime now) {
-    if (config_.authFailures == 0 || ip.empty()) return std::nullopt;
-    Subject* s = findOrInsert(ips_, ip, now);
-    if (s == nullptr) {
-        ++untracked_;
-        return std::nullopt;
-    }
-    if (bannedAt(*s, now)) return std::nullopt;
-    pruneFailures(*s, now);
-    const bool alreadyAtThreshold = s->failures.size() >= config_.authFailures;
-    s->failures.push_back(now);
-    if (!alreadyAtThreshold) return std::nullopt;
-    return banSubject(*s, Ban::Ip, ip, now);
-}
-
-void BanTable::withdrawFailure(std::string_view ip, SteadyTime at) {
-    auto it = ips_.map.find(ip);
-    if (it == ips_.map.end()) return;
-    auto& f = it->second.failures;
-    auto pos = std::find(f.begin(), f.end(), at);
-    if (pos != f.end()) f.erase(pos);
-}
-
-std::optional<Ban> BanTable::confirmFailures(std::string_view ip, SteadyTime now) {
-    if (config_.authFailures == 0) return std::nullopt;
-    auto it = ips_.map.find(ip);
-    if (it == ips_.map.end() || bannedAt(it->second, now)) return std::nullopt;
-    pruneFailures(it->second, now);
-    if (it->second.failures.size() < config_.authFailures) return std::nullopt;
-    return banSubject(it->second, Ban::Ip, it->first, now);
-}
-
 // One more ban for `s` (strikes drive the doubling; forgotten after strikeMemory()).
 uint32_t BanTable::strike(Subject& s, SteadyTime now) {
     s.failures.clear();

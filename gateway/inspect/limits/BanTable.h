@@ -68,18 +68,6 @@ class BanTable : public BanLookup {
     // ignored: they cannot extend the ban. auth_failures == 0 disables banning.
     BanDecision recordAuthFailure(std::string_view ip, std::string_view identity, SteadyTime now);
 
-    // Password checks (CONTRACT §3, AuthPool): a failure is counted for the address when its
-    // check is queued or started, before the result is known, so checks that never finish
-    // (timed out, dropped) still count. Such a pending failure cannot ban by itself: the ban
-    // comes when a further attempt arrives with the count already at `auth_failures`, or when
-    // a pending check is confirmed failed (confirmFailures). A check that succeeds is
-    // withdrawn, so a correct password is never what bans an address.
-    std::optional<Ban> recordPendingFailure(std::string_view ip, SteadyTime now);
-    // Removes the failure recorded at `at` (the check succeeded). Nothing if it is gone.
-    void withdrawFailure(std::string_view ip, SteadyTime at);
-    // A pending failure turned out to be one: bans when the count has reached the threshold.
-    std::optional<Ban> confirmFailures(std::string_view ip, SteadyTime now);
-
     bool isIpBanned(std::string_view ip, SteadyTime now) const override;
     bool isIdentityBanned(std::string_view identity, SteadyTime now) const override;
     // The active ban of a subject (for logs and CONNACK decisions), if any.
@@ -181,18 +169,6 @@ class SharedBanTable : public BanLookup {
     BanDecision recordAuthFailure(std::string_view ip, std::string_view identity, SteadyTime now) {
         std::lock_guard lock(mutex_);
         return table_.recordAuthFailure(ip, identity, now);
-    }
-    std::optional<Ban> recordPendingFailure(std::string_view ip, SteadyTime now) {
-        std::lock_guard lock(mutex_);
-        return table_.recordPendingFailure(ip, now);
-    }
-    void withdrawFailure(std::string_view ip, SteadyTime at) {
-        std::lock_guard lock(mutex_);
-        table_.withdrawFailure(ip, at);
-    }
-    std::optional<Ban> confirmFailures(std::string_view ip, SteadyTime now) {
-        std::lock_guard lock(mutex_);
-        return table_.confirmFailures(ip, now);
     }
     bool isIpBanned(std::string_view ip, SteadyTime now) const override {
         std::lock_guard lock(mutex_);
