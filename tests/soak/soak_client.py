@@ -152,7 +152,13 @@ class Peer:
 
     async def run(self):
         backoff = 0.5
+        lost = False
         while not self.stopping:
+            if lost:
+                # A lost connection (broker restart, replica stopped) is followed by a
+                # reconnect at a random point of the fleet's spread: no thundering herd.
+                await asyncio.sleep(random.uniform(0, self.soak.reconnect_spread))
+                lost = False
             got = await self.connect_once()
             if got is None:
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
@@ -185,6 +191,7 @@ class Peer:
                 pass
             finally:
                 self.online = False
+                lost = True
                 reader_task.cancel()
                 ping_task.cancel()
                 self._close()
