@@ -879,7 +879,9 @@ class Soak:
                 await asyncio.sleep(delay)
             if self.crashed():
                 break
-            faults.append(asyncio.ensure_future(fn()))
+            task = asyncio.ensure_future(fn())
+            task.fault_name = name
+            faults.append(task)
         rest = t0 + D - time.monotonic()
         if rest > 0:
             await asyncio.sleep(rest)
@@ -888,6 +890,14 @@ class Soak:
             await asyncio.wait(faults, timeout=180)
         self.windows["loaded"] = (w0, time.time())
         self.probe_proc.kill()
+        self.fault_runs = {}
+        self.fault_errors = []
+        for t in faults:
+            if t.done() and not t.cancelled() and t.exception() is None:
+                self.fault_runs[t.fault_name] = self.fault_runs.get(t.fault_name, 0) + 1
+            else:
+                err = t.exception() if t.done() and not t.cancelled() else "did not finish"
+                self.fault_errors.append("%s: %r" % (t.fault_name, err))
 
         # Drain: no new publishes; everything acknowledged must arrive.
         self.phase = "drain"
@@ -1032,6 +1042,13 @@ class Soak:
                 refusals[str(k)] = refusals.get(str(k), 0) + v
         print("  device connect refusals (retried): %s" % json.dumps(refusals, sort_keys=True))
 
+        # 0. every scheduled fault ran (each kind at least once)
+        kinds = ("broker", "reload", "revoke", "redis", "replica", "flood", "slow")
+        self.check("every fault ran", not self.fault_errors and
+                   all(self.fault_runs.get(k) for k in kinds),
+                   ", ".join("%s %d" % (k, self.fault_runs.get(k, 0)) for k in kinds) +
+                   (" (+ the kill -9 phase)" if not self.fault_errors else
+                    "; errors: " + "; ".join(self.fault_errors)))
         # 1. acknowledged => delivered (telemetry QoS 1, events QoS 2) to every monitor
         total_gaps = sum(len(v) for v in main_missing.values())
         detail = []
