@@ -276,8 +276,8 @@ class Device(Peer):
         self.index = index
         self.kind = "pw" if password else "cert"
         self.seq = {"telemetry": 0, "events": 0, "forbidden": 0}
-        self.qos2 = index % 10 == 3
-        self.forbidden = index % 50 == 7
+        self.qos2 = index % 10 in (3, 4)  # v5 and v3.1.1
+        self.forbidden = index % 50 in (7, 8)
         self.filters = [("fleet/%s/commands" % name, 1)]
         self.commands = set()
         self.skipped = 0
