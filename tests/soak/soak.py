@@ -1035,7 +1035,8 @@ class Soak:
                                   " ".join(f for f, _ in m.used or ())))
         print("  floods: %s" % json.dumps(self.flood_results, sort_keys=True))
         print("  forbidden publishes acknowledged: %s" % ", ".join(
-            "v%d code 0x%02x: %d" % (v, c, n) for (v, c), n in sorted(self.forbidden_acks.items())))
+            "%s code 0x%02x: %d" % ("v5" if v == 5 else "v3.1.1", c, n)
+            for (v, c), n in sorted(self.forbidden_acks.items())))
         refusals = {}
         for d in self.devices:
             for k, v in d.refusals.items():
