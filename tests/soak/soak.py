@@ -51,11 +51,9 @@ PROCS = []  # every child process, killed on the way out
 
 # Checks that fail on the current gateway for a known, reported reason (README "Soak"): printed
 # as XFAIL and not counted; an XPASS says the entry can go.
-EXPECTED_FAILURES = {
-    "attacked identity's session kept":
-        "bad passwords claiming an identity ban it and close its live session (CONTRACT "
-        "section 3: never), fixed by the fix-auth work (18.7)",
-}
+# (Empty: the soak found that bad passwords claiming an identity banned it and closed its
+# live session, CONTRACT section 3; fixed on main by the fix-auth merge before this landed.)
+EXPECTED_FAILURES = {}
 
 
 def log(msg):
