@@ -1081,9 +1081,11 @@ class Soak:
                          if (v == 5 and c != 0x87) or (v == 4 and c != 0))
         self.check("nothing delivered on denied topics", not denied and not wrong_code,
                    "%d deliveries (forbidden publishes: %d acknowledged, %d with a code other "
-                   "than v5 0x87 / v3 0; private publishes withheld from monitors: %d)" % (
+                   "than v5 0x87 / v3 0; %d private publishes %s)" % (
                        len(denied), sum(self.forbidden_acks.values()), wrong_code,
-                       self.commander.private_sent))
+                       self.commander.private_sent,
+                       "withheld from the monitors' fleet/#" if self.monitors[0].used ==
+                       self.monitors[0].filters else "outside the monitors' fallback filters"))
         # 5. revoked device
         after_rev = sum(m.revoked_after for m in self.monitors)
         rev = next((d for d in self.devices if d.name == self.revoked_name), None)
