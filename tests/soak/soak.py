@@ -594,15 +594,21 @@ class Soak:
     async def revoke(self):
         name = self.revoked_name_pending
         self.pki.revoke(name)
-        before = await asyncio.to_thread(self.moat_a.metric, "moat_config_reloads_total")
-        for m in (self.moat_a, self.moat_b):
+        replicas = [m for m in (self.moat_a, self.moat_b) if m.up() and not m.expected_down]
+        before = []
+        for m in replicas:
+            before.append(await asyncio.to_thread(m.metric, "moat_config_reloads_total"))
             m.hup()
-        for _ in range(100):
-            await asyncio.sleep(0.1)
-            now = await asyncio.to_thread(self.moat_a.metric, "moat_config_reloads_total")
-            if now > before:
-                break
-        await asyncio.sleep(1.0)  # B's reload too; the revoked session is closed by then
+        # The revocation counts from when every live replica has reloaded (bounded wait).
+        for m, b in zip(replicas, before):
+            for _ in range(200):
+                try:
+                    if await asyncio.to_thread(m.metric, "moat_config_reloads_total") > b:
+                        break
+                except OSError:
+                    break
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
         self.revoked_name = name
         self.revoked_at = time.time()
         self.event("revoked %s through the CRL" % name)
