@@ -810,28 +810,36 @@ class Soak:
             return c
         c = MoatProc(self.mkdir("moat-c"), "c", self.args.moat, cfg)
         await asyncio.to_thread(c.start)
-        from soak_client import read_packet
-        conns, codes = [], []
+        def logins():
+            # Blocking sockets: every TLS handshake first, then the CONNECTs back to back, so
+            # the password checks overlap as a reconnect wave's do.
+            import socket
+            conns, codes = [], []
+            try:
+                for i in range(NAT_LOGINS):
+                    try:
+                        raw = socket.create_connection((HOST, c.port), 20,
+                                                       source_address=(NAT_SRC, 0))
+                        conns.append((i, self.plain_ctx.wrap_socket(
+                            raw, server_hostname="localhost")))
+                    except (OSError, ssl.SSLError) as e:
+                        codes.append(type(e).__name__)
+                for i, sock in conns:
+                    sock.sendall(w.connect_packet("nat%d" % i, username="nat%d" % i,
+                                                  password="nat%d-pass" % i))
+                for i, sock in conns:
+                    try:
+                        data = sock.recv(4)
+                        codes.append(data[3] if len(data) >= 4 else "closed")
+                    except (OSError, ssl.SSLError) as e:
+                        codes.append(type(e).__name__)
+            finally:
+                for i, sock in conns:
+                    sock.close()
+            return codes
         try:
-            for i in range(NAT_LOGINS):  # TLS first, then the CONNECTs back to back
-                try:
-                    conns.append(await asyncio.wait_for(asyncio.open_connection(
-                        HOST, c.port, ssl=self.plain_ctx, server_hostname="localhost",
-                        local_addr=(NAT_SRC, 0)), 20))
-                except IO_ERRORS as e:
-                    codes.append(type(e).__name__)
-            for i, (r, wr) in enumerate(conns):
-                wr.write(w.connect_packet("nat%d" % i, username="nat%d" % i,
-                                          password="nat%d-pass" % i))
-            for r, wr in conns:
-                try:
-                    ptype, _, body = await asyncio.wait_for(read_packet(r), 20)
-                    codes.append(body[1] if ptype == w.CONNACK else "no-connack")
-                except IO_ERRORS as e:
-                    codes.append(type(e).__name__)
+            codes = await asyncio.to_thread(logins)
         finally:
-            for r, wr in conns:
-                wr.close()
             await asyncio.to_thread(c.stop)
         bans = 0
         with open(c.audit_path, errors="replace") as f:
