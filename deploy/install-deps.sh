@@ -9,6 +9,7 @@ packages=(
     libuv1-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev catch2
     clang-14 libfuzzer-14-dev libclang-rt-14-dev
     mosquitto mosquitto-clients python3 python3-paho-mqtt python3-pytest python3-yaml
+    python3-cryptography
     haproxy stunnel4 procps
     libhiredis-dev redis-server
     prometheus

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs every test: installs what is needed (Debian 12, as root), then
 #   1. Release build: unit suites (Catch2), integration suites (real Mosquitto, real TLS
-#      clients: mosquitto_pub/sub, paho, MQTT.js), security suites;
+#      clients: mosquitto_pub/sub, paho, MQTT.js), security suites, the soak's CI setting
+#      (soak_short: 300 TLS devices under faults, ~90 s);
 #   2. Asan build (AddressSanitizer + UndefinedBehaviorSanitizer): the same suites again;
 #   3. fuzz smoke: every libFuzzer target for 10 s over its seed corpus.
 # Stops at the first failing stage and exits non-zero. MOAT_SKIP_ASAN=1 / MOAT_SKIP_FUZZ=1
