@@ -248,12 +248,7 @@ def test_backend_credentials(moat_factory, broker, clients, mode, username, expe
 
 def test_slow_subscriber_memory_bounded(moat_factory, clients, certs):
     moat = moat_factory(start=False)
-    if h.moat_is_asan():
-        # ASan's quarantine holds up to 256 MiB of freed buffers resident: keep it small so
-        # RSS measures what the gateway holds, not what the sanitizer delays freeing.
-        opts = [o for o in (os.environ.get("ASAN_OPTIONS", ""),
-                            "quarantine_size_mb=4:thread_local_quarantine_size_kb=64") if o]
-        moat.env = {"ASAN_OPTIONS": ":".join(opts)}
+    h.limit_asan_quarantine(moat)
     moat.start()
     slow = moat.wire(timeout=10)
     slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -184,7 +184,9 @@ def test_gateway_replies_to_a_client_that_never_reads_are_bounded(moat_factory, 
     the kernel's socket buffers, TCP flow control reaching the client)."""
     moat = moat_factory({"policy": {"roles": {"tester": {"publish": ["sec/ok/#"],
                                                          "subscribe": ["#"]}}},
-                         "audit": {"max_events_per_second": 10}})
+                         "audit": {"max_events_per_second": 10}}, start=False)
+    h.limit_asan_quarantine(moat)
+    moat.start()
     cid = unique("nonreader")
     raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # read nothing, buffer little
