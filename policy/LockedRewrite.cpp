@@ -15,7 +15,9 @@ namespace moat::policy {
 
 namespace {
 
-std::string errnoText() { return std::strerror(errno); }
+std::string errnoText() {
+    return std::strerror(errno);
+}
 
 struct Fd {
     int fd = -1;
@@ -107,15 +109,13 @@ bool replace(const std::string& target, std::string_view content, const struct s
     if ((mine.st_uid != like.st_uid || mine.st_gid != like.st_gid) &&
         ::fchown(out.fd, like.st_uid, like.st_gid) != 0)
         return fail("cannot keep the owner " + std::to_string(like.st_uid) + ":" +
-                    std::to_string(like.st_gid) + " of " + target +
-                    " (run as its owner or root)");
+                    std::to_string(like.st_gid) + " of " + target + " (run as its owner or root)");
     if (::fchmod(out.fd, like.st_mode & 07777) != 0) return fail("cannot set the mode of " + tmp);
     if (!writeAll(out.fd, content) || ::fsync(out.fd) != 0) return fail("cannot write " + tmp);
     const int fd = out.fd;
     out.fd = -1;
     if (::close(fd) != 0) return fail("cannot write " + tmp);
-    if (::rename(tmp.c_str(), target.c_str()) != 0)
-        return fail("cannot replace " + target);
+    if (::rename(tmp.c_str(), target.c_str()) != 0) return fail("cannot replace " + target);
     // Make the rename itself durable; best effort (some filesystems refuse fsync on folders).
     if (const int dfd = ::open(folderOf(target).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         dfd >= 0) {
@@ -152,7 +152,8 @@ bool rewriteFileLocked(const std::string& path, mode_t newFileMode, const Rewrit
                 return false;
             }
         }
-        struct stat held {}, now {};
+        struct stat held {
+        }, now{};
         if (::fstat(locked.fd, &held) != 0) {
             error = "cannot stat " + target + ": " + errnoText();
             return false;

@@ -21,8 +21,8 @@ namespace moat::policy {
 
 // Called under the lock with the current content ("" for a file that did not exist);
 // returns false (with `error`) to leave the file unchanged.
-using RewriteEdit = std::function<bool(const std::string& current, std::string& out,
-                                       std::string& error)>;
+using RewriteEdit =
+    std::function<bool(const std::string& current, std::string& out, std::string& error)>;
 
 // Rewrites `path` (or creates it with `newFileMode`). False with a message in `error` on
 // failure, the file then unchanged.

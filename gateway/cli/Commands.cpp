@@ -180,8 +180,8 @@ int passwdCommand(const Args& args) {
 }
 
 int versionCommand(const Args&) {
-    std::printf("moat %s\nOpenSSL %s\nlibuv %s\n", MOAT_VERSION, OpenSSL_version(OPENSSL_VERSION_STRING),
-                uv_version_string());
+    std::printf("moat %s\nOpenSSL %s\nlibuv %s\n", MOAT_VERSION,
+                OpenSSL_version(OPENSSL_VERSION_STRING), uv_version_string());
     return 0;
 }
 

@@ -23,15 +23,16 @@ namespace moat::cli {
 namespace {
 
 void signUsage() {
-    std::fprintf(stderr,
-                 "usage: moat sign --key FILE --topic TOPIC [--algorithm hmac-sha256|ed25519]\n"
-                 "                 [--timestamp[=now|SECONDS]] [--format v5|v3]  < payload\n"
-                 "  hmac-sha256: FILE holds the shared secret (trailing newline ignored)\n"
-                 "  ed25519:     FILE is the device's PRIVATE key PEM (the gateway has the public)\n"
-                 "  --timestamp: sign with a timestamp (required by rules with max_age);\n"
-                 "               signed bytes: topic 0x01 ts payload (without: topic 0x00 payload)\n"
-                 "  v5: prints moat-sig=... and moat-ts=... (user property values)\n"
-                 "  v3: writes payload + trailer ([8-byte ts] + signature) to stdout\n");
+    std::fprintf(
+        stderr,
+        "usage: moat sign --key FILE --topic TOPIC [--algorithm hmac-sha256|ed25519]\n"
+        "                 [--timestamp[=now|SECONDS]] [--format v5|v3]  < payload\n"
+        "  hmac-sha256: FILE holds the shared secret (trailing newline ignored)\n"
+        "  ed25519:     FILE is the device's PRIVATE key PEM (the gateway has the public)\n"
+        "  --timestamp: sign with a timestamp (required by rules with max_age);\n"
+        "               signed bytes: topic 0x01 ts payload (without: topic 0x00 payload)\n"
+        "  v5: prints moat-sig=... and moat-ts=... (user property values)\n"
+        "  v3: writes payload + trailer ([8-byte ts] + signature) to stdout\n");
 }
 
 }  // namespace
@@ -79,8 +80,10 @@ int signCommand(const Args& args) {
         return 1;
     }
     integrity::Algorithm alg;
-    if (algorithm == "hmac-sha256") alg = integrity::Algorithm::HmacSha256;
-    else if (algorithm == "ed25519") alg = integrity::Algorithm::Ed25519;
+    if (algorithm == "hmac-sha256")
+        alg = integrity::Algorithm::HmacSha256;
+    else if (algorithm == "ed25519")
+        alg = integrity::Algorithm::Ed25519;
     else {
         std::fprintf(stderr, "moat sign: --algorithm: hmac-sha256 or ed25519\n");
         return 1;
@@ -95,7 +98,8 @@ int signCommand(const Args& args) {
         std::fprintf(stderr, "moat sign: %s\n", error.c_str());
         return 1;
     }
-    std::string payload((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    std::string payload((std::istreambuf_iterator<char>(std::cin)),
+                        std::istreambuf_iterator<char>());
     std::vector<uint8_t> sig = signer->sign(topic, payload, timestamp);
     if (sig.empty()) {
         std::fprintf(stderr, "moat sign: signing failed\n");

@@ -15,19 +15,20 @@
 namespace {
 
 void usage() {
-    std::fprintf(stderr,
-                 "usage:\n"
-                 "  moat run -c FILE\n"
-                 "  moat check -c FILE\n"
-                 "  moat explain -c FILE --identity ID [--client-id CID] (publish|subscribe) TOPIC\n"
-                 "  moat audit -c FILE [--format text|json]\n"
-                 "  moat passwd FILE USER            (password read from stdin)\n"
-                 "  moat health -c FILE              (exit 0 while /healthz answers 200)\n"
-                 "  moat sign --key FILE --topic TOPIC [--algorithm hmac-sha256|ed25519]\n"
-                 "            [--timestamp[=now|SECONDS]] [--format v5|v3]   (payload on stdin;\n"
-                 "            v5 prints moat-sig/moat-ts values, v3 writes payload+trailer)\n"
-                 "  moat import --from mosquitto.conf   (prints a Moat config for it)\n"
-                 "  moat version\n");
+    std::fprintf(
+        stderr,
+        "usage:\n"
+        "  moat run -c FILE\n"
+        "  moat check -c FILE\n"
+        "  moat explain -c FILE --identity ID [--client-id CID] (publish|subscribe) TOPIC\n"
+        "  moat audit -c FILE [--format text|json]\n"
+        "  moat passwd FILE USER            (password read from stdin)\n"
+        "  moat health -c FILE              (exit 0 while /healthz answers 200)\n"
+        "  moat sign --key FILE --topic TOPIC [--algorithm hmac-sha256|ed25519]\n"
+        "            [--timestamp[=now|SECONDS]] [--format v5|v3]   (payload on stdin;\n"
+        "            v5 prints moat-sig/moat-ts values, v3 writes payload+trailer)\n"
+        "  moat import --from mosquitto.conf   (prints a Moat config for it)\n"
+        "  moat version\n");
 }
 
 }  // namespace

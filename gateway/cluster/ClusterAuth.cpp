@@ -1,5 +1,4 @@
 #include "gateway/cluster/ClusterAuth.h"
-#include "policy/Hex.h"
 
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
@@ -7,6 +6,8 @@
 #include <openssl/hmac.h>
 
 #include <charconv>
+
+#include "policy/Hex.h"
 
 namespace moat::cluster {
 

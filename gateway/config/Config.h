@@ -109,7 +109,7 @@ struct LimitsConfig {
     uint32_t maxInflight = 1000;      // un-acknowledged QoS 1/2 publishes per client
     uint32_t maxUserProperties = 64;  // per packet
     V3Keepalive v3Keepalive = V3Keepalive::Accept;
-    Rate controlPacketRate{50};       // PINGREQ/SUBSCRIBE/UNSUBSCRIBE per client
+    Rate controlPacketRate{50};  // PINGREQ/SUBSCRIBE/UNSUBSCRIBE per client
 };
 
 struct BansConfig {

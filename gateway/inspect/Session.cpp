@@ -217,8 +217,10 @@ Verdict Session::clientSubscribe(const mqtt::Frame& frame, const uint8_t* body) 
         const std::string& filter = sub.subscriptions[i].filter;
         if (auto seen = slotOf.find(filter); seen != slotOf.end()) {
             slots[i] = slots[seen->second];
-            if (slots[i] >= kFromBroker) forwarded[slots[i] - kFromBroker] = i;
-            else ++denied;
+            if (slots[i] >= kFromBroker)
+                forwarded[slots[i] - kFromBroker] = i;
+            else
+                ++denied;
             continue;
         }
         slotOf.emplace(filter, i);

@@ -7,7 +7,9 @@
 
 namespace moat::integrity {
 
-int64_t systemUnixSeconds() { return int64_t(std::time(nullptr)); }
+int64_t systemUnixSeconds() {
+    return int64_t(std::time(nullptr));
+}
 
 Checker::Checker(std::vector<BoundRule> rules, std::shared_ptr<const policy::TopicTrie> shared,
                  std::string_view identity, std::string_view clientId, Clock clock,
@@ -70,9 +72,14 @@ Checker::Outcome Checker::check(std::string_view topic, std::string_view payload
     if (f == Failure::None && spec.maxAge && remember) {
         const int64_t expiresAt = int64_t(*fields.timestamp + maxAgeSeconds);
         switch (replay_->admit(fields.signature, identity_, now, expiresAt)) {
-            case ReplayCache::Result::Fresh: break;
-            case ReplayCache::Result::Replayed: f = Failure::Replayed; break;
-            case ReplayCache::Result::Full: f = Failure::ReplayCacheFull; break;
+            case ReplayCache::Result::Fresh:
+                break;
+            case ReplayCache::Result::Replayed:
+                f = Failure::Replayed;
+                break;
+            case ReplayCache::Result::Full:
+                f = Failure::ReplayCacheFull;
+                break;
         }
     }
     out.failure = f;

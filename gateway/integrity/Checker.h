@@ -38,7 +38,7 @@ struct BoundRule {
 };
 
 class Checker {
-public:
+  public:
     using Clock = std::function<int64_t()>;  // Unix seconds
     static constexpr uint32_t kNoRule = policy::TopicTrie::kNoRule;
 
@@ -67,7 +67,7 @@ public:
     const RuleSpec& rule(uint32_t i) const { return *rules_[i].spec; }
     size_t ruleCount() const { return rules_.size(); }
 
-private:
+  private:
     std::vector<BoundRule> rules_;
     std::shared_ptr<const policy::TopicTrie> trie_;
     Clock clock_;

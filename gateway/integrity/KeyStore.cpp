@@ -7,7 +7,9 @@ namespace moat::integrity {
 
 namespace {
 
-bool hasIdentityPlaceholder(const std::string& path) { return path.find("%u") != std::string::npos; }
+bool hasIdentityPlaceholder(const std::string& path) {
+    return path.find("%u") != std::string::npos;
+}
 
 }  // namespace
 
@@ -47,8 +49,10 @@ std::shared_ptr<KeyStore> KeyStore::build(std::vector<RuleSpec> rules,
         }
         store->fixedKeys_.push_back(std::move(key));
         for (const auto& f : r.topics) {
-            if (policy::hasPlaceholder(f)) placeholders = true;
-            else if (policy::isValidTopicFilter(f)) trie->insert(f, i);
+            if (policy::hasPlaceholder(f))
+                placeholders = true;
+            else if (policy::isValidTopicFilter(f))
+                trie->insert(f, i);
         }
     }
     if (!placeholders) store->sharedTrie_ = std::move(trie);

@@ -21,7 +21,7 @@
 namespace moat::integrity {
 
 class KeyStore : public std::enable_shared_from_this<KeyStore> {
-public:
+  public:
     // Loads every key path without %u. Errors are "RULE-NAME: message". `replay`: the replay
     // cache of the rules with max_age; the gateway passes ReplayCache::processWide() so it
     // outlives reloads (null: a cache of this KeyStore's own).
@@ -43,9 +43,9 @@ public:
     // a file name (empty, ".", "..", or holding '/', '\\' or NUL).
     static std::string keyPathFor(const RuleSpec& rule, std::string_view identity);
 
-private:
+  private:
     std::vector<RuleSpec> rules_;
-    std::vector<std::shared_ptr<const Key>> fixedKeys_;  // per rule; null for %u paths
+    std::vector<std::shared_ptr<const Key>> fixedKeys_;    // per rule; null for %u paths
     std::shared_ptr<const policy::TopicTrie> sharedTrie_;  // null when a filter has a placeholder
     std::shared_ptr<ReplayCache> replay_;
 

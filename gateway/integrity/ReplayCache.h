@@ -31,7 +31,7 @@
 namespace moat::integrity {
 
 class ReplayCache {
-public:
+  public:
     static constexpr size_t kDefaultCapacity = 65536;    // ~10 MiB at most
     static constexpr size_t kDefaultPerIdentity = 8192;  // 27 signed messages/s over 5 min
 
@@ -50,7 +50,7 @@ public:
 
     size_t size() const;
 
-private:
+  private:
     // The first 16 bytes of a signature: a valid HMAC-SHA256 is pseudorandom, an Ed25519
     // signature starts with R, fixed by the signed bytes; 128 bits never collide by chance.
     using Digest = std::array<uint8_t, 16>;

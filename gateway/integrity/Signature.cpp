@@ -73,8 +73,7 @@ bool hmacSigned(EVP_MAC_CTX* ctx, std::string_view secret, std::string_view topi
         return hmac(ctx, secret, {bytesOf(topic), {&untimed, 1}, bytesOf(payload)}, out);
     uint8_t ts[kTimestampSize];
     putTimestamp(*timestamp, ts);
-    return hmac(ctx, secret, {bytesOf(topic), {&timed, 1}, {ts, sizeof ts}, bytesOf(payload)},
-                out);
+    return hmac(ctx, secret, {bytesOf(topic), {&timed, 1}, {ts, sizeof ts}, bytesOf(payload)}, out);
 }
 
 struct MacHolder {
@@ -147,8 +146,7 @@ std::shared_ptr<const Key> Key::ed25519PublicPem(std::string_view pem, std::stri
 }
 
 std::shared_ptr<const Key> Key::ed25519PublicRaw(std::span<const uint8_t> raw32) {
-    PkeyPtr key(
-        EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, raw32.data(), raw32.size()));
+    PkeyPtr key(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, raw32.data(), raw32.size()));
     if (!key) {
         ERR_clear_error();
         return nullptr;

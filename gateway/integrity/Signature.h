@@ -42,7 +42,7 @@ using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
 // A verification key: an HMAC secret or an Ed25519 public key.
 class Key {
-public:
+  public:
     // Reads a key file. HMAC: the raw secret, one trailing "\n" or "\r\n" ignored, must not be
     // empty. Ed25519: a PEM public key ("BEGIN PUBLIC KEY"). Null and `error` set on failure.
     static std::shared_ptr<const Key> load(Algorithm algorithm, const std::string& path,
@@ -61,7 +61,7 @@ public:
     const std::string& secret() const { return secret_; }  // HMAC only
     EVP_PKEY* pkey() const { return pkey_.get(); }         // Ed25519 only
 
-private:
+  private:
     Algorithm algorithm_;
     std::string secret_;
     PkeyPtr pkey_;
@@ -69,7 +69,7 @@ private:
 
 // Verifies signatures for one connection (not thread-safe; reuses its state).
 class Verifier {
-public:
+  public:
     Verifier();
     ~Verifier();
     Verifier(const Verifier&) = delete;
@@ -83,7 +83,7 @@ public:
     bool verifyMessage(const Key& key, std::span<const uint8_t> message,
                        std::span<const uint8_t> signature);
 
-private:
+  private:
     bool macReady();
     bool ed25519(const Key& key, std::span<const uint8_t> message,
                  std::span<const uint8_t> signature);
@@ -96,7 +96,7 @@ private:
 
 // A signing key, for `moat sign` and tests: an HMAC secret or an Ed25519 PRIVATE key PEM.
 class Signer {
-public:
+  public:
     static std::optional<Signer> load(Algorithm algorithm, const std::string& path,
                                       std::string& error);
     static Signer hmacSecret(std::string_view secret);
@@ -109,7 +109,7 @@ public:
     // The bare primitive over arbitrary bytes (known-answer tests).
     std::vector<uint8_t> signMessage(std::span<const uint8_t> message) const;
 
-private:
+  private:
     Signer(Algorithm a, std::string secret, std::shared_ptr<EVP_PKEY> pkey)
         : algorithm_(a), secret_(std::move(secret)), pkey_(std::move(pkey)) {}
     Algorithm algorithm_;

@@ -6,15 +6,24 @@ namespace moat::integrity {
 
 const char* failureReason(Failure f) {
     switch (f) {
-        case Failure::None: return "";
-        case Failure::MissingSignature: return "missing signature";
-        case Failure::BadSignature: return "bad signature";
-        case Failure::MissingTimestamp: return "missing timestamp";
-        case Failure::BadTimestamp: return "bad timestamp";
-        case Failure::StaleTimestamp: return "stale timestamp";
-        case Failure::NoKey: return "no key";
-        case Failure::Replayed: return "replayed signature";
-        case Failure::ReplayCacheFull: return "replay cache full";
+        case Failure::None:
+            return "";
+        case Failure::MissingSignature:
+            return "missing signature";
+        case Failure::BadSignature:
+            return "bad signature";
+        case Failure::MissingTimestamp:
+            return "missing timestamp";
+        case Failure::BadTimestamp:
+            return "bad timestamp";
+        case Failure::StaleTimestamp:
+            return "stale timestamp";
+        case Failure::NoKey:
+            return "no key";
+        case Failure::Replayed:
+            return "replayed signature";
+        case Failure::ReplayCacheFull:
+            return "replay cache full";
     }
     return "";
 }
@@ -79,8 +88,8 @@ Failure extractV5(std::span<const uint8_t> properties, std::string_view payload,
     out.payload = payload;
     std::string_view sig, ts;
     int sigs = 0, tss = 0;
-    mqtt::detail::walkProperties(properties.data(), properties.size(),
-                                 mqtt::PropertyScope::Publish, [&](const mqtt::PropertyView& v) {
+    mqtt::detail::walkProperties(properties.data(), properties.size(), mqtt::PropertyScope::Publish,
+                                 [&](const mqtt::PropertyView& v) {
                                      if (v.id != mqtt::prop::UserProperty) return;
                                      if (v.str == kSigProperty) {
                                          sig = v.str2;

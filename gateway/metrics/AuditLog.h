@@ -66,7 +66,7 @@ struct AuditEvent {
 };
 
 class AuditLog {
-public:
+  public:
     using Clock = std::chrono::steady_clock;
     using ClockFn = std::function<Clock::time_point()>;
 
@@ -118,7 +118,7 @@ public:
     static void format(std::string& out, const AuditEvent& event,
                        std::chrono::system_clock::time_point ts);
 
-private:
+  private:
     enum class Drop { RateLimit, QueueFull };
     void writerLoop();
     void drain();
@@ -145,7 +145,7 @@ private:
 
     mutable std::mutex mutex_;  // guards everything below up to writeMutex_
     std::condition_variable wake_;
-    std::string pending_;       // formatted lines waiting for the writer
+    std::string pending_;  // formatted lines waiting for the writer
     Clock::time_point windowStart_{};
     uint32_t inWindow_ = 0;
     std::unordered_map<std::string, SourceCount> sources_;  // this window's, <= kMaxSources

@@ -17,14 +17,22 @@ constexpr std::string_view kTextType = "text/plain; charset=utf-8";
 
 std::string_view reasonPhrase(int status) {
     switch (status) {
-        case 200: return "OK";
-        case 400: return "Bad Request";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 431: return "Request Header Fields Too Large";
-        case 503: return "Service Unavailable";
-        case 505: return "HTTP Version Not Supported";
-        default: return "Error";
+        case 200:
+            return "OK";
+        case 400:
+            return "Bad Request";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 431:
+            return "Request Header Fields Too Large";
+        case 503:
+            return "Service Unavailable";
+        case 505:
+            return "HTTP Version Not Supported";
+        default:
+            return "Error";
     }
 }
 
@@ -106,7 +114,10 @@ struct HttpEndpoint::Connection {
 
     void unlink() {
         if (owner == nullptr) return;
-        if (prev) prev->next = next; else owner->head_ = next;
+        if (prev)
+            prev->next = next;
+        else
+            owner->head_ = next;
         if (next) next->prev = prev;
         --owner->connections_;
         owner = nullptr;
@@ -218,7 +229,9 @@ HttpEndpoint::HttpEndpoint(uv_loop_t* loop, std::string host, uint16_t port,
       metricsBody_(std::move(metricsBody)),
       healthy_(std::move(healthy)) {}
 
-HttpEndpoint::~HttpEndpoint() { close(); }
+HttpEndpoint::~HttpEndpoint() {
+    close();
+}
 
 bool HttpEndpoint::start(std::string& error) {
     if (server_ != nullptr) {
@@ -251,9 +264,9 @@ bool HttpEndpoint::start(std::string& error) {
         close();
         return false;
     }
-    boundPort_ = ntohs(addr.ss_family == AF_INET6
-                           ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
-                           : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    boundPort_ =
+        ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                                         : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
     return true;
 }
 

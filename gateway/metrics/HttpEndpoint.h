@@ -26,7 +26,7 @@
 namespace moat::metrics {
 
 class HttpEndpoint {
-public:
+  public:
     static constexpr size_t kMaxRequestBytes = 8 * 1024;
     static constexpr size_t kMaxConnections = 64;
     static constexpr size_t kMaxConnectionsPerAddress = 8;
@@ -55,7 +55,7 @@ public:
 
     struct Connection;  // implementation detail, public for the C callbacks
 
-private:
+  private:
     friend struct Connection;
     static void onConnection(uv_stream_t* server, int status);
     void respond(Connection& c);

@@ -6,9 +6,9 @@ namespace moat::metrics {
 namespace {
 
 constexpr std::array<std::string_view, 16> kPacketTypes = {
-    "RESERVED", "CONNECT",     "CONNACK",  "PUBLISH", "PUBACK",   "PUBREC",
-    "PUBREL",   "PUBCOMP",     "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK",
-    "PINGREQ",  "PINGRESP",    "DISCONNECT", "AUTH"};
+    "RESERVED", "CONNECT",  "CONNACK",    "PUBLISH", "PUBACK",      "PUBREC",
+    "PUBREL",   "PUBCOMP",  "SUBSCRIBE",  "SUBACK",  "UNSUBSCRIBE", "UNSUBACK",
+    "PINGREQ",  "PINGRESP", "DISCONNECT", "AUTH"};
 
 template <typename T>
 prometheus::Family<T>& family(prometheus::Registry& registry, const char* name, const char* help) {
@@ -43,8 +43,8 @@ Metrics::Metrics()
                                             "expires (negative once expired).")),
       authTotal_(family<prometheus::Counter>(*registry_, "moat_auth_total",
                                              "Authentication factor checks by method and result.")),
-      authzDeniedFamily_(family<prometheus::Counter>(
-          *registry_, "moat_authz_denied_total", "Operations denied by the topic policy.")),
+      authzDeniedFamily_(family<prometheus::Counter>(*registry_, "moat_authz_denied_total",
+                                                     "Operations denied by the topic policy.")),
       rateLimitedFamily_(family<prometheus::Counter>(*registry_, "moat_rate_limited_total",
                                                      "Events refused or throttled by a limit.")),
       protocolErrorsFamily_(family<prometheus::Counter>(
@@ -73,8 +73,7 @@ Metrics::Metrics()
       protocolErrors_(protocolErrorsFamily_, "reason", {}),
       anomalies_(anomaliesFamily_, "kind",
                  {"auth_failures", "topic_scan", "connection_storm", "publish_spike"}),
-      readsPaused_(readsPausedFamily_, "reason",
-                   {"client_queue", "broker_queue", "pending_acks"}) {
+      readsPaused_(readsPausedFamily_, "reason", {"client_queue", "broker_queue", "pending_acks"}) {
     for (auto m : {AuthMethodLabel::Certificate, AuthMethodLabel::Password}) {
         const std::string method = m == AuthMethodLabel::Certificate ? "certificate" : "password";
         const auto mi = static_cast<size_t>(m);

@@ -35,19 +35,19 @@ std::string_view packetTypeLabel(uint8_t packetType);
 // The per-listener series, resolved once when the listener starts. Pointers stay valid for the
 // lifetime of the Metrics object.
 struct ListenerMetrics {
-    prometheus::Gauge* active = nullptr;             // moat_connections_active
-    prometheus::Counter* accepted = nullptr;         // moat_connections_total{result="accepted"}
-    prometheus::Counter* limited = nullptr;          // …{result="limited"}
-    prometheus::Counter* banned = nullptr;           // …{result="banned"}
-    prometheus::Counter* tlsOk = nullptr;            // moat_tls_handshakes_total{result="ok"}
-    prometheus::Counter* tlsFailed = nullptr;        // …{result="failed"}
+    prometheus::Gauge* active = nullptr;       // moat_connections_active
+    prometheus::Counter* accepted = nullptr;   // moat_connections_total{result="accepted"}
+    prometheus::Counter* limited = nullptr;    // …{result="limited"}
+    prometheus::Counter* banned = nullptr;     // …{result="banned"}
+    prometheus::Counter* tlsOk = nullptr;      // moat_tls_handshakes_total{result="ok"}
+    prometheus::Counter* tlsFailed = nullptr;  // …{result="failed"}
     // moat_certificate_expiry_seconds; nullptr for a plaintext listener (a 0 there would
     // read as "expires now" and fire the expiry alert).
     prometheus::Gauge* certExpirySeconds = nullptr;
 };
 
 class Metrics {
-public:
+  public:
     Metrics();
     Metrics(const Metrics&) = delete;
     Metrics& operator=(const Metrics&) = delete;
@@ -92,7 +92,7 @@ public:
     std::string serialize() const;
     prometheus::Registry& registry() { return *registry_; }
 
-private:
+  private:
     std::shared_ptr<prometheus::Registry> registry_;
 
     prometheus::Family<prometheus::Gauge>& connectionsActive_;

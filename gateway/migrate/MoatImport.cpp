@@ -69,8 +69,12 @@ RoleRules rulesOf(const std::vector<AclRule>& rules) {
     RoleRules r;
     for (const auto& rule : rules) {
         switch (rule.access) {
-            case AclAccess::Read: r.subscribe.push_back(rule.topic); break;
-            case AclAccess::Write: r.publish.push_back(rule.topic); break;
+            case AclAccess::Read:
+                r.subscribe.push_back(rule.topic);
+                break;
+            case AclAccess::Write:
+                r.publish.push_back(rule.topic);
+                break;
             case AclAccess::ReadWrite:
                 r.publish.push_back(rule.topic);
                 r.subscribe.push_back(rule.topic);
@@ -152,9 +156,10 @@ class Renderer {
                 passwordMethod_ = true;
         }
         if (isRelative(auth_.passwordFile) || isRelative(auth_.aclFile))
-            notes_.push_back("relative paths were relative to the broker's working directory; "
-                             "Moat resolves them against this file's folder. Make them "
-                             "absolute if they differ.");
+            notes_.push_back(
+                "relative paths were relative to the broker's working directory; "
+                "Moat resolves them against this file's folder. Make them "
+                "absolute if they differ.");
         if (!certificateMethod_ && !passwordMethod_ && !auth_.allowAnonymous.value_or(false))
             throw ImportError(
                 conf_.path +
@@ -165,8 +170,7 @@ class Renderer {
 
     std::string header() const {
         std::ostringstream h;
-        h << "# Moat configuration imported from " << oneLine(conf_.path)
-          << " by `moat import`.\n"
+        h << "# Moat configuration imported from " << oneLine(conf_.path) << " by `moat import`.\n"
           << "# Review it, then: moat check -c moat.yaml && moat audit -c moat.yaml\n#\n"
           << "# On the broker: Moat now owns the device-facing ports below and forwards to the "
              "broker\n# in plaintext. ";
@@ -239,15 +243,13 @@ class Renderer {
                 o << "      min_version: " << q(v) << "\n";
             }
             if (!l.ciphers.empty()) o << "      ciphers: " << q(l.ciphers) << "\n";
-            if (!l.ciphersTls13.empty())
-                o << "      ciphersuites: " << q(l.ciphersTls13) << "\n";
+            if (!l.ciphersTls13.empty()) o << "      ciphersuites: " << q(l.ciphersTls13) << "\n";
         }
     }
 
     void backend(std::ostream& o) const {
-        std::string address =
-            backendIndex_ ? bindOf(conf_.listeners[*backendIndex_])
-                          : "127.0.0.1:" + std::to_string(suggestedBackendPort());
+        std::string address = backendIndex_ ? bindOf(conf_.listeners[*backendIndex_])
+                                            : "127.0.0.1:" + std::to_string(suggestedBackendPort());
         o << "\nbackend:\n  address: " << q(address) << "\n";
         if (passwordMethod_ && !certificateMethod_) {
             o << "  # passthrough: the broker keeps checking its own password file, so it must "
@@ -326,7 +328,8 @@ class Renderer {
         }
         if (!users.empty()) {
             o << "  users:\n";
-            for (const auto& [user, roles] : users) o << "    " << q(user) << ": " << list(roles) << "\n";
+            for (const auto& [user, roles] : users)
+                o << "    " << q(user) << ": " << list(roles) << "\n";
         }
         o << "  check_deliveries: true\n  on_publish_denied: drop\n";
     }
@@ -344,8 +347,10 @@ class Renderer {
         bool bounded = true;
         for (size_t i : served_) {
             const auto& mc = conf_.listeners[i].maxConnections;
-            if (!mc || *mc < 0) bounded = false;
-            else total += *mc;
+            if (!mc || *mc < 0)
+                bounded = false;
+            else
+                total += *mc;
         }
         if (bounded && total > 0)
             l << "  max_connections: " << total << "   # sum of the listeners' max_connections\n";
@@ -362,7 +367,7 @@ class Renderer {
         if (conf_.maxInflight)
             l << "  max_inflight: "
               << (*conf_.maxInflight <= 0 || *conf_.maxInflight > 65535 ? 65535
-                                                                         : *conf_.maxInflight)
+                                                                        : *conf_.maxInflight)
               << "\n";
         o << "\nlimits:\n" << l.str();
         o << "  # Moat adds protections Mosquitto did not have; their defaults apply (see the "
@@ -390,8 +395,9 @@ std::vector<size_t> servedListeners(const MosquittoConfig& conf, std::vector<Unm
         served.push_back(i);
     }
     if (served.empty())
-        throw ImportError(conf.path + ": no listener to put Moat in front of (only loopback "
-                                      "plaintext or WebSocket listeners)");
+        throw ImportError(conf.path +
+                          ": no listener to put Moat in front of (only loopback "
+                          "plaintext or WebSocket listeners)");
     return served;
 }
 

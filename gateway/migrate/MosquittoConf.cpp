@@ -1,11 +1,12 @@
 #include "gateway/migrate/MosquittoConf.h"
 
+#include <dirent.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -140,8 +141,7 @@ class ConfParser {
         if (v.empty()) throw ImportError(at, key + ": missing value");
     }
 
-    void option(const SourceLine& at, const std::string& key, const std::string& value,
-                int depth) {
+    void option(const SourceLine& at, const std::string& key, const std::string& value, int depth) {
         if (key == "include_dir") {
             needValue(at, key, value);
             includeDir(at, value, depth);
@@ -158,8 +158,7 @@ class ConfParser {
             conf.listeners.push_back(l);
             current_ = conf.listeners.size() - 1;
             if (l.port == 0)
-                conf.unmapped.push_back(
-                    {at, key, value, "unix-socket listeners are not imported"});
+                conf.unmapped.push_back({at, key, value, "unix-socket listeners are not imported"});
             return;
         }
         if (key == "port") {
@@ -254,8 +253,7 @@ class ConfParser {
 
     void includeDir(const SourceLine& at, const std::string& dir, int depth) {
         DIR* d = opendir(dir.c_str());
-        if (!d)
-            throw ImportError(at, "include_dir " + dir + ": " + std::strerror(errno));
+        if (!d) throw ImportError(at, "include_dir " + dir + ": " + std::strerror(errno));
         std::vector<std::string> files;
         while (dirent* e = readdir(d)) {
             std::string name = e->d_name;

@@ -33,8 +33,7 @@ uint8_t decodeConnect(const uint8_t* body, size_t len, ConnectPacket& out);
 inline bool isV311ConnackRefusal(const uint8_t* body, size_t len) {
     return len == 2 && body[0] == 0 && body[1] >= 1 && body[1] <= 5;
 }
-uint8_t decodeConnack(const uint8_t* body, size_t len, ProtocolVersion version,
-                      ConnackPacket& out);
+uint8_t decodeConnack(const uint8_t* body, size_t len, ProtocolVersion version, ConnackPacket& out);
 
 // Allocation-free. Body length is frame.remainingLength. MalformedPacket: QoS 3, DUP on QoS 0,
 // truncation, bad UTF-8 topic, wildcard (3.x) or empty (3.x) topic; TopicNameInvalid for a
@@ -51,8 +50,7 @@ PublishPacket toPublishPacket(const PublishView& view);
 // TopicFilterInvalid (v5) / MalformedPacket (3.x) for an invalid filter.
 uint8_t decodeSubscribe(const uint8_t* body, size_t len, ProtocolVersion version,
                         SubscribePacket& out);
-uint8_t decodeSuback(const uint8_t* body, size_t len, ProtocolVersion version,
-                     SubackPacket& out);
+uint8_t decodeSuback(const uint8_t* body, size_t len, ProtocolVersion version, SubackPacket& out);
 uint8_t decodeUnsubscribe(const uint8_t* body, size_t len, ProtocolVersion version,
                           UnsubscribePacket& out);
 uint8_t decodeUnsuback(const uint8_t* body, size_t len, ProtocolVersion version,

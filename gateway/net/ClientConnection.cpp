@@ -421,8 +421,7 @@ void ClientConnection::handleConnect(const mqtt::Frame& frame, const uint8_t* bo
     startPasswordCheck(std::move(pending));
 }
 
-void ClientConnection::finishAuth(const inspect::AuthOutcome& authOutcome,
-                                  bool passwordCharged) {
+void ClientConnection::finishAuth(const inspect::AuthOutcome& authOutcome, bool passwordCharged) {
     Gateway& gw = worker_.gateway();
     // Rights, limits and credentials rules come from the snapshot current now, not the one
     // authentication started with (a reload during the password check may have narrowed them).

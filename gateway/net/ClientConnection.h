@@ -4,12 +4,13 @@
 //   device --TLS--> client_ --TlsSession--> frames --Session--> backend_ --plain--> broker
 //
 // Life cycle: [ProxyHeader ->] TlsHandshake -> AwaitConnect -> Authenticating (password check on
-// the gateway's AuthPool) -> ConnectingBackend -> Established -> Closing. No broker connection exists
-// before the TLS handshake and the CONNECT packet have both passed.
+// the gateway's AuthPool) -> ConnectingBackend -> Established -> Closing. No broker connection
+// exists before the TLS handshake and the CONNECT packet have both passed.
 //
 // Memory: the object owns three libuv handles and is deleted when the last one has closed
-// (a password check still running does not hold it: closeNow() lets go of it). Partial packets are kept in small per-side
-// buffers that are freed when empty; socket reads go into the worker's scratch buffer.
+// (a password check still running does not hold it: closeNow() lets go of it). Partial packets are
+// kept in small per-side buffers that are freed when empty; socket reads go into the worker's
+// scratch buffer.
 
 #include <uv.h>
 
@@ -232,8 +233,8 @@ class ClientConnection : public inspect::SessionEvents {
 
     std::unique_ptr<tls::TlsSession> tls_;
     uint64_t handshakeGeneration_ = 0;  // snapshot whose TLS context verified the certificate
-    ByteBuffer clientIn_;   // partial client packet(s) between reads
-    ByteBuffer backendIn_;  // partial broker packet(s)
+    ByteBuffer clientIn_;               // partial client packet(s) between reads
+    ByteBuffer backendIn_;              // partial broker packet(s)
 
     std::shared_ptr<PasswordTicket> passwordTicket_;  // a check queued or running
     std::unique_ptr<AuthCharge> authCharge_;          // charged, not yet handed to the pool
@@ -244,7 +245,7 @@ class ClientConnection : public inspect::SessionEvents {
     std::string identity_;
     inspect::CertFactor certFactor_;
     std::unique_ptr<inspect::Session> session_;
-    uint16_t keepAlive_ = 0;  // seconds, after clamping
+    uint16_t keepAlive_ = 0;             // seconds, after clamping
     inspect::KeepAlive keepAliveClock_;  // refreshed by complete packets only
     // Established, CONNECT sent, the broker's CONNACK not yet seen: the timer is the
     // backend.connect_timeout deadline, not keepalive.

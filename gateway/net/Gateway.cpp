@@ -181,9 +181,9 @@ int Gateway::run() {
     resolver_.set(cfg.backend.address);  // before the first device: no lookup on a worker
     // PBKDF2 on its own threads (half the usable cores, at least 2; the event loops keep the
     // rest), so a login flood never holds the libuv pool that reloads and DNS use.
-    authPool_ = std::make_unique<AuthPool>(
-        std::max(2u, usableCores() / 2), kAuthQueueCapacity,
-        [this](const std::string& ip) { return isIpBanned(ip); });
+    authPool_ =
+        std::make_unique<AuthPool>(std::max(2u, usableCores() / 2), kAuthQueueCapacity,
+                                   [this](const std::string& ip) { return isIpBanned(ip); });
     startMain();
     runningWorkers_ = static_cast<int>(workers_.size());
     for (auto& w : workers_) w->start();

@@ -1,9 +1,9 @@
-#include "gateway/inspect/limits/BanTable.h"
-
 #include <catch2/catch.hpp>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "gateway/inspect/limits/BanTable.h"
 
 using namespace std::chrono_literals;
 using moat::config::BansConfig;
@@ -202,8 +202,7 @@ TEST_CASE("memory is bounded: many sources", "[bans]") {
     CHECK(t.untrackedFailures() == 0);
 }
 
-TEST_CASE("a table full of active bans drops the ban that ends soonest for a newcomer",
-          "[bans]") {
+TEST_CASE("a table full of active bans drops the ban that ends soonest for a newcomer", "[bans]") {
     BanTableLimits lim;
     lim.maxSubjects = 50;
     BanTable t(bans(1), lim);
@@ -255,7 +254,7 @@ TEST_CASE("active ban count follows expiry, extension and eviction", "[bans]") {
     REQUIRE(t.adopt(Ban::Ip, "b", 10min, t0 + 10min, t0));  // ends t0 + 10 min
     REQUIRE(t.adopt(Ban::Identity, "c", 1min, t0 + 1min, t0));
     CHECK(t.activeBans(t0) == 3);
-    CHECK(t.activeBans(t0 + 1min) == 2);  // c ended
+    CHECK(t.activeBans(t0 + 1min) == 2);                           // c ended
     REQUIRE(t.adopt(Ban::Ip, "a", 20min, t0 + 20min, t0 + 2min));  // extended
     CHECK(t.activeBans(t0 + 6min) == 2);
     CHECK(t.activeBans(t0 + 11min) == 1);
@@ -322,4 +321,3 @@ TEST_CASE("SharedBanTable serialises concurrent callers", "[bans]") {
     for (int w = 0; w < 4; ++w) CHECK(t.isIdentityBanned("w" + std::to_string(w), t0));
     CHECK(t.activeBans(t0) == 54);
 }
-

@@ -403,7 +403,8 @@ TEST_CASE("merged SUBACKs awaiting the broker backlog the session too") {
     CHECK(!s.backlogged());
 }
 
-TEST_CASE("a 3.1.1-only broker's refusal of a v5 CONNECT is relayed; other undecodable CONNACKs close") {
+TEST_CASE(
+    "a 3.1.1-only broker's refusal of a v5 CONNECT is relayed; other undecodable CONNACKs close") {
     CountingEvents events;
     Session s(V5, rightsFor({"t/#"}, {"t/#"}), {}, events);
     // CONNACK, remaining length 2, flags 0, return code 1 (unacceptable protocol version).
@@ -434,8 +435,8 @@ TEST_CASE("a filter named many times in one SUBSCRIBE reaches the broker once") 
     REQUIRE(mqtt::parseFrame(merged.onward.data(), merged.onward.size(), f) ==
             mqtt::FrameStatus::Ok);
     mqtt::SubackPacket ack;
-    REQUIRE(mqtt::decodeSuback(merged.onward.data() + f.headerSize, f.remainingLength, V5,
-                               ack) == mqtt::reason::Success);
+    REQUIRE(mqtt::decodeSuback(merged.onward.data() + f.headerSize, f.remainingLength, V5, ack) ==
+            mqtt::reason::Success);
     REQUIRE(ack.codes.size() == 2002);
     CHECK(ack.codes[0] == 1);
     CHECK(ack.codes[1999] == 1);

@@ -246,8 +246,8 @@ TEST_CASE("checkWill: a will under a rule needs a signature (v5 will properties 
     namespace mqtt = moat::mqtt;
     KeyDir kd;
     std::vector<std::string> errors, problems;
-    auto ks = KeyStore::build({rule({"sig/#"}, kd.write("kw", "k"), std::chrono::minutes(1))},
-                              errors);
+    auto ks =
+        KeyStore::build({rule({"sig/#"}, kd.write("kw", "k"), std::chrono::minutes(1))}, errors);
     REQUIRE(errors.empty());
     int64_t now = 1700000000;
     auto c = ks->checkerFor("id", "cid", problems, [&now] { return now; });
@@ -255,10 +255,9 @@ TEST_CASE("checkWill: a will under a rule needs a signature (v5 will properties 
     auto sig = s.sign("sig/will", "bye", uint64_t(now));
     const std::string b64 = moat::policy::base64Encode(sig.data(), sig.size());
     // Will Delay Interval is a will-only property: it must not hide the signature after it.
-    std::vector<mqtt::Property> props = {
-        mqtt::Property::integer(mqtt::prop::WillDelayInterval, 5),
-        mqtt::Property::user("moat-sig", b64),
-        mqtt::Property::user("moat-ts", std::to_string(now))};
+    std::vector<mqtt::Property> props = {mqtt::Property::integer(mqtt::prop::WillDelayInterval, 5),
+                                         mqtt::Property::user("moat-sig", b64),
+                                         mqtt::Property::user("moat-ts", std::to_string(now))};
     CHECK(checkWill(*c, "sig/will", "bye", props, true).failure == Failure::None);
     CHECK(checkWill(*c, "sig/will", "bye!", props, true).failure == Failure::BadSignature);
     CHECK(checkWill(*c, "sig/will", "bye", {}, true).failure == Failure::MissingSignature);

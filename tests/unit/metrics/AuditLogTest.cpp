@@ -256,7 +256,8 @@ TEST_CASE("the destructor writes the last window's summaries") {
     CHECK(field(summaries[0], "count") == "7");
 }
 
-TEST_CASE("audit budget: an address's first event of a reserved kind is written past a spent budget") {
+TEST_CASE(
+    "audit budget: an address's first event of a reserved kind is written past a spent budget") {
     Fixture f;
     auto log = f.open(100);
     // Ten addresses spend the whole budget (a tenth each) on denials.

@@ -1,9 +1,8 @@
 // The import's output is judged by Moat's own loader: it must load without errors and mean
 // what the Mosquitto files meant.
 
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 
 #include "gateway/config/Config.h"
 #include "gateway/migrate/MoatImport.h"
@@ -16,7 +15,7 @@ namespace {
 
 // Imports, then loads the result with Moat's loader from a file beside the inputs.
 std::shared_ptr<const config::Config> importAndLoad(const TempDir& t, const std::string& conf,
-                                                   std::string* yamlOut = nullptr) {
+                                                    std::string* yamlOut = nullptr) {
     for (const char* f : {"ca.pem", "ca.crl", "server.pem", "server.key", "passwd"})
         t.write(f, "x\n");
     std::string yaml = importMosquitto(t.write("mosquitto.conf", conf));
@@ -52,13 +51,19 @@ TEST_CASE("a TLS listener with client certificates, a password file and an ACL")
                            "persistence true\n"
                            "listener 1883 127.0.0.1\n"
                            "listener 8883\n"
-                           "cafile " + d + "ca.pem\ncertfile " + d + "server.pem\nkeyfile " + d +
+                           "cafile " +
+                               d + "ca.pem\ncertfile " + d + "server.pem\nkeyfile " + d +
                                "server.key\nrequire_certificate true\n"
-                               "use_identity_as_username true\ncrlfile " + d + "ca.crl\n"
+                               "use_identity_as_username true\ncrlfile " +
+                               d +
+                               "ca.crl\n"
                                "tls_version tlsv1.2\n"
-                               "listener 8884 0.0.0.0\ncertfile " + d + "server.pem\nkeyfile " +
-                               d + "server.key\n"
-                               "password_file " + d + "passwd\nacl_file " + d + "acl\n"
+                               "listener 8884 0.0.0.0\ncertfile " +
+                               d + "server.pem\nkeyfile " + d +
+                               "server.key\n"
+                               "password_file " +
+                               d + "passwd\nacl_file " + d +
+                               "acl\n"
                                "allow_anonymous false\nmax_keepalive 600\n"
                                "message_size_limit 1000000\nmax_inflight_messages 20\n",
                            &yaml);
@@ -97,7 +102,8 @@ TEST_CASE("a TLS listener with client certificates, a password file and an ACL")
     CHECK_THAT(yaml, Catch::Contains("mosquitto.conf:2: persistence true"));
 }
 
-TEST_CASE("no ACL file: every topic, as Mosquitto allowed; password-only broker keeps passthrough") {
+TEST_CASE(
+    "no ACL file: every topic, as Mosquitto allowed; password-only broker keeps passthrough") {
     TempDir t;
     std::string d = t.path + "/";
     std::string yaml;
@@ -128,9 +134,9 @@ TEST_CASE("user names that are not role names are sanitised, YAML-quoted and nev
     TempDir t;
     std::string d = t.path + "/";
     t.write("acl", "user a b\ntopic x\nuser a_b\ntopic y\nuser \"q\": #1\ntopic z\n");
-    auto c = importAndLoad(t, "listener 8883\ncertfile " + d + "server.pem\nkeyfile " + d +
-                                  "server.key\npassword_file " + d + "passwd\nacl_file " + d +
-                                  "acl\n");
+    auto c =
+        importAndLoad(t, "listener 8883\ncertfile " + d + "server.pem\nkeyfile " + d +
+                             "server.key\npassword_file " + d + "passwd\nacl_file " + d + "acl\n");
     CHECK(c->policy.users.at("a b") == std::vector<std::string>{"user-a_b"});
     CHECK(c->policy.users.at("a_b") == std::vector<std::string>{"user-a_b-2"});
     CHECK(c->policy.users.count("\"q\": #1") == 1);
@@ -143,8 +149,8 @@ TEST_CASE("import refuses what it cannot carry over, naming the file") {
     CHECK_THROWS_WITH(
         importMosquitto(t.write("noauth.conf", "listener 8883\ncertfile a\nkeyfile b\n")),
         Catch::Contains("no authentication"));
-    CHECK_THROWS_WITH(
-        importMosquitto(t.write("acl-missing.conf", "listener 8883\ncertfile a\nkeyfile b\n"
-                                                   "password_file p\nacl_file /nonexistent\n")),
-        Catch::Contains("cannot read /nonexistent"));
+    CHECK_THROWS_WITH(importMosquitto(t.write("acl-missing.conf",
+                                              "listener 8883\ncertfile a\nkeyfile b\n"
+                                              "password_file p\nacl_file /nonexistent\n")),
+                      Catch::Contains("cannot read /nonexistent"));
 }

@@ -5,7 +5,8 @@
 
 using namespace moat::migrate;
 
-TEST_CASE("listeners carry their own TLS options; options before any listener go to the default one") {
+TEST_CASE(
+    "listeners carry their own TLS options; options before any listener go to the default one") {
     TempDir t;
     auto conf = parseMosquittoConf(t.write("m.conf",
                                            "# comment\n"
@@ -60,9 +61,10 @@ TEST_CASE("per_listener_settings decides where password_file, acl_file and allow
 
 TEST_CASE("options without an equivalent are kept with file, line and a reason") {
     TempDir t;
-    auto conf = parseMosquittoConf(t.write(
-        "m.conf", "persistence true\nlistener 8883\ncertfile a\nkeyfile b\nplugin /x.so\n"
-                  "connection bridge1\nuse_subject_as_username true\nlistener 0 /run/m.sock\n"));
+    auto conf = parseMosquittoConf(
+        t.write("m.conf",
+                "persistence true\nlistener 8883\ncertfile a\nkeyfile b\nplugin /x.so\n"
+                "connection bridge1\nuse_subject_as_username true\nlistener 0 /run/m.sock\n"));
     REQUIRE(conf.unmapped.size() == 5);
     CHECK(conf.unmapped[0].key == "persistence");
     CHECK(conf.unmapped[0].where.line == 1);
@@ -99,6 +101,5 @@ TEST_CASE("what cannot be read is an error naming file and line") {
     fails("listener eighty\n", "bad.conf:1: listener");
     fails("\n\ninclude_dir /nonexistent/dir\n", "bad.conf:3: include_dir /nonexistent/dir");
     fails("max_keepalive\n", "bad.conf:1: max_keepalive: missing value");
-    CHECK_THROWS_WITH(parseMosquittoConf(t.path + "/missing.conf"),
-                      Catch::Contains("cannot read"));
+    CHECK_THROWS_WITH(parseMosquittoConf(t.path + "/missing.conf"), Catch::Contains("cannot read"));
 }

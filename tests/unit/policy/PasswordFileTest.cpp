@@ -360,8 +360,7 @@ TEST_CASE("setPasswordInFile: a symlinked file keeps its link, mode, owner and g
     CHECK(::access(dir.file("real/nothing").c_str(), F_OK) != 0);
 }
 
-TEST_CASE("setPasswordInFile: a caller who cannot keep the owner replaces nothing",
-          "[password]") {
+TEST_CASE("setPasswordInFile: a caller who cannot keep the owner replaces nothing", "[password]") {
     if (::geteuid() != 0) {
         WARN("skipped: needs root to act as another user");
         return;
