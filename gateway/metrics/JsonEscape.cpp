@@ -52,6 +52,18 @@ size_t utf8SequenceLength(std::string_view s, size_t i, uint32_t& cp) {
 
 // C1 controls (NEL U+0085 above all) and U+2028 / U+2029: valid text, but line splitters
 // (Python's str.splitlines, JavaScript, some log shippers) end a line there.
+// The end of the run of printable ASCII that starts at i (i itself when there is none), with
+// `"` and `\` ending it too when jsonQuotes: such a run is copied in one go, the common case
+// for topics, ids and addresses.
+size_t plainRunEnd(std::string_view s, size_t i, bool jsonQuotes) {
+    while (i < s.size()) {
+        const auto v = static_cast<uint8_t>(s[i]);
+        if (v < 0x20 || v >= 0x7F || (jsonQuotes && (v == '"' || v == '\\'))) break;
+        ++i;
+    }
+    return i;
+}
+
 bool breaksLines(uint32_t cp) {
     return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029;
 }
@@ -73,14 +85,7 @@ void appendJsonString(std::string& out, std::string_view value, size_t maxInputB
     while (i < value.size()) {
         const char c = value[i];
         const auto u = static_cast<uint8_t>(c);
-        if (u >= 0x20 && u < 0x7F && c != '"' && c != '\\') {
-            // Copy the run of plain ASCII in one go: the common case for topics and ids.
-            size_t j = i + 1;
-            while (j < value.size()) {
-                const auto v = static_cast<uint8_t>(value[j]);
-                if (v < 0x20 || v >= 0x7F || v == '"' || v == '\\') break;
-                ++j;
-            }
+        if (const size_t j = plainRunEnd(value, i, true); j > i) {
             out.append(value.data() + i, j - i);
             i = j;
             continue;
@@ -145,13 +150,7 @@ void appendLogText(std::string& out, std::string_view value) {
     while (i < value.size()) {
         const char c = value[i];
         const auto u = static_cast<uint8_t>(c);
-        if (u >= 0x20 && u < 0x7F) {
-            size_t j = i + 1;
-            while (j < value.size()) {
-                const auto v = static_cast<uint8_t>(value[j]);
-                if (v < 0x20 || v >= 0x7F) break;
-                ++j;
-            }
+        if (const size_t j = plainRunEnd(value, i, false); j > i) {
             out.append(value.data() + i, j - i);
             i = j;
             continue;
