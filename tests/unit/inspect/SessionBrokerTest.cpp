@@ -5,6 +5,7 @@
 #include "gateway/inspect/Session.h"
 #include "gateway/mqtt/Encoder.h"
 #include "policy/Policy.h"
+#include "tests/unit/inspect/OneRoleRights.h"
 
 using namespace moat;
 using inspect::Session;
@@ -22,17 +23,7 @@ struct Events : inspect::SessionEvents {
 };
 
 std::shared_ptr<const policy::ClientRights> allRights() {
-    policy::PolicySpec spec;
-    policy::RoleSpec role;
-    role.name = "r";
-    role.publish = {"#"};
-    role.subscribe = {"#"};
-    spec.roles.push_back(role);
-    spec.defaultRoles = {"r"};
-    std::vector<std::string> errors;
-    auto policy = policy::Policy::compile(spec, errors);
-    REQUIRE(policy);
-    return policy->rightsFor("u", "u");
+    return test::oneRoleRights({"#"}, {"#"}, {}, "u");
 }
 
 Verdict fromBroker(Session& s, std::vector<uint8_t> bytes) {

@@ -6,6 +6,7 @@
 #include "gateway/mqtt/Decoder.h"
 #include "gateway/mqtt/Encoder.h"
 #include "policy/Policy.h"
+#include "tests/unit/inspect/OneRoleRights.h"
 
 using namespace moat;
 using inspect::Session;
@@ -26,18 +27,7 @@ struct RecordingEvents : inspect::SessionEvents {
 };
 
 std::shared_ptr<const policy::ClientRights> hashWithDeniedBranch() {
-    policy::PolicySpec spec;
-    policy::RoleSpec role;
-    role.name = "r";
-    role.publish = {"#"};
-    role.subscribe = {"#"};
-    role.denySubscribe = {"test/nosubscribe"};
-    spec.roles.push_back(role);
-    spec.defaultRoles = {"r"};
-    std::vector<std::string> errors;
-    auto policy = policy::Policy::compile(spec, errors);
-    REQUIRE(policy);
-    return policy->rightsFor("u", "u");
+    return test::oneRoleRights({"#"}, {"#"}, {"test/nosubscribe"}, "u");
 }
 
 Verdict feed(Session& s, const std::vector<uint8_t>& bytes, bool fromClient) {

@@ -5,6 +5,7 @@
 #include "gateway/mqtt/Decoder.h"
 #include "gateway/mqtt/Encoder.h"
 #include "policy/Policy.h"
+#include "tests/unit/inspect/OneRoleRights.h"
 
 using namespace moat;
 using inspect::Session;
@@ -19,17 +20,7 @@ struct NoEvents : inspect::SessionEvents {
 };
 
 std::shared_ptr<const policy::ClientRights> rightsOnT() {
-    policy::PolicySpec spec;
-    policy::RoleSpec role;
-    role.name = "dev";
-    role.publish = {"t/#"};
-    role.subscribe = {"t/#"};
-    spec.roles.push_back(role);
-    spec.defaultRoles = {"dev"};
-    std::vector<std::string> errors;
-    auto policy = policy::Policy::compile(spec, errors);
-    REQUIRE(policy);
-    return policy->rightsFor("d1", "d1");
+    return test::oneRoleRights({"t/#"}, {"t/#"});
 }
 
 // Feeds one whole encoded packet to the session from the client or the broker side.
@@ -118,17 +109,7 @@ struct CountingEvents : inspect::SessionEvents {
 
 std::shared_ptr<const policy::ClientRights> rightsFor(std::vector<std::string> publish,
                                                       std::vector<std::string> subscribe) {
-    policy::PolicySpec spec;
-    policy::RoleSpec role;
-    role.name = "dev";
-    role.publish = std::move(publish);
-    role.subscribe = std::move(subscribe);
-    spec.roles.push_back(role);
-    spec.defaultRoles = {"dev"};
-    std::vector<std::string> errors;
-    auto policy = policy::Policy::compile(spec, errors);
-    REQUIRE(policy);
-    return policy->rightsFor("d1", "d1");
+    return test::oneRoleRights(std::move(publish), std::move(subscribe));
 }
 
 std::vector<uint8_t> subscribe(mqtt::ProtocolVersion v, uint16_t id,
