@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Moat needs on Debian 12 (as root): the build toolchain and libraries,
 # and the real peers the tests run against (Mosquitto, its clients, paho, Node for MQTT.js,
-# HAProxy and stunnel for the side-by-side benchmark). Idempotent and quiet when all is there.
+# HAProxy and stunnel for the side-by-side benchmark, Chromium for the browser test,
+# clang-format-14 for the style check). Idempotent and quiet when all is there.
 set -euo pipefail
 
 packages=(
@@ -13,6 +14,9 @@ packages=(
     haproxy stunnel4 procps
     libhiredis-dev redis-server
     prometheus
+    clang-format-14
+    libwslay-dev nlohmann-json3-dev libcurl4-openssl-dev python3-jwt
+    chromium
 )
 # Node (for MQTT.js) may already come from elsewhere (e.g. NodeSource, whose nodejs bundles
 # npm and conflicts with Debian's npm package): only install Debian's when there is none.

@@ -62,9 +62,9 @@ int healthCommand(const Args& args) {
     if (!r.config) return 1;
     const auto& bind = r.config->metrics.bind;
     int status = httpStatus(probeHost(bind.host), bind.port, "/healthz");
-    std::printf("%s\n", status == 200   ? "healthy"
-                        : status < 0    ? "unreachable"
-                                        : "unhealthy (broker unreachable)");
+    std::printf("%s\n", status == 200 ? "healthy"
+                        : status < 0  ? "unreachable"
+                                      : "unhealthy (broker unreachable)");
     return status == 200 ? 0 : 1;
 }
 

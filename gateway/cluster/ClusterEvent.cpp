@@ -12,7 +12,9 @@ constexpr char kHex[] = "0123456789ABCDEF";
 // Ban durations and times left above this are refused (a year; bans.max_duration is far less).
 constexpr uint64_t kMaxMillis = 366ull * 24 * 3600 * 1000;
 
-bool plain(unsigned char c) { return c >= '!' && c <= '~' && c != '%'; }
+bool plain(unsigned char c) {
+    return c >= '!' && c <= '~' && c != '%';
+}
 
 int hexValue(char c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -21,7 +23,9 @@ int hexValue(char c) {
     return -1;
 }
 
-const char* subjectKindName(SubjectKind k) { return k == SubjectKind::Ip ? "ip" : "id"; }
+const char* subjectKindName(SubjectKind k) {
+    return k == SubjectKind::Ip ? "ip" : "id";
+}
 
 std::optional<SubjectKind> parseSubjectKind(std::string_view s) {
     if (s == "ip") return SubjectKind::Ip;
@@ -70,9 +74,12 @@ bool split(std::string_view line, std::array<std::string_view, N>& out, size_t& 
 
 const char* kickReasonName(KickReason reason) {
     switch (reason) {
-        case KickReason::Banned: return "banned";
-        case KickReason::Revoked: return "revoked";
-        case KickReason::NoRights: return "no_rights";
+        case KickReason::Banned:
+            return "banned";
+        case KickReason::Revoked:
+            return "revoked";
+        case KickReason::NoRights:
+            return "no_rights";
     }
     return "banned";
 }
@@ -231,7 +238,9 @@ std::string connKey(std::string_view prefix, std::string_view replica) {
     return std::string(prefix) + "conn:" + escapeField(replica);
 }
 
-std::string eventsChannel(std::string_view prefix) { return std::string(prefix) + "events"; }
+std::string eventsChannel(std::string_view prefix) {
+    return std::string(prefix) + "events";
+}
 
 std::optional<BanKey> parseBanKey(std::string_view prefix, std::string_view key) {
     std::string head = std::string(prefix) + "ban:";

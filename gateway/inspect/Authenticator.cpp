@@ -23,8 +23,8 @@ Authenticator::Pending Authenticator::begin(const mqtt::ConnectPacket& connect,
                                             const policy::PasswordFile* passwords) const {
     Pending p;
     if (connect.authenticationMethod()) {
-        p.outcome = refuse({}, rc::BadAuthenticationMethod,
-                           "enhanced authentication is not supported");
+        p.outcome =
+            refuse({}, rc::BadAuthenticationMethod, "enhanced authentication is not supported");
         p.done = true;
         return p;
     }
@@ -77,8 +77,7 @@ AuthOutcome Authenticator::conclude(AuthOutcome out, const mqtt::ConnectPacket& 
         }
         out.factors.push_back({AuthMethod::Password, passwordOk});
         if (!passwordOk)
-            return refuse(std::move(out), rc::BadUsernameOrPassword,
-                          "bad username or password");
+            return refuse(std::move(out), rc::BadUsernameOrPassword, "bad username or password");
     }
     const bool pwOk = usePassword && passwordPresented && passwordOk;
 
@@ -113,7 +112,8 @@ AuthOutcome Authenticator::conclude(AuthOutcome out, const mqtt::ConnectPacket& 
 
     // --- client id rule
     switch (config_.clientId) {
-        case config::ClientIdRule::Any: break;
+        case config::ClientIdRule::Any:
+            break;
         case config::ClientIdRule::Identity:
             if (connect.clientId != out.identity)
                 return refuse(std::move(out), rc::NotAuthorized,

@@ -30,18 +30,18 @@ struct AuthOutcome {
 
 // What the TLS layer learned about the client certificate.
 struct CertFactor {
-    bool presented = false;                // a verified certificate was presented
-    std::optional<std::string> identity;   // per identity_from; nullopt: field missing
+    bool presented = false;               // a verified certificate was presented
+    std::optional<std::string> identity;  // per identity_from; nullopt: field missing
 };
 
 class Authenticator {
-public:
+  public:
     explicit Authenticator(const config::AuthConfig& config) : config_(config) {}
 
     struct Pending {
-        AuthOutcome outcome;       // filled in as far as possible
-        bool needPassword = false; // true: run checkPassword() off the loop, then finish()
-        bool done = false;         // true: outcome is final
+        AuthOutcome outcome;        // filled in as far as possible
+        bool needPassword = false;  // true: run checkPassword() off the loop, then finish()
+        bool done = false;          // true: outcome is final
     };
 
     Pending begin(const mqtt::ConnectPacket& connect, const CertFactor& cert,
@@ -50,10 +50,10 @@ public:
     static policy::PasswordFile::Verify checkPassword(const policy::PasswordFile& passwords,
                                                       const std::string& user,
                                                       const std::string& password);
-    AuthOutcome finish(Pending pending, const mqtt::ConnectPacket& connect,
-                       const CertFactor& cert, policy::PasswordFile::Verify verdict) const;
+    AuthOutcome finish(Pending pending, const mqtt::ConnectPacket& connect, const CertFactor& cert,
+                       policy::PasswordFile::Verify verdict) const;
 
-private:
+  private:
     AuthOutcome conclude(AuthOutcome out, const mqtt::ConnectPacket& connect,
                          const CertFactor& cert, bool passwordPresented, bool passwordOk) const;
 

@@ -40,8 +40,8 @@ std::optional<uint64_t> AnomalyDetector::hit(CountTable& table, std::string_view
     if (c.current < UINT32_MAX) ++c.current;
     if (threshold == 0) return std::nullopt;  // detection disabled
 
-    const double overlap =
-        1.0 - std::chrono::duration<double>(now - c.bucketStart) / std::chrono::duration<double>(window_);
+    const double overlap = 1.0 - std::chrono::duration<double>(now - c.bucketStart) /
+                                     std::chrono::duration<double>(window_);
     const auto estimate = static_cast<uint64_t>(c.current + c.previous * overlap);
     if (estimate < threshold) return std::nullopt;
     if (c.lastRaised && now - *c.lastRaised < window_) return std::nullopt;
@@ -70,8 +70,8 @@ std::optional<Anomaly> AnomalyDetector::onConnection(std::string_view ip, time_p
     return std::nullopt;
 }
 
-std::optional<Anomaly> AnomalyDetector::onDeniedTopic(uint64_t connectionId,
-                                                      std::string_view topic, time_point now) {
+std::optional<Anomaly> AnomalyDetector::onDeniedTopic(uint64_t connectionId, std::string_view topic,
+                                                      time_point now) {
     if (topicScanDistinct_ == 0) return std::nullopt;
     TopicScan& scan = scans_.touch(connectionId, [] { return TopicScan{}; });
     scan.lastSeen = now;

@@ -29,7 +29,7 @@
 namespace moat::metrics {
 
 class AnomalyDetector {
-public:
+  public:
     using Clock = std::chrono::steady_clock;
     using time_point = Clock::time_point;
     static constexpr size_t kDefaultMaxTracked = 65536;
@@ -57,7 +57,7 @@ public:
     };
     Sizes sizes() const;
 
-private:
+  private:
     struct WindowCount {
         time_point bucketStart;
         time_point lastSeen;

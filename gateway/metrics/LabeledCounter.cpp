@@ -3,8 +3,7 @@
 namespace moat::metrics {
 
 LabeledCounter::LabeledCounter(prometheus::Family<prometheus::Counter>& family,
-                               std::string labelName,
-                               std::initializer_list<std::string_view> known)
+                               std::string labelName, std::initializer_list<std::string_view> known)
     : family_(family), labelName_(std::move(labelName)) {
     std::lock_guard lock(insertMutex_);
     for (auto value : known) insertLocked(value);

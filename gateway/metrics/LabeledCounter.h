@@ -19,7 +19,7 @@
 namespace moat::metrics {
 
 class LabeledCounter {
-public:
+  public:
     static constexpr size_t kMaxValues = 64;
     static constexpr size_t kMaxValueBytes = 64;
     static constexpr std::string_view kOverflowValue = "other";
@@ -34,7 +34,7 @@ public:
     prometheus::Counter& get(std::string_view value);
     void increment(std::string_view value) { get(value).Increment(); }
 
-private:
+  private:
     struct Slot {
         std::string value;
         prometheus::Counter* counter = nullptr;

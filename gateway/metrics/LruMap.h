@@ -16,7 +16,7 @@ namespace moat::metrics {
 
 template <typename Key, typename Value>
 class LruMap {
-public:
+  public:
     // String keys are looked up by string_view (the index points into the list's own copy).
     using KeyView = std::conditional_t<std::is_same_v<Key, std::string>, std::string_view, Key>;
 
@@ -68,7 +68,7 @@ public:
     size_t capacity() const { return capacity_; }
     uint64_t evictions() const { return evictions_; }
 
-private:
+  private:
     using List = std::list<std::pair<Key, Value>>;
     size_t capacity_;
     List order_;  // front = least recently used

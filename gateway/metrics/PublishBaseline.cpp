@@ -21,7 +21,8 @@ void PublishBaseline::advance(time_point now) {
     if (inSpike_ && current_ < threshold()) inSpike_ = false;
     baseline_ = buckets_ == 0 ? current_ : kAlpha * current_ + (1 - kAlpha) * baseline_;
     if (closed > 1) {
-        baseline_ *= std::pow(1 - kAlpha, static_cast<double>(std::min<uint64_t>(closed - 1, 1000)));
+        baseline_ *=
+            std::pow(1 - kAlpha, static_cast<double>(std::min<uint64_t>(closed - 1, 1000)));
         inSpike_ = false;
     }
     buckets_ = static_cast<uint32_t>(std::min<uint64_t>(buckets_ + closed, kWarmupBuckets));

@@ -19,7 +19,7 @@
 namespace moat::metrics {
 
 class PublishBaseline {
-public:
+  public:
     using Clock = std::chrono::steady_clock;
     using time_point = Clock::time_point;
     static constexpr Clock::duration kBucket = std::chrono::seconds(10);
@@ -35,7 +35,7 @@ public:
     double baseline() const { return baseline_; }  // publishes per bucket
     bool warmedUp() const { return buckets_ >= kWarmupBuckets; }
 
-private:
+  private:
     void advance(time_point now);
     double threshold() const;
 

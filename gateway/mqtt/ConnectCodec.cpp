@@ -71,7 +71,8 @@ uint8_t decodeConnect(const uint8_t* body, size_t len, ConnectPacket& out) {
     out.willPayload.clear();
     if (out.willFlag) {
         if (v5) {
-            if (uint8_t rc = detail::readOwnedProperties(r, PropertyScope::Will, out.willProperties))
+            if (uint8_t rc =
+                    detail::readOwnedProperties(r, PropertyScope::Will, out.willProperties))
                 return rc;
         }
         if (!readUtf8(r, out.willTopic)) return reason::MalformedPacket;

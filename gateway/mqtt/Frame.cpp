@@ -11,9 +11,12 @@ FrameStatus parseFrame(const uint8_t* data, size_t len, Frame& out) {
     uint32_t remaining = 0;
     size_t used = 0;
     switch (wire::decodeVarint(data + 1, len - 1, remaining, used)) {
-        case wire::VarintStatus::NeedMore: return FrameStatus::NeedMore;
-        case wire::VarintStatus::Malformed: return FrameStatus::Malformed;
-        case wire::VarintStatus::Ok: break;
+        case wire::VarintStatus::NeedMore:
+            return FrameStatus::NeedMore;
+        case wire::VarintStatus::Malformed:
+            return FrameStatus::Malformed;
+        case wire::VarintStatus::Ok:
+            break;
     }
     out.firstByte = data[0];
     out.remainingLength = remaining;
@@ -24,11 +27,14 @@ FrameStatus parseFrame(const uint8_t* data, size_t len, Frame& out) {
 bool validFixedHeaderFlags(const Frame& frame, ProtocolVersion version) {
     const uint8_t flags = frame.flags();
     switch (frame.type()) {
-        case PacketType::Publish: return ((flags >> 1) & 0x03) != 0x03;
+        case PacketType::Publish:
+            return ((flags >> 1) & 0x03) != 0x03;
         case PacketType::Pubrel:
         case PacketType::Subscribe:
-        case PacketType::Unsubscribe: return flags == 0x02;
-        case PacketType::Auth: return version == ProtocolVersion::V5 && flags == 0;
+        case PacketType::Unsubscribe:
+            return flags == 0x02;
+        case PacketType::Auth:
+            return version == ProtocolVersion::V5 && flags == 0;
         case PacketType::Connect:
         case PacketType::Connack:
         case PacketType::Puback:
@@ -38,7 +44,8 @@ bool validFixedHeaderFlags(const Frame& frame, ProtocolVersion version) {
         case PacketType::Unsuback:
         case PacketType::Pingreq:
         case PacketType::Pingresp:
-        case PacketType::Disconnect: return flags == 0;
+        case PacketType::Disconnect:
+            return flags == 0;
     }
     return false;  // type 0
 }

@@ -64,8 +64,8 @@ struct PublishView {
     uint8_t qos = 0;
     bool retain = false;
     bool dup = false;
-    std::string_view topic;  // may be empty in v5 when topicAlias is set
-    uint16_t packetId = 0;   // 0 for QoS 0
+    std::string_view topic;               // may be empty in v5 when topicAlias is set
+    uint16_t packetId = 0;                // 0 for QoS 0
     std::span<const uint8_t> properties;  // raw v5 properties block, without its length
     std::optional<uint16_t> topicAlias;
     uint16_t userPropertyCount = 0;

@@ -13,15 +13,16 @@ struct PropertyInfo {
     const char* name = "unknown";
 };
 
-constexpr uint32_t bit(PropertyScope s) { return uint32_t(1) << uint8_t(s); }
+constexpr uint32_t bit(PropertyScope s) {
+    return uint32_t(1) << uint8_t(s);
+}
 
 using S = PropertyScope;
 constexpr uint32_t kReasonStringScopes = bit(S::Connack) | bit(S::Puback) | bit(S::Pubrec) |
                                          bit(S::Pubrel) | bit(S::Pubcomp) | bit(S::Suback) |
                                          bit(S::Unsuback) | bit(S::Disconnect) | bit(S::Auth);
-constexpr uint32_t kUserPropertyScopes = kReasonStringScopes | bit(S::Connect) |
-                                         bit(S::Publish) | bit(S::Will) | bit(S::Subscribe) |
-                                         bit(S::Unsubscribe);
+constexpr uint32_t kUserPropertyScopes = kReasonStringScopes | bit(S::Connect) | bit(S::Publish) |
+                                         bit(S::Will) | bit(S::Subscribe) | bit(S::Unsubscribe);
 constexpr uint32_t kMessageScopes = bit(S::Publish) | bit(S::Will);
 
 // Spec table 2-4.
@@ -35,23 +36,21 @@ constexpr std::array<PropertyInfo, 0x2B> kTable = [] {
     t[prop::CorrelationData] = {K::Binary, kMessageScopes, "correlation_data"};
     t[prop::SubscriptionIdentifier] = {K::Varint, bit(S::Publish) | bit(S::Subscribe),
                                        "subscription_identifier"};
-    t[prop::SessionExpiryInterval] = {
-        K::FourByte, bit(S::Connect) | bit(S::Connack) | bit(S::Disconnect),
-        "session_expiry_interval"};
+    t[prop::SessionExpiryInterval] = {K::FourByte,
+                                      bit(S::Connect) | bit(S::Connack) | bit(S::Disconnect),
+                                      "session_expiry_interval"};
     t[prop::AssignedClientIdentifier] = {K::Utf8, bit(S::Connack), "assigned_client_identifier"};
     t[prop::ServerKeepAlive] = {K::TwoByte, bit(S::Connack), "server_keep_alive"};
     t[prop::AuthenticationMethod] = {K::Utf8, bit(S::Connect) | bit(S::Connack) | bit(S::Auth),
                                      "authentication_method"};
     t[prop::AuthenticationData] = {K::Binary, bit(S::Connect) | bit(S::Connack) | bit(S::Auth),
                                    "authentication_data"};
-    t[prop::RequestProblemInformation] = {K::Byte, bit(S::Connect),
-                                          "request_problem_information"};
+    t[prop::RequestProblemInformation] = {K::Byte, bit(S::Connect), "request_problem_information"};
     t[prop::WillDelayInterval] = {K::FourByte, bit(S::Will), "will_delay_interval"};
     t[prop::RequestResponseInformation] = {K::Byte, bit(S::Connect),
                                            "request_response_information"};
     t[prop::ResponseInformation] = {K::Utf8, bit(S::Connack), "response_information"};
-    t[prop::ServerReference] = {K::Utf8, bit(S::Connack) | bit(S::Disconnect),
-                                "server_reference"};
+    t[prop::ServerReference] = {K::Utf8, bit(S::Connack) | bit(S::Disconnect), "server_reference"};
     t[prop::ReasonString] = {K::Utf8, kReasonStringScopes, "reason_string"};
     t[prop::ReceiveMaximum] = {K::TwoByte, bit(S::Connect) | bit(S::Connack), "receive_maximum"};
     t[prop::TopicAliasMaximum] = {K::TwoByte, bit(S::Connect) | bit(S::Connack),
@@ -78,8 +77,12 @@ const PropertyInfo& info(uint8_t id) {
 
 }  // namespace
 
-PropertyKind propertyKind(uint8_t id) { return info(id).kind; }
-const char* propertyName(uint8_t id) { return info(id).name; }
+PropertyKind propertyKind(uint8_t id) {
+    return info(id).kind;
+}
+const char* propertyName(uint8_t id) {
+    return info(id).name;
+}
 
 bool propertyAllowed(uint8_t id, PropertyScope scope) {
     return (info(id).scopes & bit(scope)) != 0;
@@ -135,18 +138,23 @@ namespace {
 // Size of one encoded property, 0 if it cannot be encoded.
 size_t encodedSize(const Property& p) {
     switch (propertyKind(p.id)) {
-        case PropertyKind::Byte: return 2;
-        case PropertyKind::TwoByte: return 3;
-        case PropertyKind::FourByte: return 5;
+        case PropertyKind::Byte:
+            return 2;
+        case PropertyKind::TwoByte:
+            return 3;
+        case PropertyKind::FourByte:
+            return 5;
         case PropertyKind::Varint:
             return p.number <= wire::kMaxVarint ? 1 + wire::varintSize(p.number) : 0;
         case PropertyKind::Utf8:
-        case PropertyKind::Binary: return p.str.size() <= 0xFFFF ? 3 + p.str.size() : 0;
+        case PropertyKind::Binary:
+            return p.str.size() <= 0xFFFF ? 3 + p.str.size() : 0;
         case PropertyKind::Pair:
             return p.str.size() <= 0xFFFF && p.str2.size() <= 0xFFFF
                        ? 5 + p.str.size() + p.str2.size()
                        : 0;
-        case PropertyKind::Unknown: return 0;
+        case PropertyKind::Unknown:
+            return 0;
     }
     return 0;
 }
@@ -172,17 +180,28 @@ bool encodeProperties(const std::vector<Property>& props, std::vector<uint8_t>& 
     for (const auto& p : props) {
         wire::putU8(out, p.id);
         switch (propertyKind(p.id)) {
-            case PropertyKind::Byte: wire::putU8(out, uint8_t(p.number)); break;
-            case PropertyKind::TwoByte: wire::putU16(out, uint16_t(p.number)); break;
-            case PropertyKind::FourByte: wire::putU32(out, p.number); break;
-            case PropertyKind::Varint: wire::putVarint(out, p.number); break;
+            case PropertyKind::Byte:
+                wire::putU8(out, uint8_t(p.number));
+                break;
+            case PropertyKind::TwoByte:
+                wire::putU16(out, uint16_t(p.number));
+                break;
+            case PropertyKind::FourByte:
+                wire::putU32(out, p.number);
+                break;
+            case PropertyKind::Varint:
+                wire::putVarint(out, p.number);
+                break;
             case PropertyKind::Utf8:
-            case PropertyKind::Binary: wire::putPrefixed(out, p.str); break;
+            case PropertyKind::Binary:
+                wire::putPrefixed(out, p.str);
+                break;
             case PropertyKind::Pair:
                 wire::putPrefixed(out, p.str);
                 wire::putPrefixed(out, p.str2);
                 break;
-            case PropertyKind::Unknown: break;
+            case PropertyKind::Unknown:
+                break;
         }
     }
     return true;

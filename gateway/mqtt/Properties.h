@@ -55,11 +55,26 @@ const char* propertyName(uint8_t id);
 
 // Where a properties block sits: a packet type, or the will properties of CONNECT.
 enum class PropertyScope : uint8_t {
-    Connect = 1, Connack, Publish, Puback, Pubrec, Pubrel, Pubcomp, Subscribe, Suback,
-    Unsubscribe, Unsuback, Pingreq, Pingresp, Disconnect, Auth,
+    Connect = 1,
+    Connack,
+    Publish,
+    Puback,
+    Pubrec,
+    Pubrel,
+    Pubcomp,
+    Subscribe,
+    Suback,
+    Unsubscribe,
+    Unsuback,
+    Pingreq,
+    Pingresp,
+    Disconnect,
+    Auth,
     Will = 16,
 };
-inline PropertyScope scopeOf(PacketType type) { return PropertyScope(uint8_t(type)); }
+inline PropertyScope scopeOf(PacketType type) {
+    return PropertyScope(uint8_t(type));
+}
 
 // True if the spec (table 2-4) allows property `id` in `scope`.
 bool propertyAllowed(uint8_t id, PropertyScope scope);
@@ -76,7 +91,7 @@ struct PropertyView {
 
 // Validated properties of one packet, in wire order. Holds kInline views without allocating.
 class PropertyList {
-public:
+  public:
     static constexpr size_t kInline = 16;
 
     void clear() {
@@ -95,7 +110,7 @@ public:
 
     void push(const PropertyView& v);
 
-private:
+  private:
     std::array<PropertyView, kInline> inline_{};
     size_t size_ = 0;
     size_t userProperties_ = 0;
@@ -108,8 +123,7 @@ private:
 // Maximum / Maximum Packet Size / Subscription Identifier, a 0/1 flag with another value).
 // Only User Property, and Subscription Identifier in PUBLISH, may repeat.
 uint8_t parseProperties(const uint8_t* p, size_t len, PropertyScope scope, PropertyList& out);
-inline uint8_t parseProperties(const uint8_t* p, size_t len, PacketType where,
-                               PropertyList& out) {
+inline uint8_t parseProperties(const uint8_t* p, size_t len, PacketType where, PropertyList& out) {
     return parseProperties(p, len, scopeOf(where), out);
 }
 

@@ -24,11 +24,14 @@ inline bool valueInRange(const PropertyView& v) {
         case prop::RetainAvailable:
         case prop::WildcardSubscriptionAvailable:
         case prop::SubscriptionIdentifierAvailable:
-        case prop::SharedSubscriptionAvailable: return v.number <= 1;
+        case prop::SharedSubscriptionAvailable:
+            return v.number <= 1;
         case prop::ReceiveMaximum:
         case prop::MaximumPacketSize:
-        case prop::SubscriptionIdentifier: return v.number != 0;
-        default: return true;
+        case prop::SubscriptionIdentifier:
+            return v.number != 0;
+        default:
+            return true;
     }
 }
 
@@ -58,15 +61,25 @@ uint8_t walkProperties(const uint8_t* p, size_t len, PropertyScope scope, Fn&& f
                 v.number = w;
                 break;
             }
-            case PropertyKind::FourByte: ok = r.u32(v.number); break;
-            case PropertyKind::Varint: ok = r.varint(v.number); break;
-            case PropertyKind::Utf8: ok = r.prefixed(v.str) && validMqttUtf8(v.str); break;
-            case PropertyKind::Binary: ok = r.prefixed(v.str); break;
+            case PropertyKind::FourByte:
+                ok = r.u32(v.number);
+                break;
+            case PropertyKind::Varint:
+                ok = r.varint(v.number);
+                break;
+            case PropertyKind::Utf8:
+                ok = r.prefixed(v.str) && validMqttUtf8(v.str);
+                break;
+            case PropertyKind::Binary:
+                ok = r.prefixed(v.str);
+                break;
             case PropertyKind::Pair:
                 ok = r.prefixed(v.str) && r.prefixed(v.str2) && validMqttUtf8(v.str) &&
                      validMqttUtf8(v.str2);
                 break;
-            case PropertyKind::Unknown: ok = false; break;
+            case PropertyKind::Unknown:
+                ok = false;
+                break;
         }
         if (!ok) return reason::MalformedPacket;
         const uint64_t bit = uint64_t(1) << v.id;

@@ -54,8 +54,8 @@ uint8_t decodeSubscribe(const uint8_t* body, size_t len, ProtocolVersion version
                         SubscribePacket& out) {
     wire::Reader r(body, len);
     out.subscriptions.clear();
-    if (uint8_t rc = readIdAndProperties(r, version, PropertyScope::Subscribe, out.packetId,
-                                         out.properties))
+    if (uint8_t rc =
+            readIdAndProperties(r, version, PropertyScope::Subscribe, out.packetId, out.properties))
         return rc;
     const bool v5 = version == ProtocolVersion::V5;
     // Reserved option bits: v5 uses bits 0-5, 3.x only the QoS bits.
@@ -88,8 +88,7 @@ bool encodeSubscribe(const SubscribePacket& p, ProtocolVersion version, Bytes& o
     return wire::finishPacket(out, start, kSubscribeFirstByte, ok);
 }
 
-uint8_t decodeSuback(const uint8_t* body, size_t len, ProtocolVersion version,
-                     SubackPacket& out) {
+uint8_t decodeSuback(const uint8_t* body, size_t len, ProtocolVersion version, SubackPacket& out) {
     wire::Reader r(body, len);
     if (uint8_t rc =
             readIdAndProperties(r, version, PropertyScope::Suback, out.packetId, out.properties))
@@ -133,8 +132,8 @@ uint8_t decodeUnsuback(const uint8_t* body, size_t len, ProtocolVersion version,
                        UnsubackPacket& out) {
     wire::Reader r(body, len);
     out.codes.clear();
-    if (uint8_t rc = readIdAndProperties(r, version, PropertyScope::Unsuback, out.packetId,
-                                         out.properties))
+    if (uint8_t rc =
+            readIdAndProperties(r, version, PropertyScope::Unsuback, out.packetId, out.properties))
         return rc;
     if (version != ProtocolVersion::V5) {
         return r.empty() ? reason::Success : reason::MalformedPacket;

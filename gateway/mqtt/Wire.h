@@ -32,10 +32,12 @@ inline VarintStatus decodeVarint(const uint8_t* p, size_t len, uint32_t& value, 
     return VarintStatus::Malformed;
 }
 
-inline size_t varintSize(uint32_t v) { return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4; }
+inline size_t varintSize(uint32_t v) {
+    return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4;
+}
 
 class Reader {
-public:
+  public:
     Reader(const uint8_t* p, size_t n) : p_(p), end_(p + n) {}
 
     size_t remaining() const { return size_t(end_ - p_); }
@@ -82,14 +84,16 @@ public:
         return out;
     }
 
-private:
+  private:
     const uint8_t* p_;
     const uint8_t* end_;
 };
 
 using Buffer = std::vector<uint8_t>;
 
-inline void putU8(Buffer& out, uint8_t v) { out.push_back(v); }
+inline void putU8(Buffer& out, uint8_t v) {
+    out.push_back(v);
+}
 inline void putU16(Buffer& out, uint16_t v) {
     const uint8_t b[2] = {uint8_t(v >> 8), uint8_t(v)};
     out.insert(out.end(), b, b + 2);

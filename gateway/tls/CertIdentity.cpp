@@ -32,7 +32,8 @@ std::string rawString(const ASN1_STRING* value) {
 
 std::string nameToString(const X509_NAME* name) {
     BioPtr bio(BIO_new(BIO_s_mem()));
-    if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0) {
+    if (!bio ||
+        X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0) {
         ERR_clear_error();
         return {};
     }

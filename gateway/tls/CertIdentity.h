@@ -14,12 +14,12 @@
 namespace moat::tls {
 
 struct CertInfo {
-    std::string subjectCn;       // first commonName, UTF-8 (may hold anything: see identityFromCert)
-    bool multipleCn = false;     // the subject has more than one commonName
+    std::string subjectCn;    // first commonName, UTF-8 (may hold anything: see identityFromCert)
+    bool multipleCn = false;  // the subject has more than one commonName
     std::vector<std::string> sanDns, sanUri, sanEmail;  // subjectAltName entries, in order
-    std::string serialHex;       // "3A0F..." (uppercase, no separators)
-    std::string subject;         // RFC 2253: "CN=device1,O=Moat"
-    std::string issuer;          // RFC 2253
+    std::string serialHex;                              // "3A0F..." (uppercase, no separators)
+    std::string subject;                                // RFC 2253: "CN=device1,O=Moat"
+    std::string issuer;                                 // RFC 2253
     std::chrono::system_clock::time_point notBefore{}, notAfter{};
 };
 

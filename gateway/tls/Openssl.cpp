@@ -42,13 +42,15 @@ BioPtr openFile(const std::string& path, std::string& error) {
 namespace {
 
 // Never prompt on the terminal for a passphrase: encrypted keys are refused instead.
-int noPassphrase(char*, int, int, void*) { return -1; }
+int noPassphrase(char*, int, int, void*) {
+    return -1;
+}
 
 // After a PEM read loop: true when it ended on a clean end of file, not on a broken block.
 bool cleanEnd() {
     unsigned long err = ERR_peek_last_error();
-    bool clean = err == 0 ||
-                 (ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE);
+    bool clean =
+        err == 0 || (ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE);
     if (clean) ERR_clear_error();
     return clean;
 }

@@ -27,7 +27,7 @@
 namespace moat::tls {
 
 class TicketKeys {
-public:
+  public:
     using Clock = std::chrono::steady_clock;
 
     explicit TicketKeys(Clock::duration rotation);
@@ -46,7 +46,7 @@ public:
     int onTicket(unsigned char keyName[16], unsigned char* iv, EVP_CIPHER_CTX* cipher,
                  EVP_MAC_CTX* mac, bool encrypt);
 
-private:
+  private:
     struct Key {
         unsigned char name[16];
         unsigned char aesKey[32];

@@ -8,7 +8,7 @@
 namespace moat::inspect {
 
 class SharedCounter {
-public:
+  public:
     // Takes one slot if fewer than `max` are taken. max == 0 means unlimited.
     bool tryAcquire(uint32_t max) {
         uint32_t current = count_.load(std::memory_order_relaxed);
@@ -20,7 +20,7 @@ public:
     void release() { count_.fetch_sub(1, std::memory_order_relaxed); }
     uint32_t value() const { return count_.load(std::memory_order_relaxed); }
 
-private:
+  private:
     std::atomic<uint32_t> count_{0};
 };
 

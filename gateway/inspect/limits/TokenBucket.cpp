@@ -12,7 +12,9 @@ namespace {
 // timeUntil(n) always makes tryTake(n) succeed.
 constexpr double kEpsilon = 1e-9;
 
-double defaultBurst(double rate, double burst) { return burst > 0 ? burst : rate; }
+double defaultBurst(double rate, double burst) {
+    return burst > 0 ? burst : rate;
+}
 
 }  // namespace
 

@@ -10,7 +10,7 @@ namespace moat::inspect {
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 class TokenBucket {
-public:
+  public:
     // An unlimited bucket (every take succeeds).
     TokenBucket() = default;
     // ratePerSecond <= 0 means unlimited. burst <= 0 means "1 s worth" (the contract default).
@@ -39,7 +39,7 @@ public:
     // New rate / burst (config reload); tokens already held are kept, clamped to the new burst.
     void reconfigure(double ratePerSecond, double burst = 0);
 
-private:
+  private:
     void refill(SteadyTime now);
     // What a request of n tokens needs in the bucket (see tryTake on oversized requests).
     double needed(double n) const { return n > burst_ ? burst_ : n; }

@@ -32,9 +32,9 @@ TEST_CASE("unescaping is strict") {
     CHECK_FALSE(unescapeField("%", 100));
     CHECK_FALSE(unescapeField("%2", 100));
     CHECK_FALSE(unescapeField("%zz", 100));
-    CHECK_FALSE(unescapeField("a b", 100));                  // raw space
+    CHECK_FALSE(unescapeField("a b", 100));                   // raw space
     CHECK_FALSE(unescapeField(std::string("a\0b", 3), 100));  // raw control byte
-    CHECK_FALSE(unescapeField("abcd", 3));                   // too long once decoded
+    CHECK_FALSE(unescapeField("abcd", 3));                    // too long once decoded
     CHECK(unescapeField("abc", 3) == std::string("abc"));
     CHECK(unescapeField("%41%62", 100) == std::string("Ab"));
 }
@@ -109,25 +109,26 @@ TEST_CASE("malformed events are refused") {
         "",
         "moat1",
         "moat1 hb",
-        "moat2 hb r1",                                  // unknown version
-        "moat1 hb r1 extra",                            // field count
-        "moat1 hb  r1",                                 // empty field (double space)
-        "moat1 hb r1 ",                                 // trailing space
-        " moat1 hb r1",                                 // leading space
-        "moat1 zap r1",                                 // unknown type
-        "moat1 ban r1 ip 10.0.0.1 100",                 // missing duration
-        "moat1 ban r1 ipv6 10.0.0.1 100 100",           // unknown kind
-        "moat1 ban r1 ip 10.0.0.1 -1 100",              // negative
-        "moat1 ban r1 ip 10.0.0.1 100 1e3",             // not an integer
+        "moat2 hb r1",                                           // unknown version
+        "moat1 hb r1 extra",                                     // field count
+        "moat1 hb  r1",                                          // empty field (double space)
+        "moat1 hb r1 ",                                          // trailing space
+        " moat1 hb r1",                                          // leading space
+        "moat1 zap r1",                                          // unknown type
+        "moat1 ban r1 ip 10.0.0.1 100",                          // missing duration
+        "moat1 ban r1 ipv6 10.0.0.1 100 100",                    // unknown kind
+        "moat1 ban r1 ip 10.0.0.1 -1 100",                       // negative
+        "moat1 ban r1 ip 10.0.0.1 100 1e3",                      // not an integer
         "moat1 ban r1 ip 10.0.0.1 100 99999999999999999999999",  // overflow
-        "moat1 ban r1 ip 10.0.0.1 100 31708800001",     // over a year
-        "moat1 ban r1 ip %zz 100 100",                  // bad escape
-        "moat1 kick r1 device1 angry -",                // unknown reason
-        "moat1 kick r1 device1 revoked ABCDEF",         // fingerprint not 64 lowercase hex
-        "moat1 kick r1 device1 revoked " "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "moat1 conn r1 10.0.0.1 4294967296 0",          // count over 32 bits
-        "moat1 conn r1 10.0.0.1 1",                     // missing accepted
-        "moat1 ban r1 ip 10.0.0.1 100 100 7",           // extra field
+        "moat1 ban r1 ip 10.0.0.1 100 31708800001",              // over a year
+        "moat1 ban r1 ip %zz 100 100",                           // bad escape
+        "moat1 kick r1 device1 angry -",                         // unknown reason
+        "moat1 kick r1 device1 revoked ABCDEF",                  // fingerprint not 64 lowercase hex
+        "moat1 kick r1 device1 revoked "
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "moat1 conn r1 10.0.0.1 4294967296 0",  // count over 32 bits
+        "moat1 conn r1 10.0.0.1 1",             // missing accepted
+        "moat1 ban r1 ip 10.0.0.1 100 100 7",   // extra field
     };
     for (const char* line : bad) {
         INFO(line);

@@ -1,8 +1,8 @@
-#include "gateway/inspect/limits/ConnectionAdmission.h"
-
 #include <catch2/catch.hpp>
 #include <set>
 #include <string>
+
+#include "gateway/inspect/limits/ConnectionAdmission.h"
 
 using namespace std::chrono_literals;
 using moat::config::LimitsConfig;
@@ -18,7 +18,7 @@ namespace {
 const SteadyTime t0 = SteadyTime{} + 1000h;
 
 class FakeBans : public BanLookup {
-public:
+  public:
     std::set<std::string, std::less<>> ips;
     bool isIpBanned(std::string_view ip, SteadyTime) const override {
         return ips.find(ip) != ips.end();

@@ -1,8 +1,8 @@
-#include "gateway/inspect/limits/KeyedHash.h"
-
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <string>
+
+#include "gateway/inspect/limits/KeyedHash.h"
 
 using moat::inspect::KeyedHash;
 using moat::inspect::sipHash24;

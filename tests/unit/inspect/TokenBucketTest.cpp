@@ -1,7 +1,7 @@
-#include "gateway/inspect/limits/TokenBucket.h"
-
 #include <catch2/catch.hpp>
 #include <cmath>
+
+#include "gateway/inspect/limits/TokenBucket.h"
 
 using namespace std::chrono_literals;
 using moat::inspect::SteadyTime;

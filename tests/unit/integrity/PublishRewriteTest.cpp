@@ -94,15 +94,15 @@ TEST_CASE("encodeIdentityProperty") {
 }
 
 TEST_CASE("stampWillProperties: client moat-identity dropped, the gateway's appended") {
-    std::vector<mqtt::Property> props = {
-        mqtt::Property::user("moat-identity", "admin"),
-        mqtt::Property::integer(mqtt::prop::WillDelayInterval, 5),
-        mqtt::Property::user("k", "v"), mqtt::Property::user("moat-identity", "root")};
+    std::vector<mqtt::Property> props = {mqtt::Property::user("moat-identity", "admin"),
+                                         mqtt::Property::integer(mqtt::prop::WillDelayInterval, 5),
+                                         mqtt::Property::user("k", "v"),
+                                         mqtt::Property::user("moat-identity", "root")};
     stampWillProperties(props, "dev-1");
-    CHECK(props == std::vector<mqtt::Property>{
-                       mqtt::Property::integer(mqtt::prop::WillDelayInterval, 5),
-                       mqtt::Property::user("k", "v"),
-                       mqtt::Property::user("moat-identity", "dev-1")});
+    CHECK(props ==
+          std::vector<mqtt::Property>{mqtt::Property::integer(mqtt::prop::WillDelayInterval, 5),
+                                      mqtt::Property::user("k", "v"),
+                                      mqtt::Property::user("moat-identity", "dev-1")});
     std::vector<mqtt::Property> none;
     stampWillProperties(none, "d");
     CHECK(none == std::vector<mqtt::Property>{mqtt::Property::user("moat-identity", "d")});

@@ -3,7 +3,6 @@
 // packets, and decode-by-type dispatch.
 
 #include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -26,10 +25,14 @@ inline Bytes hex(std::string_view s) {
     int hi = -1;
     for (char c : s) {
         int v;
-        if (c >= '0' && c <= '9') v = c - '0';
-        else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
-        else continue;
+        if (c >= '0' && c <= '9')
+            v = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            v = c - 'A' + 10;
+        else
+            continue;
         if (hi < 0) {
             hi = v;
         } else {
@@ -88,7 +91,9 @@ inline Frame frameOf(const Bytes& packet) {
     return f;
 }
 
-inline const uint8_t* bodyOf(const Bytes& packet) { return packet.data() + frameOf(packet).headerSize; }
+inline const uint8_t* bodyOf(const Bytes& packet) {
+    return packet.data() + frameOf(packet).headerSize;
+}
 
 // Decodes any packet type; when `reencoded` is non-null, also re-encodes what decoded.
 inline uint8_t decodeAny(const Bytes& packet, ProtocolVersion v, Bytes* reencoded = nullptr) {
@@ -109,7 +114,8 @@ inline uint8_t decodeAny(const Bytes& packet, ProtocolVersion v, Bytes* reencode
         case PacketType::Connack: {
             ConnackPacket p;
             rc = decodeConnack(body, len, v, p);
-            if (rc == reason::Success) encodeConnack(v, p.sessionPresent, p.code, p.properties, out);
+            if (rc == reason::Success)
+                encodeConnack(v, p.sessionPresent, p.code, p.properties, out);
             break;
         }
         case PacketType::Publish: {

@@ -58,7 +58,9 @@ TEST_CASE("fixed header rejects what cannot be a packet") {
             CHECK(parseFrame(b.data(), b.size(), f) == FrameStatus::Malformed);
         }
     }
-    SECTION("empty input") { CHECK(parseFrame(nullptr, 0, f) == FrameStatus::NeedMore); }
+    SECTION("empty input") {
+        CHECK(parseFrame(nullptr, 0, f) == FrameStatus::NeedMore);
+    }
 }
 
 TEST_CASE("the header is judged before the body arrives") {

@@ -1,6 +1,7 @@
+#include "gateway/mqtt/Utf8.h"
+
 #include <string>
 
-#include "gateway/mqtt/Utf8.h"
 #include "tests/unit/mqtt/TestUtil.h"
 
 using namespace moat::mqtt;
@@ -18,13 +19,13 @@ TEST_CASE("MQTT UTF-8: accepted") {
     CHECK(validMqttUtf8("plain/ascii"));
     CHECK(validMqttUtf8(s({0x41, 0xF0, 0xAA, 0x9B, 0x94})));  // spec 1.5.4 example "A𪛔"
     CHECK(validMqttUtf8("caf\xC3\xA9"));
-    CHECK(validMqttUtf8("\xE2\x82\xAC"));               // U+20AC
-    CHECK(validMqttUtf8("\xEF\xBB\xBF"));               // BOM is a valid character
-    CHECK(validMqttUtf8("\xED\x9F\xBF"));               // U+D7FF, just below surrogates
-    CHECK(validMqttUtf8("\xEE\x80\x80"));               // U+E000, just above
-    CHECK(validMqttUtf8("\xF4\x8F\xBF\xBF"));           // U+10FFFF
-    CHECK(validMqttUtf8("\x01\x1F\x7F\xC2\x80"));       // controls: SHOULD NOT, not MUST NOT
-    CHECK(validMqttUtf8("\xEF\xBF\xBF"));               // non-character U+FFFF: same
+    CHECK(validMqttUtf8("\xE2\x82\xAC"));          // U+20AC
+    CHECK(validMqttUtf8("\xEF\xBB\xBF"));          // BOM is a valid character
+    CHECK(validMqttUtf8("\xED\x9F\xBF"));          // U+D7FF, just below surrogates
+    CHECK(validMqttUtf8("\xEE\x80\x80"));          // U+E000, just above
+    CHECK(validMqttUtf8("\xF4\x8F\xBF\xBF"));      // U+10FFFF
+    CHECK(validMqttUtf8("\x01\x1F\x7F\xC2\x80"));  // controls: SHOULD NOT, not MUST NOT
+    CHECK(validMqttUtf8("\xEF\xBF\xBF"));          // non-character U+FFFF: same
 }
 
 TEST_CASE("MQTT UTF-8: rejected") {
@@ -40,11 +41,11 @@ TEST_CASE("MQTT UTF-8: rejected") {
     CHECK_FALSE(validMqttUtf8("\xF4\x90\x80\x80"));  // U+110000
     CHECK_FALSE(validMqttUtf8("\xF5\x80\x80\x80"));
     CHECK_FALSE(validMqttUtf8("\xFF"));
-    CHECK_FALSE(validMqttUtf8("\x80"));              // lone continuation
-    CHECK_FALSE(validMqttUtf8("\xC3"));              // truncated
+    CHECK_FALSE(validMqttUtf8("\x80"));  // lone continuation
+    CHECK_FALSE(validMqttUtf8("\xC3"));  // truncated
     CHECK_FALSE(validMqttUtf8("\xE2\x82"));
     CHECK_FALSE(validMqttUtf8("\xF0\xAA\x9B"));
-    CHECK_FALSE(validMqttUtf8("\xC3\x28"));          // bad continuation
+    CHECK_FALSE(validMqttUtf8("\xC3\x28"));  // bad continuation
     CHECK_FALSE(validMqttUtf8("\xE2\x28\xA1"));
     CHECK_FALSE(validMqttUtf8("\xE2\x82\x28"));
 }
