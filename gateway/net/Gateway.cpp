@@ -543,6 +543,12 @@ void Gateway::queueAddressEvent(metrics::AddressEventQueue& queue, metrics::Addr
 }
 
 void Gateway::wakeForAddressEvents() {
+    // A worker needs no gate: the main loop closes the handle only after every worker's
+    // loop has ended (onWorkersDone), and no worker then shares the wakers_ cache line.
+    if (Worker::current() != nullptr) {
+        uv_async_send(&addressEvents_);
+        return;
+    }
     wakers_.fetch_add(1);
     if (eventsOpen_.load()) uv_async_send(&addressEvents_);
     wakers_.fetch_sub(1);
