@@ -1,7 +1,6 @@
 #include "gateway/metrics/AnomalyDetector.h"
 
 #include <algorithm>
-#include <functional>
 
 namespace moat::metrics {
 namespace {
@@ -18,12 +17,10 @@ std::string subject(std::string_view key, std::string_view value) {
 AnomalyDetector::AnomalyDetector(const config::AnomalyConfig& config, size_t maxTracked)
     : window_(std::max<Clock::duration>(config.window, std::chrono::milliseconds(1))),
       authFailures_(config.authFailures),
-      topicScanDistinct_(config.topicScanDistinct),
       connectionStorm_(config.connectionStorm),
       authByIp_(maxTracked),
       authByIdentity_(maxTracked),
-      connectionsByIp_(maxTracked),
-      scans_(maxTracked) {}
+      connectionsByIp_(maxTracked) {}
 
 std::optional<uint64_t> AnomalyDetector::hit(CountTable& table, std::string_view key,
                                              uint32_t threshold, time_point now) const {
@@ -70,48 +67,15 @@ std::optional<Anomaly> AnomalyDetector::onConnection(std::string_view ip, time_p
     return std::nullopt;
 }
 
-std::optional<Anomaly> AnomalyDetector::onDeniedTopic(uint64_t connectionId, std::string_view topic,
-                                                      time_point now) {
-    if (topicScanDistinct_ == 0) return std::nullopt;
-    TopicScan& scan = scans_.touch(connectionId, [] { return TopicScan{}; });
-    scan.lastSeen = now;
-    auto& topics = scan.topics;
-    // Exact sliding window over distinct topics; at most `topicScanDistinct_` hashes are kept, so
-    // memory per connection is bounded whatever the client sends.
-    std::erase_if(topics, [&](const auto& t) { return now - t.second >= window_; });
-    const uint64_t hash = std::hash<std::string_view>{}(topic);
-    auto it = std::find_if(topics.begin(), topics.end(),
-                           [hash](const auto& t) { return t.first == hash; });
-    if (it != topics.end()) {
-        it->second = now;
-        return std::nullopt;  // a repeated topic is not scanning
-    }
-    if (topics.size() < topicScanDistinct_) {
-        topics.emplace_back(hash, now);
-    } else {
-        *std::min_element(topics.begin(), topics.end(), [](const auto& a, const auto& b) {
-            return a.second < b.second;
-        }) = {hash, now};
-    }
-    if (topics.size() < topicScanDistinct_) return std::nullopt;
-    if (scan.lastRaised && now - *scan.lastRaised < window_) return std::nullopt;
-    scan.lastRaised = now;
-    return Anomaly{"topic_scan", subject("connection", std::to_string(connectionId)),
-                   topics.size()};
-}
-
 void AnomalyDetector::sweep(time_point now) {
     auto stale = [&](const auto& entry) { return idle(entry.lastSeen, now); };
     authByIp_.evictWhile(stale);
     authByIdentity_.evictWhile(stale);
     connectionsByIp_.evictWhile(stale);
-    // A connection's scan state is dead once its newest denial left the window and the last
-    // raise no longer suppresses anything.
-    scans_.evictWhile([&](const TopicScan& s) { return now - s.lastSeen >= window_; });
 }
 
 AnomalyDetector::Sizes AnomalyDetector::sizes() const {
-    return {authByIp_.size(), authByIdentity_.size(), connectionsByIp_.size(), scans_.size()};
+    return {authByIp_.size(), authByIdentity_.size(), connectionsByIp_.size()};
 }
 
 }  // namespace moat::metrics

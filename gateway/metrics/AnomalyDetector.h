@@ -1,12 +1,14 @@
 #pragma once
-// Anomaly detection (CONTRACT.md §5): repeated failed logins per IP or identity
-// (`auth_failures`), one connection probing many denied topics (`topic_scan`) and connection
-// storms from one IP (`connection_storm`). Publish spikes live in PublishBaseline (per client).
+// Anomaly detection per source address and per claimed identity (CONTRACT.md §5): repeated
+// failed logins per IP or identity (`auth_failures`) and connection storms from one IP
+// (`connection_storm`). Per-connection kinds live with the connection's worker:
+// `topic_scan` in TopicScanDetector (one per worker), `publish_spike` in PublishBaseline (one
+// per connection).
 //
-// Pure logic: the caller passes `now`, so tests drive it with a fake clock.
-// NOT thread-safe, by design: each worker loop owns one detector and feeds it the events of its
-// own connections (a distributed attack then trips every worker's detector a bit later than a
-// shared one would; that is the price of no locks on the loop).
+// Pure logic: the caller passes `now`, so tests drive it with a fake clock. NOT thread-safe,
+// by design: the gateway's main loop owns the one detector and feeds it the events every
+// worker queued for it (AddressAnomalies), because SO_REUSEPORT spreads one address's
+// connections over all workers and a per-worker count would miss a storm spread thin.
 //
 // Counting: per key, a sliding-window estimate over `window` built from two fixed buckets (the
 // previous bucket weighted by its overlap with the window, as rate limiters do), so a burst that
@@ -20,7 +22,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "gateway/config/Config.h"
 #include "gateway/metrics/Anomaly.h"
@@ -42,18 +43,14 @@ class AnomalyDetector {
     // returned with subject "ip=…,identity=…".
     std::optional<Anomaly> onAuthFailure(std::string_view ip, std::string_view identity,
                                          time_point now);
-    // A topic denied to connection `connectionId` (publish, subscribe filter or will).
-    std::optional<Anomaly> onDeniedTopic(uint64_t connectionId, std::string_view topic,
-                                         time_point now);
     // A new TCP connection from `ip`.
     std::optional<Anomaly> onConnection(std::string_view ip, time_point now);
 
-    void forgetConnection(uint64_t connectionId) { scans_.erase(connectionId); }
     // Drops state that can no longer contribute to an anomaly. Call every few seconds.
     void sweep(time_point now);
 
     struct Sizes {
-        size_t authIps, authIdentities, connectionIps, scannedConnections;
+        size_t authIps, authIdentities, connectionIps;
     };
     Sizes sizes() const;
 
@@ -65,11 +62,6 @@ class AnomalyDetector {
         uint32_t current = 0;
         std::optional<time_point> lastRaised;
     };
-    struct TopicScan {
-        std::vector<std::pair<uint64_t, time_point>> topics;  // topic hash, last denial
-        time_point lastSeen;
-        std::optional<time_point> lastRaised;
-    };
     using CountTable = LruMap<std::string, WindowCount>;
 
     // The count estimate when the threshold is reached and may be raised, else nullopt.
@@ -79,12 +71,10 @@ class AnomalyDetector {
 
     const Clock::duration window_;
     const uint32_t authFailures_;
-    const uint32_t topicScanDistinct_;
     const uint32_t connectionStorm_;
     CountTable authByIp_;
     CountTable authByIdentity_;
     CountTable connectionsByIp_;
-    LruMap<uint64_t, TopicScan> scans_;
 };
 
 }  // namespace moat::metrics

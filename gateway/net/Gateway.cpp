@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "gateway/metrics/AnomalyDetector.h"
+#include "gateway/metrics/AddressAnomalies.h"
 #include "gateway/metrics/HttpEndpoint.h"
 #include "gateway/metrics/JsonEscape.h"
 #include "gateway/net/FileWatcher.h"
@@ -119,10 +119,11 @@ Gateway::Gateway(std::string configPath, std::shared_ptr<const Snapshot> snapsho
     uv_loop_init(&loop_);
     audit_ = std::make_unique<metrics::AuditLog>(snapshot_->config->audit);
     audit_->setSuppressedCounter(&metrics_.auditSuppressed());
-    anomalies_ = std::make_unique<metrics::AnomalyDetector>(snapshot_->config->anomaly);
+    anomalies_ = std::make_unique<metrics::AddressAnomalies>(snapshot_->config->anomaly);
+    otherEvents_ = std::make_unique<metrics::AddressEventQueue>();
     metrics_.backendUp().Set(1);
-    admission_ = std::make_unique<inspect::ConnectionAdmission>(snapshot_->config->limits,
-                                                                &totalConnections_);
+    admission_ =
+        std::make_unique<inspect::ShardedAdmission>(snapshot_->config->limits, &totalConnections_);
 }
 
 Gateway::~Gateway() {
@@ -218,6 +219,9 @@ void Gateway::startMain() {
     uv_timer_start(&housekeeping_, onHousekeeping, 1000, 1000);
     uv_async_init(&loop_, &workersDone_, onWorkersDone);
     workersDone_.data = this;
+    uv_async_init(&loop_, &addressEvents_, onAddressEvents);
+    addressEvents_.data = this;
+    eventsOpen_.store(true);
     uv_timer_init(&loop_, &healthCheck_);
     healthCheck_.data = this;
     restartHealthCheck();
@@ -274,6 +278,8 @@ void Gateway::workerStopped() {
 
 void Gateway::onWorkersDone(uv_async_t* h) {
     auto* self = static_cast<Gateway*>(h->data);
+    self->drainAddressEvents();  // the workers' last events
+    self->closeAddressEvents();
     self->resolver_.close();
     if (self->http_) self->http_->close();
     if (self->watcher_) self->watcher_->close();
@@ -346,10 +352,7 @@ void Gateway::applyReload(ReloadWork& w) {
     bans_.updateConfig(snapshot_->config->bans);
     identityGuard_.updateConfig(identityGuardConfig(*snapshot_->config));
     if (cluster_) cluster_->updateBans(snapshot_->config->bans);
-    {
-        std::lock_guard lock(admissionMutex_);
-        admission_->updateLimits(snapshot_->config->limits);
-    }
+    admission_->updateLimits(snapshot_->config->limits);
     for (auto& wk : workers_) {
         auto snap = snapshot_;
         wk->post([snap](Worker& worker) { worker.setSnapshot(snap); });
@@ -373,15 +376,10 @@ void Gateway::onHousekeeping(uv_timer_t* t) {
     }
     self->bans_.sweep(now);
     self->identityGuard_.sweep(now);
-    {
-        std::lock_guard lock(self->admissionMutex_);
-        self->admission_->sweep(now);
-    }
+    self->admission_->sweep(now);
     self->metrics_.bansActive().Set(static_cast<double>(self->bans_.activeBans(now)));
-    {
-        std::lock_guard lock(self->anomalyMutex_);
-        self->anomalies_->sweep(now);
-    }
+    self->drainAddressEvents();  // also picks up a push that raced with the last wake
+    self->anomalies_->sweep(now);
     self->updateCertExpiry();
 }
 
@@ -453,20 +451,17 @@ bool Gateway::admit(Worker& worker, const std::string& listener, const std::stri
     // Other replicas' connections from this IP, as last heard (0 without a cluster or while
     // Redis is down: local-only limits).
     const uint32_t elsewhere = cluster_ ? cluster_->remoteConnections(ip) : 0;
-    {
-        std::lock_guard lock(admissionMutex_);
-        a = admission_->admit(ip, SteadyClock::now(), bans_, elsewhere);
-    }
+    a = admission_->admit(ip, SteadyClock::now(), bans_, elsewhere);
     if (a == inspect::Admission::Accepted) {
         if (cluster_) cluster_->connectionOpened(ip);
         lm.accepted->Increment();
         lm.active->Increment();
-        std::optional<metrics::Anomaly> anomaly;
-        {
-            std::lock_guard lock(anomalyMutex_);
-            anomaly = anomalies_->onConnection(ip, SteadyClock::now());
-        }
-        if (anomaly) raiseAnomaly(*anomaly, listener, ip, "", "");
+        metrics::AddressEvent e;
+        e.kind = metrics::AddressEvent::Kind::Connection;
+        e.ip = ip;
+        e.listener = listener;
+        e.at = SteadyClock::now();
+        queueAddressEvent(worker.addressEvents(), std::move(e));
         return true;
     }
     if (a == inspect::Admission::Banned) {
@@ -480,11 +475,8 @@ bool Gateway::admit(Worker& worker, const std::string& listener, const std::stri
     return false;
 }
 
-void Gateway::release(Worker& worker, const std::string& listener, const std::string& ip) {
-    {
-        std::lock_guard lock(admissionMutex_);
-        admission_->release(ip);
-    }
+void Gateway::release(Worker& /*worker*/, const std::string& listener, const std::string& ip) {
+    admission_->release(ip);
     if (cluster_) cluster_->connectionClosed(ip);
     metrics_.listener(listener).active->Decrement();
 }
@@ -512,7 +504,7 @@ void Gateway::authFailed(Worker& worker, std::string_view method, const std::str
     // has not logged in from), never to a ban that would lock the real owner out.
     recordAddressFailure(ip, "auth_failures", now);
     identityGuard_.chargeCheck(identity, ip, now);
-    shareAuthFailure(ip, identity, now);
+    shareAuthFailure(ip, identity, now, worker.addressEvents());
 }
 
 void Gateway::handshakeFailed(const std::string& ip) {
@@ -530,18 +522,63 @@ void Gateway::recordAddressFailure(const std::string& ip, std::string_view reaso
 }
 
 void Gateway::shareAuthFailure(const std::string& ip, const std::string& identity,
-                               SteadyClock::time_point now) {
+                               SteadyClock::time_point now, metrics::AddressEventQueue& queue) {
     // The cluster-wide count: the replica whose failure reaches the threshold bans (addresses)
     // or slows (identities).
     if (cluster_) {
         cluster_->authFailure(bans_.isIpBanned(ip, now) ? std::string() : ip, identity);
     }
-    std::optional<metrics::Anomaly> anomaly;
-    {
-        std::lock_guard lock(anomalyMutex_);
-        anomaly = anomalies_->onAuthFailure(ip, identity, now);
+    metrics::AddressEvent e;
+    e.kind = metrics::AddressEvent::Kind::AuthFailure;
+    e.ip = ip;
+    if (identity.size() <= metrics::AddressEvent::kMaxIdentity) e.identity = identity;
+    e.at = now;
+    queueAddressEvent(queue, std::move(e));
+}
+
+void Gateway::queueAddressEvent(metrics::AddressEventQueue& queue, metrics::AddressEvent event) {
+    // Full: the main loop is far behind; the event is counted as dropped (logged by the
+    // housekeeping) and the main loop is surely awake already.
+    if (queue.push(std::move(event))) wakeForAddressEvents();
+}
+
+void Gateway::wakeForAddressEvents() {
+    // A worker needs no gate: the main loop closes the handle only after every worker's
+    // loop has ended (onWorkersDone), and no worker then shares the wakers_ cache line.
+    if (Worker::current() != nullptr) {
+        uv_async_send(&addressEvents_);
+        return;
     }
-    if (anomaly) raiseAnomaly(*anomaly, "", ip, "", identity);
+    wakers_.fetch_add(1);
+    if (eventsOpen_.load()) uv_async_send(&addressEvents_);
+    wakers_.fetch_sub(1);
+}
+
+void Gateway::onAddressEvents(uv_async_t* h) {
+    static_cast<Gateway*>(h->data)->drainAddressEvents();
+}
+
+void Gateway::drainAddressEvents() {
+    std::vector<metrics::RaisedAnomaly> raised;
+    uint64_t dropped = otherEvents_->dropped();
+    anomalies_->drain(*otherEvents_, raised);
+    for (auto& w : workers_) {
+        anomalies_->drain(w->addressEvents(), raised);
+        dropped += w->addressEvents().dropped();
+    }
+    for (const auto& r : raised) raiseAnomaly(r.anomaly, r.listener, r.remote, "", r.identity);
+    if (dropped != eventsDropped_) {
+        MOAT_LOG_WARN("anomaly detection fell behind: %llu per-address events dropped so far",
+                      static_cast<unsigned long long>(dropped));
+        eventsDropped_ = dropped;
+    }
+}
+
+void Gateway::closeAddressEvents() {
+    eventsOpen_.store(false);
+    // A waker that saw eventsOpen_ true is still inside uv_async_send: let it finish.
+    while (wakers_.load() != 0) std::this_thread::yield();
+    uv_close(reinterpret_cast<uv_handle_t*>(&addressEvents_), nullptr);
 }
 
 AuthCharge Gateway::chargePasswordCheck(const std::string& ip, const std::string& identity) {
@@ -568,7 +605,10 @@ void Gateway::settlePasswordCheck(const AuthCharge& c, bool succeeded) {
     }
     auto now = SteadyClock::now();
     recordAddressFailure(c.ip, "auth_failures", now);
-    shareAuthFailure(c.ip, c.identity, now);
+    // A password-check thread (or the worker that gave up on the check): no worker's own
+    // queue unless it is the caller's.
+    Worker* w = Worker::current();
+    shareAuthFailure(c.ip, c.identity, now, w ? w->addressEvents() : *otherEvents_);
 }
 
 void Gateway::loggedIn(const std::string& identity, const std::string& ip) {
@@ -577,13 +617,15 @@ void Gateway::loggedIn(const std::string& identity, const std::string& ip) {
 
 std::optional<metrics::Anomaly> Gateway::deniedTopic(uint64_t connectionId,
                                                      std::string_view topic) {
-    std::lock_guard lock(anomalyMutex_);
-    return anomalies_->onDeniedTopic(connectionId, topic, SteadyClock::now());
+    // A connection lives on one worker and calls from its loop: that worker's detector holds
+    // all of its state, and a flood of denials from it contends with nobody.
+    Worker* w = Worker::current();
+    if (w == nullptr) return std::nullopt;  // not a connection's thread: nothing to count
+    return w->topicScans().onDeniedTopic(connectionId, topic, SteadyClock::now());
 }
 
 void Gateway::forgetConnection(uint64_t connectionId) {
-    std::lock_guard lock(anomalyMutex_);
-    anomalies_->forgetConnection(connectionId);
+    if (Worker* w = Worker::current()) w->topicScans().forgetConnection(connectionId);
 }
 
 void Gateway::raiseAnomaly(const metrics::Anomaly& anomaly, std::string_view listener,

@@ -17,6 +17,7 @@
 #include "gateway/inspect/limits/BanTable.h"
 #include "gateway/inspect/limits/ConnectionAdmission.h"
 #include "gateway/inspect/limits/IdentityGuard.h"
+#include "gateway/inspect/limits/ShardedAdmission.h"
 #include "gateway/inspect/limits/SharedCounter.h"
 #include "gateway/metrics/Anomaly.h"
 #include "gateway/metrics/AuditLog.h"
@@ -28,7 +29,9 @@
 
 namespace moat::metrics {
 class HttpEndpoint;
-class AnomalyDetector;
+class AddressAnomalies;
+class AddressEventQueue;
+struct AddressEvent;
 }  // namespace moat::metrics
 
 namespace moat::net {
@@ -79,7 +82,8 @@ class Gateway : private cluster::ClusterHandler {
     // `identity` logged in from `ip`: from there it is never slowed by failures charged to it.
     void loggedIn(const std::string& identity, const std::string& ip);
     AuthPool& authPool() { return *authPool_; }
-    // A topic denied to connection `connectionId`: may raise a topic_scan anomaly.
+    // A topic denied to connection `connectionId`: may raise a topic_scan anomaly. Called on
+    // the connection's worker thread: the calling worker's own detector answers, no lock.
     std::optional<metrics::Anomaly> deniedTopic(uint64_t connectionId, std::string_view topic);
     void forgetConnection(uint64_t connectionId);
     // Counts the anomaly and writes its audit event.
@@ -130,9 +134,19 @@ class Gateway : private cluster::ClusterHandler {
     bool brokerUnresponsive();  // BackendHealth: repeated CONNACK timeouts, not yet cleared
     void restartHealthCheck();
     // Failures short of a ban, anomalies and the cluster's count (not the ban table itself).
+    // `queue`: the calling worker's own (or otherEvents_ off the workers).
     void shareAuthFailure(const std::string& ip, const std::string& identity,
-                          std::chrono::steady_clock::time_point now);
+                          std::chrono::steady_clock::time_point now,
+                          metrics::AddressEventQueue& queue);
     static void onWorkersDone(uv_async_t* h);
+    // ---- per-address anomalies (auth_failures, connection_storm): any thread queues the
+    // event without waiting (its worker's queue, or otherEvents_) and wakes the main loop,
+    // which drains every queue into the one detector and raises what it finds.
+    void queueAddressEvent(metrics::AddressEventQueue& queue, metrics::AddressEvent event);
+    void wakeForAddressEvents();
+    static void onAddressEvents(uv_async_t* h);
+    void drainAddressEvents();
+    void closeAddressEvents();
 
     // ---- cluster (GatewayCluster.cpp)
     void startCluster();
@@ -165,18 +179,19 @@ class Gateway : private cluster::ClusterHandler {
     std::unique_ptr<metrics::AuditLog> audit_;
     inspect::SharedBanTable bans_;
     inspect::SharedCounter totalConnections_;
-    // One admission table for all workers, so per-IP limits are per process. Accepts are
-    // not the data path: a mutex per accept costs nothing next to a TLS handshake.
-    std::mutex admissionMutex_;
-    std::unique_ptr<inspect::ConnectionAdmission> admission_;
+    // One admission view for all workers, so per-IP limits are per process; sharded by
+    // address, a lock per shard (see ShardedAdmission for why it stays synchronous).
+    std::unique_ptr<inspect::ShardedAdmission> admission_;
     std::atomic<bool> backendUp_{true};
     std::vector<std::unique_ptr<Worker>> workers_;
     std::unique_ptr<metrics::HttpEndpoint> http_;
     std::unique_ptr<FileWatcher> watcher_;
-    std::mutex anomalyMutex_;
     std::mutex healthMutex_;
-    inspect::BackendHealth health_;  // guarded by healthMutex_
-    std::unique_ptr<metrics::AnomalyDetector> anomalies_;
+    inspect::BackendHealth health_;                         // guarded by healthMutex_
+    std::unique_ptr<metrics::AddressAnomalies> anomalies_;  // main loop only
+    // Per-address events from threads that are not workers (password checks).
+    std::unique_ptr<metrics::AddressEventQueue> otherEvents_;
+    uint64_t eventsDropped_ = 0;                      // main loop: dropped events already logged
     std::unique_ptr<cluster::ClusterState> cluster_;  // with `cluster:` only
     inspect::SharedIdentityGuard identityGuard_;
     std::unique_ptr<AuthPool> authPool_;
@@ -188,6 +203,12 @@ class Gateway : private cluster::ClusterHandler {
     uv_timer_t healthCheck_{};
     void* probe_ = nullptr;  // the health probe in flight (HealthProbe*), closed at shutdown
     uv_async_t workersDone_{};
+    uv_async_t addressEvents_{};
+    // Wakes from other threads race with closing addressEvents_ at shutdown: a waker counts
+    // itself in wakers_ and checks eventsOpen_ (seq_cst both), so the closer, which clears
+    // eventsOpen_ and then waits for wakers_ to reach 0, never closes under a uv_async_send.
+    std::atomic<bool> eventsOpen_{false};
+    std::atomic<int> wakers_{0};
     std::atomic<int> runningWorkers_{0};
     bool shuttingDown_ = false;
     ReloadGate reloadGate_;

@@ -113,7 +113,6 @@ void Gateway::onKick(const std::string& identity, const std::string& fingerprint
 }
 
 void Gateway::onRemoteAccepts(const std::string& ip, uint32_t accepted) {
-    std::lock_guard lock(admissionMutex_);
     admission_->chargeElsewhere(ip, accepted, SteadyClock::now());
 }
 

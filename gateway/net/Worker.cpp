@@ -10,12 +10,21 @@ namespace moat::net {
 
 namespace {
 constexpr size_t kReadBufferSize = 64 * 1024;
+// Drops the topic-scan state of connections that stopped being denied (closed ones are
+// forgotten at once).
+constexpr uint64_t kSweepEveryMs = 5000;
+thread_local Worker* t_current = nullptr;
 }  // namespace
+
+Worker* Worker::current() {
+    return t_current;
+}
 
 Worker::Worker(Gateway& gateway, int index, std::shared_ptr<const Snapshot> snapshot)
     : gateway_(gateway),
       index_(index),
       snapshot_(std::move(snapshot)),
+      topicScans_(snapshot_->config->anomaly),
       readBuffer_(new uint8_t[kReadBufferSize]) {
     uv_loop_init(&loop_);
     uv_async_init(&loop_, &async_, onAsync);
@@ -23,6 +32,8 @@ Worker::Worker(Gateway& gateway, int index, std::shared_ptr<const Snapshot> snap
     gateway_.metrics().traffic().attach(&traffic_);
     uv_timer_init(&loop_, &drainTimer_);
     drainTimer_.data = this;
+    uv_timer_init(&loop_, &sweepTimer_);
+    sweepTimer_.data = this;
 }
 
 Worker::~Worker() {
@@ -51,11 +62,14 @@ void Worker::join() {
 }
 
 void Worker::run() {
+    t_current = this;
+    uv_timer_start(&sweepTimer_, onSweepTimer, kSweepEveryMs, kSweepEveryMs);
     for (auto& l : listeners_) {
         int r = uv_listen(reinterpret_cast<uv_stream_t*>(&l->handle), 1024, onConnection);
         if (r != 0) MOAT_LOG_ERROR("listener %s: listen: %s", l->name.c_str(), uv_strerror(r));
     }
     uv_run(&loop_, UV_RUN_DEFAULT);
+    t_current = nullptr;
     gateway_.workerStopped();
 }
 
@@ -134,6 +148,11 @@ void Worker::onDrainTimer(uv_timer_t* t) {
                   self->connections_.size());
     std::vector<ClientConnection*> conns = self->connections_;
     for (auto* c : conns) c->abort();
+}
+
+void Worker::onSweepTimer(uv_timer_t* t) {
+    auto* self = static_cast<Worker*>(t->data);
+    self->topicScans_.sweep(std::chrono::steady_clock::now());
 }
 
 void Worker::maybeFinishShutdown() {

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "gateway/metrics/AddressEventQueue.h"
+#include "gateway/metrics/TopicScanDetector.h"
 #include "gateway/metrics/TrafficCounters.h"
 #include "gateway/net/Snapshot.h"
 
@@ -42,6 +44,9 @@ class Worker {
     // Runs fn on this worker's loop thread.
     void post(std::function<void(Worker&)> fn);
 
+    // The worker whose loop runs on the calling thread; null on any other thread.
+    static Worker* current();
+
     // --- used by connections (loop thread only)
     uv_loop_t* loop() { return &loop_; }
     Gateway& gateway() { return gateway_; }
@@ -56,6 +61,12 @@ class Worker {
     void detach(ClientConnection* c);
     uint64_t nextConnectionId() { return (uint64_t(index_) << 48) | ++connectionSeq_; }
     size_t connectionCount() const { return connections_.size(); }
+    // `topic_scan` state of this worker's connections: per connection, so no other worker
+    // needs it and no lock guards it (loop thread only).
+    metrics::TopicScanDetector& topicScans() { return topicScans_; }
+    // This worker's per-address anomaly events, drained by the main loop (any thread may
+    // read the counters; only the main loop drains).
+    metrics::AddressEventQueue& addressEvents() { return addressEvents_; }
 
     // SIGTERM: stop accepting, ask every connection to drain, stop the loop when empty or
     // at the deadline.
@@ -72,6 +83,7 @@ class Worker {
     static void onAsync(uv_async_t* h);
     static void onConnection(uv_stream_t* server, int status);
     static void onDrainTimer(uv_timer_t* t);
+    static void onSweepTimer(uv_timer_t* t);
 
     Gateway& gateway_;
     int index_;
@@ -79,12 +91,15 @@ class Worker {
     uv_loop_t loop_{};
     uv_async_t async_{};
     uv_timer_t drainTimer_{};
+    uv_timer_t sweepTimer_{};
     std::thread thread_;
     std::mutex postMutex_;
     std::vector<std::function<void(Worker&)>> posted_;
     std::vector<std::unique_ptr<WorkerListener>> listeners_;
     std::vector<ClientConnection*> connections_;
     TrafficCounters traffic_;
+    metrics::TopicScanDetector topicScans_;
+    metrics::AddressEventQueue addressEvents_;
     std::unique_ptr<uint8_t[]> readBuffer_;
     std::vector<uint8_t> plaintext_;
     uint64_t connectionSeq_ = 0;

@@ -225,8 +225,15 @@ std::string Address::ipText() const {
 
 std::string Address::text() const {
     if (!valid()) return {};
-    if (family == AF_INET6) return "[" + ipText() + "]:" + std::to_string(port);
-    return ipText() + ":" + std::to_string(port);
+    // Appended, not `"[" + ipText()`: GCC 12 reports that operator+ (an insert at 0) with a
+    // false -Wrestrict (GCC PR 105651).
+    std::string out;
+    if (family == AF_INET6) out.push_back('[');
+    out.append(ipText());
+    if (family == AF_INET6) out.push_back(']');
+    out.push_back(':');
+    out.append(std::to_string(port));
+    return out;
 }
 
 Address addressFromSockaddr(const sockaddr* sa) {

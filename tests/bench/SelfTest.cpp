@@ -35,7 +35,8 @@ int invoke(const Runner& run, std::vector<std::string> args) {
 
 }  // namespace
 
-int runSelfTest(int argc, char** argv, int first) {
+// argv unused: takes no options, but keeps the signature every bench command has.
+int runSelfTest(int argc, char** /*argv*/, int first) {
     if (argc > first) {
         std::fprintf(stderr, "moat-bench selftest: takes no options\n");
         return 2;

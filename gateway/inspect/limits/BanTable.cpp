@@ -196,6 +196,13 @@ size_t BanTable::activeBans(SteadyTime now) const {
     return activeOn(ips_, now) + activeOn(identities_, now);
 }
 
+SteadyTime BanTable::latestBanEnd() const {
+    SteadyTime latest{};
+    for (const Side* sd : {&ips_, &identities_})
+        if (!sd->expiries.empty()) latest = std::max(latest, sd->expiries.rbegin()->first);
+    return latest;
+}
+
 // ---------------------------------------------------------------- capacity
 
 void BanTable::indexBan(Side& sd, Subject& s) {

@@ -10,14 +10,17 @@
 // indexed by their end, which also makes the moat_bans_active count O(1) (amortised).
 //
 // Threading: BanTable itself is not synchronised. The gateway shares one table across
-// workers through SharedBanTable (a mutex around every call; auth failures are rare and
-// every critical section is one hash lookup).
+// workers through SharedBanTable: the ban checks at accept and at CONNECT are lock-free while
+// no ban is active (one atomic load), and readers share the lock while bans are active;
+// failures and new bans take it exclusively (each critical section is one hash lookup).
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -74,6 +77,9 @@ class BanTable : public BanLookup {
     std::optional<Ban> activeBan(Ban::Kind kind, std::string_view subject, SteadyTime now) const;
 
     size_t activeBans(SteadyTime now) const;  // the moat_bans_active gauge; O(1) amortised
+    // No ban of either kind is active at or after this time (a bound, not exact: a ban
+    // evicted or already ended may still hold it up). SteadyTime{} when no ban was ever set.
+    SteadyTime latestBanEnd() const;
     size_t trackedSubjects() const { return ips_.map.size() + identities_.map.size(); }
     // Failures that could not be recorded (a subject too long to track).
     uint64_t untrackedFailures() const { return untracked_; }
@@ -160,65 +166,100 @@ class BanTable : public BanLookup {
     uint64_t evictedBans_ = 0;
 };
 
-// BanTable behind a mutex, for sharing across worker threads.
+// BanTable shared across worker threads. Bans must hold on every worker as soon as they are
+// made (the next CONNECT from a banned address, on whichever worker SO_REUSEPORT picks, is
+// refused), so recording a failure and checking a ban stay synchronous here rather than
+// going through the main loop. What keeps this off the workers' way:
+//  - a check while no ban is active (the normal state) is one atomic load of the latest ban
+//    end, no lock: a connection flood that causes no ban never touches the mutex;
+//  - checks while bans are active share the lock (readers never wait for each other);
+//  - only failures, bans and maintenance take it exclusively. Failures are paced by the
+//    TLS handshake or the PBKDF2 check that precedes them.
 class SharedBanTable : public BanLookup {
   public:
     explicit SharedBanTable(const config::BansConfig& config, BanTableLimits limits = {})
         : table_(config, limits) {}
 
     BanDecision recordAuthFailure(std::string_view ip, std::string_view identity, SteadyTime now) {
-        std::lock_guard lock(mutex_);
-        return table_.recordAuthFailure(ip, identity, now);
+        std::unique_lock lock(mutex_);
+        BanDecision d = table_.recordAuthFailure(ip, identity, now);
+        publishLatestEnd();
+        return d;
     }
     bool isIpBanned(std::string_view ip, SteadyTime now) const override {
-        std::lock_guard lock(mutex_);
+        if (noBanActive(now)) return false;
+        std::shared_lock lock(mutex_);
         return table_.isIpBanned(ip, now);
     }
     bool isIdentityBanned(std::string_view identity, SteadyTime now) const override {
-        std::lock_guard lock(mutex_);
+        if (noBanActive(now)) return false;
+        std::shared_lock lock(mutex_);
         return table_.isIdentityBanned(identity, now);
     }
     std::optional<Ban> activeBan(Ban::Kind kind, std::string_view subject, SteadyTime now) const {
-        std::lock_guard lock(mutex_);
+        if (noBanActive(now)) return std::nullopt;
+        std::shared_lock lock(mutex_);
         return table_.activeBan(kind, subject, now);
     }
     size_t activeBans(SteadyTime now) const {
-        std::lock_guard lock(mutex_);
+        std::unique_lock lock(mutex_);  // prunes ended bans from the index
         return table_.activeBans(now);
     }
     std::optional<Ban> impose(Ban::Kind kind, std::string_view subject, SteadyTime now) {
-        std::lock_guard lock(mutex_);
-        return table_.impose(kind, subject, now);
+        std::unique_lock lock(mutex_);
+        std::optional<Ban> ban = table_.impose(kind, subject, now);
+        publishLatestEnd();
+        return ban;
     }
     bool adopt(Ban::Kind kind, std::string_view subject, std::chrono::milliseconds duration,
                SteadyTime until, SteadyTime now) {
-        std::lock_guard lock(mutex_);
-        return table_.adopt(kind, subject, duration, until, now);
+        std::unique_lock lock(mutex_);
+        const bool changed = table_.adopt(kind, subject, duration, until, now);
+        publishLatestEnd();
+        return changed;
     }
     std::vector<Ban> activeBanList(SteadyTime now) const {
-        std::lock_guard lock(mutex_);
+        std::unique_lock lock(mutex_);
         return table_.activeBanList(now);
     }
     uint64_t untrackedFailures() const {
-        std::lock_guard lock(mutex_);
+        std::shared_lock lock(mutex_);
         return table_.untrackedFailures();
     }
     uint64_t evictedBans() const {
-        std::lock_guard lock(mutex_);
+        std::shared_lock lock(mutex_);
         return table_.evictedBans();
     }
     void sweep(SteadyTime now) {
-        std::lock_guard lock(mutex_);
+        std::unique_lock lock(mutex_);
         table_.sweep(now);
+        publishLatestEnd();
     }
     void updateConfig(const config::BansConfig& config) {
-        std::lock_guard lock(mutex_);
+        std::unique_lock lock(mutex_);
         table_.updateConfig(config);
     }
 
+    // The bound the lock-free check compares with (tests).
+    SteadyTime latestBanEndForTest() const {
+        return SteadyTime(SteadyTime::duration(latestEnd_.load(std::memory_order_acquire)));
+    }
+
   private:
-    mutable std::mutex mutex_;
+    // Written under the exclusive lock after every call that may add or drop a ban; read
+    // without it. A ban is published (release) before the call that made it returns, so a
+    // check that starts after that on any thread sees it (acquire) and takes the lock.
+    void publishLatestEnd() {
+        latestEnd_.store(table_.latestBanEnd().time_since_epoch().count(),
+                         std::memory_order_release);
+    }
+    bool noBanActive(SteadyTime now) const {
+        return now.time_since_epoch().count() >= latestEnd_.load(std::memory_order_acquire);
+    }
+
+    mutable std::shared_mutex mutex_;
     BanTable table_;
+    std::atomic<SteadyTime::rep> latestEnd_{SteadyTime{}.time_since_epoch().count()};
 };
 
 }  // namespace moat::inspect

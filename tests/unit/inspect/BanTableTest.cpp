@@ -1,3 +1,4 @@
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <string>
 #include <thread>
@@ -320,4 +321,61 @@ TEST_CASE("SharedBanTable serialises concurrent callers", "[bans]") {
     for (int i = 0; i < 50; ++i) CHECK(t.isIpBanned("10.0.0." + std::to_string(i), t0));
     for (int w = 0; w < 4; ++w) CHECK(t.isIdentityBanned("w" + std::to_string(w), t0));
     CHECK(t.activeBans(t0) == 54);
+}
+
+TEST_CASE("SharedBanTable answers without a ban as before, and sees a ban at once", "[bans]") {
+    SharedBanTable t(bans(2, 60s, 5min));
+    CHECK(t.latestBanEndForTest() == SteadyTime{});
+    CHECK_FALSE(t.isIpBanned("192.0.2.1", t0));
+    CHECK_FALSE(t.activeBan(Ban::Ip, "192.0.2.1", t0));
+    t.recordAuthFailure("192.0.2.1", "", t0);
+    CHECK_FALSE(t.isIpBanned("192.0.2.1", t0));  // one failure: no ban, still the fast path
+    CHECK(t.latestBanEndForTest() == SteadyTime{});
+    auto d = t.recordAuthFailure("192.0.2.1", "", t0 + 1s);
+    REQUIRE(d.ip);
+    // The ban is visible to the very next check (any thread), and only for its subject.
+    CHECK(t.latestBanEndForTest() == t0 + 1s + 5min);
+    CHECK(t.isIpBanned("192.0.2.1", t0 + 2s));
+    CHECK_FALSE(t.isIpBanned("192.0.2.2", t0 + 2s));
+    CHECK(t.activeBan(Ban::Ip, "192.0.2.1", t0 + 2s));
+    // Ended: the fast path answers again.
+    CHECK_FALSE(t.isIpBanned("192.0.2.1", t0 + 1s + 5min));
+}
+
+TEST_CASE("SharedBanTable: imposed and adopted bans end the fast path too", "[bans]") {
+    SharedBanTable t(bans(5, 60s, 5min, 1h));
+    REQUIRE(t.impose(Ban::Identity, "mallory", t0));
+    CHECK(t.isIdentityBanned("mallory", t0 + 1s));
+    CHECK_FALSE(t.isIdentityBanned("alice", t0 + 1s));
+    // Adopted from another replica, ending later than every local ban.
+    REQUIRE(t.adopt(Ban::Ip, "198.51.100.9", 30min, t0 + 30min, t0));
+    CHECK(t.latestBanEndForTest() == t0 + 30min);
+    CHECK(t.isIpBanned("198.51.100.9", t0 + 20min));
+    CHECK_FALSE(t.isIdentityBanned("mallory", t0 + 20min));  // its 5 min are over
+    t.sweep(t0 + 2h);
+    CHECK_FALSE(t.isIpBanned("198.51.100.9", t0 + 2h));
+}
+
+TEST_CASE("SharedBanTable: a ban made on one thread holds on the others", "[bans]") {
+    // Workers checking while another worker's failures ban the address: once the banning
+    // call returned, every later check on every thread refuses it.
+    SharedBanTable t(bans(3));
+    std::atomic<bool> banned{false};
+    std::atomic<int> missed{0};
+    std::vector<std::thread> checkers;
+    for (int w = 0; w < 3; ++w) {
+        checkers.emplace_back([&] {
+            for (int i = 0; i < 20000; ++i) {
+                const bool known = banned.load(std::memory_order_acquire);
+                if (known && !t.isIpBanned("203.0.113.1", t0 + 10s)) ++missed;
+                (void)t.isIpBanned("203.0.113.2", t0 + 10s);
+            }
+        });
+    }
+    for (int i = 0; i < 3; ++i) t.recordAuthFailure("203.0.113.1", "", t0 + i * 1s);
+    banned.store(true, std::memory_order_release);
+    for (auto& th : checkers) th.join();
+    CHECK(missed == 0);
+    CHECK(t.isIpBanned("203.0.113.1", t0 + 10s));
+    CHECK_FALSE(t.isIpBanned("203.0.113.2", t0 + 10s));
 }

@@ -1,8 +1,12 @@
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gateway/inspect/limits/ConnectionAdmission.h"
+#include "gateway/inspect/limits/ShardedAdmission.h"
 
 using namespace std::chrono_literals;
 using moat::config::LimitsConfig;
@@ -10,6 +14,7 @@ using moat::config::Rate;
 using moat::inspect::Admission;
 using moat::inspect::BanLookup;
 using moat::inspect::ConnectionAdmission;
+using moat::inspect::ShardedAdmission;
 using moat::inspect::SharedCounter;
 using moat::inspect::SteadyTime;
 
@@ -215,4 +220,58 @@ TEST_CASE("ipLimitKey groups IPv6 by /64 and unmaps IPv4", "[admission]") {
     CHECK(ipLimitKey("not-an-ip") == "not-an-ip");
     CHECK(ipLimitKey(std::string(200, 'a')) == std::string(200, 'a'));
     CHECK(ipLimitKey(std::string_view("1.2.3.4\0x", 9)) == std::string("1.2.3.4\0x", 9));
+}
+
+// ---------------------------------------------------------------- ShardedAdmission
+
+TEST_CASE("sharded admission keeps every limit per process", "[admission]") {
+    FakeBans bans;
+    ShardedAdmission a(limits(100, 2, 0));
+    // Per address: exact, whatever shard the address lands in.
+    for (int i = 0; i < 40; ++i) {
+        CHECK(a.admit(ipNumber(i), t0, bans) == Admission::Accepted);
+        CHECK(a.admit(ipNumber(i), t0, bans) == Admission::Accepted);
+        CHECK(a.admit(ipNumber(i), t0, bans) == Admission::LimitedPerIp);
+    }
+    CHECK(a.active() == 80);
+    // The total spans the shards: 20 more, whichever shards they fall in.
+    int accepted = 0;
+    for (int i = 40; i < 80; ++i)
+        if (a.admit(ipNumber(i), t0, bans) == Admission::Accepted) ++accepted;
+    CHECK(accepted == 20);
+    CHECK(a.admit(ipNumber(1000), t0, bans) == Admission::LimitedTotal);
+    a.release(ipNumber(0));
+    CHECK(a.admit(ipNumber(1000), t0, bans) == Admission::Accepted);
+    bans.ips.insert(ipNumber(2000));
+    CHECK(a.admit(ipNumber(2000), t0, bans) == Admission::Banned);
+}
+
+TEST_CASE("sharded admission: new limits reach every shard", "[admission]") {
+    FakeBans bans;
+    ShardedAdmission a(limits(0, 1, 0));
+    for (int i = 0; i < 64; ++i) CHECK(a.admit(ipNumber(i), t0, bans) == Admission::Accepted);
+    a.updateLimits(limits(0, 2, 0));
+    for (int i = 0; i < 64; ++i) CHECK(a.admit(ipNumber(i), t0, bans) == Admission::Accepted);
+    for (int i = 0; i < 64; ++i) CHECK(a.admit(ipNumber(i), t0, bans) == Admission::LimitedPerIp);
+}
+
+TEST_CASE("sharded admission: one address from many threads stays within its limit",
+          "[admission]") {
+    // SO_REUSEPORT spreads one address over every worker: the per-IP cap must hold exactly.
+    FakeBans bans;
+    SharedCounter total;
+    ShardedAdmission a(limits(0, 5, 0), &total);
+    std::atomic<int> accepted{0};
+    std::vector<std::thread> workers;
+    for (int w = 0; w < 4; ++w) {
+        workers.emplace_back([&] {
+            for (int i = 0; i < 1000; ++i) {
+                if (a.admit("203.0.113.9", t0, bans) == Admission::Accepted) ++accepted;
+                (void)a.admit(ipNumber(i), t0, bans);  // other addresses, other shards
+            }
+        });
+    }
+    for (auto& t : workers) t.join();
+    CHECK(accepted == 5);
+    CHECK(total.value() == a.active());
 }

@@ -10,11 +10,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-moat::config::AnomalyConfig config(uint32_t authFailures = 3, uint32_t scan = 3,
-                                   uint32_t storm = 3) {
+moat::config::AnomalyConfig config(uint32_t authFailures = 3, uint32_t storm = 3) {
     moat::config::AnomalyConfig c;
     c.authFailures = authFailures;
-    c.topicScanDistinct = scan;
     c.connectionStorm = storm;
     c.window = std::chrono::milliseconds(60000);
     return c;
@@ -69,22 +67,8 @@ TEST_CASE("a connection storm from one address") {
     CHECK(a->subject == "ip=203.0.113.5");
 }
 
-TEST_CASE("topic scans count distinct denied topics per connection") {
-    AnomalyDetector d(config());
-    CHECK_FALSE(d.onDeniedTopic(7, "a", t0));
-    CHECK_FALSE(d.onDeniedTopic(7, "a", t0));  // a repeat is not scanning
-    CHECK_FALSE(d.onDeniedTopic(7, "b", t0));
-    CHECK_FALSE(d.onDeniedTopic(8, "c", t0));  // another connection
-    auto a = d.onDeniedTopic(7, "c", t0);
-    REQUIRE(a);
-    CHECK(a->kind == "topic_scan");
-    CHECK(a->subject == "connection=7");
-    d.forgetConnection(7);
-    CHECK(d.sizes().scannedConnections == 1);
-}
-
 TEST_CASE("tables are bounded and swept") {
-    AnomalyDetector d(config(100, 100, 100), 16);
+    AnomalyDetector d(config(100, 100), 16);
     for (int i = 0; i < 1000; ++i) {
         const std::string ip = "10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256);
         d.onAuthFailure(ip, "user" + std::to_string(i), t0);
@@ -99,10 +83,9 @@ TEST_CASE("tables are bounded and swept") {
 }
 
 TEST_CASE("a threshold of 0 disables the detection") {
-    AnomalyDetector d(config(0, 0, 0));
+    AnomalyDetector d(config(0, 0));
     for (int i = 0; i < 10; ++i) {
         CHECK_FALSE(d.onAuthFailure("198.51.100.1", "bob", t0));
         CHECK_FALSE(d.onConnection("198.51.100.1", t0));
-        CHECK_FALSE(d.onDeniedTopic(1, "t" + std::to_string(i), t0));
     }
 }

@@ -94,7 +94,7 @@ std::string statusLine(const std::string& response) {
     return response.substr(0, response.find("\r\n"));
 }
 
-bool closedByServer(Fixture& f, int fd) {
+bool closedByServer(int fd) {
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, 0) <= 0) return false;
     char c;
@@ -138,9 +138,9 @@ TEST_CASE("the per-address cap closes that address's oldest idle socket, not oth
     for (size_t i = 0; i < HttpEndpoint::kMaxConnectionsPerAddress + 1; ++i)
         mine.push_back(f.connectFrom("127.0.0.1"));
     f.pump();
-    CHECK(closedByServer(f, mine.front()));  // the oldest from the capped address
-    CHECK_FALSE(closedByServer(f, mine.back()));
-    CHECK_FALSE(closedByServer(f, other));
+    CHECK(closedByServer(mine.front()));  // the oldest from the capped address
+    CHECK_FALSE(closedByServer(mine.back()));
+    CHECK_FALSE(closedByServer(other));
     CHECK(f.http->openConnections() == HttpEndpoint::kMaxConnectionsPerAddress + 1);
 }
 
