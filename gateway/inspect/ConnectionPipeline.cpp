@@ -128,6 +128,7 @@ Verdict ConnectionPipeline::onClientPacket(const mqtt::Frame& frame, const uint8
         stage_ = Stage::Closed;
         return Verdict::close(v5() ? d.v5Reason : 0);
     }
+    // (b) v5 AUTH (re-authentication with a fresh token) is answered here, before the Session.
     Verdict v = session_->onClientPacket(frame, body);
     if (v.kind == Verdict::Kind::Close) {
         stage_ = Stage::Closed;
@@ -204,7 +205,10 @@ Action ConnectionPipeline::awaitPassword() {
     Job job;
     job.kind = Job::Kind::Password;
     job.user = connect_->username.value_or("");
-    if (connect_->password) job.password = *connect_->password;
+    // On the heap from the start (past the small-string buffer): the moves that carry it to the
+    // worker leave no copy behind, and the worker wipes the one it holds.
+    job.password.reserve(std::max<size_t>(32, connect_->password ? connect_->password->size() : 0));
+    if (connect_->password) job.password.assign(*connect_->password);
     job.passwords = options_->passwords;
     a.job = std::move(job);
     return a;

@@ -15,6 +15,13 @@
 // Per packet (hot path): Verdict (forward / drop / replace / reply / close / hold). Control
 // events: Action (none / await / open backend / close / close now), with bytes for either side.
 // Outward, one narrow interface: PipelineEvents (audit, metrics, bans, anomalies, cluster).
+//
+// Extension points: off-loop work (token verification, key fetches) is a new Job::Kind answered
+// through onJobDone; a per-session deadline (a credential's expiry) is folded into deadline()
+// and enforced in onTimer; v5 AUTH (re-authentication) is answered in onClientPacket before the
+// Session sees it; a CONNECT rule that consults shared state (client-id ownership) asks through
+// PipelineEvents from finishAuth; per-role publish rights (retain, max QoS) live in
+// policy::ClientRights and are enforced by Session.
 
 #include <cstdint>
 #include <memory>

@@ -6,14 +6,12 @@
 #include <algorithm>
 #include <cstring>
 
-#include "gateway/metrics/JsonEscape.h"
 #include "gateway/mqtt/Encoder.h"
 #include "gateway/net/Gateway.h"
 #include "gateway/net/Log.h"
 #include "gateway/net/StreamWriter.h"
 #include "gateway/net/TcpKeepalive.h"
 #include "gateway/net/Worker.h"
-#include "gateway/tls/CertIdentity.h"
 
 namespace moat::net {
 
@@ -43,9 +41,15 @@ std::string formatAddress(const sockaddr_storage& ss, std::string* ipOut) {
         }
     }
     if (ipOut) *ipOut = ip;
-    if (ss.ss_family == AF_INET6 && !std::strchr(ip, '.'))
-        return "[" + std::string(ip) + "]:" + std::to_string(port);
-    return std::string(ip) + ":" + std::to_string(port);
+    // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on "[" + string.
+    const bool bracket = ss.ss_family == AF_INET6 && !std::strchr(ip, '.');
+    std::string out;
+    if (bracket) out += '[';
+    out += ip;
+    if (bracket) out += ']';
+    out += ':';
+    out += std::to_string(port);
+    return out;
 }
 
 ClientConnection* fromHandle(const uv_handle_t* h) {

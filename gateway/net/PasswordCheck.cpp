@@ -11,6 +11,8 @@
 //   abandonPasswordCheck the connection closes first: a queued check is cancelled (and
 //                       counted), a running one is left to settle on its own
 
+#include <openssl/crypto.h>
+
 #include <mutex>
 
 #include "gateway/mqtt/Types.h"
@@ -138,6 +140,10 @@ void ClientConnection::abandonPasswordCheck() {
         worker_.gateway().settlePasswordCheck(*authCharge_, false);
         authCharge_.reset();
         audit("auth_failure", "", "", "", "closed before the password check ran");
+    }
+    if (job_) {
+        OPENSSL_cleanse(job_->password.data(), job_->password.size());
+        job_.reset();
     }
     if (!passwordTicket_) return;
     auto ticket = std::move(passwordTicket_);
