@@ -1,16 +1,19 @@
 #pragma once
-// One device connection and its broker connection, on one worker loop.
+// One device connection and its broker connection, on one worker loop. It moves bytes and
+// carries out what its inspect::ConnectionPipeline decides (CONNECT rules, limits, reload
+// re-checks, every packet's verdict); it decides nothing itself.
 //
-//   device --TLS--> client_ --TlsSession--> frames --Session--> backend_ --plain--> broker
+//   device --TCP--> [PROXY header] --> client transport (TLS or plain: transportIn /
+//   transportOut) --> frame splitter --> ConnectionPipeline --> backend_ --plain--> broker
 //
-// Life cycle: [ProxyHeader ->] TlsHandshake -> AwaitConnect -> Authenticating (password check on
-// the gateway's AuthPool) -> ConnectingBackend -> Established -> Closing. No broker connection
-// exists before the TLS handshake and the CONNECT packet have both passed.
+// Life cycle here: [ProxyHeader ->] TlsHandshake -> Open (the pipeline's stages: AwaitConnect,
+// Authenticating, ConnectingBackend, Established) -> Closing. No broker connection exists
+// before the TLS handshake and the CONNECT packet have both passed.
 //
-// Memory: the object owns three libuv handles and is deleted when the last one has closed
-// (a password check still running does not hold it: closeNow() lets go of it). Partial packets are
-// kept in small per-side buffers that are freed when empty; socket reads go into the worker's
-// scratch buffer.
+// Memory: the object owns four libuv handles and is deleted when the last one has closed (a
+// password check still running does not hold it: closeNow() lets go of it). Partial packets
+// are kept in small per-side buffers that are freed when empty; socket reads go into the
+// worker's scratch buffer.
 
 #include <uv.h>
 
@@ -18,15 +21,9 @@
 #include <optional>
 #include <string>
 
-#include "gateway/inspect/Authenticator.h"
-#include "gateway/inspect/KeepAlive.h"
-#include "gateway/inspect/ReloadCheck.h"
-#include "gateway/inspect/Session.h"
-#include "gateway/inspect/WithheldDeliveries.h"
-#include "gateway/inspect/limits/TokenBucket.h"
+#include "gateway/inspect/ConnectionPipeline.h"
 #include "gateway/metrics/PublishBaseline.h"
 #include "gateway/mqtt/Frame.h"
-#include "gateway/mqtt/Packets.h"
 #include "gateway/net/ByteBuffer.h"
 #include "gateway/net/Snapshot.h"
 #include "gateway/proxy/ProxyProtocol.h"
@@ -39,7 +36,7 @@ struct WorkerListener;
 struct AuthCharge;
 struct PasswordTicket;
 
-class ClientConnection : public inspect::SessionEvents {
+class ClientConnection : private inspect::PipelineEvents {
   public:
     ClientConnection(Worker& worker, WorkerListener& listener);
     ~ClientConnection() override;
@@ -64,15 +61,7 @@ class ClientConnection : public inspect::SessionEvents {
     std::string certFingerprint() const;
 
   private:
-    enum class State {
-        ProxyHeader,
-        TlsHandshake,
-        AwaitConnect,
-        Authenticating,
-        ConnectingBackend,
-        Established,
-        Closing
-    };
+    enum class State { ProxyHeader, TlsHandshake, Open, Closing };
     // Why the client is not read. Backpressure: the broker's queue is full; ClientQueue: the
     // client's own (it does not read what it is sent, replies the gateway makes included);
     // Backlog: too many of its SUBSCRIBE filters await the broker's answer.
@@ -89,40 +78,30 @@ class ClientConnection : public inspect::SessionEvents {
     // proxy_protocol listeners: the header before TLS names the device address.
     void onProxyHeaderBytes(const uint8_t* data, size_t len);
 
-    // --- client side
+    // --- client transport: the one seam between the socket and MQTT. transportIn takes what
+    // the socket read (TLS records or plain MQTT) and hands MQTT bytes to onClientPlaintext;
+    // transportOut takes MQTT bytes for the client (flush: write now, else at the next
+    // flushClient). A WebSocket layer wraps these two.
+    void transportIn(const uint8_t* data, size_t len);
+    void transportOut(const uint8_t* data, size_t len, bool flush);
+    void flushClient();
     static void onClientAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
     static void onClientRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
     static void onClientWritten(uv_stream_t* s, int status);
-    void onClientBytes(const uint8_t* data, size_t len);  // ciphertext or plaintext
     void onClientPlaintext(const uint8_t* data, size_t len);
     size_t processClientPackets(const uint8_t* data, size_t len);
-    void handleConnect(const mqtt::Frame& frame, const uint8_t* body, const uint8_t* whole);
-    // --- password check on the gateway's AuthPool (PasswordCheck.cpp): charged as a failure
-    // when started, maybe delayed (identity under attack), queued, settled with the result.
-    void startPasswordCheck(inspect::Authenticator::Pending pending);
-    void submitPasswordCheck();
-    void onPasswordChecked(int result);  // AuthPool::Result
-    // Closing: a queued check is cancelled, a running one's result ignored (still settled).
-    void abandonPasswordCheck();
-    static void onAuthDelayTimer(uv_timer_t* t);
-    // passwordCharged: a failed password was already counted when its check started.
-    void finishAuth(const inspect::AuthOutcome& outcome, bool passwordCharged = false);
-    void refuseConnect(uint8_t v5Reason, const std::string& why);
-    // The client certificate judged against `snapshot`'s CA bundle and CRL (one function:
-    // TlsContext::verifyClientCertificate); X509_V_OK without a certificate.
-    long certificateError(const Snapshot& snapshot) const;
-    inspect::ConnStage stage() const;
-    // Ends the connection the way its stage allows (ReloadCheck.h).
-    void endForReload(inspect::ReloadOutcome outcome, uint8_t v5Reason, const std::string& why);
-    void sendToClient(const uint8_t* data, size_t len);
-    void flushTls();
+    inspect::ConnectContext connectContext() const;
+    void sendToClient(const uint8_t* data, size_t len) { transportOut(data, len, true); }
+    void queueToClient(const uint8_t* data, size_t len) { transportOut(data, len, false); }
     // After a write to the client: above the high-water mark, neither side is read.
     void checkClientQueue();
     void pauseClient(Pause why);
     void resumeClient(Pause why);
 
-    // --- both directions: a run of packets forwarded unchanged leaves as one write
+    // --- carrying out the pipeline's decisions. False: the connection is closing.
+    bool execute(inspect::Action action);
     using Send = void (ClientConnection::*)(const uint8_t* data, size_t len);
+    // Both directions: a run of packets forwarded unchanged leaves as one write.
     struct ForwardRun {
         const uint8_t* data;
         Send send;
@@ -139,12 +118,18 @@ class ClientConnection : public inspect::SessionEvents {
             start = end = 0;
         }
     };
-    // Carries out a session verdict for the packet at [off, off + size): forward (extending
-    // the run), replace (`onward`), reply (`back`), close. False: the connection is closing.
-    bool follow(const inspect::Verdict& v, mqtt::PacketType type, size_t off, size_t size,
-                ForwardRun& run, Send onward, Send back);
-    // Broker -> client bytes encrypted but not yet flushed (plaintext listeners: sent).
-    void queueToClient(const uint8_t* data, size_t len);
+    bool follow(const inspect::Verdict& v, size_t off, size_t size, ForwardRun& run, Send onward,
+                Send back);
+    void syncTimer();  // the timer follows the pipeline's deadline
+
+    // --- password check on the gateway's AuthPool (PasswordCheck.cpp): charged as a failure
+    // when started, maybe delayed (identity under attack), queued, settled with the result.
+    void startPasswordCheck(inspect::Job job);
+    void submitPasswordCheck();
+    void onPasswordChecked(int result);  // AuthPool::Result
+    // Closing: a queued check is cancelled, a running one's result ignored (still settled).
+    void abandonPasswordCheck();
+    static void onAuthDelayTimer(uv_timer_t* t);
 
     // --- backend side
     void connectBackend();
@@ -153,52 +138,49 @@ class ClientConnection : public inspect::SessionEvents {
     static void onBackendRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
     static void onBackendWritten(uv_stream_t* s, int status);
     size_t processBrokerPackets(const uint8_t* data, size_t len);
-    // The broker's answer to CONNECT: the session starts (audit `connect`, keepalive) or not.
-    void onBrokerConnack(const mqtt::Frame& frame, const uint8_t* body);
     void sendToBackend(const uint8_t* data, size_t len);
     void pauseBackend();
     void resumeBackend();
 
-    // --- per-client limits: publish_rate / publish_bytes_rate for PUBLISH, and a flood
-    // limit for PINGREQ / SUBSCRIBE / UNSUBSCRIBE (control_packet_rate)
-    bool admitPacket(mqtt::PacketType type, size_t bytes);  // false: throttled or closing
-    void onDeniedTopic(std::string_view topic);
-    static void onThrottleTimer(uv_timer_t* t);
-
     // --- timers and closing
     static void onTimer(uv_timer_t* t);
+    static void onThrottleTimer(uv_timer_t* t);
     void armTimer(uint64_t ms);
-    void closeWithReason(uint8_t v5Reason);  // DISCONNECT (v5) then close
-    void closeAfterFlush();                  // stop reading, flush writes to the client, close
+    void closeAfterFlush();  // stop reading, flush writes to the client, close
     void closeNow();
     static void onHandleClosed(uv_handle_t* h);
     static void onClientShutdown(uv_shutdown_t* req, int status);
     static void onBackendShutdown(uv_shutdown_t* req, int status);
     void closeBackendAfterFlush();
     void maybeDelete();
+    uint64_t now() const;
 
-    // --- SessionEvents (audit + metrics)
-    void onAuthzDenied(const char* action, std::string_view topic,
-                       const policy::Decision& decision) override;
-    void onProtocolError(uint8_t reason, const char* detail) override;
-    // A broker packet that cannot be decoded or checked: counted, and the client closed
-    // (v5 DISCONNECT 0x80, or a CONNACK when it has none yet).
-    void closeBackendMalformed(const char* detail);
-    void onSubscriptionLimit(std::string_view filter) override;
-    void onBackendMalformed(const char* detail) override;
-    void onIntegrityDenied(std::string_view topic, std::string_view rule,
-                           const char* reason) override;
-    // integrity.rules for this client, its %u keys loaded now (not per message).
-    std::shared_ptr<integrity::Checker> makeIntegrityChecker(const Snapshot& snapshot);
-
+    // --- PipelineEvents: Gateway / Worker, with this connection's listener and address
     void audit(const char* event, const char* action, std::string_view topic, std::string_view rule,
-               std::string_view reason, std::optional<uint64_t> count = {});
+               std::string_view reason, std::optional<uint64_t> count = {}) override;
+    void warn(const std::string& message) override;
+    void authzDenied(std::string_view action) override;
+    void rateLimited(std::string_view limit) override;
+    void protocolError(std::string_view reason) override;
+    void authCounted(std::string_view method, bool success) override;
+    void backendUnreachable() override;
+    void backendConnack(bool arrived) override;
+    bool addressBanned() override;
+    bool identityBanned(const std::string& identity) override;
+    void authFailed(std::string_view method, const std::string& identity) override;
+    void loggedIn(const std::string& identity) override;
+    void deniedTopic(std::string_view topic) override;
+    void publishAdmitted(uint64_t nowMs) override;
+    void shareKick(const std::string& identity, KickWhy why) override;
+
     // A TLS handshake that failed or was abandoned (`why`): metrics and audit; a refused
     // certificate counts as a failed authentication, any other failure of a client that sent
     // bytes as a handshake failure towards its address's ban (Gateway::handshakeFailed).
     void onHandshakeFailed(const std::string& why);
+    // The client certificate judged against `snapshot`'s CA bundle and CRL; nullopt when valid
+    // or absent, else the X509 error text.
+    std::optional<std::string> certificateProblem(const Snapshot& snapshot) const;
     const config::Config& config() const { return *snapshot_->config; }
-    bool v5() const { return connect_ && connect_->version == mqtt::ProtocolVersion::V5; }
 
     Worker& worker_;
     WorkerListener& listener_;
@@ -215,7 +197,7 @@ class ClientConnection : public inspect::SessionEvents {
     uv_tcp_t client_{};
     uv_tcp_t backend_{};
     uv_timer_t timer_{};
-    uv_timer_t throttleTimer_{};  // resumes a client paused by a publish rate limit
+    uv_timer_t throttleTimer_{};  // resumes a throttled client; delays a password check
     uv_connect_t connectReq_{};
     uv_shutdown_t shutdownReq_{};
     uv_shutdown_t backendShutdownReq_{};
@@ -229,37 +211,21 @@ class ClientConnection : public inspect::SessionEvents {
     bool backendPaused_ = false;
     bool shutdownPending_ = false;
     bool backendShutdownPending_ = false;
-    bool admitted_ = false;  // counted by admission control; released on delete
+    bool admitted_ = false;   // counted by admission control; released on delete
+    bool deniedAny_ = false;  // known to the topic-scan detector (forget it on close)
+    uint64_t armedDeadline_ = 0;
 
     std::unique_ptr<tls::TlsSession> tls_;
     uint64_t handshakeGeneration_ = 0;  // snapshot whose TLS context verified the certificate
     ByteBuffer clientIn_;               // partial client packet(s) between reads
     ByteBuffer backendIn_;              // partial broker packet(s)
 
+    std::unique_ptr<inspect::ConnectionPipeline> pipeline_;
     std::shared_ptr<PasswordTicket> passwordTicket_;  // a check queued or running
     std::unique_ptr<AuthCharge> authCharge_;          // charged, not yet handed to the pool
-    std::unique_ptr<inspect::Authenticator::Pending> pendingAuth_;
-
-    std::unique_ptr<mqtt::ConnectPacket> connect_;
-    std::vector<uint8_t> connectBytes_;  // what goes to the broker as CONNECT
-    std::string identity_;
-    inspect::CertFactor certFactor_;
-    std::unique_ptr<inspect::Session> session_;
-    uint16_t keepAlive_ = 0;             // seconds, after clamping
-    inspect::KeepAlive keepAliveClock_;  // refreshed by complete packets only
-    // Established, CONNECT sent, the broker's CONNACK not yet seen: the timer is the
-    // backend.connect_timeout deadline, not keepalive.
-    bool connackPending_ = false;
-    inspect::TokenBucket publishBucket_;                       // messages
-    inspect::TokenBucket bytesBucket_;                         // PUBLISH bytes (whole packets)
-    inspect::TokenBucket controlBucket_;                       // PINGREQ / SUBSCRIBE / UNSUBSCRIBE
+    std::unique_ptr<inspect::Job> job_;               // the check charged / delayed
     std::optional<metrics::PublishBaseline> publishBaseline_;  // publish_spike anomalies
     std::string anomalySubject_;                               // "client=<client id>"
-    bool deniedAny_ = false;  // known to the topic-scan detector (forget it on close)
-    // The will went to the broker unstamped with a client-supplied moat-identity (stamping was
-    // off): a reload that turns stamp_identity on must not let the broker publish it.
-    bool willForgedIdentity_ = false;
-    inspect::WithheldDeliveries withheld_;  // audit summarising of withheld deliveries
 };
 
 }  // namespace moat::net

@@ -22,20 +22,17 @@ std::string ClientConnection::certFingerprint() const {
 
 bool ClientConnection::kick(const std::string& identity, const std::string& fingerprint,
                             uint8_t v5Reason, const std::string& why) {
-    // Before authentication finishes there is no identity yet, but the certificate is known: a
-    // revocation (it names the certificate) also ends a connection still waiting for CONNECT
-    // or checking its password, which would otherwise get in after the kick.
-    if ((state_ == State::AwaitConnect || state_ == State::Authenticating) &&
-        !fingerprint.empty() && certFingerprint() == fingerprint) {
-        endForReload(inspect::ReloadOutcome::CertificateInvalid, v5Reason, why);
-        return true;
-    }
-    // Only sessions that passed authentication carry an identity worth matching.
-    if (state_ != State::Established && state_ != State::ConnectingBackend) return false;
-    if (identity_ != identity) return false;
-    if (!fingerprint.empty() && certFingerprint() != fingerprint) return false;
-    audit("disconnect", "", "", "", why);
-    closeWithReason(v5Reason);
+    if (state_ != State::Open) return false;
+    using Stage = inspect::ConnectionPipeline::Stage;
+    const Stage stage = pipeline_->stage();
+    const bool named = !fingerprint.empty();
+    // The digest only where the pipeline will look at it (a kick visits every connection).
+    const bool looks = stage == Stage::AwaitConnect || stage == Stage::Authenticating ||
+                       pipeline_->identity() == identity;
+    const bool matches = named && looks && certFingerprint() == fingerprint;
+    inspect::Action a = pipeline_->onKick(identity, named, matches, v5Reason, why);
+    if (a.kind == inspect::Action::Kind::None) return false;
+    execute(std::move(a));
     return true;
 }
 

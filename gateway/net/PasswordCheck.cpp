@@ -11,6 +11,8 @@
 //   abandonPasswordCheck the connection closes first: a queued check is cancelled (and
 //                       counted), a running one is left to settle on its own
 
+#include <openssl/crypto.h>
+
 #include <mutex>
 
 #include "gateway/mqtt/Types.h"
@@ -19,8 +21,6 @@
 #include "gateway/net/Worker.h"
 
 namespace moat::net {
-
-namespace rc = mqtt::reason;
 
 // Shared by the connection, its queued job and the completion posted to its worker. `conn` is
 // cleared (under the mutex) when the connection lets go; nothing is posted after that, so a
@@ -33,15 +33,19 @@ struct PasswordTicket {
     std::shared_ptr<const policy::PasswordFile> checked;  // the file the job checks against
 };
 
-void ClientConnection::startPasswordCheck(inspect::Authenticator::Pending pending) {
+void ClientConnection::startPasswordCheck(inspect::Job job) {
     Gateway& gw = worker_.gateway();
-    pendingAuth_ = std::make_unique<inspect::Authenticator::Pending>(std::move(pending));
-    authCharge_ = std::make_unique<AuthCharge>(gw.chargePasswordCheck(ip_, *connect_->username));
+    job_ = std::make_unique<inspect::Job>(std::move(job));
+    authCharge_ = std::make_unique<AuthCharge>(gw.chargePasswordCheck(ip_, job_->user));
     if (gw.isIpBanned(ip_)) {
         // Banned since this connection was accepted (its address's other attempts failed):
         // not checked.
         authCharge_.reset();
-        refuseConnect(rc::Banned, "banned");
+        job_.reset();
+        inspect::JobResult r;
+        r.status = inspect::JobResult::Status::Banned;
+        r.detail = "banned";
+        execute(pipeline_->onJobDone(std::move(r), now()));
         return;
     }
     if (authCharge_->delay.count() > 0) {
@@ -58,7 +62,7 @@ void ClientConnection::startPasswordCheck(inspect::Authenticator::Pending pendin
 
 void ClientConnection::onAuthDelayTimer(uv_timer_t* t) {
     auto* self = static_cast<ClientConnection*>(t->data);
-    if (self->state_ == State::Authenticating && self->authCharge_) self->submitPasswordCheck();
+    if (self->state_ == State::Open && self->authCharge_ && self->job_) self->submitPasswordCheck();
 }
 
 void ClientConnection::submitPasswordCheck() {
@@ -68,14 +72,15 @@ void ClientConnection::submitPasswordCheck() {
     ticket->conn = this;
     ticket->worker = &worker_;
     ticket->jobId = pool.nextId();
-    ticket->checked = snapshot_->passwords;
+    ticket->checked = job_->passwords;
 
     AuthPool::Job job;
     job.id = ticket->jobId;
     job.ip = ip_;
-    job.user = *connect_->username;
-    job.password.assign(connect_->password->begin(), connect_->password->end());
-    job.passwords = snapshot_->passwords;
+    job.user = std::move(job_->user);
+    job.password = std::move(job_->password);  // the pool wipes it
+    job.passwords = std::move(job_->passwords);
+    job_.reset();
     // A backstop: the connection's own handshake timer cancels a queued job first.
     job.deadline = AuthPool::Clock::now() + config().limits.handshakeTimeout;
     AuthCharge charge = std::move(*authCharge_);
@@ -95,47 +100,38 @@ void ClientConnection::submitPasswordCheck() {
 }
 
 void ClientConnection::onPasswordChecked(int result) {
-    std::shared_ptr<const policy::PasswordFile> checked;
-    if (passwordTicket_) checked = std::move(passwordTicket_->checked);
+    inspect::JobResult out;
+    if (passwordTicket_) out.checked = std::move(passwordTicket_->checked);
     passwordTicket_.reset();
-    if (state_ != State::Authenticating || !pendingAuth_) return;
-    // A reload replaced the password file while this check waited or ran (a password
-    // changed, a user removed): the old file's verdict does not count, check the current one.
-    if (checked && snapshot_->passwords && snapshot_->passwords != checked) {
-        auto again = std::move(*pendingAuth_);
-        pendingAuth_.reset();
-        startPasswordCheck(std::move(again));
-        return;
-    }
-    auto pending = std::move(*pendingAuth_);
-    pendingAuth_.reset();
-    Gateway& gw = worker_.gateway();
+    if (state_ != State::Open) return;
     using R = AuthPool::Result;
+    using S = inspect::JobResult::Status;
     const auto r = static_cast<R>(result);
+    out.detail = AuthPool::resultName(r);
     switch (r) {
         case R::Ok:
+            out.status = S::Ok;
+            break;
         case R::BadPassword:
-        case R::UnknownUser: {
-            inspect::Authenticator auth(config().auth);
-            const auto verdict = r == R::Ok            ? policy::PasswordFile::Verify::Ok
-                                 : r == R::BadPassword ? policy::PasswordFile::Verify::BadPassword
-                                                       : policy::PasswordFile::Verify::UnknownUser;
-            finishAuth(auth.finish(std::move(pending), *connect_, certFactor_, verdict), true);
-            return;
-        }
+            out.status = S::BadPassword;
+            break;
+        case R::UnknownUser:
+            out.status = S::UnknownUser;
+            break;
         case R::Banned:
-            refuseConnect(rc::Banned, "banned while the password check waited");
-            return;
+            out.status = S::Banned;
+            out.detail = "banned while the password check waited";
+            break;
         case R::Refused:
         case R::Evicted:
-            gw.rateLimited("auth_queue");
-            refuseConnect(rc::ServerBusy, AuthPool::resultName(r));
-            return;
+            out.status = S::QueueFull;
+            break;
         case R::Expired:
         case R::Cancelled:
-            refuseConnect(rc::ServerBusy, AuthPool::resultName(r));
-            return;
+            out.status = S::Abandoned;
+            break;
     }
+    execute(pipeline_->onJobDone(std::move(out), now()));
 }
 
 void ClientConnection::abandonPasswordCheck() {
@@ -144,6 +140,10 @@ void ClientConnection::abandonPasswordCheck() {
         worker_.gateway().settlePasswordCheck(*authCharge_, false);
         authCharge_.reset();
         audit("auth_failure", "", "", "", "closed before the password check ran");
+    }
+    if (job_) {
+        OPENSSL_cleanse(job_->password.data(), job_->password.size());
+        job_.reset();
     }
     if (!passwordTicket_) return;
     auto ticket = std::move(passwordTicket_);

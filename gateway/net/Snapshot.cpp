@@ -4,6 +4,34 @@
 
 namespace moat::net {
 
+std::shared_ptr<const inspect::PipelineOptions> pipelineOptions(const Snapshot& snap) {
+    const config::Config& c = *snap.config;
+    auto o = std::make_shared<inspect::PipelineOptions>();
+    // Aliasing: the auth section keeps the whole config alive, and exposes only itself.
+    o->auth = std::shared_ptr<const config::AuthConfig>(snap.config, &c.auth);
+    o->policy = snap.policy;
+    o->passwords = snap.passwords;
+    o->integrity = snap.integrity;
+    o->stampIdentity = c.integrity.stampIdentity;
+    o->credentials = c.backend.credentials;
+    o->onPublishDenied = c.policy.onPublishDenied;
+    o->checkDeliveries = c.policy.checkDeliveries;
+    o->maxSubscriptions = c.limits.maxSubscriptions;
+    o->maxUserProperties = c.limits.maxUserProperties;
+    o->maxInflight = c.limits.maxInflight;
+    o->maxPacketSize = c.limits.maxPacketSize;
+    o->limiter.publishRate = c.limits.publishRate.perSecond;
+    o->limiter.publishBytesRate = c.limits.publishBytesRate.perSecond;
+    o->limiter.controlPacketRate = c.limits.controlPacketRate.perSecond;
+    o->limiter.disconnectOnExceed = c.limits.onExceed == config::OnExceed::Disconnect;
+    o->maxKeepaliveSeconds = static_cast<uint64_t>(c.limits.maxKeepalive.count()) / 1000;
+    o->refuseV3Keepalive = c.limits.v3Keepalive == config::V3Keepalive::Refuse;
+    o->publishSpike = c.anomaly.publishSpikeFactor > 0;
+    o->handshakeTimeoutMs = static_cast<uint64_t>(c.limits.handshakeTimeout.count());
+    o->connectTimeoutMs = static_cast<uint64_t>(c.backend.connectTimeout.count());
+    return o;
+}
+
 std::shared_ptr<const Snapshot> buildSnapshot(std::shared_ptr<const config::Config> config,
                                               std::vector<std::string>& errors) {
     static std::atomic<uint64_t> generations{0};
@@ -67,6 +95,7 @@ std::shared_ptr<const Snapshot> buildSnapshot(std::shared_ptr<const config::Conf
         snap->tls[l.name] = std::move(ctx);
     }
     if (errors.size() != before || !snap->policy) return nullptr;
+    snap->pipeline = pipelineOptions(*snap);
     snap->generation = ++generations;
     return snap;
 }

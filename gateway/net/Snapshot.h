@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gateway/config/Config.h"
+#include "gateway/inspect/PipelineOptions.h"
 #include "gateway/integrity/KeyStore.h"
 #include "gateway/proxy/CidrSet.h"
 #include "gateway/tls/TlsContext.h"
@@ -32,8 +33,12 @@ struct Snapshot {
         proxy::CidrSet trusted;
     };
     std::map<std::string, ListenerProxy> proxy;  // by listener name; absent = off
+    // What each connection's inspect::ConnectionPipeline takes from this snapshot.
+    std::shared_ptr<const inspect::PipelineOptions> pipeline;
     uint64_t generation = 0;
 };
+
+std::shared_ptr<const inspect::PipelineOptions> pipelineOptions(const Snapshot& snapshot);
 
 // Loads `path` and builds a complete snapshot; on failure returns null and fills `errors`
 // with "file:line: message" lines.

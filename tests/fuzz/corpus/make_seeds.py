@@ -163,3 +163,36 @@ for level, opt in ((3, 0), (4, 1), (5, 2)):
     write("session", "stream_v%d" % level, bytes([opt]) + b"".join(records))
     write("session", "stream_v%d_nocheck" % level, bytes([opt | 4]) + b"".join(records))
     write("session", "stream_v%d_disconnect" % level, bytes([opt | 8]) + b"".join(records))
+
+
+# fuzz_pipeline: an options byte, then records of a control byte (0 client, 1 broker, 2 reload,
+# 3 timer; the upper six bits advance the clock) and, for packets, one packet: CONNECT with a
+# will (certificate or password), the broker's CONNACK, subscriptions and publishes on both
+# sides of the rights, a reload that narrows them, a keepalive tick.
+def pipeline_stream(level, password):
+    v5 = level == 5
+    p = lambda raw: props(raw) if v5 else b""
+    flags = 0x02 | 0x04 | (0xC0 if password else 0)
+    body = s("MQTT") + bytes([level, flags]) + struct.pack("!H", 10) + p(b"") + s("c1")
+    body += p(b"") + s("devices/d1/will") + s("bye")
+    if password:
+        body += s("c1") + s("pw")
+    c, b, reload, tick = b"\x00", b"\x01", b"\x02", bytes([3 | (40 << 2)])
+    out = [c + pkt(1, 0, body), b + pkt(2, 0, b"\x00\x00" + p(b"\x22\x00\x0a"))]
+    out.append(c + pkt(8, 2, b"\x00\x01" + p(b"") + s("#") + b"\x01"))
+    out.append(b + pkt(9, 0, b"\x00\x01" + p(b"") + b"\x01"))
+    for topic in ("devices/d1/up", "devices/d1/locked", "devices/d2/up", "test/x"):
+        out.append(c + pkt(3, 0, s(topic) + p(b"") + b"x"))
+    out.append(reload)
+    out.append(c + pkt(3, 0, s("test/x") + p(b"") + b"after reload"))
+    out.append(c + pkt(8, 2, b"\x00\x02" + p(b"") + s("test/#") + b"\x00"))
+    out.append(tick)
+    out.append(c + pkt(12, 0, b""))
+    return b"".join(out)
+
+
+for level, opt in ((4, 0), (5, 0)):
+    for password in (False, True):
+        name = "stream_v%d%s" % (level, "_password" if password else "")
+        write("pipeline", name, bytes([opt]) + pipeline_stream(level, password))
+        write("pipeline", name + "_limited", bytes([opt | 16 | 8]) + pipeline_stream(level, password))

@@ -1,0 +1,107 @@
+// ClientConnection's end: flush what is queued on both sides (bounded by the close-flush
+// timer), close the handles, and delete the object when the last one has closed.
+
+#include "gateway/net/ClientConnection.h"
+#include "gateway/net/Gateway.h"
+#include "gateway/net/StreamWriter.h"
+#include "gateway/net/Worker.h"
+
+namespace moat::net {
+
+namespace {
+
+// How long a closing connection may take to flush its last bytes (CONNACK, DISCONNECT).
+constexpr uint64_t kCloseFlushMs = 2000;
+
+ClientConnection* fromHandle(const uv_handle_t* h) {
+    return static_cast<ClientConnection*>(h->data);
+}
+
+}  // namespace
+
+void ClientConnection::closeAfterFlush() {
+    if (state_ == State::Closing) return;
+    flushClient();
+    state_ = State::Closing;
+    if (clientReading_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));
+    clientReading_ = false;
+    closeBackendAfterFlush();
+    armTimer(kCloseFlushMs);
+    shutdownReq_.data = this;
+    if (uv_shutdown(&shutdownReq_, reinterpret_cast<uv_stream_t*>(&client_), onClientShutdown) != 0)
+        closeNow();
+    else
+        shutdownPending_ = true;
+}
+
+// Bytes still queued for the broker are flushed before its connection closes: uv_close would
+// cancel them, and they may be what the broker must see (the DISCONNECT 0x00 that makes it
+// discard a will a reload revoked, the client's own DISCONNECT, the last acknowledgements).
+// Bounded like the client side by the close-flush timer, which ends in closeNow().
+void ClientConnection::closeBackendAfterFlush() {
+    auto* handle = reinterpret_cast<uv_handle_t*>(&backend_);
+    if (!backendOpen_ || uv_is_closing(handle)) return;
+    auto* stream = reinterpret_cast<uv_stream_t*>(&backend_);
+    if (backendConnected_ && queuedBytes(stream) > 0) {
+        backendShutdownReq_.data = this;
+        if (uv_shutdown(&backendShutdownReq_, stream, onBackendShutdown) == 0) {
+            backendShutdownPending_ = true;
+            return;
+        }
+    }
+    uv_close(handle, onHandleClosed);
+}
+
+void ClientConnection::onBackendShutdown(uv_shutdown_t* req, int status) {
+    auto* self = static_cast<ClientConnection*>(req->data);
+    self->backendShutdownPending_ = false;
+    if (status == UV_ECANCELED) return;  // closeNow() closed the handle: its callback follows
+    auto* handle = reinterpret_cast<uv_handle_t*>(&self->backend_);
+    if (self->shutdownPending_) {
+        uv_close(handle, onHandleClosed);  // the client side is still flushing
+        return;
+    }
+    self->closeNow();
+}
+
+void ClientConnection::onClientShutdown(uv_shutdown_t* req, int status) {
+    auto* self = static_cast<ClientConnection*>(req->data);
+    self->shutdownPending_ = false;
+    if (status != UV_ECANCELED && self->backendShutdownPending_) {
+        // The broker side is still flushing; it ends the connection (or the close timer does).
+        auto* handle = reinterpret_cast<uv_handle_t*>(&self->client_);
+        if (!uv_is_closing(handle)) uv_close(handle, onHandleClosed);
+        return;
+    }
+    self->closeNow();
+}
+
+void ClientConnection::closeNow() {
+    state_ = State::Closing;
+    abandonPasswordCheck();
+    auto closeHandle = [](uv_handle_t* h) {
+        if (h->data && !uv_is_closing(h)) uv_close(h, onHandleClosed);
+    };
+    closeHandle(reinterpret_cast<uv_handle_t*>(&client_));
+    if (backendOpen_) closeHandle(reinterpret_cast<uv_handle_t*>(&backend_));
+    closeHandle(reinterpret_cast<uv_handle_t*>(&timer_));
+    closeHandle(reinterpret_cast<uv_handle_t*>(&throttleTimer_));
+    clientIn_.release();
+    backendIn_.release();
+}
+
+void ClientConnection::onHandleClosed(uv_handle_t* h) {
+    auto* self = fromHandle(h);
+    --self->openHandles_;
+    self->maybeDelete();
+}
+
+void ClientConnection::maybeDelete() {
+    if (openHandles_ > 0 || workPending_ || shutdownPending_ || backendShutdownPending_) return;
+    if (admitted_) worker_.gateway().release(worker_, listener_.name, ip_);
+    if (deniedAny_) worker_.gateway().forgetConnection(id_);
+    pipeline_->onClosed();
+    delete this;
+}
+
+}  // namespace moat::net
