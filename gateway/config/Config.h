@@ -75,14 +75,14 @@ enum class ClientIdRule { Any, Identity, IdentityPrefix };
 // auth.token (issue #24): JWT verification. Paths are absolute (resolved by the loader);
 // algorithm names are checked by the loader against gateway/token's list.
 struct TokenAuthConfig {
-    int line = 0;                           // the `token:` key, for messages
-    std::vector<std::string> keys;          // PEM public keys / certificates
-    std::vector<std::string> hmacSecrets;   // HMAC secret files
-    std::string jwksFile;                   // empty: none
-    std::string jwksUrl;                    // empty: none; https only
-    std::string jwksCa;                     // CA bundle for jwks_url; empty: system store
+    int line = 0;                          // the `token:` key, for messages
+    std::vector<std::string> keys;         // PEM public keys / certificates
+    std::vector<std::string> hmacSecrets;  // HMAC secret files
+    std::string jwksFile;                  // empty: none
+    std::string jwksUrl;                   // empty: none; https only
+    std::string jwksCa;                    // CA bundle for jwks_url; empty: system store
     Millis jwksRefresh{600000};
-    std::vector<std::string> algorithms;    // empty: every algorithm a configured key can use
+    std::vector<std::string> algorithms;  // empty: every algorithm a configured key can use
     std::optional<std::string> issuer;
     std::optional<std::string> audience;
     std::string identityClaim = "sub";

@@ -150,8 +150,9 @@ bool parseTokenAuth(LoadContext& ctx, MapReader& m, TokenAuthConfig& out) {
     std::optional<Field> url = m.take("jwks_url");
     if (url && readString(d, *url, out.jwksUrl)) {
         if (out.jwksUrl.rfind("https://", 0) != 0 || out.jwksUrl.size() <= 8) {
-            d.error(url->line, url->path + ": must be an https:// URL (keys fetched in the "
-                                           "clear could be replaced on the way)");
+            d.error(url->line, url->path +
+                                   ": must be an https:// URL (keys fetched in the "
+                                   "clear could be replaced on the way)");
             out.jwksUrl.clear();
         }
     }
@@ -162,8 +163,9 @@ bool parseTokenAuth(LoadContext& ctx, MapReader& m, TokenAuthConfig& out) {
         if (readStringList(d, *f, names)) {
             for (const auto& n : names) {
                 if (n == "none" || n == "None" || n == "NONE") {
-                    d.error(f->line, f->path + ": \"none\" is never accepted (an unsigned "
-                                               "token proves nothing)");
+                    d.error(f->line, f->path +
+                                         ": \"none\" is never accepted (an unsigned "
+                                         "token proves nothing)");
                 } else if (!token::algorithmFromName(n)) {
                     d.error(f->line, f->path + ": unknown algorithm " + quoteValue(n) +
                                          ", expected RS256, RS384, RS512, PS256, PS384, PS512, "

@@ -65,20 +65,20 @@ TEST_CASE("auth.token errors carry their lines") {
     leeway: 5
     colour: blue
 )")) == Lines{
-                 "12: auth.require: 'all' cannot combine the password and token methods (both "
-                 "come in the one CONNECT password field)",
-                 "15: auth.token.keys[1]: cannot read '" + dir / "missing.pem" +
-                     "': No such file or directory",
-                 "16: auth.token.jwks_url: must be an https:// URL (keys fetched in the clear "
-                 "could be replaced on the way)",
-                 "17: auth.token.algorithms: \"none\" is never accepted (an unsigned token "
-                 "proves nothing)",
-                 "17: auth.token.algorithms: unknown algorithm 'XS1', expected RS256, RS384, "
-                 "RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, HS256, HS384 or HS512",
-                 "18: auth.token.leeway: bad duration '5' (a unit is required: a duration such "
-                 "as 500ms, 10s, 5m, 1h or 1d)",
-                 "19: unknown key 'colour' in auth.token",
-             });
+            "12: auth.require: 'all' cannot combine the password and token methods (both "
+            "come in the one CONNECT password field)",
+            "15: auth.token.keys[1]: cannot read '" + dir / "missing.pem" +
+                "': No such file or directory",
+            "16: auth.token.jwks_url: must be an https:// URL (keys fetched in the clear "
+            "could be replaced on the way)",
+            "17: auth.token.algorithms: \"none\" is never accepted (an unsigned token "
+            "proves nothing)",
+            "17: auth.token.algorithms: unknown algorithm 'XS1', expected RS256, RS384, "
+            "RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, HS256, HS384 or HS512",
+            "18: auth.token.leeway: bad duration '5' (a unit is required: a duration such "
+            "as 500ms, 10s, 5m, 1h or 1d)",
+            "19: unknown key 'colour' in auth.token",
+        });
 }
 
 TEST_CASE("auth.token and auth.methods must agree; a token section needs keys") {
@@ -90,9 +90,10 @@ TEST_CASE("auth.token and auth.methods must agree; a token section needs keys") 
           Lines{"12: auth.token: set, but 'token' is not listed in auth.methods"});
     CHECK(dir.errors(minimal("auth:\n  methods: [token]\n  token:\n    audience: moat\n")) ==
           Lines{"12: auth.token: needs keys, hmac_secrets, jwks_file or jwks_url"});
-    CHECK(dir.errors(minimal(
-              "auth:\n  methods: [token]\n  token:\n    keys: [k.pem]\n    algorithms: [HS256]\n")) ==
-          Lines{"12: auth.token.algorithms: lists an HS* algorithm but no hmac_secrets"});
+    CHECK(
+        dir.errors(minimal(
+            "auth:\n  methods: [token]\n  token:\n    keys: [k.pem]\n    algorithms: [HS256]\n")) ==
+        Lines{"12: auth.token.algorithms: lists an HS* algorithm but no hmac_secrets"});
     // certificate + token with require: all is MFA, and fine.
     dir.write("ca.pem");
     CHECK(dir.load(minimal("auth:\n  methods: [certificate, token]\n  require: any\n  token:\n    "
