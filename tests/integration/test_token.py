@@ -402,3 +402,50 @@ def test_jwks_file_is_watched_and_reloaded(moat_factory, broker, clients, tmp_pa
                   password=mint({"ES256": k1}, "ES256", kid="k1", iss=None, aud=None),
                   client_id="file-k1-again")
     assert old.connect() == 4
+
+
+# ------------------------------------------------------------------ jose (npm)
+
+JS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js")
+
+
+def jose_missing():
+    import shutil
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "jose")):
+        return "tests/integration/js/node_modules/jose is missing: run `npm ci` there"
+    return None
+
+
+def mint_jose(keys, alg, **claims):
+    now = int(time.time())
+    body = {"sub": "alice", "iss": "https://idp.test", "aud": "moat", "iat": now,
+            "exp": now + 300}
+    body.update(claims)
+    req = {"alg": alg, "claims": body}
+    if alg == "HS256":
+        req["secret_b64"] = base64.b64encode(HMAC_SECRET).decode()
+    else:
+        req["key"] = keys[alg].private_bytes(serialization.Encoding.PEM,
+                                             serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()).decode()
+    r = subprocess.run(["node", os.path.join(JS_DIR, "mint_jose.js")], input=json.dumps(req),
+                       capture_output=True, text=True, timeout=30, cwd=JS_DIR)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+@pytest.mark.skipif(jose_missing() is not None, reason=jose_missing() or "")
+def test_tokens_minted_by_jose(moat_factory, broker, clients, keys, tmp_path):
+    moat = moat_factory(token_overrides(tmp_path, keys), tls={"require_client_cert": False})
+    for alg in ("RS256", "ES256", "EdDSA", "HS256"):
+        tok = mint_jose(keys, alg, sub="jose-%s" % alg.lower())
+        connected(clients, moat, version=V5, cert=None, username="u", password=tok,
+                  client_id="jose-%s" % alg)
+        bad = clients(moat, version=V5, cert=None, username="u",
+                      password=mint_jose(keys, alg, aud="elsewhere"),
+                      client_id="jose-bad-%s" % alg)
+        assert bad.connect() == 0x86
+    for alg in ("RS256", "ES256", "EdDSA", "HS256"):
+        broker.wait_log(r"as jose-%s .*u'jose-%s'" % (alg, alg.lower()))
