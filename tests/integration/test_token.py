@@ -449,3 +449,22 @@ def test_tokens_minted_by_jose(moat_factory, broker, clients, keys, tmp_path):
         assert bad.connect() == 0x86
     for alg in ("RS256", "ES256", "EdDSA", "HS256"):
         broker.wait_log(r"as jose-%s .*u'jose-%s'" % (alg, alg.lower()))
+
+
+def test_roles_claim_gives_the_token_its_roles(moat_factory, broker, keys, tmp_path):
+    over = token_overrides(tmp_path, keys, roles_claim="roles")
+    over["policy"] = {"default_roles": ["device"],
+                      "roles": {"device": {"publish": ["dev/%u/#"], "subscribe": ["dev/%u/#"]},
+                                "operator": {"publish": ["ops/#"], "subscribe": ["ops/#"]}}}
+    moat = moat_factory(over, tls={"require_client_cert": False})
+    ops = moat.wire(cert=None, version=5)
+    assert ops.connect("roles-ops", username="u",
+                       password=mint(keys, sub="ann", roles=["operator", "admin"])) == 0
+    assert ops.publish("ops/reboot", b"x", qos=1) < 0x80  # 0x10: no matching subscribers
+    assert ops.publish("dev/ann/t", b"x", qos=1) == 0x87  # roles replace default_roles
+    plain = moat.wire(cert=None, version=5)
+    assert plain.connect("roles-none", username="u", password=mint(keys, sub="bob")) == 0
+    assert plain.publish("dev/bob/t", b"x", qos=1) < 0x80
+    assert plain.publish("ops/reboot", b"x", qos=1) == 0x87
+    moat.wait_audit(lambda e: e.get("event") == "authz_denied" and e.get("action") == "role" and
+                    e.get("rule") == "admin" and e.get("client_id") == "roles-ops")
