@@ -132,7 +132,9 @@ std::shared_ptr<const Snapshot> buildSnapshot(std::shared_ptr<const config::Conf
     if (config->auth.token) {
         std::vector<std::string> tokenErrors;
         auto t = buildTokenSettings(*config, tokenErrors);
-        for (auto& e : tokenErrors) errors.push_back(config->path + ": " + e);
+        const std::string where =
+            config->path + ":" + std::to_string(config->auth.token->line) + ": ";
+        for (auto& e : tokenErrors) errors.push_back(where + e);
         snap->token = std::move(t);
     }
     for (const auto& l : config->listeners) {
