@@ -2,7 +2,7 @@
 """Writes the seed corpus of fuzz_jwt with PyJWT (python3-jwt): one token per algorithm
 family, an HS256 token with the fuzz target's secret, a JWKS document and some JSON. The first
 byte of each seed picks the target's mode (0 token, 1 JWKS, 2 base64url/JSON).
-    /usr/bin/python3 tests/fuzz/corpus/jwt/make_seeds.py"""
+    /usr/bin/python3 tests/fuzz/corpus/make_jwt_seeds.py"""
 
 import json
 import os
@@ -10,7 +10,7 @@ import os
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jwt")
 CLAIMS = {"sub": "dev1", "exp": 1700003600, "iat": 1700000000, "iss": "i", "aud": "a",
           "roles": ["device", "x"]}
 
