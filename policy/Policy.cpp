@@ -50,6 +50,19 @@ size_t listIndex(RuleList list) {
     return static_cast<size_t>(list);
 }
 
+// The placeholder-free rules of every role of `set`, merged into one trie per list.
+void buildTries(detail::RoleSet& set) {
+    for (size_t l = 0; l < kRuleListCount; ++l) {
+        for (uint32_t p = 0; p < set.roles.size(); ++p) {
+            for (const auto& [index, filter] : set.roles[p]->statics[l]) {
+                const auto id = static_cast<TopicTrie::RuleId>(set.refs[l].size());
+                set.tries[l].insert(filter, id);
+                set.refs[l].push_back({p, index});
+            }
+        }
+    }
+}
+
 bool refBefore(const detail::RuleRef& a, const detail::RuleRef& b) {
     return a.rolePosition != b.rolePosition ? a.rolePosition < b.rolePosition : a.index < b.index;
 }
@@ -251,15 +264,7 @@ std::shared_ptr<const Policy> Policy::compile(const PolicySpec& spec,
         if (auto found = setsByNames.find(set->names); found != setsByNames.end()) {
             return found->second;
         }
-        for (size_t l = 0; l < kRuleListCount; ++l) {
-            for (uint32_t p = 0; p < set->roles.size(); ++p) {
-                for (const auto& [index, filter] : set->roles[p]->statics[l]) {
-                    const auto id = static_cast<TopicTrie::RuleId>(set->refs[l].size());
-                    set->tries[l].insert(filter, id);
-                    set->refs[l].push_back({p, index});
-                }
-            }
-        }
+        buildTries(*set);
         if (!set->hasTemplates) {
             set->shared.reset(new ClientRights(policy.get(), set.get()));
         }
@@ -300,6 +305,35 @@ std::shared_ptr<const ClientRights> Policy::rightsFor(std::string_view identity,
         // Aliasing constructor: shares this Policy's ownership, no allocation.
         return std::shared_ptr<const ClientRights>(shared_from_this(), set.shared.get());
     }
+    return expandedRights(set, identity, clientId);
+}
+
+std::shared_ptr<const ClientRights> Policy::rightsForRoles(
+    std::string_view identity, std::string_view clientId,
+    const std::vector<std::string>& roles) const {
+    auto set = std::make_shared<detail::RoleSet>();
+    for (const std::string& name : roles) {
+        for (const auto& role : roles_) {
+            if (role->name != name) continue;
+            bool seen = false;
+            for (const auto* r : set->roles) seen = seen || r == role.get();
+            if (seen) break;
+            set->names.push_back(name);
+            set->roles.push_back(role.get());
+            if (!role->templates.empty()) set->hasTemplates = true;
+            break;
+        }
+    }
+    if (set->roles.empty()) return rightsFor(identity, clientId);
+    buildTries(*set);
+    auto rights = expandedRights(*set, identity, clientId);
+    rights->ownedSet_ = std::move(set);
+    return rights;
+}
+
+std::shared_ptr<ClientRights> Policy::expandedRights(const detail::RoleSet& set,
+                                                     std::string_view identity,
+                                                     std::string_view clientId) const {
     std::shared_ptr<ClientRights> rights(new ClientRights(this, &set));
     rights->keepAlive_ = shared_from_this();
     std::string expanded;

@@ -90,7 +90,8 @@ class ClientRights {
     const Policy* policy_;
     const detail::RoleSet* roleSet_;
     std::shared_ptr<const Policy> keepAlive_;  // set for per-connection (placeholder) rights
-    TopicTrie dynamic_[kRuleListCount];        // placeholder rules, expanded for this client
+    std::shared_ptr<const detail::RoleSet> ownedSet_;  // roles given at connect (token claim)
+    TopicTrie dynamic_[kRuleListCount];  // placeholder rules, expanded for this client
     std::vector<detail::RuleRef> dynamicRules_;
     bool hasAnyRights_ = false;
 };
@@ -110,6 +111,13 @@ class Policy : public std::enable_shared_from_this<Policy> {
     std::shared_ptr<const ClientRights> rightsFor(std::string_view identity,
                                                   std::string_view clientId) const;
 
+    // Rights from roles named at connect time (auth.token roles_claim) instead of the
+    // identity's `users:` entry / default_roles; names the policy does not define are skipped
+    // (the caller has filtered them already). No known role: rightsFor(identity, clientId).
+    std::shared_ptr<const ClientRights> rightsForRoles(std::string_view identity,
+                                                       std::string_view clientId,
+                                                       const std::vector<std::string>& roles) const;
+
     // The roles rightsFor(identity, ...) would use.
     const std::vector<std::string>& rolesOf(std::string_view identity) const;
 
@@ -126,6 +134,10 @@ class Policy : public std::enable_shared_from_this<Policy> {
     Policy();
 
     const detail::RoleSet& roleSetOf(std::string_view identity) const;
+    // Per-connection rights over `set` (placeholders expanded), kept alive by the result.
+    std::shared_ptr<ClientRights> expandedRights(const detail::RoleSet& set,
+                                                 std::string_view identity,
+                                                 std::string_view clientId) const;
 
     PolicySpec spec_;
     std::vector<std::unique_ptr<detail::CompiledRole>> roles_;  // in spec order

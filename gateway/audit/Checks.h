@@ -18,6 +18,9 @@ void auditListeners(const config::Config& config, Findings& out);
 void auditPolicy(const config::Config& config, Findings& out);
 // anonymous, limits, bans, check_deliveries, metrics and backend exposure.
 void auditSettings(const config::Config& config, Findings& out);
+// auth.token: short HMAC secrets, no audience / issuer / max_lifetime, HS* next to public
+// keys, token identities in the certificates' namespace.
+void auditToken(const config::Config& config, Findings& out);
 // The cluster's trust: unsigned events and records (no key_file), plaintext Redis.
 void auditClusterTrust(const config::Config& config, Findings& out);
 // Certificates and CRLs named by the listeners (reads them with OpenSSL).

@@ -18,6 +18,7 @@ std::vector<Finding> auditConfig(const config::Config& config,
     detail::auditTlsFiles(config, now, out);
     detail::auditSettings(config, out);
     detail::auditPasswordFile(config, out);
+    detail::auditToken(config, out);
     detail::auditPolicy(config, out);
     // High first, so the line that decides the exit status is the first one an operator sees.
     std::stable_sort(out.begin(), out.end(), [](const Finding& a, const Finding& b) {

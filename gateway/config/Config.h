@@ -67,10 +67,30 @@ struct BackendConfig {
     Millis healthCheckInterval{5000};
 };
 
-enum class AuthMethod { Certificate, Password };
+enum class AuthMethod { Certificate, Password, Token };
 enum class AuthRequire { Any, All };
 enum class IdentityFrom { CertCn, CertSanDns, CertSanUri, CertSanEmail };
 enum class ClientIdRule { Any, Identity, IdentityPrefix };
+
+// auth.token (issue #24): JWT verification. Paths are absolute (resolved by the loader);
+// algorithm names are checked by the loader against gateway/token's list.
+struct TokenAuthConfig {
+    int line = 0;                          // the `token:` key, for messages
+    std::vector<std::string> keys;         // PEM public keys / certificates
+    std::vector<std::string> hmacSecrets;  // HMAC secret files
+    std::string jwksFile;                  // empty: none
+    std::string jwksUrl;                   // empty: none; https only
+    std::string jwksCa;                    // CA bundle for jwks_url; empty: system store
+    Millis jwksRefresh{600000};
+    std::vector<std::string> algorithms;  // empty: every algorithm a configured key can use
+    std::optional<std::string> issuer;
+    std::optional<std::string> audience;
+    std::string identityClaim = "sub";
+    std::optional<std::string> rolesClaim;
+    Millis leeway{30000};
+    std::optional<Millis> maxLifetime;
+    std::string identityPrefix;
+};
 
 struct AuthConfig {
     std::vector<AuthMethod> methods{AuthMethod::Certificate, AuthMethod::Password};
@@ -80,6 +100,7 @@ struct AuthConfig {
     bool usernameMustMatchCert = true;
     ClientIdRule clientId = ClientIdRule::Any;
     bool anonymous = false;
+    std::optional<TokenAuthConfig> token;  // set when `auth.token` is present
     bool hasMethod(AuthMethod m) const {
         for (auto x : methods)
             if (x == m) return true;

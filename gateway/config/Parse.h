@@ -20,6 +20,7 @@ struct LoadContext {
 void parseListeners(LoadContext& ctx, const Field& f, std::vector<ListenerConfig>& out);
 void parseBackend(LoadContext& ctx, MapReader& m, BackendConfig& out);
 void parseAuth(LoadContext& ctx, MapReader& m, AuthConfig& out);
+bool parseTokenAuth(LoadContext& ctx, MapReader& m, TokenAuthConfig& out);
 void parsePolicy(LoadContext& ctx, MapReader& m, policy::PolicySpec& out);
 void parseLimits(LoadContext& ctx, MapReader& m, LimitsConfig& out);
 void parseBans(LoadContext& ctx, MapReader& m, BansConfig& out);

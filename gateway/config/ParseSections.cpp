@@ -7,6 +7,7 @@
 
 #include "gateway/config/FileCheck.h"
 #include "gateway/config/Parse.h"
+#include "gateway/token/Algorithm.h"
 
 namespace moat::config::detail {
 namespace {
@@ -53,7 +54,8 @@ void parseAuth(LoadContext& ctx, MapReader& m, AuthConfig& out) {
             AuthMethod method{};
             if (!readEnum<AuthMethod>(d, item, method,
                                       {{"certificate", AuthMethod::Certificate},
-                                       {"password", AuthMethod::Password}})) {
+                                       {"password", AuthMethod::Password},
+                                       {"token", AuthMethod::Token}})) {
                 methodsOk = false;
                 continue;
             }
@@ -89,7 +91,34 @@ void parseAuth(LoadContext& ctx, MapReader& m, AuthConfig& out) {
     }
     std::optional<Field> anonymous = m.take("anonymous");
     bool anonymousOk = !anonymous || readBool(d, *anonymous, out.anonymous);
+    std::optional<Field> token = m.take("token");
+    bool tokenOk = true;
+    if (token) {
+        if (auto tm = openMap(d, *token, false)) {
+            TokenAuthConfig t;
+            t.line = token->line;
+            tokenOk = parseTokenAuth(ctx, *tm, t);
+            out.token = std::move(t);
+        } else {
+            tokenOk = false;
+        }
+    }
     m.finish();
+
+    if (methodsOk && out.hasMethod(AuthMethod::Token) && !token) {
+        d.error(methods->line, "auth.methods: 'token' needs an auth.token section");
+    }
+    if (methodsOk && token && !out.hasMethod(AuthMethod::Token)) {
+        d.error(token->line, "auth.token: set, but 'token' is not listed in auth.methods");
+    }
+    // One CONNECT password field cannot carry both a password and a token.
+    if (methodsOk && requireOk && out.require == AuthRequire::All &&
+        out.hasMethod(AuthMethod::Password) && out.hasMethod(AuthMethod::Token)) {
+        d.error(require ? require->line : m.line(),
+                "auth.require: 'all' cannot combine the password and token methods (both come in "
+                "the one CONNECT password field)");
+    }
+    (void)tokenOk;
 
     if (methodsOk && anonymousOk && out.methods.empty() && !out.anonymous) {
         d.error(methods->line, "auth.methods: must not be empty unless auth.anonymous is true");
@@ -101,6 +130,88 @@ void parseAuth(LoadContext& ctx, MapReader& m, AuthConfig& out) {
         int line = require ? require->line : m.line();
         d.error(line, "auth.require: 'all' with the password method needs auth.password_file");
     }
+}
+
+bool parseTokenAuth(LoadContext& ctx, MapReader& m, TokenAuthConfig& out) {
+    Diagnostics& d = ctx.diag;
+    const size_t before = d.count();
+    auto readPaths = [&](const char* key, std::vector<std::string>& paths) {
+        auto f = m.take(key);
+        if (!f) return;
+        auto items = openList(d, *f);
+        for (const auto& item : items ? *items : std::vector<Field>{}) {
+            std::string path;
+            if (readFilePath(ctx, item, path)) paths.push_back(std::move(path));
+        }
+    };
+    readPaths("keys", out.keys);
+    readPaths("hmac_secrets", out.hmacSecrets);
+    if (auto f = m.take("jwks_file")) readFilePath(ctx, *f, out.jwksFile);
+    std::optional<Field> url = m.take("jwks_url");
+    if (url && readString(d, *url, out.jwksUrl)) {
+        if (out.jwksUrl.rfind("https://", 0) != 0 || out.jwksUrl.size() <= 8) {
+            d.error(url->line, url->path +
+                                   ": must be an https:// URL (keys fetched in the "
+                                   "clear could be replaced on the way)");
+            out.jwksUrl.clear();
+        }
+    }
+    if (auto f = m.take("jwks_ca")) readFilePath(ctx, *f, out.jwksCa);
+    if (auto f = m.take("jwks_refresh")) readDuration(d, *f, out.jwksRefresh, Millis{1000});
+    if (auto f = m.take("algorithms")) {
+        std::vector<std::string> names;
+        if (readStringList(d, *f, names)) {
+            for (const auto& n : names) {
+                if (n == "none" || n == "None" || n == "NONE") {
+                    d.error(f->line, f->path +
+                                         ": \"none\" is never accepted (an unsigned "
+                                         "token proves nothing)");
+                } else if (!token::algorithmFromName(n)) {
+                    d.error(f->line, f->path + ": unknown algorithm " + quoteValue(n) +
+                                         ", expected RS256, RS384, RS512, PS256, PS384, PS512, "
+                                         "ES256, ES384, EdDSA, HS256, HS384 or HS512");
+                } else if (std::find(out.algorithms.begin(), out.algorithms.end(), n) ==
+                           out.algorithms.end()) {
+                    out.algorithms.push_back(n);
+                }
+            }
+            if (names.empty()) d.error(f->line, f->path + ": must not be empty");
+        }
+    }
+    auto readOptString = [&](const char* key, std::optional<std::string>& o) {
+        if (auto f = m.take(key)) {
+            std::string v;
+            if (readString(d, *f, v)) o = std::move(v);
+        }
+    };
+    readOptString("issuer", out.issuer);
+    readOptString("audience", out.audience);
+    if (auto f = m.take("identity_claim")) readString(d, *f, out.identityClaim);
+    readOptString("roles_claim", out.rolesClaim);
+    if (auto f = m.take("leeway")) readDuration(d, *f, out.leeway, Millis{0});
+    if (auto f = m.take("max_lifetime")) {
+        Millis v{};
+        if (readDuration(d, *f, v, Millis{1000})) out.maxLifetime = v;
+    }
+    if (auto f = m.take("identity_prefix")) readString(d, *f, out.identityPrefix, true);
+    m.finish();
+
+    const bool anyKeys = !out.keys.empty() || !out.hmacSecrets.empty() || !out.jwksFile.empty() ||
+                         !out.jwksUrl.empty();
+    if (!anyKeys && d.count() == before) {
+        d.error(m.line(), "auth.token: needs keys, hmac_secrets, jwks_file or jwks_url");
+    }
+    // An HS* algorithm with no secret could only ever fail; a secret with HS* not allowed
+    // would never be used. Both are configuration mistakes worth a line.
+    bool hs = false;
+    for (const auto& n : out.algorithms) hs = hs || n.rfind("HS", 0) == 0;
+    if (hs && out.hmacSecrets.empty()) {
+        d.error(m.line(), "auth.token.algorithms: lists an HS* algorithm but no hmac_secrets");
+    }
+    if (!out.algorithms.empty() && !hs && !out.hmacSecrets.empty()) {
+        d.error(m.line(), "auth.token.hmac_secrets: set, but algorithms allows no HS* algorithm");
+    }
+    return d.count() == before;
 }
 
 void parseLimits(LoadContext& ctx, MapReader& m, LimitsConfig& out) {

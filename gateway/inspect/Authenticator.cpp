@@ -1,6 +1,7 @@
 #include "gateway/inspect/Authenticator.h"
 
 #include "gateway/mqtt/Types.h"
+#include "gateway/token/Jwt.h"
 
 namespace moat::inspect {
 
@@ -22,13 +23,37 @@ Authenticator::Pending Authenticator::begin(const mqtt::ConnectPacket& connect,
                                             const CertFactor& cert,
                                             const policy::PasswordFile* passwords) const {
     Pending p;
-    if (connect.authenticationMethod()) {
-        p.outcome =
-            refuse({}, rc::BadAuthenticationMethod, "enhanced authentication is not supported");
-        p.done = true;
+    const bool tokens = config_.hasMethod(AuthMethod::Token) && config_.token.has_value();
+    if (auto method = connect.authenticationMethod()) {
+        if (!tokens || *method != kJwtAuthMethod) {
+            p.outcome =
+                refuse({}, rc::BadAuthenticationMethod, "enhanced authentication is not supported");
+            p.done = true;
+            return p;
+        }
+        auto data = connect.authenticationData();
+        if (!data || connect.password) {
+            p.outcome = refuse({}, rc::BadUsernameOrPassword,
+                               data ? "both a password and a jwt authentication method"
+                                    : "jwt authentication method without authentication data");
+            p.outcome.factors.push_back({AuthMethod::Token, false});
+            p.done = true;
+            return p;
+        }
+        p.needToken = true;
+        p.enhancedJwt = true;
+        p.token = std::move(*data);
         return p;
     }
     bool passwordPresented = connect.password.has_value();
+    // A password with the shape of a JWT is a token (CONTRACT §3), anything else a password.
+    if (passwordPresented && tokens &&
+        token::looksLikeJwt(std::string_view(
+            reinterpret_cast<const char*>(connect.password->data()), connect.password->size()))) {
+        p.needToken = true;
+        p.token.assign(connect.password->begin(), connect.password->end());
+        return p;
+    }
     if (passwordPresented && config_.hasMethod(AuthMethod::Password) && passwords &&
         connect.username) {
         p.needPassword = true;
@@ -52,11 +77,18 @@ AuthOutcome Authenticator::finish(Pending pending, const mqtt::ConnectPacket& co
     return conclude(std::move(pending.outcome), connect, cert, true, ok);
 }
 
+AuthOutcome Authenticator::finishToken(Pending pending, const mqtt::ConnectPacket& connect,
+                                       const CertFactor& cert,
+                                       const token::TokenResult& verdict) const {
+    return conclude(std::move(pending.outcome), connect, cert, false, false, &verdict);
+}
+
 AuthOutcome Authenticator::conclude(AuthOutcome out, const mqtt::ConnectPacket& connect,
-                                    const CertFactor& cert, bool passwordPresented,
-                                    bool passwordOk) const {
+                                    const CertFactor& cert, bool passwordPresented, bool passwordOk,
+                                    const token::TokenResult* tokenVerdict) const {
     const bool useCert = config_.hasMethod(AuthMethod::Certificate);
     const bool usePassword = config_.hasMethod(AuthMethod::Password);
+    const bool useToken = config_.hasMethod(AuthMethod::Token);
 
     // --- certificate factor (already verified against client_ca / CRL by the TLS layer)
     bool certOk = false;
@@ -81,14 +113,35 @@ AuthOutcome Authenticator::conclude(AuthOutcome out, const mqtt::ConnectPacket& 
     }
     const bool pwOk = usePassword && passwordPresented && passwordOk;
 
+    // --- token factor (verified off the loop); a bad token refuses like a bad password.
+    bool tokenOk = false;
+    if (tokenVerdict) {
+        out.factors.push_back({AuthMethod::Token, tokenVerdict->ok()});
+        if (!tokenVerdict->ok())
+            return refuse(std::move(out), rc::BadUsernameOrPassword, tokenVerdict->reason);
+        tokenOk = true;
+        out.tokenExpiresAt = tokenVerdict->expiresAt;
+        out.tokenRoles = tokenVerdict->roles;
+        out.ignoredRoles = tokenVerdict->ignoredRoles;
+    }
+
     // --- combine
     if (config_.require == config::AuthRequire::All) {
         if (useCert && !certOk)
             return refuse(std::move(out), rc::NotAuthorized, "client certificate required");
         if (usePassword && !pwOk)
             return refuse(std::move(out), rc::BadUsernameOrPassword, "password required");
+        if (useToken && !tokenOk)
+            return refuse(std::move(out), rc::BadUsernameOrPassword, "token required");
     }
-    if (!certOk && !pwOk) {
+    if (tokenOk) {
+        out.identity = tokenVerdict->identity;
+        // require: all with certificate and token is MFA: both must name one identity. With
+        // `any`, a verified token names who this is (a browser or app has no certificate).
+        if (certOk && config_.require == config::AuthRequire::All && out.identity != *cert.identity)
+            return refuse(std::move(out), rc::NotAuthorized,
+                          "token identity does not match certificate identity");
+    } else if (!certOk && !pwOk) {
         if (config_.anonymous && !passwordPresented) {
             out.ok = true;
             out.identity = "anonymous";
@@ -99,7 +152,9 @@ AuthOutcome Authenticator::conclude(AuthOutcome out, const mqtt::ConnectPacket& 
         return refuse(std::move(out), rc::NotAuthorized, "no accepted authentication factor");
     }
 
-    if (certOk) {
+    if (tokenOk) {
+        // identity set above
+    } else if (certOk) {
         out.identity = *cert.identity;
         // With both factors (cert + password) the password was checked for this username, so
         // it must name the same identity. A username alone proves nothing and is not judged.

@@ -11,6 +11,7 @@
 
 #include "gateway/config/Config.h"
 #include "gateway/mqtt/Packets.h"
+#include "gateway/token/TokenVerifier.h"
 #include "policy/PasswordFile.h"
 
 namespace moat::inspect {
@@ -26,7 +27,14 @@ struct AuthOutcome {
     uint8_t v5Reason = 0;  // refusal reason (0x86 bad credentials, 0x87 not authorized, 0x8C)
     std::string reason;    // for the audit log; never contains the password
     std::vector<FactorResult> factors;  // for moat_auth_total
+    // Token factor (auth.token), when one was verified:
+    std::optional<int64_t> tokenExpiresAt;  // "exp", Unix seconds: the session ends at + leeway
+    std::vector<std::string> tokenRoles;    // from roles_claim, roles the policy defines
+    std::vector<std::string> ignoredRoles;  // from roles_claim, not defined (audited)
 };
+
+// The MQTT 5 Authentication Method that carries a JWT in Authentication Data.
+inline constexpr std::string_view kJwtAuthMethod = "jwt";
 
 // What the TLS layer learned about the client certificate.
 struct CertFactor {
@@ -41,6 +49,9 @@ class Authenticator {
     struct Pending {
         AuthOutcome outcome;        // filled in as far as possible
         bool needPassword = false;  // true: run checkPassword() off the loop, then finish()
+        bool needToken = false;     // true: verify `token` off the loop, then finishToken()
+        bool enhancedJwt = false;   // the token came as v5 Authentication Method "jwt"
+        std::string token;          // the token to verify (wiped by the caller once done)
         bool done = false;          // true: outcome is final
     };
 
@@ -52,10 +63,13 @@ class Authenticator {
                                                       const std::string& password);
     AuthOutcome finish(Pending pending, const mqtt::ConnectPacket& connect, const CertFactor& cert,
                        policy::PasswordFile::Verify verdict) const;
+    AuthOutcome finishToken(Pending pending, const mqtt::ConnectPacket& connect,
+                            const CertFactor& cert, const token::TokenResult& verdict) const;
 
   private:
     AuthOutcome conclude(AuthOutcome out, const mqtt::ConnectPacket& connect,
-                         const CertFactor& cert, bool passwordPresented, bool passwordOk) const;
+                         const CertFactor& cert, bool passwordPresented, bool passwordOk,
+                         const token::TokenResult* tokenVerdict = nullptr) const;
 
     const config::AuthConfig& config_;
 };

@@ -128,8 +128,15 @@ Verdict ConnectionPipeline::onClientPacket(const mqtt::Frame& frame, const uint8
         stage_ = Stage::Closed;
         return Verdict::close(v5() ? d.v5Reason : 0);
     }
-    // (b) v5 AUTH (re-authentication with a fresh token) is answered here, before the Session.
+    // v5 AUTH (re-authentication with a fresh token): the Session decodes it and hands the
+    // token to onReauthenticate, which queues the job the transport takes (takeJob()).
     Verdict v = session_->onClientPacket(frame, body);
+    if (reauthConflict_) {
+        // MQTT 5 §4.12.1: the client waits for the server's AUTH before sending another.
+        reauthConflict_ = false;
+        onProtocolError(rc::ProtocolError, "AUTH while a re-authentication is pending");
+        v = Verdict::close(rc::ProtocolError);
+    }
     if (v.kind == Verdict::Kind::Close) {
         stage_ = Stage::Closed;
         if (!v5()) v.disconnectReason = 0;
@@ -192,6 +199,11 @@ Action ConnectionPipeline::onConnect(const mqtt::Frame& frame, const uint8_t* bo
         a = finishAuth(pending.outcome, false, nowMs);
     } else if (events_.addressBanned()) {
         a = refuse(rc::Banned, "banned");
+    } else if (pending.needToken) {
+        enhancedJwt_ = pending.enhancedJwt;
+        std::string tokenText = std::move(pending.token);
+        pendingAuth_ = std::make_unique<Authenticator::Pending>(std::move(pending));
+        a = awaitToken(std::move(tokenText));
     } else {
         pendingAuth_ = std::make_unique<Authenticator::Pending>(std::move(pending));
         a = awaitPassword();
@@ -214,9 +226,103 @@ Action ConnectionPipeline::awaitPassword() {
     return a;
 }
 
+Action ConnectionPipeline::awaitToken(std::string tokenText) {
+    Action a{Action::Kind::Await};
+    Job job;
+    job.kind = Job::Kind::Token;
+    job.token = std::move(tokenText);
+    a.job = std::move(job);
+    return a;
+}
+
+void ConnectionPipeline::setTokenDeadline(int64_t exp, int64_t verifiedAt, uint64_t nowMs) {
+    const auto& token = options_->auth->token;
+    const int64_t leeway = token ? token->leeway.count() / 1000 : 0;
+    const int64_t left = std::max<int64_t>(0, exp + leeway - verifiedAt);
+    tokenDeadlineMs_ = nowMs + static_cast<uint64_t>(left) * 1000;
+}
+
+std::shared_ptr<const policy::ClientRights> ConnectionPipeline::rightsFor(
+    const PipelineOptions& opt) const {
+    // auth.token roles_claim: roles the token names (and the policy defines) replace the
+    // identity's users: / default_roles, on reloads too.
+    return tokenRoles_.empty()
+               ? opt.policy->rightsFor(identity_, connect_->clientId)
+               : opt.policy->rightsForRoles(identity_, connect_->clientId, tokenRoles_);
+}
+
+void ConnectionPipeline::onReauthenticate(std::string tokenText) {
+    if (reauthPending_) {
+        OPENSSL_cleanse(tokenText.data(), tokenText.size());
+        reauthConflict_ = true;
+        return;
+    }
+    Job job;
+    job.kind = Job::Kind::Token;
+    job.token = std::move(tokenText);
+    job.reauth = true;
+    pendingJob_ = std::move(job);
+    reauthPending_ = true;
+}
+
+Action ConnectionPipeline::onReauthDone(JobResult result, uint64_t nowMs) {
+    reauthPending_ = false;
+    if (stage_ != Stage::Established) return {};
+    token::TokenResult verdict = std::move(result.token);
+    if (result.status != JobResult::Status::Ok) {
+        verdict.status = token::TokenStatus::Refused;
+        verdict.reason = result.detail.empty() ? "not checked" : result.detail;
+    }
+    // A re-authentication extends a session; it never turns it into someone else's.
+    if (verdict.ok() && verdict.identity != identity_) {
+        verdict.status = token::TokenStatus::Refused;
+        verdict.reason = "re-authentication names another identity";
+    }
+    events_.authCounted("token", verdict.ok());
+    if (!verdict.ok()) {
+        events_.authFailed("token", identity_);
+        events_.audit("auth_failure", "", "", "", "re-authentication refused: " + verdict.reason);
+        return closeWithReason(rc::NotAuthorized);
+    }
+    setTokenDeadline(verdict.expiresAt, result.verifiedAt, nowMs);
+    events_.audit("connect", "", "", "", "re-authenticated");
+    Action a;
+    mqtt::AuthPacket ok;
+    ok.reason = rc::Success;
+    ok.properties.push_back(
+        mqtt::Property::string(mqtt::prop::AuthenticationMethod, std::string(kJwtAuthMethod)));
+    a.toClient = mqtt::encodeAuth(ok);
+    // onTimer folds the moved deadline with keepalive's.
+    if (!connackPending_) deadline_ = nowMs;
+    return a;
+}
+
 Action ConnectionPipeline::onJobDone(JobResult result, uint64_t nowMs) {
     nowMs_ = nowMs;
+    if (result.kind == Job::Kind::Token && result.reauth)
+        return onReauthDone(std::move(result), nowMs);
     if (stage_ != Stage::Authenticating || !pendingAuth_) return {};
+    if (result.kind == Job::Kind::Token) {
+        Authenticator::Pending pending = std::move(*pendingAuth_);
+        pendingAuth_.reset();
+        OPENSSL_cleanse(pending.token.data(), pending.token.size());
+        switch (result.status) {
+            case JobResult::Status::Ok: {
+                Authenticator auth(*options_->auth);
+                tokenVerifiedAt_ = result.verifiedAt;
+                return finishAuth(
+                    auth.finishToken(std::move(pending), *connect_, cert_, result.token), false,
+                    nowMs);
+            }
+            case JobResult::Status::Banned:
+                return refuse(rc::Banned, result.detail);
+            case JobResult::Status::QueueFull:
+                events_.rateLimited("auth_queue");
+                return refuse(rc::ServerBusy, result.detail);
+            default:
+                return refuse(rc::ServerBusy, result.detail);
+        }
+    }
     // A reload replaced the password file while this check waited or ran (a password changed, a
     // user removed): the old file's verdict does not count, check the current one.
     if (result.checked && options_->passwords && options_->passwords != result.checked)
@@ -266,15 +372,18 @@ Action ConnectionPipeline::finishAuth(const AuthOutcome& authOutcome, bool passw
     const AuthOutcome outcome =
         checkForwardedUsername(opt.credentials, authOutcome, connect_->username);
     bool passwordFailed = false;
+    const char* failedMethod = outcome.factors.empty() ? "" : "password";
     for (const auto& f : outcome.factors) {
-        events_.authCounted(
-            f.method == config::AuthMethod::Certificate ? "certificate" : "password", f.success);
+        const char* name = f.method == config::AuthMethod::Certificate ? "certificate"
+                           : f.method == config::AuthMethod::Token     ? "token"
+                                                                       : "password";
+        events_.authCounted(name, f.success);
         passwordFailed |= f.method == config::AuthMethod::Password && !f.success;
+        if (f.method == config::AuthMethod::Token && !f.success) failedMethod = "token";
     }
     if (!outcome.ok) {
         std::string who = connect_->username.value_or("");
-        if (!(passwordCharged && passwordFailed))
-            events_.authFailed(outcome.factors.empty() ? "" : "password", who);
+        if (!(passwordCharged && passwordFailed)) events_.authFailed(failedMethod, who);
         identity_ = who;
         return refuse(outcome.v5Reason, outcome.reason);
     }
@@ -282,7 +391,12 @@ Action ConnectionPipeline::finishAuth(const AuthOutcome& authOutcome, bool passw
     if (events_.addressBanned()) return refuse(rc::Banned, "banned");
     // (c) client-id ownership checks plug in here: a rule consulting a table through events_.
     events_.loggedIn(identity_);
-    auto rights = opt.policy->rightsFor(identity_, connect_->clientId);
+    if (outcome.tokenExpiresAt) setTokenDeadline(*outcome.tokenExpiresAt, tokenVerifiedAt_, nowMs);
+    for (const auto& role : outcome.ignoredRoles)
+        events_.audit("authz_denied", "role", "", role,
+                      "token role not defined in policy.roles: ignored");
+    tokenRoles_ = outcome.tokenRoles;
+    auto rights = rightsFor(opt);
     if (connect_->willFlag) {
         policy::Decision d = rights->checkPublish(connect_->willTopic);
         if (!d.allowed) {
@@ -346,6 +460,23 @@ Action ConnectionPipeline::finishAuth(const AuthOutcome& authOutcome, bool passw
             onward.password.reset();
             break;
     }
+    // The jwt method is the gateway's business: the broker sees neither the method nor the
+    // token (CONTRACT §3: authentication properties of the jwt method removed).
+    if (enhancedJwt_) {
+        auto& props = onward.properties;
+        for (auto& p : props)
+            if (p.id == mqtt::prop::AuthenticationData) OPENSSL_cleanse(p.str.data(), p.str.size());
+        props.erase(std::remove_if(props.begin(), props.end(),
+                                   [](const mqtt::Property& p) {
+                                       return p.id == mqtt::prop::AuthenticationMethod ||
+                                              p.id == mqtt::prop::AuthenticationData;
+                                   }),
+                    props.end());
+        rewrite = true;
+        // connect_ lives as long as the connection: no token left in it either.
+        for (auto& p : connect_->properties)
+            if (p.id == mqtt::prop::AuthenticationData) OPENSSL_cleanse(p.str.data(), p.str.size());
+    }
     if (rewrite) connectBytes_ = mqtt::encodeConnect(onward);
     if (onward.password) OPENSSL_cleanse(onward.password->data(), onward.password->size());
     // The password is not needed any more: do not keep it in memory.
@@ -364,6 +495,7 @@ Action ConnectionPipeline::finishAuth(const AuthOutcome& authOutcome, bool passw
     so.connectSessionExpiryZero = connect_->sessionExpiry().value_or(0) == 0;
     so.integrity = std::move(integrityChecker);
     if (opt.stampIdentity) so.stampIdentity = identity_;
+    if (enhancedJwt_) so.authMethod = std::string(kJwtAuthMethod);
     limiter_ = PacketLimiter(opt.limiter);
     SessionEvents& sessionEvents = *this;
     session_ = std::make_unique<Session>(connect_->version, std::move(rights), so, sessionEvents);
@@ -434,6 +566,8 @@ void ConnectionPipeline::onBrokerConnack(const mqtt::Frame& frame, const uint8_t
     // Keepalive enforcement replaces the connect deadline: 1.5 x keepalive of silence.
     keepAlive_.start(keepAliveSeconds_, nowMs);
     deadline_ = keepAlive_.enabled() ? nowMs + keepAlive_.limitMs() : 0;
+    if (tokenDeadlineMs_ && (deadline_ == 0 || *tokenDeadlineMs_ < deadline_))
+        deadline_ = std::max(*tokenDeadlineMs_, nowMs);
 }
 
 Verdict ConnectionPipeline::onBrokerPacket(const mqtt::Frame& frame, const uint8_t* body,
@@ -480,11 +614,15 @@ Action ConnectionPipeline::onTimer(uint64_t nowMs, bool pausedByUs) {
                 events_.backendConnack(false);
                 return refuse(rc::ServerUnavailable, "backend CONNACK timeout");
             }
-            // (b) a credential expiry deadline (JWT exp) is checked here, before keepalive, and
-            // folded into deadline_ below.
+            // The token's exp (+ leeway) ends the session unless a re-authentication moved it;
+            // checked before keepalive and folded into deadline_.
+            if (tokenDeadlineMs_ && nowMs >= *tokenDeadlineMs_) {
+                events_.audit("disconnect", "", "", "", "token expired");
+                return closeWithReason(rc::MaximumConnectTime);
+            }
             if (pausedByUs) keepAlive_.packet(nowMs);
             if (!keepAlive_.enabled()) {
-                deadline_ = 0;
+                deadline_ = tokenDeadlineMs_.value_or(0);
                 return {};
             }
             const uint64_t left = keepAlive_.remaining(nowMs);
@@ -493,6 +631,7 @@ Action ConnectionPipeline::onTimer(uint64_t nowMs, bool pausedByUs) {
                 return closeWithReason(rc::KeepAliveTimeout);
             }
             deadline_ = nowMs + left;
+            if (tokenDeadlineMs_) deadline_ = std::min(deadline_, *tokenDeadlineMs_);
             return {};
         }
         case Stage::Closed:
@@ -560,7 +699,7 @@ Action ConnectionPipeline::onReload(std::shared_ptr<const PipelineOptions> optio
     bool willForgedStamp = false;
     if (hasSessionRights(st) && session_) {
         facts.identityBanned = !identity_.empty() && events_.identityBanned(identity_);
-        rights = opt.policy->rightsFor(identity_, connect_->clientId);
+        rights = rightsFor(opt);
         facts.hasRights = rights->hasAnyRights();
         if (connect_->willFlag) {
             willDecision = rights->checkPublish(connect_->willTopic);

@@ -6,7 +6,8 @@
 //
 //   stage              entered by                          left by
 //   AwaitConnect       construction (transport is up)      onConnect
-//   Authenticating     onConnect: Await{job} (password)     onJobDone
+//   Authenticating     onConnect: Await{job} (password,     onJobDone
+//                      token)
 //   ConnectingBackend  Action::OpenBackend                  onBackendConnected / Failed
 //   Established        onBackendConnected (CONNACK pending  close
 //                      until onBrokerPacket sees it)
@@ -16,10 +17,13 @@
 // events: Action (none / await / open backend / close / close now), with bytes for either side.
 // Outward, one narrow interface: PipelineEvents (audit, metrics, bans, anomalies, cluster).
 //
-// Extension points: off-loop work (token verification, key fetches) is a new Job::Kind answered
-// through onJobDone; a per-session deadline (a credential's expiry) is folded into deadline()
-// and enforced in onTimer; v5 AUTH (re-authentication) is answered in onClientPacket before the
-// Session sees it; a CONNECT rule that consults shared state (client-id ownership) asks through
+// Tokens (auth.token, issue 24): the verification is Job::Kind::Token; the token's exp +
+// leeway is folded into deadline() and enforced in onTimer (v5 DISCONNECT 0xA0); a v5 AUTH
+// re-authentication is decoded by the Session, queued as a Token job the transport takes after
+// the packet (hasJob / takeJob) and answered through onJobDone (AUTH 0x00 or DISCONNECT 0x87).
+//
+// Extension points: other off-loop work (key fetches) is a new Job::Kind answered through
+// onJobDone; a CONNECT rule that consults shared state (client-id ownership) asks through
 // PipelineEvents from finishAuth; per-role publish rights (retain, max QoS) live in
 // policy::ClientRights and are enforced by Session.
 
@@ -46,11 +50,15 @@ namespace moat::inspect {
 // Work the pipeline needs done off the event loop; the answer comes back through onJobDone.
 // New kinds (token verification, key fetches) add a Kind and their fields here.
 struct Job {
-    enum class Kind : uint8_t { Password };
+    enum class Kind : uint8_t { Password, Token };
     Kind kind = Kind::Password;
     std::string user;
     std::string password;  // a copy: move it into the worker, which wipes it
     std::shared_ptr<const policy::PasswordFile> passwords;
+    // Token (auth.token): the JWT from the CONNECT password, v5 Authentication Data, or an AUTH
+    // re-authentication (`reauth`). Moved into the worker, which wipes it.
+    std::string token;
+    bool reauth = false;
 };
 
 struct JobResult {
@@ -67,6 +75,11 @@ struct JobResult {
     std::string detail;  // Banned / QueueFull / Abandoned: the refusal's audit reason
     // Password: the file the job checked against (a reload may have replaced it since).
     std::shared_ptr<const policy::PasswordFile> checked;
+    // Token: the verifier's verdict (status Ok: it ran), the wall-clock second it was judged
+    // at (exp is wall time; the pipeline's clock is not), and whether it was a re-authentication.
+    token::TokenResult token;
+    int64_t verifiedAt = 0;
+    bool reauth = false;
 };
 
 // A control decision (CONNECT, job result, backend, timer, reload, kick, drain).
@@ -151,6 +164,14 @@ class ConnectionPipeline : private SessionEvents {
     // A whole packet after CONNECT (Established). Hold: the packet stays buffered.
     Verdict onClientPacket(const mqtt::Frame& frame, const uint8_t* body, uint64_t nowMs);
     Action onJobDone(JobResult result, uint64_t nowMs);
+    // A job a client packet asked for (v5 AUTH re-authentication: verify the fresh token off
+    // the loop, answer through onJobDone). The transport asks after each client packet.
+    bool hasJob() const { return pendingJob_.has_value(); }
+    std::optional<Job> takeJob() {
+        std::optional<Job> j = std::move(pendingJob_);
+        pendingJob_.reset();
+        return j;
+    }
 
     // ---- broker -> gateway
     // toBroker: the CONNECT (after whatever header the transport to the broker adds).
@@ -202,6 +223,11 @@ class ConnectionPipeline : private SessionEvents {
     // CONNECT, after authentication: ban, will ACL, will integrity, credential rewrite.
     Action finishAuth(const AuthOutcome& outcome, bool passwordCharged, uint64_t nowMs);
     Action awaitPassword();
+    Action awaitToken(std::string token);
+    Action onReauthDone(JobResult result, uint64_t nowMs);
+    // The token's session ends at exp + leeway (verifiedAt: the wall-clock second of nowMs).
+    void setTokenDeadline(int64_t exp, int64_t verifiedAt, uint64_t nowMs);
+    std::shared_ptr<const policy::ClientRights> rightsFor(const PipelineOptions& opt) const;
     Action refuse(uint8_t v5Reason, const std::string& why);
     Action closeWithReason(uint8_t v5Reason);
     Action closeAfterFlush();
@@ -220,6 +246,7 @@ class ConnectionPipeline : private SessionEvents {
     void onBackendMalformed(const char* detail) override;
     void onIntegrityDenied(std::string_view topic, std::string_view rule,
                            const char* reason) override;
+    void onReauthenticate(std::string token) override;
 
     std::shared_ptr<const PipelineOptions> options_;
     PipelineEvents& events_;
@@ -241,6 +268,14 @@ class ConnectionPipeline : private SessionEvents {
     // off): a reload that turns stamp_identity on must not let the broker publish it.
     bool willForgedIdentity_ = false;
     WithheldDeliveries withheld_;  // audit summarising of withheld deliveries
+    // auth.token
+    bool enhancedJwt_ = false;                 // v5 Authentication Method "jwt" at CONNECT
+    int64_t tokenVerifiedAt_ = 0;              // wall-clock second of the CONNECT's verdict
+    std::optional<uint64_t> tokenDeadlineMs_;  // exp + leeway on this pipeline's clock
+    std::vector<std::string> tokenRoles_;      // roles_claim roles (replace users: / defaults)
+    std::optional<Job> pendingJob_;            // AUTH re-authentication, for takeJob()
+    bool reauthPending_ = false;               // asked, not yet answered
+    bool reauthConflict_ = false;              // a second AUTH before the first was answered
 };
 
 }  // namespace moat::inspect

@@ -76,10 +76,22 @@ Verdict Session::onClientPacket(const mqtt::Frame& frame, const uint8_t* body) {
         }
         case PacketType::Connect:
             return protocolError(rc::ProtocolError, "second CONNECT");
-        case PacketType::Auth:
-            // Enhanced authentication is not supported: CONNECT with an Authentication Method
-            // is refused, so an AUTH packet here is a protocol error (MQTT 5 4.12).
-            return protocolError(rc::ProtocolError, "AUTH without authentication method");
+        case PacketType::Auth: {
+            // Only the "jwt" method is supported (CONNECT with another one is refused): an AUTH
+            // without it is a protocol error (MQTT 5 §4.12).
+            if (options_.authMethod.empty())
+                return protocolError(rc::ProtocolError, "AUTH without authentication method");
+            mqtt::AuthPacket auth;
+            uint8_t r = mqtt::decodeAuth(body, frame.remainingLength, version_, auth);
+            if (r != rc::Success) return protocolError(r, "malformed AUTH");
+            auto method = mqtt::findString(auth.properties, mqtt::prop::AuthenticationMethod);
+            if (auth.reason != rc::ReAuthenticate || method != options_.authMethod)
+                return protocolError(rc::ProtocolError, "AUTH is not a jwt re-authentication");
+            auto data = mqtt::findString(auth.properties, mqtt::prop::AuthenticationData);
+            if (!data) return Verdict::close(rc::NotAuthorized);
+            events_.onReauthenticate(std::move(*data));
+            return Verdict::drop();  // the broker never sees it
+        }
         default:
             return protocolError(rc::ProtocolError, "server-to-client packet from client");
     }
@@ -350,13 +362,31 @@ Verdict Session::brokerConnack(const mqtt::Frame& frame, const uint8_t* body) {
     if (!v5()) return Verdict::forward();
     brokerTopicAliasMax_ =
         mqtt::findNumber(ack.properties, mqtt::prop::TopicAliasMaximum).value_or(0);
+    bool changed = false;
     // The broker saw the clamped keepalive as the client's own, so it will not announce it:
     // the gateway does (MQTT 5 §3.2.2.3.14), unless the broker chose an even shorter one.
-    if (options_.serverKeepAlive == 0 || ack.code >= 0x80 ||
-        mqtt::findNumber(ack.properties, mqtt::prop::ServerKeepAlive))
-        return Verdict::forward();
-    ack.properties.push_back(
-        mqtt::Property::integer(mqtt::prop::ServerKeepAlive, options_.serverKeepAlive));
+    if (options_.serverKeepAlive != 0 && ack.code < 0x80 &&
+        !mqtt::findNumber(ack.properties, mqtt::prop::ServerKeepAlive)) {
+        ack.properties.push_back(
+            mqtt::Property::integer(mqtt::prop::ServerKeepAlive, options_.serverKeepAlive));
+        changed = true;
+    }
+    // The broker never saw the client's Authentication Method (the gateway authenticated):
+    // the CONNACK carries the client's own back (MQTT 5 §3.2.2.3.17), and nothing the broker
+    // may have said about authentication.
+    if (!options_.authMethod.empty()) {
+        auto& props = ack.properties;
+        props.erase(std::remove_if(props.begin(), props.end(),
+                                   [](const mqtt::Property& p) {
+                                       return p.id == mqtt::prop::AuthenticationMethod ||
+                                              p.id == mqtt::prop::AuthenticationData;
+                                   }),
+                    props.end());
+        props.push_back(
+            mqtt::Property::string(mqtt::prop::AuthenticationMethod, options_.authMethod));
+        changed = true;
+    }
+    if (!changed) return Verdict::forward();
     return Verdict::replace(
         mqtt::encodeConnack(version_, ack.sessionPresent, ack.code, ack.properties));
 }

@@ -46,6 +46,10 @@ class SessionEvents {
                                    const char* reason) {
         (void)topic, (void)rule, (void)reason;
     }
+    // v5 re-authentication (Authentication Method "jwt", AUTH 0x19): a fresh token to verify.
+    // The AUTH packet itself never reaches the broker; the connection answers AUTH 0x00 or
+    // ends the session (DISCONNECT 0x87).
+    virtual void onReauthenticate(std::string token) { (void)token; }
 };
 
 struct SessionOptions {
@@ -65,6 +69,10 @@ struct SessionOptions {
     // integrity.stamp_identity (v5): the identity stamped on every forwarded PUBLISH as user
     // property moat-identity; client-supplied copies are removed. nullopt: off.
     std::optional<std::string> stampIdentity;
+    // v5 Authentication Method "jwt" at CONNECT (auth.token): the CONNACK echoes the method
+    // (MQTT 5 §4.12) and AUTH 0x19 with a fresh token re-authenticates. Empty: no enhanced
+    // authentication, an AUTH packet is a protocol error.
+    std::string authMethod;
 };
 
 class Session {

@@ -74,12 +74,22 @@ Metrics::Metrics()
       anomalies_(anomaliesFamily_, "kind",
                  {"auth_failures", "topic_scan", "connection_storm", "publish_spike"}),
       readsPaused_(readsPausedFamily_, "reason", {"client_queue", "broker_queue", "pending_acks"}) {
-    for (auto m : {AuthMethodLabel::Certificate, AuthMethodLabel::Password}) {
-        const std::string method = m == AuthMethodLabel::Certificate ? "certificate" : "password";
+    for (auto m :
+         {AuthMethodLabel::Certificate, AuthMethodLabel::Password, AuthMethodLabel::Token}) {
+        const std::string method = m == AuthMethodLabel::Certificate ? "certificate"
+                                   : m == AuthMethodLabel::Password  ? "password"
+                                                                     : "token";
         const auto mi = static_cast<size_t>(m);
         auth_[mi][0] = &authTotal_.Add({{"method", method}, {"result", "success"}});
         auth_[mi][1] = &authTotal_.Add({{"method", method}, {"result", "failure"}});
     }
+    auto& jwks = family<prometheus::Counter>(
+        *registry_, "moat_jwks_fetch_total",
+        "Fetches of auth.token.jwks_url: ok, failed (the last good keys stay in use), skipped "
+        "(an unknown-kid refresh within the rate limit).");
+    jwksFetch_[0] = &jwks.Add({{"result", "ok"}});
+    jwksFetch_[1] = &jwks.Add({{"result", "failed"}});
+    jwksFetch_[2] = &jwks.Add({{"result", "skipped"}});
     reloadOk_ = &reloadsFamily_.Add({{"result", "ok"}});
     reloadFailed_ = &reloadsFamily_.Add({{"result", "failed"}});
     bansActive_ = &bansActiveFamily_.Add({});

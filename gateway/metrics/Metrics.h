@@ -26,7 +26,8 @@
 namespace moat::metrics {
 
 enum class Direction : uint8_t { ClientToBroker = 0, BrokerToClient = 1 };
-enum class AuthMethodLabel : uint8_t { Certificate = 0, Password = 1 };
+enum class AuthMethodLabel : uint8_t { Certificate = 0, Password = 1, Token = 2 };
+inline constexpr size_t kAuthMethodLabels = 3;
 
 std::string_view directionLabel(Direction d);
 // "CONNECT" … "AUTH" for 1..15, "RESERVED" for 0 and anything out of range.
@@ -68,8 +69,13 @@ class Metrics {
                      packetType >= 1 && packetType <= 15 ? packetType : 0, 1, bytes);
     }
 
+    // 0 ok, 1 failed (the last good keys stay), 2 unknown-kid refresh skipped (rate limit).
+    void jwksFetch(size_t result) {
+        if (result < jwksFetch_.size()) jwksFetch_[result]->Increment();
+    }
     void auth(AuthMethodLabel method, bool success) {
-        auth_[static_cast<size_t>(method) & 1][success ? 0 : 1]->Increment();
+        const auto mi = static_cast<size_t>(method);
+        if (mi < kAuthMethodLabels) auth_[mi][success ? 0 : 1]->Increment();
     }
     // action: publish | subscribe | will | deliver | integrity
     void authzDenied(std::string_view action) { authzDenied_.increment(action); }
@@ -111,7 +117,10 @@ class Metrics {
     prometheus::Family<prometheus::Counter>& readsPausedFamily_;
 
     TrafficCollector traffic_;
-    std::array<std::array<prometheus::Counter*, 2>, 2> auth_{};  // [method][success, failure]
+    // [method][success, failure]
+    std::array<std::array<prometheus::Counter*, 2>, kAuthMethodLabels> auth_{};
+    // JWKS fetches of auth.token.jwks_url by result (ok | failed | skipped).
+    std::array<prometheus::Counter*, 3> jwksFetch_{};
     LabeledCounter authzDenied_;
     LabeledCounter rateLimited_;
     LabeledCounter protocolErrors_;

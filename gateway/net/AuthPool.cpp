@@ -72,6 +72,8 @@ void AuthPool::run() {
             r = Result::Banned;
         } else if (Clock::now() >= job.deadline) {
             r = Result::Expired;
+        } else if (job.work) {
+            r = job.work();
         } else {
             switch (job.passwords->verify(job.user, job.password)) {
                 case policy::PasswordFile::Verify::Ok:

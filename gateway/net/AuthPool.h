@@ -53,6 +53,9 @@ class AuthPool {
         std::string password;  // wiped once checked (or dropped)
         std::shared_ptr<const policy::PasswordFile> passwords;
         Clock::time_point deadline{Clock::time_point::max()};
+        // Set: run this instead of the password check (token verification, issue #24); it
+        // keeps its own result and answers Ok. Same queue, fairness, bans and deadlines.
+        std::function<Result()> work;
         std::function<void(Result)> done;
     };
 

@@ -204,6 +204,8 @@ size_t ClientConnection::processClientPackets(const uint8_t* data, size_t len) {
                                  &ClientConnection::queueToClient);
         off += size;
         if (!goOn) return off;
+        // A v5 AUTH re-authentication: its token is verified off the loop.
+        if (pipeline_->hasJob()) startTokenCheck(std::move(*pipeline_->takeJob()));
         if (pipeline_->backlogged()) pauseClient(kPauseBacklog);
     }
     run.flush(*this);
@@ -253,7 +255,10 @@ bool ClientConnection::execute(inspect::Action a) {
             break;
         case K::Await:
             pauseClient(kPauseState);
-            startPasswordCheck(std::move(*a.job));
+            if (a.job->kind == inspect::Job::Kind::Token)
+                startTokenCheck(std::move(*a.job));
+            else
+                startPasswordCheck(std::move(*a.job));
             break;
         case K::OpenBackend:
             pauseClient(kPauseState);

@@ -35,6 +35,7 @@ class Worker;
 struct WorkerListener;
 struct AuthCharge;
 struct PasswordTicket;
+struct TokenTicket;
 
 class ClientConnection : private inspect::PipelineEvents {
   public:
@@ -131,6 +132,12 @@ class ClientConnection : private inspect::PipelineEvents {
     void abandonPasswordCheck();
     static void onAuthDelayTimer(uv_timer_t* t);
 
+    // --- token check on the AuthPool (TokenCheck.cpp): a CONNECT's token or a v5 AUTH
+    // re-authentication (Job::Kind::Token), answered through the pipeline's onJobDone.
+    void startTokenCheck(inspect::Job job);
+    void onTokenChecked(int result);  // AuthPool::Result
+    void abandonTokenCheck();
+
     // --- backend side
     void connectBackend();
     static void onBackendConnected(uv_connect_t* req, int status);
@@ -224,6 +231,7 @@ class ClientConnection : private inspect::PipelineEvents {
     std::shared_ptr<PasswordTicket> passwordTicket_;  // a check queued or running
     std::unique_ptr<AuthCharge> authCharge_;          // charged, not yet handed to the pool
     std::unique_ptr<inspect::Job> job_;               // the check charged / delayed
+    std::shared_ptr<TokenTicket> tokenTicket_;        // a token check queued or running
     std::optional<metrics::PublishBaseline> publishBaseline_;  // publish_spike anomalies
     std::string anomalySubject_;                               // "client=<client id>"
 };

@@ -79,6 +79,7 @@ void ClientConnection::onClientShutdown(uv_shutdown_t* req, int status) {
 void ClientConnection::closeNow() {
     state_ = State::Closing;
     abandonPasswordCheck();
+    abandonTokenCheck();
     auto closeHandle = [](uv_handle_t* h) {
         if (h->data && !uv_is_closing(h)) uv_close(h, onHandleClosed);
     };

@@ -185,12 +185,17 @@ int Gateway::run() {
     authPool_ =
         std::make_unique<AuthPool>(std::max(2u, usableCores() / 2), kAuthQueueCapacity,
                                    [this](const std::string& ip) { return isIpBanned(ip); });
+    updateJwksFetcher();
     startMain();
     runningWorkers_ = static_cast<int>(workers_.size());
     for (auto& w : workers_) w->start();
     MOAT_LOG_INFO("moat serving, backend %s", cfg.backend.address.toString().c_str());
     uv_run(&loop_, UV_RUN_DEFAULT);
     for (auto& w : workers_) w->join();
+    {
+        std::lock_guard lock(jwksMutex_);
+        jwks_.reset();  // stops its thread (a fetch in flight is aborted)
+    }
     if (!authPool_->stop()) {
         // A PBKDF2 (up to seconds) was still running: not waited for. Exit without exit
         // handlers, which would free OpenSSL state under that thread's feet.
@@ -245,6 +250,12 @@ std::vector<std::string> Gateway::watchedFiles() const {
             if (!f->empty()) files.push_back(*f);
     }
     if (!cfg.auth.passwordFile.empty()) files.push_back(cfg.auth.passwordFile);
+    if (cfg.auth.token) {
+        // auth.token's keys, secrets and JWKS document: rotated like certificates.
+        for (const auto& f : cfg.auth.token->keys) files.push_back(f);
+        for (const auto& f : cfg.auth.token->hmacSecrets) files.push_back(f);
+        if (!cfg.auth.token->jwksFile.empty()) files.push_back(cfg.auth.token->jwksFile);
+    }
     // Integrity keys; a per-identity `%u` is watchable in the file name only (a `%u` folder
     // would mean one watch per identity: those keys change on SIGHUP).
     for (const auto& rule : cfg.integrity.rules) {
@@ -306,6 +317,48 @@ struct ReloadWork {
     std::optional<sockaddr_storage> backend;  // the new backend address, resolved off-loop
 };
 
+void Gateway::updateJwksFetcher() {
+    const auto& token = snapshot_->config->auth.token;
+    std::optional<JwksFetcher::Settings> want;
+    if (token && !token->jwksUrl.empty() &&
+        snapshot_->config->auth.hasMethod(config::AuthMethod::Token)) {
+        JwksFetcher::Settings s;
+        s.url = token->jwksUrl;
+        s.caFile = token->jwksCa;
+        s.refresh = token->jwksRefresh;
+        want = std::move(s);
+    }
+    std::shared_ptr<JwksFetcher> old;
+    {
+        std::lock_guard lock(jwksMutex_);
+        if (want && jwks_ && jwks_->settings() == *want) return;
+        if (!want && !jwks_) return;
+        old = std::move(jwks_);
+        if (want) {
+            metrics::Metrics* m = &metrics_;
+            const std::string url = want->url;
+            jwks_ = std::make_shared<JwksFetcher>(*want, [m, url](JwksFetcher::Event e,
+                                                                  const std::string& detail) {
+                switch (e) {
+                    case JwksFetcher::Event::Ok:
+                        m->jwksFetch(0);
+                        MOAT_LOG_INFO("jwks_url %s: %s", url.c_str(), detail.c_str());
+                        break;
+                    case JwksFetcher::Event::Failed:
+                        m->jwksFetch(1);
+                        MOAT_LOG_WARN("jwks_url %s: fetch failed, keeping the last good keys: %s",
+                                      url.c_str(), detail.c_str());
+                        break;
+                    case JwksFetcher::Event::Skipped:
+                        m->jwksFetch(2);
+                        break;
+                }
+            });
+        }
+    }
+    // `old` (if any) stops when the last pool job holding it lets go.
+}
+
 void Gateway::reload() {
     if (shuttingDown_ || !reloadGate_.request()) return;  // running: pending, runs after it
     startReload();
@@ -358,6 +411,7 @@ void Gateway::applyReload(ReloadWork& w) {
         wk->post([snap](Worker& worker) { worker.setSnapshot(snap); });
     }
     if (watcher_) watcher_->watch(watchedFiles());
+    updateJwksFetcher();
     updateCertExpiry();  // a rotated certificate's expiry shows at once
     metrics_.reload(true);
     audit("reload", "", "", "", "", "", "", "", "", "ok");
@@ -491,6 +545,7 @@ void Gateway::tlsHandshakeFailed(const std::string& listener) {
 
 void Gateway::authCounted(std::string_view method, bool success) {
     metrics_.auth(method == "certificate" ? metrics::AuthMethodLabel::Certificate
+                  : method == "token"     ? metrics::AuthMethodLabel::Token
                                           : metrics::AuthMethodLabel::Password,
                   success);
 }

@@ -24,6 +24,7 @@
 #include "gateway/metrics/Metrics.h"
 #include "gateway/net/AuthPool.h"
 #include "gateway/net/BackendResolver.h"
+#include "gateway/net/JwksFetcher.h"
 #include "gateway/net/ReloadGate.h"
 #include "gateway/net/Snapshot.h"
 
@@ -82,6 +83,11 @@ class Gateway : private cluster::ClusterHandler {
     // `identity` logged in from `ip`: from there it is never slowed by failures charged to it.
     void loggedIn(const std::string& identity, const std::string& ip);
     AuthPool& authPool() { return *authPool_; }
+    // auth.token.jwks_url's keys (null without one). Any thread.
+    std::shared_ptr<JwksFetcher> jwksFetcher() const {
+        std::lock_guard lock(jwksMutex_);
+        return jwks_;
+    }
     // A topic denied to connection `connectionId`: may raise a topic_scan anomaly. Called on
     // the connection's worker thread: the calling worker's own detector answers, no lock.
     std::optional<metrics::Anomaly> deniedTopic(uint64_t connectionId, std::string_view topic);
@@ -123,6 +129,8 @@ class Gateway : private cluster::ClusterHandler {
     void reload();       // coalesced through reloadGate_
     void startReload();  // loads the new snapshot on the thread pool
     void applyReload(ReloadWork& work);
+    // Starts, replaces or stops the JWKS fetcher to match the current snapshot.
+    void updateJwksFetcher();
     void beginShutdown();
     // The files whose change triggers an automatic reload (config, TLS files, passwords).
     std::vector<std::string> watchedFiles() const;
@@ -195,6 +203,8 @@ class Gateway : private cluster::ClusterHandler {
     std::unique_ptr<cluster::ClusterState> cluster_;  // with `cluster:` only
     inspect::SharedIdentityGuard identityGuard_;
     std::unique_ptr<AuthPool> authPool_;
+    mutable std::mutex jwksMutex_;
+    std::shared_ptr<JwksFetcher> jwks_;
 
     uv_loop_t loop_{};
     BackendResolver resolver_{&loop_};

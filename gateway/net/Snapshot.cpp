@@ -2,6 +2,8 @@
 
 #include <atomic>
 
+#include "gateway/net/Log.h"
+
 namespace moat::net {
 
 std::shared_ptr<const inspect::PipelineOptions> pipelineOptions(const Snapshot& snap) {
@@ -30,6 +32,50 @@ std::shared_ptr<const inspect::PipelineOptions> pipelineOptions(const Snapshot& 
     o->handshakeTimeoutMs = static_cast<uint64_t>(c.limits.handshakeTimeout.count());
     o->connectTimeoutMs = static_cast<uint64_t>(c.backend.connectTimeout.count());
     return o;
+}
+
+std::shared_ptr<const Snapshot::Token> buildTokenSettings(const config::Config& config,
+                                                          std::vector<std::string>& errors) {
+    const config::TokenAuthConfig& c = *config.auth.token;
+    auto t = std::make_shared<Snapshot::Token>();
+    std::string err;
+    for (const auto& path : c.keys)
+        if (!t->fileKeys.addPemFile(path, err)) errors.push_back("auth.token.keys: " + err);
+    for (const auto& path : c.hmacSecrets)
+        if (!t->fileKeys.addHmacSecretFile(path, err))
+            errors.push_back("auth.token.hmac_secrets: " + err);
+    if (!c.jwksFile.empty()) {
+        std::string text;
+        std::vector<std::string> skipped;
+        if (!token::readSmallFile(c.jwksFile, token::kMaxJwksBytes, text, err) ||
+            !t->fileKeys.addJwks(text, c.jwksFile, err, skipped))
+            errors.push_back("auth.token.jwks_file: " + err);
+        for (const auto& s : skipped) MOAT_LOG_WARN("auth.token.jwks_file: skipped %s", s.c_str());
+    }
+    token::ClaimRules& r = t->rules;
+    if (c.algorithms.empty()) {
+        // Default: every algorithm some configured key can verify (HMAC only with secrets;
+        // JWKS documents may bring any asymmetric family).
+        const bool jwks = !c.jwksFile.empty() || !c.jwksUrl.empty();
+        for (auto a : token::allAlgorithms()) {
+            const auto f = token::familyOf(a);
+            if (f == token::KeyFamily::Hmac ? !c.hmacSecrets.empty()
+                                            : jwks || t->fileKeys.hasFamily(f))
+                r.algorithms.add(a);
+        }
+    } else {
+        for (const auto& n : c.algorithms)
+            if (auto a = token::algorithmFromName(n)) r.algorithms.add(*a);
+    }
+    r.issuer = c.issuer;
+    r.audience = c.audience;
+    r.identityClaim = c.identityClaim;
+    r.rolesClaim = c.rolesClaim;
+    r.leewaySeconds = c.leeway.count() / 1000;
+    if (c.maxLifetime) r.maxLifetimeSeconds = c.maxLifetime->count() / 1000;
+    r.identityPrefix = c.identityPrefix;
+    for (const auto& role : config.policy.roles) t->roleNames.insert(role.name);
+    return t;
 }
 
 std::shared_ptr<const Snapshot> buildSnapshot(std::shared_ptr<const config::Config> config,
@@ -82,6 +128,14 @@ std::shared_ptr<const Snapshot> buildSnapshot(std::shared_ptr<const config::Conf
                                                      integrity::ReplayCache::processWide());
         for (size_t i = 0; i < keyErrors.size(); ++i)
             errors.push_back(config->path + ": " + keyErrors[i]);
+    }
+    if (config->auth.token) {
+        std::vector<std::string> tokenErrors;
+        auto t = buildTokenSettings(*config, tokenErrors);
+        const std::string where =
+            config->path + ":" + std::to_string(config->auth.token->line) + ": ";
+        for (auto& e : tokenErrors) errors.push_back(where + e);
+        snap->token = std::move(t);
     }
     for (const auto& l : config->listeners) {
         if (!l.tls) continue;

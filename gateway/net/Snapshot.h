@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 #include "gateway/integrity/KeyStore.h"
 #include "gateway/proxy/CidrSet.h"
 #include "gateway/tls/TlsContext.h"
+#include "gateway/token/KeySet.h"
+#include "gateway/token/TokenVerifier.h"
 #include "policy/PasswordFile.h"
 #include "policy/Policy.h"
 
@@ -35,6 +38,15 @@ struct Snapshot {
     std::map<std::string, ListenerProxy> proxy;  // by listener name; absent = off
     // What each connection's inspect::ConnectionPipeline takes from this snapshot.
     std::shared_ptr<const inspect::PipelineOptions> pipeline;
+    // auth.token: the claim rules, the keys from files (keys, hmac_secrets, jwks_file; the
+    // jwks_url keys live in the Gateway's JwksFetcher) and the role names roles_claim may
+    // name. Null without auth.token.
+    struct Token {
+        token::ClaimRules rules;
+        token::KeySet fileKeys;
+        std::set<std::string> roleNames;
+    };
+    std::shared_ptr<const Token> token;
     uint64_t generation = 0;
 };
 
@@ -45,6 +57,9 @@ std::shared_ptr<const inspect::PipelineOptions> pipelineOptions(const Snapshot& 
 std::shared_ptr<const Snapshot> loadSnapshot(const std::string& path,
                                              std::vector<std::string>& errors);
 // Builds from an already loaded config.
+// auth.token's keys and rules (errors: "auth.token.keys: FILE: why").
+std::shared_ptr<const Snapshot::Token> buildTokenSettings(const config::Config& config,
+                                                          std::vector<std::string>& errors);
 std::shared_ptr<const Snapshot> buildSnapshot(std::shared_ptr<const config::Config> config,
                                               std::vector<std::string>& errors);
 

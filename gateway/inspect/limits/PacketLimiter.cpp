@@ -22,7 +22,8 @@ void PacketLimiter::reconfigure(const LimiterOptions& options) {
 LimitDecision PacketLimiter::admit(PacketType type, size_t bytes, SteadyTime now) {
     const bool publish = type == PacketType::Publish;
     const bool control = type == PacketType::Pingreq || type == PacketType::Subscribe ||
-                         type == PacketType::Unsubscribe;
+                         type == PacketType::Unsubscribe ||
+                         type == PacketType::Auth;  // AUTH: each costs a signature check
     LimitDecision d;
     if (!publish && !control) return d;
     double need = 1;

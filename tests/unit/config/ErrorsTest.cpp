@@ -196,7 +196,7 @@ backend:
   credentials: username
   proxy_protocol: v1
 auth:
-  methods: [certificate, token]
+  methods: [certificate, otp]
   require: some
   identity_from: cert_ou
   client_id: prefix
@@ -209,7 +209,7 @@ policy:
             "9: backend.credentials: bad value 'username' (expected identity, passthrough "
             "or strip)",
             "10: backend.proxy_protocol: bad value 'v1' (expected off or v2)",
-            "12: auth.methods[1]: bad value 'token' (expected certificate or password)",
+            "12: auth.methods[1]: bad value 'otp' (expected certificate, password or token)",
             "13: auth.require: bad value 'some' (expected any or all)",
             "14: auth.identity_from: bad value 'cert_ou' (expected cert_cn, cert_san_dns, "
             "cert_san_uri or cert_san_email)",

@@ -415,3 +415,21 @@ TEST_CASE("Policy: a grant-and-filter decision agrees with the per-topic deliver
     CHECK_FALSE(r->checkDelivery("devices/d1/secrets/key").allowed);
     CHECK(r->checkSubscription("#", true).outcome == SubscribeOutcome::Refuse);  // not covered
 }
+
+TEST_CASE("Policy: rights from roles named at connect (token roles_claim)", "[policy]") {
+    auto policy = compileOk(contractSpec());
+    // "operator" from the token instead of default_roles (device), placeholders still filled.
+    auto ops = policy->rightsForRoles("user:ann", "c1", {"operator", "nonexistent", "operator"});
+    CHECK(ops->roles() == std::vector<std::string>{"operator"});
+    CHECK(ops->checkPublish("devices/d1/commands/reboot").allowed);
+    CHECK_FALSE(ops->checkPublish("devices/d1/commands/firmware/x").allowed);
+    CHECK_FALSE(ops->checkPublish("devices/user:ann/status").allowed);
+    auto both = policy->rightsForRoles("dev7", "c1", {"device", "operator"});
+    CHECK(both->checkPublish("devices/dev7/status").allowed);
+    CHECK(both->checkSubscribe("devices/#").allowed);
+    // No known role: the identity's own roles.
+    auto none = policy->rightsForRoles("dev7", "c1", {"admin"});
+    CHECK(none->roles() == std::vector<std::string>{"device"});
+    auto empty = policy->rightsForRoles("ops-console", "c1", {});
+    CHECK(empty->roles() == std::vector<std::string>{"operator"});
+}
