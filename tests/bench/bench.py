@@ -33,8 +33,12 @@ BENCH = os.environ.get("MOAT_BENCH_BIN", "moat-bench")
 HOST = "127.0.0.1"
 
 PLAIN, NATIVE, HAPROXY, STUNNEL, MOAT_T = "mosquitto", "mosquitto-tls", "haproxy", "stunnel", "moat"
+# Moat with tls.verify_cache: false — not run by default; `--targets ...,moat-nocache` shows
+# what the verified-chain cache saves on the handshake scenarios.
+MOAT_NOCACHE = "moat-nocache"
 ALL_TARGETS = [PLAIN, NATIVE, HAPROXY, STUNNEL, MOAT_T]
-PROXIES = (HAPROXY, STUNNEL, MOAT_T)
+KNOWN_TARGETS = ALL_TARGETS + [MOAT_NOCACHE]
+PROXIES = (HAPROXY, STUNNEL, MOAT_T, MOAT_NOCACHE)
 
 # name -> (kind, parameters). Throughput scenarios mirror issue 10's table.
 SCENARIOS = {
@@ -221,7 +225,7 @@ sslVersionMin = TLSv1.2
     return port, p
 
 
-def moat(workdir, certs, backend_port, name, workers):
+def moat(workdir, certs, backend_port, name, workers, verify_cache=True):
     port = free_port()
     cfg = """listeners:
   - name: bench
@@ -231,6 +235,7 @@ def moat(workdir, certs, backend_port, name, workers):
       key: %(certs)s/server.key
       client_ca: %(certs)s/ca.pem
       require_client_cert: true
+      verify_cache: %(verify_cache)s
     workers: %(workers)s
 backend:
   address: %(host)s:%(backend)d
@@ -259,7 +264,8 @@ metrics:
 audit:
   log: %(workdir)s/%(name)s-audit.log
 """ % {"host": HOST, "port": port, "certs": certs, "workers": workers, "backend": backend_port,
-       "metrics": free_port(), "workdir": workdir, "name": name}
+       "metrics": free_port(), "workdir": workdir, "name": name,
+       "verify_cache": "true" if verify_cache else "false"}
     path = write(os.path.join(workdir, name + ".yaml"), cfg)
     check = subprocess.run([MOAT, "check", "-c", path], capture_output=True, text=True)
     if check.returncode != 0:
@@ -290,7 +296,7 @@ def start_target(t, workdir, certs, workers, suffix):
     elif t == STUNNEL:
         port, p = stunnel(workdir, certs, bport, suffix)
     else:
-        port, p = moat(workdir, certs, bport, "moat" + suffix, workers)
+        port, p = moat(workdir, certs, bport, t + suffix, workers, verify_cache=t != MOAT_NOCACHE)
     return {"port": port, "tls": True, "procs": {t: p, "broker": b}}
 
 
@@ -566,7 +572,8 @@ def issue26_checks(results):
 def report(results, targets, repeat, workers):
     out = []
     w = out.append
-    proxy_label = {HAPROXY: "haproxy", STUNNEL: "stunnel", MOAT_T: "moat"}
+    proxy_label = {HAPROXY: "haproxy", STUNNEL: "stunnel", MOAT_T: "moat",
+                   MOAT_NOCACHE: MOAT_NOCACHE}
     w("Medians of %d interleaved run(s); 127.0.0.1, TLS 1.3, P-256 client certificates, "
       "1 publisher -> 1 subscriber unless the scenario says 4 -> 4; moat workers: %s; %s. "
       "CPU = utime+stime from /proc of the server-side processes (proxy + its broker) per "
@@ -717,7 +724,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="1 repetition, short runs (< 2 min)")
     ap.add_argument("--repeat", type=int)
     ap.add_argument("--only", help="comma-separated scenarios: " + ",".join(SCENARIOS))
-    ap.add_argument("--targets", help="comma-separated: " + ",".join(ALL_TARGETS))
+    ap.add_argument("--targets", help="comma-separated: " + ",".join(KNOWN_TARGETS))
     ap.add_argument("--moat-workers", default="auto")
     ap.add_argument("--json", help="also write every raw result to this file")
     ap.add_argument("--pin", action="store_true",
@@ -761,7 +768,7 @@ def main():
         if s not in SCENARIOS:
             raise SystemExit("unknown scenario %s" % s)
     for t in targets:
-        if t not in ALL_TARGETS:
+        if t not in KNOWN_TARGETS:
             raise SystemExit("unknown target %s" % t)
 
     if "handshake_fleet" in scenarios:
