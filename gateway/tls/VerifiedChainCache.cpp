@@ -6,8 +6,9 @@
 namespace moat::tls {
 
 VerifiedChainCache& VerifiedChainCache::processWide() {
-    static VerifiedChainCache cache(kProcessCapacity);
-    return cache;
+    // Never destroyed: an SSL_CTX freed during static destruction still drops its entries.
+    static VerifiedChainCache* cache = new VerifiedChainCache(kProcessCapacity);
+    return *cache;
 }
 
 uint64_t VerifiedChainCache::nextGeneration() {
