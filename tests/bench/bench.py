@@ -396,9 +396,12 @@ def summary_line(name, target, res):
         return "%-14s %-14s FAILED: %s" % (name, target, res.get("error", "?"))
     cmd = res["cmd"]
     if cmd == "throughput":
-        cpu = res.get("cpu_us_per_msg", {}).get("total")
-        return "%-14s %-14s %9.0f msg/s  cpu %s us/msg" % (
-            name, target, res["msg_per_s"], "%.2f" % cpu if cpu is not None else "-")
+        per = res.get("cpu_us_per_msg", {})
+        cpu = per.get("total")
+        gw = per.get(target)  # the proxy process alone (its --pid label is the target name)
+        return "%-14s %-14s %9.0f msg/s  cpu %s us/msg%s" % (
+            name, target, res["msg_per_s"], "%.2f" % cpu if cpu is not None else "-",
+            "  (gateway %.2f)" % gw if gw is not None else "")
     if cmd == "latency":
         return "%-14s %-14s p50 %.0f us  p99 %.0f us  (%d/%d)" % (
             name, target, res["p50_us"], res["p99_us"], res["received"], res["sent"])
