@@ -391,6 +391,38 @@ def make_fleet(certs, count):
         count, fleet_path(certs), time.monotonic() - t))
 
 
+def perf_profile(perf_dir, scenario, target, proc, run):
+    """Runs run() with `perf record` sampling the gateway process `proc`; writes the flat
+    profile (self time by shared object and symbol) to PERF_DIR/SCENARIO-TARGET.txt and
+    returns run()'s result. Without perf (or when it cannot attach) run() goes unprofiled."""
+    data = os.path.join(perf_dir, "%s-%s.data" % (scenario, target))
+    cmd = pinned(["perf", "record", "-q", "-F", "499", "-g", "-p", str(proc.pid), "-o", data],
+                 "client")
+    try:
+        rec = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except OSError as e:
+        log("perf: cannot start (%s): not profiled" % e)
+        return run()
+    processes.append(rec)
+    time.sleep(0.3)  # attached before the load starts
+    try:
+        return run()
+    finally:
+        rec.send_signal(signal.SIGINT)
+        try:
+            rec.wait(30)
+        except subprocess.TimeoutExpired:
+            rec.kill()
+            rec.wait()
+        processes.remove(rec)
+        out = os.path.join(perf_dir, "%s-%s.txt" % (scenario, target))
+        with open(out, "w") as f:
+            subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                            "--sort", "dso,sym", "-g", "none", "--percent-limit", "0.5"],
+                           stdout=f, stderr=subprocess.DEVNULL, timeout=120)
+        log("perf: %s" % out)
+
+
 def summary_line(name, target, res):
     if not res.get("ok"):
         return "%-14s %-14s FAILED: %s" % (name, target, res.get("error", "?"))
@@ -735,6 +767,9 @@ def main():
     ap.add_argument("--issue26", action="store_true",
                     help="issue 26's table: its scenarios and targets, pinned")
     ap.add_argument("--certs", help="PKI folder (gen_certs.sh); default WORKDIR/certs")
+    ap.add_argument("--perf", metavar="DIR",
+                    help="profile each proxy (moat, haproxy, ...) with perf record during each "
+                         "relay and handshake run; flat profiles into DIR")
     a = ap.parse_args()
     if a.issue26:
         a.pin = True
@@ -805,6 +840,12 @@ def main():
                             res = run_scenario(s, fresh, certs, d, rep)
                         finally:
                             stop_target(fresh)
+                    elif a.perf and t in PROXIES and SCENARIOS[s][0] in ("throughput",
+                                                                         "handshake"):
+                        os.makedirs(a.perf, exist_ok=True)
+                        res = perf_profile(a.perf, "%s-r%d" % (s, rep + 1), t,
+                                           tgt[t]["procs"][t],
+                                           lambda: run_scenario(s, tgt[t], certs, d, rep))
                     else:
                         res = run_scenario(s, tgt[t], certs, d, rep)
                     results.setdefault(s, {}).setdefault(t, []).append(res)
