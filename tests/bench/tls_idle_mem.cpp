@@ -15,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -40,10 +41,38 @@ int64_t chunkBytes(void* p) {
     return static_cast<int64_t>(malloc_usable_size(p)) + 8;
 }
 
-void* countedMalloc(size_t n, const char*, int) {
+// Live bytes per allocation site (OpenSSL source file:line), for the top-sites table. The
+// tool is single-threaded; the site index sits in the second word of the header.
+struct Site {
+    const char* file;
+    int line;
+    int64_t live = 0;
+    int64_t blocks = 0;
+};
+std::vector<Site>* sites = nullptr;
+
+uint64_t siteOf(const char* file, int line) {
+    if (!sites) sites = new std::vector<Site>();
+    for (size_t i = 0; i < sites->size(); ++i) {
+        if ((*sites)[i].line == line && (*sites)[i].file == file) return i;
+    }
+    sites->push_back(Site{file, line});
+    return sites->size() - 1;
+}
+void account(unsigned char* p, int64_t bytes, int64_t blocks) {
+    uint64_t site;
+    std::memcpy(&site, p + 8, sizeof site);
+    (*sites)[site].live += bytes;
+    (*sites)[site].blocks += blocks;
+}
+
+void* countedMalloc(size_t n, const char* file, int line) {
     auto* p = static_cast<unsigned char*>(std::malloc(n + kHeader));
     if (!p) return nullptr;
     std::memcpy(p, &n, sizeof n);
+    const uint64_t site = siteOf(file, line);
+    std::memcpy(p + 8, &site, sizeof site);
+    account(p, static_cast<int64_t>(n), 1);
     opensslLive += static_cast<int64_t>(n);
     opensslBlocks += 1;
     opensslHeap += chunkBytes(p);
@@ -54,6 +83,7 @@ void countedFree(void* q, const char*, int) {
     auto* p = static_cast<unsigned char*>(q) - kHeader;
     size_t n;
     std::memcpy(&n, p, sizeof n);
+    account(p, -static_cast<int64_t>(n), -1);
     opensslLive -= static_cast<int64_t>(n);
     opensslBlocks -= 1;
     opensslHeap -= chunkBytes(p);
@@ -73,6 +103,7 @@ void* countedRealloc(void* q, size_t n, const char* f, int l) {
     if (!r) return nullptr;
     opensslHeap += chunkBytes(r) - oldChunk;
     std::memcpy(r, &n, sizeof n);
+    account(r, static_cast<int64_t>(n) - static_cast<int64_t>(old), 0);
     opensslLive += static_cast<int64_t>(n) - static_cast<int64_t>(old);
     return r + kHeader;
 }
@@ -162,6 +193,7 @@ int main(int argc, char** argv) {
         return s;
     };
     for (int i = 0; i < 20; ++i) one();  // warm-up: OpenSSL's lazily built tables
+    std::vector<Site> sites0 = *sites;
     const int64_t ossl0 = opensslLive.load(), blocks0 = opensslBlocks.load(),
                   osslHeap0 = opensslHeap.load(), heap0 = heapInUse();
     for (int i = 0; i < count; ++i) {
@@ -189,6 +221,23 @@ int main(int argc, char** argv) {
     std::printf("| Moat's TlsSession and its buffers, in the heap | %.0f |\n", heap - osslHeap);
     std::printf("| total (without this tool's %.0f bytes of hook headers) | %.0f |\n", hook,
                 heap - hook);
+    // Where OpenSSL's bytes are: the sites holding the most per session.
+    std::vector<std::pair<double, size_t>> top;
+    for (size_t i = 0; i < sites->size(); ++i) {
+        const int64_t before = i < sites0.size() ? sites0[i].live : 0;
+        const double per = static_cast<double>((*sites)[i].live - before) / n;
+        if (per >= 64) top.push_back({per, i});
+    }
+    std::sort(top.rbegin(), top.rend());
+    std::printf("\nOpenSSL's bytes per session by allocation site (>= 64 B):\n");
+    std::printf("| site | bytes | blocks |\n|---|---:|---:|\n");
+    for (const auto& [per, i] : top) {
+        const Site& st = (*sites)[i];
+        const int64_t b0 = i < sites0.size() ? sites0[i].blocks : 0;
+        const char* file = st.file ? std::strrchr(st.file, '/') : nullptr;
+        std::printf("| %s:%d | %.0f | %.1f |\n", file ? file + 1 : (st.file ? st.file : "?"),
+                    st.line, per, static_cast<double>(st.blocks - b0) / n);
+    }
     sessions.clear();
     SSL_CTX_free(cctx);
     return 0;
