@@ -361,7 +361,7 @@ def run_scenario(name, target, certs, d, rep=0):
         cmd = ["handshake", "--count", str(d["handshakes"]), "--concurrency", "4"] + base
         if p.get("resume"):
             cmd.append("--resume")
-        if p.get("fleet"):
+        if p.get("fleet") and target["tls"]:  # plain Mosquitto: no certificates at all
             # Repetition r uses devices [r*N, (r+1)*N): a server process never sees one twice.
             cmd += ["--fleet", fleet_path(certs), "--fleet-offset", str(rep * d["handshakes"])]
         return run_bench(cmd, 120)
