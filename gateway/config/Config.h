@@ -41,6 +41,9 @@ struct TlsConfig {
     // Key exchange groups, OpenSSL list syntax, names validated and spelled canonically by the
     // loader. No FFDHE by default: a client offering only ffdhe8192 would cost ~100 ms of CPU.
     std::string groups = "X25519:P-256:P-384";
+    // Remember client-certificate chains that verified (gateway/tls/VerifiedChainCache.h) so
+    // a reconnecting device skips chain verification; false: verify every handshake in full.
+    bool verifyCache = true;
 };
 
 enum class ProxyProtocol { Off, V1, V2, Any };

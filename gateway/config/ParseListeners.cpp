@@ -125,6 +125,7 @@ void parseTls(LoadContext& ctx, MapReader& m, TlsConfig& tls) {
     if (auto f = m.take("ciphers")) readString(d, *f, tls.ciphers);
     if (auto f = m.take("ciphersuites")) readString(d, *f, tls.ciphersuites);
     if (auto f = m.take("groups")) readGroups(d, *f, tls.groups);
+    if (auto f = m.take("verify_cache")) readBool(d, *f, tls.verifyCache);
     m.finish();
 
     // A missing client_ca that was given but unreadable is already reported.

@@ -117,9 +117,20 @@ ListenerMetrics& Metrics::listener(const std::string& name, bool tls) {
     return *listeners_.emplace(name, std::move(m)).first->second;
 }
 
+void Metrics::addCollector(Collector collector) {
+    std::lock_guard lock(collectorsMutex_);
+    collectors_.push_back(std::move(collector));
+}
+
 std::string Metrics::serialize() const {
     std::vector<prometheus::MetricFamily> families = registry_->Collect();
     for (auto& f : traffic_.Collect()) families.push_back(std::move(f));
+    {
+        std::lock_guard lock(collectorsMutex_);
+        for (const Collector& c : collectors_) {
+            for (auto& f : c()) families.push_back(std::move(f));
+        }
+    }
     return prometheus::TextSerializer().Serialize(families);
 }
 

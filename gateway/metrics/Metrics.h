@@ -14,11 +14,13 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gateway/metrics/LabeledCounter.h"
 #include "gateway/metrics/TrafficCollector.h"
@@ -94,6 +96,11 @@ class Metrics {
     // Audit events dropped by the audit log's rate limit or full queue (see AuditLog).
     prometheus::Counter& auditSuppressed() { return *auditSuppressed_; }
 
+    // Families computed at scrape time by another layer (e.g. the TLS verified-chain cache's
+    // counters), so metrics/ need not depend on it. Start-up only; called under a mutex.
+    using Collector = std::function<std::vector<prometheus::MetricFamily>()>;
+    void addCollector(Collector collector);
+
     // Prometheus text exposition format 0.0.4.
     std::string serialize() const;
     prometheus::Registry& registry() { return *registry_; }
@@ -131,6 +138,9 @@ class Metrics {
     prometheus::Gauge* bansActive_ = nullptr;
     prometheus::Gauge* backendUp_ = nullptr;
     prometheus::Counter* auditSuppressed_ = nullptr;
+
+    mutable std::mutex collectorsMutex_;
+    std::vector<Collector> collectors_;
 
     std::mutex listenersMutex_;
     std::map<std::string, std::unique_ptr<ListenerMetrics>, std::less<>> listeners_;

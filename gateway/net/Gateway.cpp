@@ -18,6 +18,7 @@
 #include "gateway/net/Log.h"
 #include "gateway/net/Resources.h"
 #include "gateway/net/Worker.h"
+#include "gateway/tls/VerifiedChainCache.h"
 
 namespace moat::net {
 
@@ -109,6 +110,32 @@ inspect::IdentityGuardConfig identityGuardConfig(const config::Config& c) {
 // Password checks wait at most this many (CONNACK 0x89 beyond, see AuthPool).
 constexpr size_t kAuthQueueCapacity = 1024;
 
+// moat_tls_verify_cache_total{result="hit"|"miss"} and moat_tls_verify_cache_entries: the
+// process-wide verified-chain cache, read at scrape time.
+std::vector<prometheus::MetricFamily> verifyCacheMetrics() {
+    const tls::VerifiedChainCache::Stats s = tls::VerifiedChainCache::processWide().stats();
+    prometheus::MetricFamily total;
+    total.name = "moat_tls_verify_cache_total";
+    total.help =
+        "Client-certificate chain verifications answered by the verified-chain cache "
+        "(hit) or done in full (miss).";
+    total.type = prometheus::MetricType::Counter;
+    for (auto [label, value] : {std::pair{"hit", s.hits}, std::pair{"miss", s.misses}}) {
+        prometheus::ClientMetric m;
+        m.label = {{"result", label}};
+        m.counter.value = static_cast<double>(value);
+        total.metric.push_back(std::move(m));
+    }
+    prometheus::MetricFamily entries;
+    entries.name = "moat_tls_verify_cache_entries";
+    entries.help = "Verified client-certificate chains held by the cache.";
+    entries.type = prometheus::MetricType::Gauge;
+    prometheus::ClientMetric e;
+    e.gauge.value = static_cast<double>(s.size);
+    entries.metric.push_back(std::move(e));
+    return {std::move(total), std::move(entries)};
+}
+
 }  // namespace
 
 Gateway::Gateway(std::string configPath, std::shared_ptr<const Snapshot> snapshot)
@@ -122,6 +149,7 @@ Gateway::Gateway(std::string configPath, std::shared_ptr<const Snapshot> snapsho
     anomalies_ = std::make_unique<metrics::AddressAnomalies>(snapshot_->config->anomaly);
     otherEvents_ = std::make_unique<metrics::AddressEventQueue>();
     metrics_.backendUp().Set(1);
+    metrics_.addCollector(verifyCacheMetrics);
     admission_ =
         std::make_unique<inspect::ShardedAdmission>(snapshot_->config->limits, &totalConnections_);
 }

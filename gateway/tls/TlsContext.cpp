@@ -4,6 +4,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "gateway/tls/CachedVerify.h"
 #include "gateway/tls/Revocation.h"
 #include "gateway/tls/TicketChain.h"
 #include "gateway/tls/TicketKeys.h"
@@ -45,8 +46,8 @@ std::string subjectOf(X509* cert) {
 
 }  // namespace
 
-std::shared_ptr<TlsContext> TlsContext::create(const config::TlsConfig& config,
-                                               std::string& error) {
+std::shared_ptr<TlsContext> TlsContext::create(const config::TlsConfig& config, std::string& error,
+                                               VerifiedChainCache& cache) {
     std::shared_ptr<TlsContext> self(new TlsContext());
     self->config_ = config;
     ERR_clear_error();
@@ -73,6 +74,14 @@ std::shared_ptr<TlsContext> TlsContext::create(const config::TlsConfig& config,
         !self->loadClientVerification(error) || !self->loadCrl(error) ||
         !self->setProtocol(error)) {
         return nullptr;
+    }
+    // Last: the generation stands for the store and flags as they are now, final.
+    if (!config.clientCa.empty() && config.verifyCache) {
+        self->trustGeneration_ = enableCachedVerification(ctx, cache);
+        if (self->trustGeneration_ == 0) {
+            error = "cannot install the verified-chain cache: " + takeOpensslError();
+            return nullptr;
+        }
     }
     return self;
 }

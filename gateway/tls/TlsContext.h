@@ -23,6 +23,10 @@
 //   - session tickets with rotating keys (see TicketKeys.h; tickets live 1 to 2 hours and die
 //     with the context, so a reload forces full handshakes), one ticket per TLS 1.3
 //     handshake, no server-side session cache (no per-session memory on the server);
+//   - verified client-certificate chains cached (verify_cache, default on; CachedVerify.h):
+//     a known device reconnecting without a ticket skips chain verification, never the proof
+//     of possession; the cache key carries this context's trust generation, so a reload (new
+//     CA bundle or CRL) never hits an entry verified under the old one;
 //   - no renegotiation, no compression, SSL_MODE_RELEASE_BUFFERS (an idle connection holds
 //     no record buffers), client certificate chains capped at 32 KiB.
 
@@ -35,6 +39,7 @@
 
 #include "gateway/config/Config.h"
 #include "gateway/tls/Openssl.h"
+#include "gateway/tls/VerifiedChainCache.h"
 
 namespace moat::tls {
 
@@ -51,7 +56,10 @@ class TlsContext {
     static constexpr int kSecurityLevel = 2;
 
     // Null with `error` set ("PATH: what is wrong", or OpenSSL's reason) on any problem.
-    static std::shared_ptr<TlsContext> create(const config::TlsConfig& config, std::string& error);
+    // `cache` holds the verified chains (verify_cache); tests pass their own.
+    static std::shared_ptr<TlsContext> create(
+        const config::TlsConfig& config, std::string& error,
+        VerifiedChainCache& cache = VerifiedChainCache::processWide());
 
     TlsContext(const TlsContext&) = delete;
     TlsContext& operator=(const TlsContext&) = delete;
@@ -61,6 +69,10 @@ class TlsContext {
 
     // notAfter of the leaf server certificate (moat_certificate_expiry_seconds).
     std::chrono::system_clock::time_point serverCertNotAfter() const { return serverNotAfter_; }
+
+    // The trust generation of the chain cache (0: no cache, e.g. verify_cache off or no
+    // client_ca).
+    uint64_t trustGeneration() const { return trustGeneration_; }
 
     // Starts a new ticket key now (the previous one keeps decrypting for one more period).
     void rotateTicketKeys();
@@ -84,6 +96,7 @@ class TlsContext {
     std::vector<X509Ptr> clientCas_;  // client_ca, kept to check the CRL file covers each
     TicketKeys* tickets_ = nullptr;   // owned by ctx_ (ex_data), lives as long as the SSL_CTX
     std::chrono::system_clock::time_point serverNotAfter_{};
+    uint64_t trustGeneration_ = 0;
 };
 
 }  // namespace moat::tls

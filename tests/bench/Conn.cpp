@@ -6,12 +6,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -138,6 +140,10 @@ std::unique_ptr<Conn> Conn::open(const Endpoint& ep, int timeoutMs, std::string&
         return nullptr;
     }
     SSL_set_fd(c->ssl_, fd);
+    if (ep.cert && ep.key && SSL_use_cert_and_key(c->ssl_, ep.cert, ep.key, nullptr, 1) != 1) {
+        error = "client certificate: " + sslErrors();
+        return nullptr;
+    }
     if (ep.resume) SSL_set_session(c->ssl_, ep.resume);
     if (isIp) {
         X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl_), ep.host.c_str());
@@ -175,6 +181,48 @@ SSL_SESSION* Conn::resumableSession() const {
     return s;
 }
 
+Fleet::~Fleet() {
+    for (Device& d : devices_) {
+        X509_free(d.cert);
+        EVP_PKEY_free(d.key);
+    }
+}
+
+bool Fleet::load(const std::string& path, std::string& error) {
+    BIO* bio = BIO_new_file(path.c_str(), "r");
+    if (bio == nullptr) {
+        error = "cannot open fleet " + path;
+        return false;
+    }
+    STACK_OF(X509_INFO)* infos = PEM_X509_INFO_read_bio(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    if (infos == nullptr) {
+        error = "cannot read fleet " + path + ": " + sslErrors();
+        return false;
+    }
+    bool ok = true;
+    for (int i = 0; i < sk_X509_INFO_num(infos); ++i) {
+        X509_INFO* info = sk_X509_INFO_value(infos, i);
+        if (info->x509 == nullptr || info->x_pkey == nullptr || info->x_pkey->dec_pkey == nullptr) {
+            error = path + ": entry " + std::to_string(i) + " lacks a certificate or its key";
+            ok = false;
+            break;
+        }
+        Device d;
+        d.cert = info->x509;
+        X509_up_ref(d.cert);
+        d.key = info->x_pkey->dec_pkey;
+        EVP_PKEY_up_ref(d.key);
+        devices_.push_back(d);
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    if (ok && devices_.empty()) {
+        error = path + ": no devices";
+        ok = false;
+    }
+    return ok;
+}
+
 std::unique_ptr<Conn> Conn::adopt(int fd) {
     setNonBlocking(fd);
     setNoDelay(fd);
@@ -194,6 +242,47 @@ bool Conn::waitFor(short events, int timeoutMs) {
         if (r == 0) return false;
         if (errno != EINTR) return false;
     }
+}
+
+bool Conn::sendRaw(const uint8_t* p, size_t n) {
+    while (n > 0) {
+        ssize_t r = ::send(fd_, p, n, MSG_NOSIGNAL);
+        if (r > 0) {
+            p += r;
+            n -= static_cast<size_t>(r);
+        } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!waitFor(POLLOUT, -1)) return false;
+        } else if (!(r < 0 && errno == EINTR)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool Conn::writeRecords(const void* data, size_t n, size_t recordLen) {
+    if (!ssl_ || recordLen == 0 || n <= recordLen) return writeAll(data, n);
+    // Seal the records into memory, then hand the socket all of them at once. The socket BIO
+    // is kept (one reference) and put back afterwards; the memory BIO goes with it.
+    BIO* sock = SSL_get_wbio(ssl_);
+    BIO* mem = BIO_new(BIO_s_mem());
+    if (mem == nullptr || BIO_up_ref(sock) != 1) {
+        BIO_free(mem);
+        return false;
+    }
+    SSL_set0_wbio(ssl_, mem);
+    auto* p = static_cast<const uint8_t*>(data);
+    bool ok = true;
+    for (size_t off = 0; ok && off < n; off += recordLen) {
+        const size_t len = std::min(recordLen, n - off);
+        size_t written = 0;
+        ERR_clear_error();
+        ok = SSL_write_ex(ssl_, p + off, len, &written) == 1 && written == len;
+    }
+    char* sealed = nullptr;
+    const long m = BIO_get_mem_data(mem, &sealed);
+    if (ok && m > 0) ok = sendRaw(reinterpret_cast<const uint8_t*>(sealed), static_cast<size_t>(m));
+    SSL_set0_wbio(ssl_, sock);  // frees `mem`
+    return ok;
 }
 
 bool Conn::writeAll(const void* data, size_t n) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace moat::bench {
 
@@ -39,6 +40,31 @@ struct Endpoint {
     // A session to offer for resumption (TLS 1.3 ticket / TLS 1.2 session), null: none.
     // Not owned; SSL_set_session takes its own reference.
     SSL_SESSION* resume = nullptr;
+    // A client certificate + key for this connection only (overrides the context's), null:
+    // the context's. Not owned. The handshake bench gives each connection its own device.
+    X509* cert = nullptr;
+    EVP_PKEY* key = nullptr;
+};
+
+// A fleet of device identities (tests/bench/gen_fleet.py): one PEM file holding, per device,
+// its certificate followed by its private key.
+struct Device {
+    X509* cert = nullptr;
+    EVP_PKEY* key = nullptr;
+};
+class Fleet {
+  public:
+    Fleet() = default;
+    ~Fleet();
+    Fleet(const Fleet&) = delete;
+    Fleet& operator=(const Fleet&) = delete;
+    // False and error set when the file is unreadable or a certificate lacks its key.
+    bool load(const std::string& path, std::string& error);
+    size_t size() const { return devices_.size(); }
+    const Device& operator[](size_t i) const { return devices_[i]; }
+
+  private:
+    std::vector<Device> devices_;
 };
 
 // Binds `fd` to the IPv4 literal `source` (port chosen at connect time, so one source address
@@ -57,6 +83,10 @@ class Conn {
 
     // Writes every byte (one TLS record per call up to 16 KiB). False on error.
     bool writeAll(const void* data, size_t n);
+    // Writes n bytes as one TLS record per `recordLen` bytes (one MQTT packet per record, as
+    // a device sends them), all the records in one write(2) where the socket takes them: the
+    // shape of issue 26's clients. Plaintext: writeAll. False on error.
+    bool writeRecords(const void* data, size_t n, size_t recordLen);
     // Reads what is available, waiting up to timeoutMs (-1: forever) for the first byte.
     // >0 bytes read, 0 timeout, -1 EOF or error.
     ssize_t read(void* buf, size_t cap, int timeoutMs);
@@ -72,6 +102,7 @@ class Conn {
   private:
     Conn(int fd, SSL* ssl) : fd_(fd), ssl_(ssl) {}
     bool waitFor(short events, int timeoutMs);
+    bool sendRaw(const uint8_t* p, size_t n);
     int fd_;
     SSL* ssl_;
 };

@@ -466,6 +466,13 @@ int runRefuse(int argc, char** argv, int first) {
             if (s.fd < 0) continue;
             if (s.connecting) {
                 if (int err = socketError(s.fd); err != 0) {
+                    // Reset before we saw the connect complete: on loopback the kernel
+                    // finished the TCP handshake and the server accepted and reset it at
+                    // once (HAProxy's `tcp-request connection reject` does): a refusal.
+                    if (err == ECONNRESET) {
+                        finish(i, End::Refused);
+                        continue;
+                    }
                     if (firstConnectError.empty())
                         firstConnectError = std::string("connect: ") + std::strerror(err);
                     finish(i, End::ConnectFailed);

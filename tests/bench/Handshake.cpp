@@ -2,7 +2,11 @@
 // DISCONNECT -> close until N sessions are done. Reports sessions/s, client-side connect
 // latency and, with --pid, server CPU per session. Handshakes are full unless --resume: then
 // each thread offers the session (ticket) its previous connection received, as a device
-// reconnecting does, and the report counts how many the server resumed.
+// reconnecting does, and the report counts how many the server resumed. --fleet FILE (see
+// gen_fleet.py) gives connection i the device (--fleet-offset + i) of the fleet instead of
+// --cert: a distinct certificate and key per connection, as a fleet of devices connecting
+// once each; without it every connection presents --cert, as one known device reconnecting
+// without a session ticket.
 
 #include <unistd.h>
 
@@ -18,7 +22,8 @@
 namespace moat::bench {
 
 int runHandshake(int argc, char** argv, int first) {
-    Args a(clientFlags({"resume"}), clientValued({"count", "concurrency", "settle-ms"}),
+    Args a(clientFlags({"resume"}),
+           clientValued({"count", "concurrency", "settle-ms", "fleet", "fleet-offset"}),
            clientRepeatable());
     if (!a.parse(argc, argv, first)) {
         std::fprintf(stderr, "moat-bench handshake: %s\n", a.error().c_str());
@@ -30,10 +35,30 @@ int runHandshake(int argc, char** argv, int first) {
     int concurrency = static_cast<int>(a.integer("concurrency", 4));
     int settleMs = static_cast<int>(a.integer("settle-ms", 300));
     const bool resume = a.flag("resume");
-    if (!a.ok() || count < 1 || concurrency < 1 || concurrency > 1024 || settleMs < 0) {
+    const int64_t fleetOffset = a.integer("fleet-offset", 0);
+    if (!a.ok() || count < 1 || concurrency < 1 || concurrency > 1024 || settleMs < 0 ||
+        fleetOffset < 0) {
         std::fprintf(stderr, "moat-bench handshake: %s\n",
-                     a.ok() ? "--count >= 1, --concurrency 1..1024" : a.error().c_str());
+                     a.ok() ? "--count >= 1, --concurrency 1..1024, --fleet-offset >= 0"
+                            : a.error().c_str());
         return 2;
+    }
+    Fleet fleet;
+    if (a.has("fleet")) {
+        std::string error;
+        if (!cs.ep.tls || !fleet.load(a.str("fleet"), error)) {
+            std::fprintf(stderr, "moat-bench handshake: %s\n",
+                         cs.ep.tls ? error.c_str() : "--fleet needs --tls");
+            return 2;
+        }
+        // Each device once: a repeated one would be a known device, not a new one.
+        if (static_cast<size_t>(fleetOffset + count) > fleet.size()) {
+            std::fprintf(stderr,
+                         "moat-bench handshake: --fleet-offset + --count (%lld) exceeds the "
+                         "fleet (%zu devices)\n",
+                         static_cast<long long>(fleetOffset + count), fleet.size());
+            return 2;
+        }
     }
 
     std::atomic<int64_t> next{0};
@@ -56,6 +81,11 @@ int runHandshake(int argc, char** argv, int first) {
         while ((i = next.fetch_add(1)) < count) {
             std::string error;
             ep.resume = session.get();
+            if (fleet.size()) {
+                const Device& d = fleet[static_cast<size_t>(fleetOffset + i)];
+                ep.cert = d.cert;
+                ep.key = d.key;
+            }
             auto t = Clock::now();
             auto c = mqtt::connectClient(ep, "mb-hs-" + tag + "-" + std::to_string(i), 5000, error);
             if (!c) {
@@ -90,8 +120,9 @@ int runHandshake(int argc, char** argv, int first) {
 
     double rate = static_cast<double>(ok.load()) / elapsed;
     double p50 = percentile(latencies, 50), p99 = percentile(latencies, 99);
-    std::printf("handshake count=%lld concurrency=%d tls=%s%s\n", static_cast<long long>(count),
-                concurrency, cs.ep.tls ? "yes" : "no", resume ? " resume" : "");
+    std::printf("handshake count=%lld concurrency=%d tls=%s%s%s\n", static_cast<long long>(count),
+                concurrency, cs.ep.tls ? "yes" : "no", resume ? " resume" : "",
+                fleet.size() ? " distinct-devices" : "");
     std::printf(
         "  %lld ok, %lld failed, %.0f sessions/s, connect->CONNACK p50 %.0f us p99 %.0f us\n",
         static_cast<long long>(ok.load()), static_cast<long long>(failed.load()), rate, p50, p99);
@@ -103,6 +134,7 @@ int runHandshake(int argc, char** argv, int first) {
     j.add("cmd", "handshake").add("count", count).add("concurrency", concurrency);
     j.add("ok_count", ok.load()).add("failed", failed.load()).add("per_s", rate);
     j.add("resume", resume).add("resumed", resumed.load());
+    j.add("distinct_devices", fleet.size() != 0);
     j.add("connect_p50_us", p50).add("connect_p99_us", p99);
     if (!cpu.empty()) j.add("cpu_us_per_handshake", cpuJson);
     if (!firstError.empty()) j.add("error", firstError);

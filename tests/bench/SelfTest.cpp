@@ -69,6 +69,12 @@ int runSelfTest(int argc, char** /*argv*/, int first) {
     check("throughput 4 KiB qos1 via subscriber",
           invoke(runThroughput, {"throughput", "--port", port, "--qos", "1", "--size", "4096",
                                  "--seconds", "0.2", "--warmup", "0.05"}) == 0);
+    check("throughput qos1, 2 publishers -> 2 subscribers 1:1",
+          invoke(runThroughput, {"throughput", "--port", port, "--qos", "1", "--pairs", "2",
+                                 "--seconds", "0.2", "--warmup", "0.05"}) == 0);
+    check("--pairs with --publishers is a usage error",
+          invoke(runThroughput,
+                 {"throughput", "--port", port, "--pairs", "2", "--publishers", "2"}) == 2);
     check("latency 2000/s qos1", invoke(runLatency, {"latency", "--port", port, "--rate", "2000",
                                                      "--seconds", "0.3", "--warmup", "0.05"}) == 0);
     check("handshake 40 sessions",

@@ -1,6 +1,9 @@
 // `throughput`: publishers -> gateway/broker -> one subscriber (or a sink), counted over a
 // fixed window after a warm-up. --batch K puts K PUBLISH packets in one write (one TLS record
-// up to 16 KiB); QoS 1 publishers keep a window of un-acknowledged packets.
+// up to 16 KiB); QoS 1 publishers keep a window of un-acknowledged packets. --pairs N runs N
+// publishers and N subscribers 1:1 (publisher i -> TOPIC/i -> subscriber i), each client on
+// its own thread: the shape of issue 26's table (4 -> 4), which loads the server with several
+// connections the way a fleet does rather than one fan-in.
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -60,7 +63,8 @@ void subscriberLoop(mqtt::Client& c, Shared& s) {
         }
         if (n) s.received.fetch_add(n, std::memory_order_relaxed);
         if (!acks.empty()) {
-            if (!c.conn->writeAll(acks.data(), acks.size())) {
+            // One PUBACK / PUBREC (4 bytes) per TLS record, all of this pass in one write.
+            if (!c.conn->writeRecords(acks.data(), acks.size(), 4)) {
                 s.fail("subscriber: write failed");
                 return;
             }
@@ -127,8 +131,8 @@ void publisherQos1(mqtt::Client& c, const Options& o, const std::string& topic, 
 
 int runThroughput(int argc, char** argv, int first) {
     Args a(clientFlags({"no-subscriber"}),
-           clientValued(
-               {"qos", "size", "batch", "window", "seconds", "warmup", "publishers", "count-at"}),
+           clientValued({"qos", "size", "batch", "window", "seconds", "warmup", "publishers",
+                         "count-at", "pairs"}),
            clientRepeatable());
     if (!a.parse(argc, argv, first)) {
         std::fprintf(stderr, "moat-bench throughput: %s\n", a.error().c_str());
@@ -142,6 +146,7 @@ int runThroughput(int argc, char** argv, int first) {
     o.batch = static_cast<size_t>(a.integer("batch", 1));
     o.window = static_cast<size_t>(a.integer("window", 64));
     o.publishers = static_cast<int>(a.integer("publishers", 1));
+    const int pairs = static_cast<int>(a.integer("pairs", 0));
     double seconds = a.number("seconds", 5);
     double warmup = a.number("warmup", 1);
     bool noSubscriber = a.flag("no-subscriber");
@@ -151,6 +156,14 @@ int runThroughput(int argc, char** argv, int first) {
         std::fprintf(stderr, "moat-bench throughput: --count-at HOST:PORT\n");
         return 2;
     }
+    if (pairs != 0 &&
+        (pairs < 1 || pairs > 128 || a.has("publishers") || noSubscriber || a.has("count-at"))) {
+        std::fprintf(stderr,
+                     "moat-bench throughput: --pairs 1..128, without --publishers, "
+                     "--no-subscriber or --count-at\n");
+        return 2;
+    }
+    if (pairs) o.publishers = pairs;
     if (!a.ok() || (o.qos != 0 && o.qos != 1) || o.batch < 1 || o.batch > 4096 || o.window < 1 ||
         o.window > 65535 || o.publishers < 1 || o.publishers > 256 || o.size > 256 * 1024 ||
         seconds <= 0 || warmup < 0) {
@@ -163,16 +176,22 @@ int runThroughput(int argc, char** argv, int first) {
 
     Shared s;
     std::string error;
-    std::unique_ptr<mqtt::Client> sub;
+    std::vector<std::unique_ptr<mqtt::Client>> subs;
     std::string tag = std::to_string(::getpid());
-    if (!noSubscriber) {
-        sub = mqtt::connectClient(cs.ep, "mb-sub-" + tag, 5000, error);
+    // Publisher i's topic: TOPIC, or TOPIC/i with --pairs.
+    auto topicOf = [&](int i) { return pairs ? cs.topic + "/" + std::to_string(i) : cs.topic; };
+    for (int i = 0; i < (noSubscriber ? 0 : pairs ? pairs : 1); ++i) {
+        auto sub =
+            mqtt::connectClient(cs.ep, "mb-sub-" + tag + "-" + std::to_string(i), 5000, error);
         if (!sub ||
-            !mqtt::subscribeAndWait(*sub, cs.topic, static_cast<uint8_t>(o.qos), 5000, error)) {
+            !mqtt::subscribeAndWait(*sub, topicOf(i), static_cast<uint8_t>(o.qos), 5000, error)) {
             std::fprintf(stderr, "moat-bench throughput: subscriber: %s\n", error.c_str());
             return 1;
         }
+        subs.push_back(std::move(sub));
     }
+    std::vector<std::string> topics;
+    for (int i = 0; i < o.publishers; ++i) topics.push_back(topicOf(i));
     std::vector<std::unique_ptr<mqtt::Client>> pubs;
     for (int i = 0; i < o.publishers; ++i) {
         auto c = mqtt::connectClient(cs.ep, "mb-pub-" + tag + "-" + std::to_string(i), 5000, error);
@@ -185,18 +204,18 @@ int runThroughput(int argc, char** argv, int first) {
 
     auto count = [&]() -> int64_t {
         if (countPort) return querySinkCount(countHost, countPort);
-        if (sub) return static_cast<int64_t>(s.received.load());
+        if (!subs.empty()) return static_cast<int64_t>(s.received.load());
         return static_cast<int64_t>(o.qos == 1 ? s.acked.load() : s.sent.load());
     };
     std::vector<std::thread> threads;
-    if (sub) threads.emplace_back(subscriberLoop, std::ref(*sub), std::ref(s));
-    for (auto& p : pubs) {
+    for (auto& sub : subs) threads.emplace_back(subscriberLoop, std::ref(*sub), std::ref(s));
+    for (size_t i = 0; i < pubs.size(); ++i) {
         if (o.qos == 0) {
-            threads.emplace_back(publisherQos0, std::ref(*p), std::cref(o), std::cref(cs.topic),
-                                 std::ref(s));
+            threads.emplace_back(publisherQos0, std::ref(*pubs[i]), std::cref(o),
+                                 std::cref(topics[i]), std::ref(s));
         } else {
-            threads.emplace_back(publisherQos1, std::ref(*p), std::cref(o), std::cref(cs.topic),
-                                 std::ref(s));
+            threads.emplace_back(publisherQos1, std::ref(*pubs[i]), std::cref(o),
+                                 std::cref(topics[i]), std::ref(s));
         }
     }
 
@@ -214,7 +233,7 @@ int runThroughput(int argc, char** argv, int first) {
 
     s.stop.store(true);
     // Unblock threads waiting on a peer that stopped reading; the window is already measured.
-    if (sub) ::shutdown(sub->conn->fd(), SHUT_RDWR);
+    for (auto& sub : subs) ::shutdown(sub->conn->fd(), SHUT_RDWR);
     for (auto& p : pubs) ::shutdown(p->conn->fd(), SHUT_RDWR);
     for (auto& t : threads) t.join();
 
@@ -225,9 +244,11 @@ int runThroughput(int argc, char** argv, int first) {
     double msgs = static_cast<double>(c1 - c0);
     double rate = msgs / elapsed;
     double sentRate = static_cast<double>(sent1 - sent0) / elapsed;
-    const char* where = countPort ? "at the sink" : sub ? "by the subscriber" : "by the publisher";
-    std::printf("throughput qos=%d size=%zu batch=%zu publishers=%d tls=%s\n", o.qos, o.size,
-                o.batch, o.publishers, cs.ep.tls ? "yes" : "no");
+    const char* where = countPort       ? "at the sink"
+                        : !subs.empty() ? "by the subscribers"
+                                        : "by the publisher";
+    std::printf("throughput qos=%d size=%zu batch=%zu publishers=%d subscribers=%zu tls=%s\n",
+                o.qos, o.size, o.batch, o.publishers, subs.size(), cs.ep.tls ? "yes" : "no");
     std::printf("  received %.0f msg/s %s (%.1f MB/s payload), published %.0f msg/s\n", rate, where,
                 rate * static_cast<double>(o.size) / 1e6, sentRate);
     Json cpuJson = cpu.perUnit(msgs, "msg");
@@ -236,6 +257,7 @@ int runThroughput(int argc, char** argv, int first) {
     Json j;
     j.add("cmd", "throughput").add("qos", o.qos).add("size", static_cast<int64_t>(o.size));
     j.add("batch", static_cast<int64_t>(o.batch)).add("publishers", o.publishers);
+    j.add("subscribers", static_cast<int64_t>(subs.size()));
     j.add("seconds", elapsed).add("messages", static_cast<int64_t>(msgs));
     j.add("msg_per_s", rate).add("sent_per_s", sentRate);
     if (!cpu.empty()) j.add("cpu_us_per_msg", cpuJson);

@@ -7,6 +7,14 @@ stunnel, Moat) fronts its own plaintext Mosquitto so the broker-side memory and 
 target never leak into another's figures. Scenarios run interleaved across the targets and
 are repeated; the report gives medians and ratios. All processes started here are killed on
 every exit path.
+
+--pin (issue 26): the system under test — a proxy and its broker together, or the broker
+alone — runs on core 0 and moat-bench (the load generator) on core 1, via taskset, so the
+client never steals the server's core and each target gets exactly one core. Moat then runs
+one worker unless --moat-workers says otherwise. --issue26 runs issue 26's table (and implies
+--pin): 4 -> 4 relay scenarios, latency, full handshakes with a distinct device certificate
+per connection, a known device reconnecting without a ticket, idle memory; targets
+mosquitto-tls, haproxy, moat.
 """
 
 import argparse
@@ -14,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import shutil
 import statistics
 import subprocess
 import sys
@@ -24,29 +33,55 @@ BENCH = os.environ.get("MOAT_BENCH_BIN", "moat-bench")
 HOST = "127.0.0.1"
 
 PLAIN, NATIVE, HAPROXY, STUNNEL, MOAT_T = "mosquitto", "mosquitto-tls", "haproxy", "stunnel", "moat"
+# Moat with tls.verify_cache: false — not run by default; `--targets ...,moat-nocache` shows
+# what the verified-chain cache saves on the handshake scenarios.
+MOAT_NOCACHE = "moat-nocache"
 ALL_TARGETS = [PLAIN, NATIVE, HAPROXY, STUNNEL, MOAT_T]
-PROXIES = (HAPROXY, STUNNEL, MOAT_T)
+KNOWN_TARGETS = ALL_TARGETS + [MOAT_NOCACHE]
+PROXIES = (HAPROXY, STUNNEL, MOAT_T, MOAT_NOCACHE)
 
 # name -> (kind, parameters). Throughput scenarios mirror issue 10's table.
 SCENARIOS = {
+    # Issue 26's relay shape: 4 publishers -> 4 subscribers, 1:1.
+    "tp4_q0_64": ("throughput", {"qos": 0, "size": 64, "batch": 1, "pairs": 4}),
+    "tp4_q1_64": ("throughput", {"qos": 1, "size": 64, "batch": 1, "pairs": 4}),
+    "tp4_q0_4k": ("throughput", {"qos": 0, "size": 4096, "batch": 1, "pairs": 4}),
     "tp_q0_64_b1": ("throughput", {"qos": 0, "size": 64, "batch": 1}),
     "tp_q0_64_b32": ("throughput", {"qos": 0, "size": 64, "batch": 32}),
     "tp_q1_64": ("throughput", {"qos": 1, "size": 64, "batch": 1}),
     "tp_q0_4k": ("throughput", {"qos": 0, "size": 4096, "batch": 1}),
     "latency_5k_q1": ("latency", {"rate": 5000, "qos": 1, "size": 64}),
+    # A known device reconnecting without a ticket: the same certificate every time.
     "handshake": ("handshake", {}),
+    # New devices: a distinct certificate and key per connection (gen_fleet.py), each used
+    # once per server process, so no server-side cache can help.
+    "handshake_fleet": ("handshake", {"fleet": True}),
     "resume": ("handshake", {"resume": True}),
     "idle": ("idle", {}),
     "scaling": ("scaling", {"qos": 0, "size": 64, "batch": 32, "publishers": 4}),
 }
 TITLES = {
+    "tp4_q0_64": "QoS 0, 64 B, 4 -> 4",
+    "tp4_q1_64": "QoS 1, 64 B, 4 -> 4 (window 64)",
+    "tp4_q0_4k": "QoS 0, 4 KiB, 4 -> 4",
     "tp_q0_64_b1": "QoS 0, 64 B, 1 packet/record",
     "tp_q0_64_b32": "QoS 0, 64 B, 32 packets/record",
     "tp_q1_64": "QoS 1, 64 B (window 64)",
     "tp_q0_4k": "QoS 0, 4 KiB",
 }
 
+ISSUE26_SCENARIOS = ["tp4_q0_64", "tp4_q1_64", "tp4_q0_4k", "latency_5k_q1", "handshake_fleet",
+                     "handshake", "idle"]
+ISSUE26_TARGETS = [NATIVE, HAPROXY, MOAT_T]
+
 processes = []  # every Popen started here
+# --pin: CPU lists for taskset; None = not pinned.
+PIN = {"server": None, "client": None}
+
+
+def pinned(cmd, role):
+    cpus = PIN[role]
+    return ["taskset", "-c", cpus] + cmd if cpus is not None else cmd
 
 
 def log(msg):
@@ -89,8 +124,9 @@ def free_port():
 
 def start(name, cmd, workdir, stdout=None):
     logf = open(os.path.join(workdir, name + ".log"), "w")
-    p = subprocess.Popen(cmd, stdout=stdout or logf, stderr=logf, stdin=subprocess.DEVNULL,
-                         cwd=workdir)
+    # taskset execs the server: the PID is the server's own (CPU / RSS sampling stay right).
+    p = subprocess.Popen(pinned(cmd, "server"), stdout=stdout or logf, stderr=logf,
+                         stdin=subprocess.DEVNULL, cwd=workdir)
     p.bench_name = name
     p.bench_log = logf.name
     processes.append(p)
@@ -189,7 +225,7 @@ sslVersionMin = TLSv1.2
     return port, p
 
 
-def moat(workdir, certs, backend_port, name, workers):
+def moat(workdir, certs, backend_port, name, workers, verify_cache=True):
     port = free_port()
     cfg = """listeners:
   - name: bench
@@ -199,6 +235,7 @@ def moat(workdir, certs, backend_port, name, workers):
       key: %(certs)s/server.key
       client_ca: %(certs)s/ca.pem
       require_client_cert: true
+      verify_cache: %(verify_cache)s
     workers: %(workers)s
 backend:
   address: %(host)s:%(backend)d
@@ -227,7 +264,8 @@ metrics:
 audit:
   log: %(workdir)s/%(name)s-audit.log
 """ % {"host": HOST, "port": port, "certs": certs, "workers": workers, "backend": backend_port,
-       "metrics": free_port(), "workdir": workdir, "name": name}
+       "metrics": free_port(), "workdir": workdir, "name": name,
+       "verify_cache": "true" if verify_cache else "false"}
     path = write(os.path.join(workdir, name + ".yaml"), cfg)
     check = subprocess.run([MOAT, "check", "-c", path], capture_output=True, text=True)
     if check.returncode != 0:
@@ -258,7 +296,7 @@ def start_target(t, workdir, certs, workers, suffix):
     elif t == STUNNEL:
         port, p = stunnel(workdir, certs, bport, suffix)
     else:
-        port, p = moat(workdir, certs, bport, "moat" + suffix, workers)
+        port, p = moat(workdir, certs, bport, t + suffix, workers, verify_cache=t != MOAT_NOCACHE)
     return {"port": port, "tls": True, "procs": {t: p, "broker": b}}
 
 
@@ -289,7 +327,8 @@ def client_args(target, certs):
 
 def run_bench(cmd, timeout):
     try:
-        r = subprocess.run([BENCH] + cmd, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(pinned([BENCH] + cmd, "client"), capture_output=True, text=True,
+                           timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"ok": False, "error": "timed out"}
     lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
@@ -303,13 +342,15 @@ def run_bench(cmd, timeout):
     return res
 
 
-def run_scenario(name, target, certs, d):
+def run_scenario(name, target, certs, d, rep=0):
     kind, p = SCENARIOS[name]
     base = client_args(target, certs)
     if kind == "throughput":
         cmd = ["throughput", "--qos", str(p["qos"]), "--size", str(p["size"]),
                "--batch", str(p["batch"]), "--seconds", str(d["seconds"]),
                "--warmup", str(d["warmup"])] + base
+        if p.get("pairs"):
+            cmd += ["--pairs", str(p["pairs"])]
         return run_bench(cmd, d["seconds"] + d["warmup"] + 30)
     if kind == "latency":
         cmd = ["latency", "--rate", str(p["rate"]), "--qos", str(p["qos"]), "--size",
@@ -320,6 +361,9 @@ def run_scenario(name, target, certs, d):
         cmd = ["handshake", "--count", str(d["handshakes"]), "--concurrency", "4"] + base
         if p.get("resume"):
             cmd.append("--resume")
+        if p.get("fleet") and target["tls"]:  # plain Mosquitto: no certificates at all
+            # Repetition r uses devices [r*N, (r+1)*N): a server process never sees one twice.
+            cmd += ["--fleet", fleet_path(certs), "--fleet-offset", str(rep * d["handshakes"])]
         return run_bench(cmd, 120)
     if kind == "idle":
         cmd = ["idle", "--count", str(d["idle"]), "--concurrency", "4", "--settle-ms",
@@ -334,14 +378,62 @@ def run_scenario(name, target, certs, d):
     raise ValueError(kind)
 
 
+def fleet_path(certs):
+    return os.path.join(certs, "fleet.pem")
+
+
+def make_fleet(certs, count):
+    here = os.path.dirname(os.path.abspath(__file__))
+    t = time.monotonic()
+    subprocess.run([sys.executable, os.path.join(here, "gen_fleet.py"), certs, str(count),
+                    fleet_path(certs)], check=True)
+    log("device fleet: %d distinct P-256 certificates in %s (%.1f s, cached)" % (
+        count, fleet_path(certs), time.monotonic() - t))
+
+
+def perf_profile(perf_dir, scenario, target, proc, run):
+    """Runs run() with `perf record` sampling the gateway process `proc`; writes the flat
+    profile (self time by shared object and symbol) to PERF_DIR/SCENARIO-TARGET.txt and
+    returns run()'s result. Without perf (or when it cannot attach) run() goes unprofiled."""
+    data = os.path.join(perf_dir, "%s-%s.data" % (scenario, target))
+    cmd = pinned(["perf", "record", "-q", "-F", "499", "-g", "-p", str(proc.pid), "-o", data],
+                 "client")
+    try:
+        rec = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except OSError as e:
+        log("perf: cannot start (%s): not profiled" % e)
+        return run()
+    processes.append(rec)
+    time.sleep(0.3)  # attached before the load starts
+    try:
+        return run()
+    finally:
+        rec.send_signal(signal.SIGINT)
+        try:
+            rec.wait(30)
+        except subprocess.TimeoutExpired:
+            rec.kill()
+            rec.wait()
+        processes.remove(rec)
+        out = os.path.join(perf_dir, "%s-%s.txt" % (scenario, target))
+        with open(out, "w") as f:
+            subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                            "--sort", "dso,sym", "-g", "none", "--percent-limit", "0.5"],
+                           stdout=f, stderr=subprocess.DEVNULL, timeout=120)
+        log("perf: %s" % out)
+
+
 def summary_line(name, target, res):
     if not res.get("ok"):
         return "%-14s %-14s FAILED: %s" % (name, target, res.get("error", "?"))
     cmd = res["cmd"]
     if cmd == "throughput":
-        cpu = res.get("cpu_us_per_msg", {}).get("total")
-        return "%-14s %-14s %9.0f msg/s  cpu %s us/msg" % (
-            name, target, res["msg_per_s"], "%.2f" % cpu if cpu is not None else "-")
+        per = res.get("cpu_us_per_msg", {})
+        cpu = per.get("total")
+        gw = per.get(target)  # the proxy process alone (its --pid label is the target name)
+        return "%-14s %-14s %9.0f msg/s  cpu %s us/msg%s" % (
+            name, target, res["msg_per_s"], "%.2f" % cpu if cpu is not None else "-",
+            "  (gateway %.2f)" % gw if gw is not None else "")
     if cmd == "latency":
         return "%-14s %-14s p50 %.0f us  p99 %.0f us  (%d/%d)" % (
             name, target, res["p50_us"], res["p99_us"], res["received"], res["sent"])
@@ -426,31 +518,128 @@ def target_checks(results):
     return out
 
 
+def issue26_table(results, targets):
+    """Issue 26's table: native Mosquitto TLS, HAProxy -> Mosquitto, Moat -> Mosquitto, and
+    the two ratios; "gateway" = the proxy process alone, per delivered message."""
+    if not any(t in targets for t in (NATIVE, HAPROXY, MOAT_T)):
+        return []
+    out = []
+    w = out.append
+    w("### Issue 26 table (Moat ÷ HAProxy, Moat ÷ native Mosquitto TLS)")
+    w("")
+    w("| scenario | native Mosquitto TLS | HAProxy → Mosquitto | Moat → Mosquitto | "
+      "Moat ÷ HAProxy | Moat ÷ native |")
+    w("|---|---:|---:|---:|---:|---:|")
+
+    def row(title, native, hap, moat_v, spec="%.0f", native_ratio=True, diff=False):
+        last = ""
+        if diff:
+            last = fmt(None if moat_v is None or native is None else moat_v - native, "%+.1f µs")
+        elif native_ratio:
+            last = fmt(ratio(moat_v, native), "%.2f")
+        w("| %s | %s | %s | %s | %s | %s |" % (title, fmt(native, spec), fmt(hap, spec),
+                                               fmt(moat_v, spec), fmt(ratio(moat_v, hap), "%.2f"),
+                                               last))
+
+    for s in ("tp4_q0_64", "tp4_q1_64", "tp4_q0_4k", "tp_q0_64_b1", "tp_q1_64", "tp_q0_4k"):
+        if s not in results:
+            continue
+        row(TITLES[s] + ": msg/s", pick(results, s, NATIVE, ["msg_per_s"]),
+            pick(results, s, HAPROXY, ["msg_per_s"]), pick(results, s, MOAT_T, ["msg_per_s"]))
+        row(TITLES[s] + ": gateway µs/msg", None,
+            pick(results, s, HAPROXY, ["cpu_us_per_msg", "haproxy"]),
+            pick(results, s, MOAT_T, ["cpu_us_per_msg", "moat"]), "%.1f", native_ratio=False)
+    if "latency_5k_q1" in results:
+        row("latency QoS 1 @5k/s p50 µs", pick(results, "latency_5k_q1", NATIVE, ["p50_us"]),
+            pick(results, "latency_5k_q1", HAPROXY, ["p50_us"]),
+            pick(results, "latency_5k_q1", MOAT_T, ["p50_us"]), "%.1f", diff=True)
+    for s, title in (("handshake_fleet", "full mTLS handshake + CONNECT, distinct device certs"),
+                     ("handshake", "known device reconnect (same chain, no ticket)")):
+        if s in results:
+            row(title + ", µs CPU (gateway + broker)",
+                *[pick(results, s, t, ["cpu_us_per_handshake", "total"])
+                  for t in (NATIVE, HAPROXY, MOAT_T)])
+    if "idle" in results:
+        row("idle TLS connection, KB RSS (gateway + broker)",
+            *[pick(results, "idle", t, ["rss_kib_per_conn", "total"])
+              for t in (NATIVE, HAPROXY, MOAT_T)], spec="%.1f")
+    w("")
+    return out
+
+
+def issue26_checks(results):
+    """Issue 26's targets, from the medians (None: not measured in this run)."""
+    out = []
+
+    def tp(s, t, path):
+        return pick(results, s, t, path)
+
+    for s, need_tp, need_cpu in (("tp4_q0_64", 1.25, 0.6), ("tp4_q1_64", 1.25, 0.6),
+                                 ("tp4_q0_4k", 1.15, 0.85)):
+        if s not in results:
+            continue
+        r = ratio(tp(s, MOAT_T, ["msg_per_s"]), tp(s, HAPROXY, ["msg_per_s"]))
+        out.append(("%s: moat >= %.2f x haproxy msg/s" % (TITLES[s], need_tp), fmt(r, "%.2f x"),
+                    None if r is None else r >= need_tp))
+        r = ratio(tp(s, MOAT_T, ["cpu_us_per_msg", "moat"]),
+                  tp(s, HAPROXY, ["cpu_us_per_msg", "haproxy"]))
+        out.append(("%s: moat µs/msg <= %.2f x haproxy's" % (TITLES[s], need_cpu),
+                    fmt(r, "%.2f x"), None if r is None else r <= need_cpu))
+    if "latency_5k_q1" in results:
+        m = tp("latency_5k_q1", MOAT_T, ["p50_us"])
+        n = tp("latency_5k_q1", NATIVE, ["p50_us"])
+        added = None if m is None or n is None else m - n
+        out.append(("latency QoS 1 @5k/s: p50 <= native + 25 µs", fmt(added, "%+.1f µs"),
+                    None if added is None else added <= 25))
+    for s, need in (("handshake_fleet", 0.7), ("handshake", 0.5)):
+        if s in results:
+            r = ratio(tp(s, MOAT_T, ["cpu_us_per_handshake", "total"]),
+                      tp(s, NATIVE, ["cpu_us_per_handshake", "total"]))
+            out.append(("%s: gateway + broker CPU <= %.1f x native" % (s, need),
+                        fmt(r, "%.2f x"), None if r is None else r <= need))
+    if "idle" in results:
+        v = tp("idle", MOAT_T, ["rss_kib_per_conn", "total"])
+        out.append(("idle TLS connection: gateway + broker <= 25 KB", fmt(v, "%.1f KB"),
+                    None if v is None else v <= 25))
+    return out
+
+
 def report(results, targets, repeat, workers):
     out = []
     w = out.append
-    proxy_label = {HAPROXY: "haproxy", STUNNEL: "stunnel", MOAT_T: "moat"}
+    proxy_label = {HAPROXY: "haproxy", STUNNEL: "stunnel", MOAT_T: "moat",
+                   MOAT_NOCACHE: MOAT_NOCACHE}
     w("Medians of %d interleaved run(s); 127.0.0.1, TLS 1.3, P-256 client certificates, "
-      "1 publisher -> 1 subscriber; moat workers: %s. CPU = utime+stime from /proc of the "
-      "server-side processes (proxy + its broker)." % (repeat, workers))
+      "1 publisher -> 1 subscriber unless the scenario says 4 -> 4; moat workers: %s; %s. "
+      "CPU = utime+stime from /proc of the server-side processes (proxy + its broker) per "
+      "delivered message; \"gateway\" = the proxy alone. %s" % (
+          repeat, workers,
+          "pinned: system under test on CPU %s, load generator on CPU %s" % (
+              PIN["server"], PIN["client"]) if PIN["server"] is not None else "not pinned",
+          time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
     w("")
+    out.extend(issue26_table(results, targets))
     tp = [s for s in results if SCENARIOS[s][0] == "throughput"]
     if tp:
         w("### Relay throughput (msg/s received by the subscriber)")
         w("")
-        w("| scenario | " + " | ".join(targets) + " | moat / mosquitto | moat / haproxy |")
-        w("|---|" + "---:|" * (len(targets) + 2))
+        w("| scenario | " + " | ".join(targets) +
+          " | moat / mosquitto | moat / haproxy | moat / mosquitto-tls |")
+        w("|---|" + "---:|" * (len(targets) + 3))
         for s in tp:
             vals = {t: pick(results, s, t, ["msg_per_s"]) for t in targets}
-            w("| %s | %s | %s | %s |" % (
+            w("| %s | %s | %s | %s | %s |" % (
                 TITLES[s], " | ".join(fmt(vals[t]) for t in targets),
                 fmt(ratio(vals.get(MOAT_T), vals.get(PLAIN)), "%.2f"),
-                fmt(ratio(vals.get(MOAT_T), vals.get(HAPROXY)), "%.2f")))
+                fmt(ratio(vals.get(MOAT_T), vals.get(HAPROXY)), "%.2f"),
+                fmt(ratio(vals.get(MOAT_T), vals.get(NATIVE)), "%.2f")))
         w("")
-        w("### Server CPU per relayed message (us; proxy+broker, proxy alone in brackets)")
+        w("### Server CPU per delivered message (us; proxy+broker, proxy alone = gateway CPU "
+          "in brackets)")
         w("")
-        w("| scenario | " + " | ".join(targets) + " | moat proxy / haproxy proxy |")
-        w("|---|" + "---:|" * (len(targets) + 1))
+        w("| scenario | " + " | ".join(targets) +
+          " | moat gateway / haproxy gateway | moat+broker / mosquitto-tls |")
+        w("|---|" + "---:|" * (len(targets) + 2))
         for s in tp:
             cells = []
             for t in targets:
@@ -462,7 +651,10 @@ def report(results, targets, repeat, workers):
                 cells.append(cell)
             r = ratio(pick(results, s, MOAT_T, ["cpu_us_per_msg", "moat"]),
                       pick(results, s, HAPROXY, ["cpu_us_per_msg", "haproxy"]))
-            w("| %s | %s | %s |" % (TITLES[s], " | ".join(cells), fmt(r, "%.2f")))
+            rn = ratio(pick(results, s, MOAT_T, ["cpu_us_per_msg", "total"]),
+                       pick(results, s, NATIVE, ["cpu_us_per_msg", "total"]))
+            w("| %s | %s | %s | %s |" % (TITLES[s], " | ".join(cells), fmt(r, "%.2f"),
+                                         fmt(rn, "%.2f")))
         w("")
     if "latency_5k_q1" in results:
         w("### Latency, open loop 5000 msg/s, QoS 1, 64 B (us)")
@@ -479,6 +671,18 @@ def report(results, targets, repeat, workers):
             w("| %s | %s | %s | %s | %s | %s | %s |" % (
                 t, fmt(p["p50_us"]), fmt(p["p90_us"]), fmt(p["p99_us"]), fmt(p["p999_us"]),
                 fmt(a50, "%+.0f"), fmt(a99, "%+.0f")))
+        w("")
+    if "handshake_fleet" in results:
+        w("### Full handshakes of new devices (a distinct certificate and key per connection)")
+        w("")
+        w("| target | sessions/s | server CPU us/session | proxy alone |")
+        w("|---|---:|---:|---:|")
+        for t in targets:
+            w("| %s | %s | %s | %s |" % (
+                t, fmt(pick(results, "handshake_fleet", t, ["per_s"])),
+                fmt(pick(results, "handshake_fleet", t, ["cpu_us_per_handshake", "total"])),
+                fmt(pick(results, "handshake_fleet", t, ["cpu_us_per_handshake", proxy_label[t]])
+                    if t in PROXIES else None)))
         w("")
     if "handshake" in results or "resume" in results or "idle" in results:
         w("### Connections: TLS handshake + CONNECT (full, and resumed with the previous "
@@ -520,7 +724,18 @@ def report(results, targets, repeat, workers):
                 t[-1], fmt(v), fmt(pick(results, "scaling", t, ["cpu_us_per_msg", "moat"]), "%.2f"),
                 fmt(ratio(v, one), "%.2f")))
         w("")
-    checks = target_checks(results)
+    checks26 = issue26_checks(results)
+    if checks26:
+        w("### Issue 26 targets")
+        w("")
+        w("| target | measured | verdict |")
+        w("|---|---|---|")
+        for name, measured, ok in checks26:
+            w("| %s | %s | %s |" % (name, measured, "—" if ok is None else
+                                    ("met" if ok else "**not met**")))
+        w("")
+    # Issue 10's targets compare with plain Mosquitto: only when it ran.
+    checks = target_checks(results) if PLAIN in targets else []
     if checks:
         w("### Issue 10 targets")
         w("")
@@ -544,15 +759,36 @@ def main():
     ap.add_argument("--quick", action="store_true", help="1 repetition, short runs (< 2 min)")
     ap.add_argument("--repeat", type=int)
     ap.add_argument("--only", help="comma-separated scenarios: " + ",".join(SCENARIOS))
-    ap.add_argument("--targets", help="comma-separated: " + ",".join(ALL_TARGETS))
+    ap.add_argument("--targets", help="comma-separated: " + ",".join(KNOWN_TARGETS))
     ap.add_argument("--moat-workers", default="auto")
     ap.add_argument("--json", help="also write every raw result to this file")
+    ap.add_argument("--pin", action="store_true",
+                    help="system under test on CPU 0, moat-bench on CPU 1 (taskset)")
+    ap.add_argument("--issue26", action="store_true",
+                    help="issue 26's table: its scenarios and targets, pinned")
+    ap.add_argument("--certs", help="PKI folder (gen_certs.sh); default WORKDIR/certs")
+    ap.add_argument("--perf", metavar="DIR",
+                    help="profile each proxy (moat, haproxy, ...) with perf record during each "
+                         "relay and handshake run; flat profiles into DIR")
     a = ap.parse_args()
+    if a.issue26:
+        a.pin = True
+        a.only = a.only or ",".join(ISSUE26_SCENARIOS)
+        a.targets = a.targets or ",".join(ISSUE26_TARGETS)
+    if a.pin:
+        if shutil.which("taskset") is None:
+            raise SystemExit("--pin needs taskset (util-linux)")
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("--pin needs 2 CPUs, this process may use %s" % cpus)
+        PIN["server"], PIN["client"] = str(cpus[0]), str(cpus[1])
+        if a.moat_workers == "auto":
+            a.moat_workers = "1"  # one core for the system under test: one worker
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     workdir = a.workdir
-    certs = os.path.join(workdir, "certs")
+    certs = a.certs or os.path.join(workdir, "certs")
     repeat = a.repeat or (1 if a.quick else 3)
     if a.quick:
         d = {"seconds": 1.2, "warmup": 0.4, "lat_seconds": 1.5, "handshakes": 200, "idle": 200,
@@ -561,14 +797,20 @@ def main():
         d = {"seconds": 3, "warmup": 1, "lat_seconds": 4, "handshakes": 500, "idle": 500,
              "settle_ms": 1000}
     scenarios = a.only.split(",") if a.only else list(SCENARIOS)
+    if a.pin and "scaling" in scenarios:
+        # Worker scaling needs both cores for the gateway: meaningless on one pinned core.
+        log("--pin: skipping the scaling scenario (it measures 2 workers on 2 cores)")
+        scenarios.remove("scaling")
     targets = a.targets.split(",") if a.targets else list(ALL_TARGETS)
     for s in scenarios:
         if s not in SCENARIOS:
             raise SystemExit("unknown scenario %s" % s)
     for t in targets:
-        if t not in ALL_TARGETS:
+        if t not in KNOWN_TARGETS:
             raise SystemExit("unknown target %s" % t)
 
+    if "handshake_fleet" in scenarios:
+        make_fleet(certs, max(1000, d["handshakes"] * repeat))
     try:
         tgt = {}
         log("starting servers in %s" % workdir)
@@ -595,11 +837,17 @@ def main():
                         fresh = start_target(t, workdir, certs, a.moat_workers,
                                              "-idle%d" % (rep + 1))
                         try:
-                            res = run_scenario(s, fresh, certs, d)
+                            res = run_scenario(s, fresh, certs, d, rep)
                         finally:
                             stop_target(fresh)
+                    elif a.perf and t in PROXIES and SCENARIOS[s][0] in ("throughput",
+                                                                         "handshake"):
+                        os.makedirs(a.perf, exist_ok=True)
+                        res = perf_profile(a.perf, "%s-r%d" % (s, rep + 1), t,
+                                           tgt[t]["procs"][t],
+                                           lambda: run_scenario(s, tgt[t], certs, d, rep))
                     else:
-                        res = run_scenario(s, tgt[t], certs, d)
+                        res = run_scenario(s, tgt[t], certs, d, rep)
                     results.setdefault(s, {}).setdefault(t, []).append(res)
                     log("[%d/%d] %s" % (rep + 1, repeat, summary_line(s, t, res)))
                     for name, info in tgt.items():

@@ -17,6 +17,10 @@
 #              with 2 descriptors per session in moat);
 #   refuse     10 s of new connections from 4 source addresses over connection_rate_per_ip,
 #              then from 4 banned addresses: refused/s, moat CPU per refusal, RSS;
+#   anchor     the same rate-limited flood against HAProxy 2.6 (TLS in front of the same
+#              Mosquitto) refusing at accept by a stick-table rule (conn_rate(1s) > 20 or more
+#              than 100 connections per source): HAProxy's CPU per refusal, side by side
+#              (skipped with a note when haproxy is not installed);
 # with a TLS MQTT device timing a publish round trip every 100 ms before and during the
 # slowloris and refuse attacks. Loopback only; every process started here is stopped on exit.
 set -euo pipefail
@@ -57,7 +61,7 @@ fi
 # moat holds 2 descriptors per session (device + broker), mosquitto and the tool one each.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 work=$(mktemp -d /tmp/moat-flood.XXXXXX)
-moat_pid= broker_pid=
+moat_pid= broker_pid= haproxy_pid=
 stop_pid() {
     local pid=$1
     [[ -n "$pid" ]] || return 0
@@ -69,6 +73,7 @@ stop_pid() {
     kill -KILL "$pid" 2>/dev/null || true
 }
 cleanup() {
+    stop_pid "$haproxy_pid"
     stop_pid "$moat_pid"
     stop_pid "$broker_pid"
     rm -rf "$work"
@@ -76,11 +81,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Three distinct free ports, bound at once so none can be handed out twice.
+# Four distinct free ports, bound at once so none can be handed out twice.
 free_ports() {
     python3 -c '
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))'
@@ -88,7 +93,7 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))'
 
 "$root/tests/certs/gen_certs.sh" "$work/certs" >/dev/null
 certs=$work/certs
-read -r broker_port port metrics_port <<<"$(free_ports)"
+read -r broker_port port metrics_port haproxy_port <<<"$(free_ports)"
 
 cat >"$work/mosquitto.conf" <<EOF
 listener $broker_port 127.0.0.1
@@ -162,6 +167,41 @@ start_moat() {
     tail -n 20 "$work/moat.stderr" >&2
     exit 1
 }
+# The anchor: HAProxy with the same limits as moat's (connection_rate_per_ip 20/s,
+# max_connections_per_ip 100), refusing at accept from a stick table, before any TLS.
+start_haproxy() {
+    stop_pid "$haproxy_pid"
+    cat "$certs/server.pem" "$certs/server.key" >"$work/haproxy-server.pem"
+    cat >"$work/haproxy.cfg" <<EOF
+global
+    maxconn 8000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+frontend mqtts
+    bind 127.0.0.1:$haproxy_port ssl crt $work/haproxy-server.pem ca-file $certs/ca.pem verify required
+    stick-table type ip size 100k expire 60s store conn_rate(1s),conn_cur
+    tcp-request connection track-sc0 src
+    tcp-request connection reject if { sc_conn_rate(0) gt 20 } || { sc_conn_cur(0) gt 100 }
+    default_backend broker
+backend broker
+    server mosquitto 127.0.0.1:$broker_port
+EOF
+    haproxy -db -f "$work/haproxy.cfg" 2>>"$work/haproxy.err" >/dev/null &
+    haproxy_pid=$!
+    # Ready once the port accepts (one connection from 127.0.0.1, not a flood source).
+    for _ in $(seq 100); do
+        python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' \
+            "$haproxy_port" 2>/dev/null && return 0
+        kill -0 "$haproxy_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "flood.sh: haproxy did not start; stderr:" >&2
+    tail -n 20 "$work/haproxy.err" >&2
+    exit 1
+}
 metric() {  # metric NAME LABEL-SUBSTRING: the sample's value, 0 when absent
     curl -fs "http://127.0.0.1:$metrics_port/metrics" |
         awk -v n="$1" -v l="$2" 'index($0, n) == 1 && index($0, l) { v = $NF } END { print v + 0 }'
@@ -170,13 +210,15 @@ metric() {  # metric NAME LABEL-SUBSTRING: the sample's value, 0 when absent
 tls=(--tls --ca "$certs/ca.pem" --cert "$certs/device1.pem" --key "$certs/device1.key")
 probe=(--probe --baseline-seconds "$baseline")
 results=$work/results.jsonl
-run() {  # run LABEL moat-bench-args...: prints the figures, keeps the JSON line
+# run LABEL moat-bench-args...: prints the figures, keeps the JSON line. Against moat unless
+# run_port / run_gateway (LABEL=PID of the process refusing) say otherwise.
+run() {
     local label=$1
     shift
     echo "=== $label"
     local out rc=0
-    out=$("$bench" flood "$@" --host 127.0.0.1 --port "$port" --pid "moat=$moat_pid" \
-        --pid "mosquitto=$broker_pid") || rc=$?
+    out=$("$bench" flood "$@" --host 127.0.0.1 --port "${run_port:-$port}" \
+        --pid "${run_gateway:-moat=$moat_pid}" --pid "mosquitto=$broker_pid") || rc=$?
     printf '%s\n' "$out" | sed '$d'
     if ((rc != 0)); then
         echo "flood.sh: '$label' failed (exit $rc): $(tail -n 1 <<<"$out")" >&2
@@ -207,6 +249,18 @@ run "refuse, banned" refuse --seconds "$refuse_seconds" --sources 4 --source-bas
     --concurrency 128 --ban --ban-cert "$certs/rogue.pem" --ban-key "$certs/rogue.key" \
     "${tls[@]}" "${probe[@]}"
 banned=$(metric moat_connections_total 'result="banned"')
+stop_pid "$moat_pid"
+moat_pid=
+if command -v haproxy >/dev/null; then
+    start_haproxy
+    run_port=$haproxy_port run_gateway="haproxy=$haproxy_pid" \
+        run "anchor: haproxy refuse, stick-table conn_rate" refuse --seconds "$refuse_seconds" \
+        --sources 4 --source-base 127.40.0.1 --concurrency 128 "${tls[@]}" "${probe[@]}"
+    stop_pid "$haproxy_pid"
+    haproxy_pid=
+else
+    echo "flood.sh: haproxy not installed: no HAProxy anchor measured" >&2
+fi
 
 echo
 echo "=== summary ($((SECONDS - t0)) s; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -221,7 +275,8 @@ def probe(r):
     b, a = p["baseline"], p["attack"]
     return "%.0f/%.0f -> %.0f/%.0f (%d lost)" % (b["p50_us"], b["p99_us"], a["p50_us"],
                                                 a["p99_us"], a["lost"])
-print("| phase | figures | moat | mosquitto | probe p50/p99 µs before -> during |")
+print("| phase | figures | gateway (moat; haproxy for the anchor) | mosquitto | "
+      "probe p50/p99 µs before -> during |")
 print("|---|---|--:|--:|---|")
 for r in rows:
     m = r["mode"]
@@ -238,9 +293,10 @@ for r in rows:
     else:
         fig = "%.0f attempts/s, %.0f refused/s, %d admitted" % (
             r["attempted_per_s"], r["refused_per_s"], r["answered"] + r["held"])
-        rss = r["rss"]["moat"]
-        moat = "%.1f µs CPU/refusal; RSS %d -> %d KiB" % (
-            r["cpu_us_per_refused"]["moat"], rss["before_kib"], rss["after_kib"])
+        gw = "moat" if "moat" in r["cpu_us_per_refused"] else "haproxy"
+        rss = r["rss"][gw]
+        moat = "%s: %.1f µs CPU/refusal; RSS %d -> %d KiB" % (
+            gw, r["cpu_us_per_refused"][gw], rss["before_kib"], rss["after_kib"])
         mosq = "%.2f µs CPU/refusal" % r["cpu_us_per_refused"]["mosquitto"]
     print("| %s | %s | %s | %s | %s |" % (r["label"], fig, moat, mosq, probe(r)))
 EOF

@@ -18,14 +18,18 @@ Client commands (common options: --host H (127.0.0.1) --port P [--tls --ca CA.pe
   CPU time / RSS of those server processes is sampled over exactly the measured window):
 
   throughput [--qos 0|1] [--size 64] [--batch 1] [--window 64] [--publishers 1]
-             [--seconds 5] [--warmup 1] [--no-subscriber] [--count-at HOST:PORT]
-      publishers -> server -> one subscriber; --batch K writes K PUBLISH packets at once
+             [--seconds 5] [--warmup 1] [--no-subscriber] [--count-at HOST:PORT] [--pairs N]
+      publishers -> server -> one subscriber; --pairs N: N publishers -> N subscribers 1:1
+      (publisher i on TOPIC/i); --batch K writes K PUBLISH packets at once
       (one TLS record); QoS 1 keeps --window un-acknowledged packets per publisher;
       --count-at counts at a `moat-bench sink` instead of a subscriber.
   latency    [--rate 5000] [--qos 1] [--size 64] [--seconds 5] [--warmup 1]
       open-loop publisher at a fixed rate; percentiles of receive - scheduled send time.
   handshake  [--count 1000] [--concurrency 4] [--settle-ms 300] [--resume]
+             [--fleet FLEET.pem [--fleet-offset 0]]
       full TLS handshake + CONNECT/CONNACK + DISCONNECT per session; sessions/s, CPU/session.
+      Every session presents --cert (a known device reconnecting without a ticket) unless
+      --fleet: session i presents device OFFSET+i of FLEET.pem (gen_fleet.py; each once).
       --resume: each connection offers the previous one's session ticket (reconnecting
       devices); the report counts the sessions the server resumed.
   idle       [--count 1000] [--concurrency 4] [--warm 20] [--settle-ms 1000]

@@ -3,11 +3,17 @@
 # stunnel, all on loopback (CONTRACT-level description in README, issue 10):
 #
 #   tests/bench/run.sh [--quick] [--repeat N] [--only SCENARIO,...] [--targets T,...]
-#                      [--moat-workers auto|N] [--json FILE]
+#                      [--moat-workers auto|N] [--json FILE] [--pin] [--issue26]
+#                      [--perf DIR]
+#
+#   tests/bench/run.sh --issue26   # issue 26's table in one command (pinned, see bench.py)
 #
 # Installs nothing (tests/run.sh or deploy/install-deps.sh must have run: mosquitto, haproxy,
-# stunnel4). Builds a Release tree in build/release when moat or moat-bench is missing or
-# stale, generates a throw-away PKI, starts every server on free 127.0.0.1 ports, runs each
+# stunnel4; --pin needs taskset and 2 CPUs). Builds a Release tree in build/release when moat
+# or moat-bench is missing or stale, generates a PKI and the device fleet of the
+# handshake_fleet scenario once into $MOAT_BENCH_PKI (default build/release/bench-pki; reused
+# while valid: gen_certs.sh and gen_fleet.py are idempotent), starts every server on free
+# 127.0.0.1 ports, runs each
 # scenario interleaved across the targets, repeated (default 3, --quick 1 with short runs),
 # and prints a markdown table of medians and ratios. Every process started is killed on exit.
 set -euo pipefail
@@ -15,7 +21,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${MOAT_BENCH_BUILD:-$root/build/release}
 
-for tool in mosquitto haproxy stunnel python3 openssl; do
+for tool in mosquitto haproxy stunnel python3 openssl taskset; do
     command -v "$tool" >/dev/null || {
         echo "run.sh: '$tool' not found; run deploy/install-deps.sh first" >&2
         exit 1
@@ -46,9 +52,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$root/tests/certs/gen_certs.sh" "$work/certs"
+pki=${MOAT_BENCH_PKI:-$build/bench-pki}
+"$root/tests/certs/gen_certs.sh" "$pki"
 # Own process group, so cleanup can end bench.py and everything it started at once.
-setsid /usr/bin/python3 "$root/tests/bench/bench.py" --workdir "$work" "$@" &
+setsid /usr/bin/python3 "$root/tests/bench/bench.py" --workdir "$work" --certs "$pki" "$@" &
 pid=$!
 wait "$pid"
 rc=$?

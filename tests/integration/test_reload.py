@@ -120,6 +120,45 @@ def test_revoked_device_disconnected_by_crl_file_watch(moat_factory, certs, wire
     assert ok.connect("not-revoked") == 0
 
 
+def test_cached_chain_of_revoked_device_refused_after_crl_reload(moat_factory, certs, wires,
+                                                                tmp_path):
+    """The verified-chain cache (tls.verify_cache, on by default) must not outlive the CRL it
+    was verified under: the device's chain is cached by several full handshakes (no session
+    ticket offered), then a reload brings a CRL that revokes it."""
+    crl = _copy(certs, tmp_path, "ca-empty.crl")
+    moat = moat_factory(tls={"crl": crl})
+    hits0 = moat.metric("moat_tls_verify_cache_total", result="hit")
+    for i in range(3):  # first: verified and cached; then: cache hits
+        c = wires(moat, cert="revoked", version=V5)
+        assert c.connect("revoked-cached-%d" % i) == 0
+        c.close()
+    assert moat.metric("moat_tls_verify_cache_total", result="hit") >= hits0 + 2
+    ok_before = _reloads(moat, "ok")
+
+    shutil.copyfile(certs.path("ca.crl"), tmp_path / "crl.staged")
+    os.replace(str(tmp_path / "crl.staged"), crl)
+    moat.proc.send_signal(signal.SIGHUP)
+    h.wait_until(lambda: _reloads(moat, "ok") > ok_before, 10, message="reload ok counted")
+
+    hits1 = moat.metric("moat_tls_verify_cache_total", result="hit")
+    for _ in range(2):  # refused every time: a refusal is never cached, the old entry unseen
+        assert _tls_refused(certs, moat.port, "revoked")
+    assert moat.metric("moat_tls_verify_cache_total", result="hit") == hits1
+    ok = wires(moat, cert="device1")
+    assert ok.connect("cached-not-revoked") == 0
+
+
+def test_verify_cache_off_still_verifies(moat_factory, certs, wires):
+    moat = moat_factory(tls={"verify_cache": False})
+    for i in range(2):
+        c = wires(moat, cert="device1", version=V5)
+        assert c.connect("nocache-%d" % i) == 0
+        c.close()
+    assert moat.metric("moat_tls_verify_cache_total", result="hit") == 0
+    assert moat.metric("moat_tls_verify_cache_total", result="miss") == 0
+    assert _tls_refused(certs, moat.port, "rogue")
+
+
 def _role_policy(device_subscribe):
     return {
         "default_roles": ["device"],
