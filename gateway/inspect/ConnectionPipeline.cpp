@@ -549,7 +549,7 @@ Verdict ConnectionPipeline::onBrokerMalformed() {
     return brokerFailed("bad fixed header");
 }
 
-void ConnectionPipeline::onBrokerConnack(const mqtt::Frame& frame, const uint8_t* body,
+bool ConnectionPipeline::onBrokerConnack(const mqtt::Frame& frame, const uint8_t* body,
                                          uint64_t nowMs) {
     connackPending_ = false;
     events_.backendConnack(true);
@@ -560,7 +560,10 @@ void ConnectionPipeline::onBrokerConnack(const mqtt::Frame& frame, const uint8_t
         std::snprintf(why, sizeof why, "broker refused the connection (code 0x%02x)", code);
         events_.audit("auth_failure", "", "", "", why);
         deadline_ = 0;
-        return;  // forwarded to the client; the broker closes
+        // Forwarded to the client, then the gateway closes (MQTT: the server closes after a
+        // refusing CONNACK): not the broker's job alone, a broker that stalls would otherwise
+        // leave the refused client connected without any deadline, its packets still forwarded.
+        return false;
     }
     events_.audit("connect", "", "", "", "");
     // Keepalive enforcement replaces the connect deadline: 1.5 x keepalive of silence.
@@ -568,6 +571,7 @@ void ConnectionPipeline::onBrokerConnack(const mqtt::Frame& frame, const uint8_t
     deadline_ = keepAlive_.enabled() ? nowMs + keepAlive_.limitMs() : 0;
     if (tokenDeadlineMs_ && (deadline_ == 0 || *tokenDeadlineMs_ < deadline_))
         deadline_ = std::max(*tokenDeadlineMs_, nowMs);
+    return true;
 }
 
 Verdict ConnectionPipeline::onBrokerPacket(const mqtt::Frame& frame, const uint8_t* body,
@@ -582,7 +586,13 @@ Verdict ConnectionPipeline::onBrokerPacket(const mqtt::Frame& frame, const uint8
                 rc::Success &&
             !(v5() && mqtt::isV311ConnackRefusal(body, frame.remainingLength)))
             return brokerFailed("malformed CONNACK from the broker");
-        onBrokerConnack(frame, body, nowMs);
+        if (!onBrokerConnack(frame, body, nowMs)) {
+            Verdict v = session_->onBrokerPacket(frame, body);
+            if (v.kind != Verdict::Kind::Close) v.endAfter = true;
+            if (!v5()) v.disconnectReason = 0;
+            stage_ = Stage::Closed;
+            return v;
+        }
     }
     Verdict v = session_->onBrokerPacket(frame, body);
     if (v.kind == Verdict::Kind::Close) {

@@ -236,7 +236,8 @@ class ConnectionPipeline : private SessionEvents {
     Verdict brokerFailed(const char* detail);
     ConnStage connStage() const;
     std::shared_ptr<integrity::Checker> makeIntegrityChecker();
-    void onBrokerConnack(const mqtt::Frame& frame, const uint8_t* body, uint64_t nowMs);
+    // False: the broker refused (the client gets its CONNACK, then the connection ends).
+    bool onBrokerConnack(const mqtt::Frame& frame, const uint8_t* body, uint64_t nowMs);
 
     // SessionEvents
     void onAuthzDenied(const char* action, std::string_view topic,

@@ -269,9 +269,14 @@ TEST_CASE("pipeline: the broker's CONNACK") {
         CHECK(ev.audited("connect"));
         CHECK(p.deadline() == 2 + 15000);
     }
-    SECTION("refused by the broker: forwarded, audited") {
-        CHECK(fromBroker(p, mqtt::encodeConnack(ProtocolVersion::V5, false, 0x87, {}), 2).kind ==
-              Verdict::Kind::Forward);
+    SECTION("refused by the broker: forwarded, audited, then the connection ends") {
+        const Verdict v =
+            fromBroker(p, mqtt::encodeConnack(ProtocolVersion::V5, false, 0x87, {}), 2);
+        CHECK(v.kind == Verdict::Kind::Forward);
+        // The gateway closes, not only the broker: one that stalls must not keep the refused
+        // client connected (without a deadline) with its packets still forwarded.
+        CHECK(v.endAfter);
+        CHECK(p.stage() == ConnectionPipeline::Stage::Closed);
         CHECK(ev.audited("auth_failure|||broker refused the connection (code 0x87)"));
         CHECK(p.deadline() == 0);
     }
