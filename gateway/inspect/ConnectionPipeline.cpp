@@ -59,11 +59,58 @@ Action ConnectionPipeline::closeAfterFlush() {
     return Action{Action::Kind::Close};
 }
 
+bool ConnectionPipeline::beforeConnack() const {
+    return stage_ == Stage::ConnectingBackend || (stage_ == Stage::Established && connackPending_);
+}
+
+// MQTT 5 §3.14.0-1: no DISCONNECT before the CONNACK. A connection ended (kick, reload, drain,
+// a pipelined packet's verdict) while the broker's CONNACK is still to come is told with a
+// refusing CONNACK instead, in a code CONNACK has (v3: its return code); a v5 client with its
+// CONNACK gets DISCONNECT v5Reason; a v3 one nothing.
+std::vector<uint8_t> ConnectionPipeline::farewell(uint8_t v5Reason) const {
+    if (beforeConnack()) {
+        uint8_t code = rc::UnspecifiedError;
+        switch (v5Reason) {
+            case rc::AdministrativeAction:
+                code = rc::NotAuthorized;
+                break;
+            case rc::ServerShuttingDown:
+                code = rc::ServerUnavailable;
+                break;
+            case rc::MalformedPacket:
+            case rc::ProtocolError:
+            case rc::NotAuthorized:
+            case rc::Banned:
+            case rc::PacketTooLarge:
+            case rc::QuotaExceeded:
+                code = v5Reason;
+                break;
+            default:
+                break;
+        }
+        if (v5()) return mqtt::encodeConnack(mqtt::ProtocolVersion::V5, false, code, {});
+        return mqtt::encodeConnack(connect_->version, false, mqtt::v3ConnackCodeFor(code), {});
+    }
+    if (v5() && v5Reason != 0 &&
+        (stage_ == Stage::Established || stage_ == Stage::ConnectingBackend))
+        return mqtt::encodeDisconnect(mqtt::ProtocolVersion::V5, v5Reason, {});
+    return {};
+}
+
+void ConnectionPipeline::sayFarewell(Verdict& v) const {
+    if (!beforeConnack()) {
+        if (!v5()) v.disconnectReason = 0;
+        return;
+    }
+    const std::vector<uint8_t> bye = farewell(v.disconnectReason);
+    v.reply.insert(v.reply.end(), bye.begin(), bye.end());
+    v.disconnectReason = 0;
+}
+
 Action ConnectionPipeline::closeWithReason(uint8_t v5Reason) {
-    const bool disconnect = v5() && v5Reason != 0 &&
-                            (stage_ == Stage::Established || stage_ == Stage::ConnectingBackend);
+    std::vector<uint8_t> bye = farewell(v5Reason);
     Action a = closeAfterFlush();
-    if (disconnect) a.toClient = mqtt::encodeDisconnect(mqtt::ProtocolVersion::V5, v5Reason, {});
+    a.toClient = std::move(bye);
     return a;
 }
 
@@ -88,10 +135,11 @@ void ConnectionPipeline::onClosed() {
 
 Action ConnectionPipeline::onDrain() {
     if (stage_ == Stage::Closed) return {};
-    const bool disconnect = stage_ == Stage::Established && v5();
+    std::vector<uint8_t> bye;
+    if (stage_ == Stage::Established || stage_ == Stage::ConnectingBackend)
+        bye = farewell(rc::ServerShuttingDown);
     Action a = closeAfterFlush();
-    if (disconnect)
-        a.toClient = mqtt::encodeDisconnect(mqtt::ProtocolVersion::V5, rc::ServerShuttingDown, {});
+    a.toClient = std::move(bye);
     return a;
 }
 
@@ -125,8 +173,10 @@ Verdict ConnectionPipeline::onClientPacket(const mqtt::Frame& frame, const uint8
         events_.audit("rate_limited", frame.type() == PacketType::Publish ? "publish" : "", "", "",
                       d.limit);
         if (d.kind == LimitDecision::Kind::Hold) return Verdict::hold(d.holdMs);
+        Verdict v = Verdict::close(d.v5Reason);
+        sayFarewell(v);
         stage_ = Stage::Closed;
-        return Verdict::close(v5() ? d.v5Reason : 0);
+        return v;
     }
     // v5 AUTH (re-authentication with a fresh token): the Session decodes it and hands the
     // token to onReauthenticate, which queues the job the transport takes (takeJob()).
@@ -138,8 +188,8 @@ Verdict ConnectionPipeline::onClientPacket(const mqtt::Frame& frame, const uint8
         v = Verdict::close(rc::ProtocolError);
     }
     if (v.kind == Verdict::Kind::Close) {
+        sayFarewell(v);
         stage_ = Stage::Closed;
-        if (!v5()) v.disconnectReason = 0;
     } else if (frame.type() == PacketType::Disconnect) {
         v.endAfter = true;
         stage_ = Stage::Closed;
@@ -549,7 +599,7 @@ Verdict ConnectionPipeline::onBrokerMalformed() {
     return brokerFailed("bad fixed header");
 }
 
-void ConnectionPipeline::onBrokerConnack(const mqtt::Frame& frame, const uint8_t* body,
+bool ConnectionPipeline::onBrokerConnack(const mqtt::Frame& frame, const uint8_t* body,
                                          uint64_t nowMs) {
     connackPending_ = false;
     events_.backendConnack(true);
@@ -560,7 +610,10 @@ void ConnectionPipeline::onBrokerConnack(const mqtt::Frame& frame, const uint8_t
         std::snprintf(why, sizeof why, "broker refused the connection (code 0x%02x)", code);
         events_.audit("auth_failure", "", "", "", why);
         deadline_ = 0;
-        return;  // forwarded to the client; the broker closes
+        // Forwarded to the client, then the gateway closes (MQTT: the server closes after a
+        // refusing CONNACK): not the broker's job alone, a broker that stalls would otherwise
+        // leave the refused client connected without any deadline, its packets still forwarded.
+        return false;
     }
     events_.audit("connect", "", "", "", "");
     // Keepalive enforcement replaces the connect deadline: 1.5 x keepalive of silence.
@@ -568,6 +621,7 @@ void ConnectionPipeline::onBrokerConnack(const mqtt::Frame& frame, const uint8_t
     deadline_ = keepAlive_.enabled() ? nowMs + keepAlive_.limitMs() : 0;
     if (tokenDeadlineMs_ && (deadline_ == 0 || *tokenDeadlineMs_ < deadline_))
         deadline_ = std::max(*tokenDeadlineMs_, nowMs);
+    return true;
 }
 
 Verdict ConnectionPipeline::onBrokerPacket(const mqtt::Frame& frame, const uint8_t* body,
@@ -582,7 +636,13 @@ Verdict ConnectionPipeline::onBrokerPacket(const mqtt::Frame& frame, const uint8
                 rc::Success &&
             !(v5() && mqtt::isV311ConnackRefusal(body, frame.remainingLength)))
             return brokerFailed("malformed CONNACK from the broker");
-        onBrokerConnack(frame, body, nowMs);
+        if (!onBrokerConnack(frame, body, nowMs)) {
+            Verdict v = session_->onBrokerPacket(frame, body);
+            if (v.kind != Verdict::Kind::Close) v.endAfter = true;
+            if (!v5()) v.disconnectReason = 0;
+            stage_ = Stage::Closed;
+            return v;
+        }
     }
     Verdict v = session_->onBrokerPacket(frame, body);
     if (v.kind == Verdict::Kind::Close) {

@@ -230,13 +230,21 @@ class ConnectionPipeline : private SessionEvents {
     std::shared_ptr<const policy::ClientRights> rightsFor(const PipelineOptions& opt) const;
     Action refuse(uint8_t v5Reason, const std::string& why);
     Action closeWithReason(uint8_t v5Reason);
+    // The client has no CONNACK yet (the broker's is still to come).
+    bool beforeConnack() const;
+    // What the client is told when the gateway ends its connection: a refusing CONNACK before
+    // it has one, else (v5) DISCONNECT v5Reason.
+    std::vector<uint8_t> farewell(uint8_t v5Reason) const;
+    // A Close verdict on a client packet: before the CONNACK, a CONNACK refusal as its reply.
+    void sayFarewell(Verdict& v) const;
     Action closeAfterFlush();
     Action closeNow();
     Action endForReload(ReloadOutcome outcome, uint8_t v5Reason, const std::string& why);
     Verdict brokerFailed(const char* detail);
     ConnStage connStage() const;
     std::shared_ptr<integrity::Checker> makeIntegrityChecker();
-    void onBrokerConnack(const mqtt::Frame& frame, const uint8_t* body, uint64_t nowMs);
+    // False: the broker refused (the client gets its CONNACK, then the connection ends).
+    bool onBrokerConnack(const mqtt::Frame& frame, const uint8_t* body, uint64_t nowMs);
 
     // SessionEvents
     void onAuthzDenied(const char* action, std::string_view topic,

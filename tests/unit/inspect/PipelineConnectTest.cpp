@@ -269,9 +269,14 @@ TEST_CASE("pipeline: the broker's CONNACK") {
         CHECK(ev.audited("connect"));
         CHECK(p.deadline() == 2 + 15000);
     }
-    SECTION("refused by the broker: forwarded, audited") {
-        CHECK(fromBroker(p, mqtt::encodeConnack(ProtocolVersion::V5, false, 0x87, {}), 2).kind ==
-              Verdict::Kind::Forward);
+    SECTION("refused by the broker: forwarded, audited, then the connection ends") {
+        const Verdict v =
+            fromBroker(p, mqtt::encodeConnack(ProtocolVersion::V5, false, 0x87, {}), 2);
+        CHECK(v.kind == Verdict::Kind::Forward);
+        // The gateway closes, not only the broker: one that stalls must not keep the refused
+        // client connected (without a deadline) with its packets still forwarded.
+        CHECK(v.endAfter);
+        CHECK(p.stage() == ConnectionPipeline::Stage::Closed);
         CHECK(ev.audited("auth_failure|||broker refused the connection (code 0x87)"));
         CHECK(p.deadline() == 0);
     }
@@ -341,4 +346,46 @@ TEST_CASE("pipeline: drain sends v5 clients DISCONNECT 0x8B") {
     CHECK(a.kind == K::Close);
     REQUIRE(a.toClient.size() >= 3);
     CHECK(a.toClient[2] == mqtt::reason::ServerShuttingDown);
+}
+
+TEST_CASE("pipeline: no DISCONNECT before the client has its CONNACK (MQTT 5 3.14.0-1)") {
+    RecordingEvents ev;
+    auto opt = std::make_shared<PipelineOptions>(*makeOptions());
+    opt->limiter.publishRate = 1;
+    opt->limiter.disconnectOnExceed = true;
+    const ProtocolVersion version = GENERATE(ProtocolVersion::V5, ProtocolVersion::V311);
+    {
+        const bool v5 = version == ProtocolVersion::V5;
+        ConnectionPipeline p(opt, ev, 0);
+        REQUIRE(sendConnect(p, connectPacket(version, "sensor-1", 10), withCert("sensor-1")).kind ==
+                K::OpenBackend);
+        SECTION("a reload that takes the rights away while the broker's CONNACK is awaited") {
+            p.onBackendConnected(1);
+            REQUIRE(p.awaitingConnack());
+            auto none = std::make_shared<PipelineOptions>(*opt);
+            none->policy = makePolicy({}, {});
+            CHECK(connackCode(p.onReload(none, std::nullopt, 2)) ==
+                  (v5 ? mqtt::reason::NotAuthorized : 5));
+        }
+        SECTION("a kick while the backend connects") {
+            CHECK(connackCode(p.onKick("sensor-1", false, false, mqtt::reason::AdministrativeAction,
+                                       "kicked")) == (v5 ? mqtt::reason::NotAuthorized : 5));
+        }
+        SECTION("drain while the broker's CONNACK is awaited") {
+            p.onBackendConnected(1);
+            CHECK(connackCode(p.onDrain()) == (v5 ? mqtt::reason::ServerUnavailable : 3));
+        }
+        SECTION("a pipelined packet over a limit before the CONNACK") {
+            p.onBackendConnected(1);
+            const auto pub = publish("devices/sensor-1/x", 4, version);
+            const auto f = frameOf(pub);
+            CHECK(p.onClientPacket(f, pub.data() + f.headerSize, 2).kind == Verdict::Kind::Forward);
+            const Verdict v = p.onClientPacket(f, pub.data() + f.headerSize, 3);
+            CHECK(v.kind == Verdict::Kind::Close);
+            CHECK(v.disconnectReason == 0);
+            REQUIRE(v.reply.size() >= 4);
+            CHECK(v.reply[0] == 0x20);
+            CHECK(v.reply[3] == (v5 ? mqtt::reason::UnspecifiedError : 3));
+        }
+    }
 }
