@@ -82,3 +82,16 @@ TEST_CASE("limiter: a reload changes the rate and on_exceed") {
     l.reconfigure({0, 0, 0, true});
     CHECK(l.admit(PacketType::Publish, 1, at(0)).kind == K::Admit);
 }
+
+TEST_CASE("limiter: a PUBLISH larger than the byte burst passes from a full bucket") {
+    // A packet bigger than one second of publish_bytes_rate can never fit the bucket: it is
+    // admitted whenever the bucket is full (leaving it in debt), so it is never held forever.
+    PacketLimiter l({1000, 100, 0, false});
+    CHECK(l.admit(PacketType::Publish, 500, at(0)).kind == K::Admit);
+    auto d = l.admit(PacketType::Publish, 500, at(0));
+    REQUIRE(d.kind == K::Hold);
+    // In debt by 400: the bucket is full again after 5 s, and the hold says so.
+    CHECK(d.holdMs >= 5000);
+    CHECK(d.holdMs <= 5001);
+    CHECK(l.admit(PacketType::Publish, 500, at(static_cast<int64_t>(d.holdMs))).kind == K::Admit);
+}
