@@ -21,7 +21,7 @@ TLS_ANON = {"require_client_cert": False}
 
 
 def ws_moat(moat_factory, websocket=None, plain_ws=None, overrides=None, listener=None,
-            plain_listener=None):
+            plain_listener=None, tls=None):
     """Listener 0: wss (client certificates optional, anonymous allowed); plus a plain ws
     listener at moat.ws_port."""
     port = h.free_port()
@@ -31,7 +31,8 @@ def ws_moat(moat_factory, websocket=None, plain_ws=None, overrides=None, listene
     lst = {"name": "wss", "websocket": websocket if websocket is not None else {}}
     lst.update(listener or {})
     m = moat_factory(h.deep_merge({"auth": {"methods": ["certificate"], "anonymous": True}},
-                                  overrides), tls=TLS_ANON, listener=lst, extra_listeners=extra)
+                                  overrides), tls=dict(TLS_ANON, **(tls or {})), listener=lst,
+                   extra_listeners=extra)
     m.ws_port = port
     return m
 
