@@ -108,16 +108,10 @@ uint16_t closeCodeFor(uint8_t reason) {
     }
 }
 
-Deframer::Deframer() {
-    wslay_frame_callbacks cb{nullptr, nullptr, nullptr};
-    cb.recv_callback = [](uint8_t* buf, size_t len, int flags, void* self) -> ssize_t {
-        return static_cast<ssize_t>(onRecv(buf, len, flags, self));
-    };
-    if (wslay_frame_context_init(&ctx_, &cb, this) != 0) throw std::bad_alloc();
-}
+Deframer::Deframer() = default;
 
 Deframer::~Deframer() {
-    wslay_frame_context_free(ctx_);
+    if (ctx_) wslay_frame_context_free(ctx_);
 }
 
 long Deframer::onRecv(uint8_t* buf, size_t len, int, void* user) {
@@ -141,8 +135,17 @@ Deframer::Status Deframer::fail(uint16_t code, const char* why, std::vector<uint
 Deframer::Status Deframer::feed(const uint8_t* data, size_t len, std::vector<uint8_t>& mqtt,
                                 std::vector<uint8_t>& reply) {
     if (status_ != Status::Open) return status_;
+    if (ctx_ == nullptr) {
+        wslay_frame_callbacks cb{nullptr, nullptr, nullptr};
+        cb.recv_callback = [](uint8_t* buf, size_t n, int flags, void* self) -> ssize_t {
+            return static_cast<ssize_t>(onRecv(buf, n, flags, self));
+        };
+        if (wslay_frame_context_init(&ctx_, &cb, this) != 0) throw std::bad_alloc();
+        fed_ = framed_ = 0;
+    }
     in_ = data;
     inLen_ = len;
+    fed_ += len;
     for (;;) {
         wslay_frame_iocb iocb{};
         const ssize_t r = wslay_frame_recv(ctx_, &iocb);
@@ -189,8 +192,15 @@ Deframer::Status Deframer::feed(const uint8_t* data, size_t len, std::vector<uin
         frameSeen_ += iocb.data_length;
         if (frameSeen_ == iocb.payload_length) {
             frameOpen_ = false;
+            // wslay refuses non-minimal lengths: the header size follows from the length.
+            const uint64_t n = iocb.payload_length;
+            framed_ += 2 + (n < 126 ? 0 : n < 65536 ? 2 : 8) + 4 + n;
             if (isControl(opcode_) && onControl(reply) != Status::Open) return status_;
         }
+    }
+    if (!frameOpen_ && fed_ == framed_) {
+        wslay_frame_context_free(ctx_);
+        ctx_ = nullptr;
     }
     return status_;
 }

@@ -58,12 +58,20 @@ class Deframer {
     // Failed: the code sent (1002 / 1003). Closed: the client's code (0: none given).
     uint16_t closeCode() const { return closeCode_; }
     const char* error() const { return error_; }
+    // Between frames with nothing buffered: no wslay context held (idle connections).
+    bool holdsNoBuffer() const { return ctx_ == nullptr; }
 
   private:
     Status fail(uint16_t code, const char* why, std::vector<uint8_t>& reply);
     Status onControl(std::vector<uint8_t>& reply);
 
+    // wslay's context holds a 4 KiB input buffer: it exists only while bytes are in it or a
+    // frame is open, so an idle connection does not carry it (created again on the next
+    // feed). `fed_` counts the bytes given to it, `framed_` the bytes of the frames it
+    // finished (header + payload): equal between frames means its buffer is empty.
     wslay_frame_context* ctx_ = nullptr;
+    uint64_t fed_ = 0;
+    uint64_t framed_ = 0;
     const uint8_t* in_ = nullptr;  // the bytes of the current feed() not yet given to wslay
     size_t inLen_ = 0;
     uint64_t frameSeen_ = 0;    // payload bytes of the current frame delivered so far
