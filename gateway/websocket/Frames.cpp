@@ -108,14 +108,39 @@ uint16_t closeCodeFor(uint8_t reason) {
     }
 }
 
+// wslay contexts between frames (nothing buffered, waiting for a header) are all alike, so
+// one is lent to a deframer for the span of a feed() and taken back when it ends between
+// frames: a steady connection costs no allocation per read and an idle one holds no 4 KiB
+// buffer. The context's recv callback finds its deframer through `tFeeding` (user_data is
+// fixed when a context is made).
+namespace {
+
+thread_local Deframer* tFeeding = nullptr;
+
+struct ContextPool {
+    std::vector<wslay_frame_context*> spare;
+    ~ContextPool() {
+        for (auto* c : spare) wslay_frame_context_free(c);
+    }
+};
+
+ContextPool& pool() {
+    thread_local ContextPool p;
+    return p;
+}
+
+constexpr size_t kSpareContexts = 8;
+
+}  // namespace
+
 Deframer::Deframer() = default;
 
 Deframer::~Deframer() {
-    if (ctx_) wslay_frame_context_free(ctx_);
+    if (ctx_) wslay_frame_context_free(ctx_);  // in mid-frame: not reusable
 }
 
-long Deframer::onRecv(uint8_t* buf, size_t len, int, void* user) {
-    auto* self = static_cast<Deframer*>(user);
+long Deframer::onRecv(uint8_t* buf, size_t len, int, void*) {
+    Deframer* self = tFeeding;
     const size_t n = len < self->inLen_ ? len : self->inLen_;
     if (n == 0) return 0;  // wslay: "want read"
     std::memcpy(buf, self->in_, n);
@@ -136,16 +161,38 @@ Deframer::Status Deframer::feed(const uint8_t* data, size_t len, std::vector<uin
                                 std::vector<uint8_t>& reply) {
     if (status_ != Status::Open) return status_;
     if (ctx_ == nullptr) {
-        wslay_frame_callbacks cb{nullptr, nullptr, nullptr};
-        cb.recv_callback = [](uint8_t* buf, size_t n, int flags, void* self) -> ssize_t {
-            return static_cast<ssize_t>(onRecv(buf, n, flags, self));
-        };
-        if (wslay_frame_context_init(&ctx_, &cb, this) != 0) throw std::bad_alloc();
+        auto& spare = pool().spare;
+        if (!spare.empty()) {
+            ctx_ = spare.back();
+            spare.pop_back();
+        } else {
+            wslay_frame_callbacks cb{nullptr, nullptr, nullptr};
+            cb.recv_callback = [](uint8_t* buf, size_t n, int flags, void* self) -> ssize_t {
+                return static_cast<ssize_t>(onRecv(buf, n, flags, self));
+            };
+            if (wslay_frame_context_init(&ctx_, &cb, nullptr) != 0) throw std::bad_alloc();
+        }
         fed_ = framed_ = 0;
     }
+    tFeeding = this;
     in_ = data;
     inLen_ = len;
     fed_ += len;
+    const Status st = pump(mqtt, reply);
+    tFeeding = nullptr;
+    // Between frames with nothing buffered: the context goes back to the pool.
+    if (ctx_ && !frameOpen_ && fed_ == framed_) {
+        auto& spare = pool().spare;
+        if (spare.size() < kSpareContexts)
+            spare.push_back(ctx_);
+        else
+            wslay_frame_context_free(ctx_);
+        ctx_ = nullptr;
+    }
+    return st;
+}
+
+Deframer::Status Deframer::pump(std::vector<uint8_t>& mqtt, std::vector<uint8_t>& reply) {
     for (;;) {
         wslay_frame_iocb iocb{};
         const ssize_t r = wslay_frame_recv(ctx_, &iocb);
@@ -197,10 +244,6 @@ Deframer::Status Deframer::feed(const uint8_t* data, size_t len, std::vector<uin
             framed_ += 2 + (n < 126 ? 0 : n < 65536 ? 2 : 8) + 4 + n;
             if (isControl(opcode_) && onControl(reply) != Status::Open) return status_;
         }
-    }
-    if (!frameOpen_ && fed_ == framed_) {
-        wslay_frame_context_free(ctx_);
-        ctx_ = nullptr;
     }
     return status_;
 }

@@ -62,13 +62,14 @@ class Deframer {
     bool holdsNoBuffer() const { return ctx_ == nullptr; }
 
   private:
+    Status pump(std::vector<uint8_t>& mqtt, std::vector<uint8_t>& reply);
     Status fail(uint16_t code, const char* why, std::vector<uint8_t>& reply);
     Status onControl(std::vector<uint8_t>& reply);
 
-    // wslay's context holds a 4 KiB input buffer: it exists only while bytes are in it or a
-    // frame is open, so an idle connection does not carry it (created again on the next
-    // feed). `fed_` counts the bytes given to it, `framed_` the bytes of the frames it
-    // finished (header + payload): equal between frames means its buffer is empty.
+    // wslay's context holds a 4 KiB input buffer: a deframer has one only while bytes are in
+    // it or a frame is open, so an idle connection does not carry it (lent from a per-thread
+    // pool for each feed). `fed_` counts the bytes given to it, `framed_` the bytes of the
+    // frames it finished (header + payload): equal between frames means its buffer is empty.
     wslay_frame_context* ctx_ = nullptr;
     uint64_t fed_ = 0;
     uint64_t framed_ = 0;
