@@ -2,6 +2,7 @@
 
 #include <wslay/wslay.h>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -108,46 +109,26 @@ uint16_t closeCodeFor(uint8_t reason) {
     }
 }
 
-// wslay contexts between frames (nothing buffered, waiting for a header) are all alike, so
-// one is lent to a deframer for the span of a feed() and taken back when it ends between
-// frames: a steady connection costs no allocation per read and an idle one holds no 4 KiB
-// buffer. The context's recv callback finds its deframer through `tFeeding` (user_data is
-// fixed when a context is made).
 namespace {
 
-thread_local Deframer* tFeeding = nullptr;
-
-struct ContextPool {
-    std::vector<wslay_frame_context*> spare;
-    ~ContextPool() {
-        for (auto* c : spare) wslay_frame_context_free(c);
+// XORs n bytes of `src` with the masking key starting at key offset `pos` into `dst` (may be
+// the same); 8 bytes at a time.
+void unmask(uint8_t* dst, const uint8_t* src, size_t n, const uint8_t key[4], uint8_t pos) {
+    uint8_t k8[8];
+    for (int i = 0; i < 8; ++i) k8[i] = key[(pos + i) & 3];
+    uint64_t kw;
+    std::memcpy(&kw, k8, 8);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        std::memcpy(&w, src + i, 8);
+        w ^= kw;
+        std::memcpy(dst + i, &w, 8);
     }
-};
-
-ContextPool& pool() {
-    thread_local ContextPool p;
-    return p;
+    for (; i < n; ++i) dst[i] = src[i] ^ k8[i & 7];
 }
-
-constexpr size_t kSpareContexts = 8;
 
 }  // namespace
-
-Deframer::Deframer() = default;
-
-Deframer::~Deframer() {
-    if (ctx_) wslay_frame_context_free(ctx_);  // in mid-frame: not reusable
-}
-
-long Deframer::onRecv(uint8_t* buf, size_t len, int, void*) {
-    Deframer* self = tFeeding;
-    const size_t n = len < self->inLen_ ? len : self->inLen_;
-    if (n == 0) return 0;  // wslay: "want read"
-    std::memcpy(buf, self->in_, n);
-    self->in_ += n;
-    self->inLen_ -= n;
-    return static_cast<long>(n);
-}
 
 Deframer::Status Deframer::fail(uint16_t code, const char* why, std::vector<uint8_t>& reply) {
     status_ = Status::Failed;
@@ -159,118 +140,131 @@ Deframer::Status Deframer::fail(uint16_t code, const char* why, std::vector<uint
 
 Deframer::Status Deframer::feed(const uint8_t* data, size_t len, std::vector<uint8_t>& mqtt,
                                 std::vector<uint8_t>& reply) {
-    if (status_ != Status::Open) return status_;
-    if (ctx_ == nullptr) {
-        auto& spare = pool().spare;
-        if (!spare.empty()) {
-            ctx_ = spare.back();
-            spare.pop_back();
-        } else {
-            wslay_frame_callbacks cb{nullptr, nullptr, nullptr};
-            cb.recv_callback = [](uint8_t* buf, size_t n, int flags, void* self) -> ssize_t {
-                return static_cast<ssize_t>(onRecv(buf, n, flags, self));
-            };
-            if (wslay_frame_context_init(&ctx_, &cb, nullptr) != 0) throw std::bad_alloc();
+    size_t off = 0;
+    while (status_ == Status::Open && off < len) {
+        if (!inPayload_) {
+            const size_t take = std::min<size_t>(hdrNeed_ - hdrLen_, len - off);
+            std::memcpy(hdr_ + hdrLen_, data + off, take);
+            hdrLen_ += static_cast<uint8_t>(take);
+            off += take;
+            if (hdrLen_ < hdrNeed_) continue;
+            if (!startFrame(reply)) break;
+            continue;
         }
-        fed_ = framed_ = 0;
-    }
-    tFeeding = this;
-    in_ = data;
-    inLen_ = len;
-    fed_ += len;
-    const Status st = pump(mqtt, reply);
-    tFeeding = nullptr;
-    // Between frames with nothing buffered: the context goes back to the pool.
-    if (ctx_ && !frameOpen_ && fed_ == framed_) {
-        auto& spare = pool().spare;
-        if (spare.size() < kSpareContexts)
-            spare.push_back(ctx_);
-        else
-            wslay_frame_context_free(ctx_);
-        ctx_ = nullptr;
-    }
-    return st;
-}
-
-Deframer::Status Deframer::pump(std::vector<uint8_t>& mqtt, std::vector<uint8_t>& reply) {
-    for (;;) {
-        wslay_frame_iocb iocb{};
-        const ssize_t r = wslay_frame_recv(ctx_, &iocb);
-        if (r == WSLAY_ERR_WANT_READ) break;
-        if (r < 0) return fail(close_code::kProtocolError, "bad frame header", reply);
-        if (!frameOpen_) {
-            // The first chunk of a frame (wslay reports a frame once a payload byte, or the
-            // end of an empty payload, is there): its header is judged here.
-            frameOpen_ = true;
-            frameSeen_ = 0;
-            opcode_ = iocb.opcode;
-            controlLen_ = 0;
-            if (!iocb.mask) return fail(close_code::kProtocolError, "unmasked frame", reply);
-            if (iocb.rsv != 0) return fail(close_code::kProtocolError, "reserved bits", reply);
-            switch (opcode_) {
-                case kBinary:
-                    if (messageOpen_)
-                        return fail(close_code::kProtocolError, "new message inside a message",
-                                    reply);
-                    messageOpen_ = !iocb.fin;
-                    break;
-                case kContinuation:
-                    if (!messageOpen_)
-                        return fail(close_code::kProtocolError, "continuation without a message",
-                                    reply);
-                    messageOpen_ = !iocb.fin;
-                    break;
-                case kText:
-                    return fail(close_code::kUnsupportedData, "text frame", reply);
-                case kClose:
-                case kPing:
-                case kPong:
-                    break;  // wslay refused long or fragmented control frames already
-                default:
-                    return fail(close_code::kProtocolError, "unknown opcode", reply);
-            }
-        }
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(left_, len - off));
         if (isControl(opcode_)) {
-            std::memcpy(control_ + controlLen_, iocb.data, iocb.data_length);
-            controlLen_ += static_cast<uint8_t>(iocb.data_length);
-        } else if (iocb.data_length > 0) {
-            mqtt.insert(mqtt.end(), iocb.data, iocb.data + iocb.data_length);
+            unmask(control_ + controlLen_, data + off, n, key_, keyPos_);
+            controlLen_ += static_cast<uint8_t>(n);
+        } else {
+            const size_t at = mqtt.size();
+            mqtt.resize(at + n);
+            unmask(mqtt.data() + at, data + off, n, key_, keyPos_);
         }
-        frameSeen_ += iocb.data_length;
-        if (frameSeen_ == iocb.payload_length) {
-            frameOpen_ = false;
-            // wslay refuses non-minimal lengths: the header size follows from the length.
-            const uint64_t n = iocb.payload_length;
-            framed_ += 2 + (n < 126 ? 0 : n < 65536 ? 2 : 8) + 4 + n;
-            if (isControl(opcode_) && onControl(reply) != Status::Open) return status_;
-        }
+        keyPos_ = static_cast<uint8_t>((keyPos_ + n) & 3);
+        left_ -= n;
+        off += n;
+        if (left_ == 0) endFrame(reply);
     }
     return status_;
 }
 
-Deframer::Status Deframer::onControl(std::vector<uint8_t>& reply) {
+bool Deframer::startFrame(std::vector<uint8_t>& reply) {
+    auto bad = [&](uint16_t code, const char* why) {
+        fail(code, why, reply);
+        return false;
+    };
+    if (hdrNeed_ == 2) {
+        // The first two bytes: everything but the lengths and the key can be judged now.
+        const uint8_t b0 = hdr_[0], b1 = hdr_[1];
+        opcode_ = b0 & 0x0f;
+        fin_ = (b0 & 0x80) != 0;
+        const uint8_t len7 = b1 & 0x7f;
+        if ((b1 & 0x80) == 0) return bad(close_code::kProtocolError, "unmasked frame");
+        if (b0 & 0x70) return bad(close_code::kProtocolError, "reserved bits");
+        switch (opcode_) {
+            case kBinary:
+                if (messageOpen_)
+                    return bad(close_code::kProtocolError, "new message inside a message");
+                break;
+            case kContinuation:
+                if (!messageOpen_)
+                    return bad(close_code::kProtocolError, "continuation without a message");
+                break;
+            case kText:
+                return bad(close_code::kUnsupportedData, "text frame");
+            case kClose:
+            case kPing:
+            case kPong:
+                if (!fin_ || len7 > 125)
+                    return bad(close_code::kProtocolError, "long or fragmented control frame");
+                break;
+            default:
+                return bad(close_code::kProtocolError, "unknown opcode");
+        }
+        hdrNeed_ = static_cast<uint8_t>(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4);
+        if (hdrLen_ < hdrNeed_) return true;  // the rest of the header follows
+    }
+    const uint8_t len7 = hdr_[1] & 0x7f;
+    uint64_t len = len7;
+    size_t p = 2;
+    if (len7 == 126) {
+        len = static_cast<uint64_t>(hdr_[2]) << 8 | hdr_[3];
+        p = 4;
+        if (len < 126) return bad(close_code::kProtocolError, "non-minimal length");
+    } else if (len7 == 127) {
+        len = 0;
+        for (int i = 0; i < 8; ++i) len = len << 8 | hdr_[2 + i];
+        p = 10;
+        if (len < 65536 || (len >> 63) != 0)
+            return bad(close_code::kProtocolError, "non-minimal length");
+    }
+    std::memcpy(key_, hdr_ + p, 4);
+    keyPos_ = 0;
+    left_ = len;
+    controlLen_ = 0;
+    hdrLen_ = 0;
+    hdrNeed_ = 2;
+    inPayload_ = true;
+    if (!isControl(opcode_)) messageOpen_ = !fin_;
+    if (left_ == 0) endFrame(reply);
+    return status_ == Status::Open;
+}
+
+void Deframer::endFrame(std::vector<uint8_t>& reply) {
+    inPayload_ = false;
+    if (isControl(opcode_)) onControl(reply);
+}
+
+void Deframer::onControl(std::vector<uint8_t>& reply) {
     if (opcode_ == kPing) {
         sender().frame(reply, kPong, control_, controlLen_);
-        return status_;
+        return;
     }
-    if (opcode_ == kPong) return status_;
+    if (opcode_ == kPong) return;
     // Close: a body is empty or a code (2 bytes) and a UTF-8 reason.
-    if (controlLen_ == 1) return fail(close_code::kProtocolError, "close frame of 1 byte", reply);
+    if (controlLen_ == 1) {
+        fail(close_code::kProtocolError, "close frame of 1 byte", reply);
+        return;
+    }
     if (controlLen_ == 0) {
         closeCode_ = 0;
         status_ = Status::Closed;
         appendClose(reply, 0);
-        return status_;
+        return;
     }
     const uint16_t code = static_cast<uint16_t>(control_[0] << 8 | control_[1]);
-    if (!sendableCloseCode(code)) return fail(close_code::kProtocolError, "bad close code", reply);
-    if (!validUtf8(control_ + 2, controlLen_ - 2u))
-        return fail(close_code::kProtocolError, "close reason not UTF-8", reply);
+    if (!sendableCloseCode(code)) {
+        fail(close_code::kProtocolError, "bad close code", reply);
+        return;
+    }
+    if (!validUtf8(control_ + 2, controlLen_ - 2u)) {
+        fail(close_code::kProtocolError, "close reason not UTF-8", reply);
+        return;
+    }
     closeCode_ = code;
     status_ = Status::Closed;
     // The usual answer echoes the code (RFC 6455 §5.5.1).
     appendClose(reply, code);
-    return status_;
 }
 
 void appendBinary(std::vector<uint8_t>& out, const uint8_t* data, size_t len) {

@@ -223,26 +223,3 @@ TEST_CASE("close codes for MQTT reasons") {
     CHECK(closeCodeFor(0x87) == 1008);  // not authorized
     CHECK(closeCodeFor(0x95) == 1008);  // packet too large
 }
-
-TEST_CASE("an idle deframer holds no wslay buffer; a partial header keeps it") {
-    Deframer d;
-    CHECK(d.holdsNoBuffer());
-    const Bytes one = frame(2, kPublish);
-    Bytes big = frame(2, Bytes(70000, 1));
-    Fed f;
-    REQUIRE(d.feed(one.data(), one.size(), f.mqtt, f.reply) == Deframer::Status::Open);
-    CHECK(d.holdsNoBuffer());
-    // Every cut inside the next frames (headers of 2, 4 and 10 bytes included).
-    const Bytes stream = cat({one, frame(2, Bytes(300, 2)), big});
-    for (size_t at = 1; at < stream.size(); at += (at < 400 ? 1 : 997)) {
-        Deframer e;
-        Fed g;
-        REQUIRE(e.feed(stream.data(), at, g.mqtt, g.reply) == Deframer::Status::Open);
-        const bool boundary = at == one.size() || at == one.size() + 2 + 2 + 4 + 300;
-        CHECK(e.holdsNoBuffer() == boundary);
-        REQUIRE(e.feed(stream.data() + at, stream.size() - at, g.mqtt, g.reply) ==
-                Deframer::Status::Open);
-        CHECK(e.holdsNoBuffer());
-        CHECK(g.mqtt.size() == kPublish.size() + 300 + 70000);
-    }
-}
