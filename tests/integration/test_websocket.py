@@ -34,6 +34,8 @@ def ws_moat(moat_factory, websocket=None, plain_ws=None, overrides=None, listene
                                   overrides), tls=dict(TLS_ANON, **(tls or {})), listener=lst,
                    extra_listeners=extra)
     m.ws_port = port
+    # The harness waits for listener 0 only; the ws listener's workers may bind a moment later.
+    h.wait_until(lambda: h.port_accepts("127.0.0.1", port), message="the ws listener")
     return m
 
 
