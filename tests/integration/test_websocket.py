@@ -21,13 +21,15 @@ TLS_ANON = {"require_client_cert": False}
 
 
 def ws_moat(moat_factory, websocket=None, plain_ws=None, overrides=None, listener=None,
-            plain_listener=None, tls=None):
+            plain_listener=None, tls=None, with_plain=True):
     """Listener 0: wss (client certificates optional, anonymous allowed); plus a plain ws
     listener at moat.ws_port."""
     port = h.free_port()
     extra = [{"name": "ws", "bind": "127.0.0.1:%d" % port,
               "websocket": plain_ws if plain_ws is not None else {}}]
     extra[0].update(plain_listener or {})
+    if not with_plain:
+        extra = None
     lst = {"name": "wss", "websocket": websocket if websocket is not None else {}}
     lst.update(listener or {})
     m = moat_factory(h.deep_merge({"auth": {"methods": ["certificate"], "anonymous": True}},
@@ -35,7 +37,8 @@ def ws_moat(moat_factory, websocket=None, plain_ws=None, overrides=None, listene
                    extra_listeners=extra)
     m.ws_port = port
     # The harness waits for listener 0 only; the ws listener's workers may bind a moment later.
-    h.wait_until(lambda: h.port_accepts("127.0.0.1", port), message="the ws listener")
+    if with_plain:
+        h.wait_until(lambda: h.port_accepts("127.0.0.1", port), message="the ws listener")
     return m
 
 
@@ -348,3 +351,13 @@ def test_forwarded_for_per_ip_admission(moat_factory, broker):
     c.send_raw(req)
     assert c.wait_eof()
     assert b"101" not in bytes(c.raw)
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_refused_connect_then_1008_and_no_broker(moat_factory, broker, version):
+    moat = ws_moat(moat_factory, overrides={"auth": {"anonymous": False}}, with_plain=False)
+    c = ws.WsWire("127.0.0.1", moat.port, moat.certs.context(None), version=version)
+    assert c.connect("nobody") != 0  # no certificate, no anonymous access
+    assert c.wait_close_frame() == 1008
+    assert c.wait_eof()
+    assert broker.connection_count() == 0
