@@ -7,7 +7,7 @@
 FROM debian:12 AS build
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         build-essential cmake ninja-build pkg-config \
-        libuv1-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev && \
+        libuv1-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev libwslay-dev && \
     rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -19,7 +19,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOAT_BUILD_TESTS=O
 
 FROM debian:12-slim
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-        libuv1 libssl3 libyaml-cpp0.7 libprometheus-cpp-core1.0 ca-certificates && \
+        libuv1 libssl3 libyaml-cpp0.7 libprometheus-cpp-core1.0 libwslay1 ca-certificates && \
     rm -rf /var/lib/apt/lists/* && \
     groupadd --system --gid 10001 moat && \
     useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin moat
@@ -27,7 +27,7 @@ COPY --from=build /src/build/gateway/cli/moat /usr/local/bin/moat
 # Numeric, so Kubernetes' runAsNonRoot can verify it (a user name cannot be checked and the pod
 # is refused), and the same UID the manifests' runAsUser names (deploy/kubernetes/).
 USER 10001:10001
-EXPOSE 8883 9464
+EXPOSE 8883 8084 9464
 # SIGTERM drains (MQTT 5 clients get DISCONNECT 0x8B); SIGHUP reloads certificates and policy.
 STOPSIGNAL SIGTERM
 # Healthy while /healthz (on metrics.bind) answers 200, i.e. while the broker is reachable.

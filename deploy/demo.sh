@@ -3,12 +3,14 @@
 # PKI and starts Mosquitto (plaintext, loopback only) with Moat in front of it, in the
 # foreground. Ctrl-C stops both.
 #
-#   deploy/demo.sh            ports: Moat 8883, broker 1883, metrics 9464
-#   MOAT_PORT=18883 BROKER_PORT=11883 METRICS_PORT=19464 deploy/demo.sh
+#   deploy/demo.sh            ports: Moat 8883 (mqtts) and 8084 (wss), broker 1883, metrics 9464
+#   MOAT_PORT=18883 WSS_PORT=18084 BROKER_PORT=11883 METRICS_PORT=19464 deploy/demo.sh
+# The browser example page is served on PAGE_PORT (8000) by `python3 -m http.server`.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 export MOAT_PORT=${MOAT_PORT:-8883} BROKER_PORT=${BROKER_PORT:-1883} METRICS_PORT=${METRICS_PORT:-9464}
+export WSS_PORT=${WSS_PORT:-8084} PAGE_PORT=${PAGE_PORT:-8000}
 demo=${MOAT_DEMO_DIR:-$root/build/demo}
 
 "$root/deploy/install-deps.sh"
@@ -21,6 +23,24 @@ mkdir -p "$demo"
 # ${VAR} in the template are the ports above; everything else is literal.
 perl -pe 's/\$\{(\w+)\}/$ENV{$1}/g' "$root/deploy/demo/moat.yaml" >"$demo/moat.yaml"
 [[ -f "$demo/passwd" ]] || echo "demo-password" | "$moat" passwd "$demo/passwd" ops-console
+
+# A browser-ready example: MQTT.js over wss, password login (the page's origin is the one
+# the wss listener allows).
+mkdir -p "$demo/www"
+cat >"$demo/www/index.html" <<PAGE
+<!doctype html>
+<html><head><meta charset="utf-8"><title>Moat over WebSocket</title></head>
+<body><h1>MQTT over WebSocket through Moat</h1><pre id="log"></pre>
+<script src="https://unpkg.com/mqtt@5.16.0/dist/mqtt.min.js"></script>
+<script>
+  const log = (s) => { document.getElementById('log').textContent += s + '\n'; };
+  const c = mqtt.connect('wss://localhost:$WSS_PORT/mqtt',
+                         { username: 'ops-console', password: 'demo-password' });
+  c.on('connect', () => { log('connected'); c.subscribe('devices/#'); });
+  c.on('message', (t, p) => log(t + ' ' + p));
+  c.on('error', (e) => log('error: ' + e.message));
+</script></body></html>
+PAGE
 
 cat >"$demo/mosquitto.conf" <<CONF
 listener $BROKER_PORT 127.0.0.1
@@ -46,5 +66,12 @@ Try, from another shell:
   mosquitto_sub -h localhost -p $MOAT_PORT --cafile $demo/certs/ca.pem --cert $demo/certs/operator1.pem --key $demo/certs/operator1.key -t 'devices/#' -v
   mosquitto_pub -h localhost -p $MOAT_PORT --cafile $demo/certs/ca.pem --cert $demo/certs/device1.pem --key $demo/certs/device1.key -t devices/device1/telemetry/temp -m 21.5
   mosquitto_pub ... -t devices/device2/telemetry/temp   # denied: audit log + moat_authz_denied_total
+Browser (MQTT over WebSocket, wss://localhost:$WSS_PORT/mqtt, user ops-console / demo-password):
+  1. trust the demo CA $demo/certs/ca.pem in the browser, or open https://localhost:$WSS_PORT/
+     once and accept the certificate (Moat then answers 404: only /mqtt upgrades)
+  2. python3 -m http.server $PAGE_PORT --bind 127.0.0.1 -d $demo/www
+  3. open http://127.0.0.1:$PAGE_PORT/ : it subscribes to devices/#; publish with mosquitto_pub
+     above and the page shows it (pages from other origins get 403)
+  In your own page:  mqtt.connect('wss://localhost:$WSS_PORT/mqtt', {username, password})
 HELP
 "$moat" run -c "$demo/moat.yaml"

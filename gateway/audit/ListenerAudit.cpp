@@ -36,7 +36,7 @@ bool passwordFactorConfigured(const config::AuthConfig& auth) {
 }
 
 void auditPlaintext(const config::ListenerConfig& l, const std::string& subject, Findings& out) {
-    const std::string where = describeHostPort(l.bind);
+    const std::string where = (l.websocket ? "WebSocket (ws://) " : "") + describeHostPort(l.bind);
     if (isLoopbackHost(l.bind.host)) {
         out.push_back({Severity::Medium, "plaintext-listener", subject,
                        "accepts plaintext MQTT on " + where +
@@ -130,6 +130,18 @@ void auditListeners(const config::Config& config, Findings& out) {
                                "reaches it is accepted",
                            "set tls.client_ca with require_client_cert: true, or add password "
                            "to auth.methods with an auth.password_file"});
+        }
+
+        // Browsers present a client certificate by themselves, to any page's WebSocket: without
+        // an Origin allowlist a hostile page the user visits opens an authenticated socket.
+        const bool acceptsCerts = l.tls && certificates && !l.tls->clientCa.empty();
+        if (l.websocket && acceptsCerts && !l.websocket->allowedOrigins) {
+            out.push_back({Severity::High, "websocket-no-origins", subject,
+                           "accepts client certificates over WebSocket without "
+                           "websocket.allowed_origins: any web page the certificate's owner "
+                           "visits can open an authenticated MQTT session from their browser "
+                           "(cross-site WebSocket hijacking)",
+                           "list the dashboard origins in websocket.allowed_origins"});
         }
 
         if (verifiesCerts && l.tls->crl.empty()) {

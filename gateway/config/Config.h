@@ -48,13 +48,24 @@ struct TlsConfig {
 
 enum class ProxyProtocol { Off, V1, V2, Any };
 
+// `websocket:` on a listener: it speaks MQTT over WebSocket (RFC 6455) instead of raw MQTT.
+struct WebSocketConfig {
+    std::string path = "/mqtt";  // the only request path that upgrades
+    // Origins allowed to open a socket (browsers send Origin); nullopt = any. Stored in
+    // lowercase, as "scheme://host[:port]".
+    std::optional<std::vector<std::string>> allowedOrigins;
+    bool forwardedFor = false;  // X-Forwarded-For from trusted_proxies names the client
+    int line = 0;
+};
+
 struct ListenerConfig {
     std::string name;
     HostPort bind;
     std::optional<TlsConfig> tls;  // nullopt: plaintext listener
     int workers = 0;               // 0 = auto (one per core)
     ProxyProtocol proxyProtocol = ProxyProtocol::Off;
-    std::vector<std::string> trustedProxies;  // CIDRs
+    std::vector<std::string> trustedProxies;   // CIDRs
+    std::optional<WebSocketConfig> websocket;  // nullopt: raw MQTT
     int line = 0;  // line of this listener in the config file (for messages)
 };
 

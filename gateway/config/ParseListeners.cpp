@@ -183,6 +183,79 @@ bool readTrustedProxies(Diagnostics& d, const Field& f, std::vector<std::string>
     return ok;
 }
 
+// An origin as browsers send it: scheme "://" host [":" port], nothing after (no path, no
+// trailing '/'). Compared without case, so stored in lowercase.
+bool readOrigin(Diagnostics& d, const Field& f, std::string& out) {
+    std::string text;
+    if (!readString(d, f, text)) return false;
+    std::string lower;
+    for (char c : text) lower += (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
+    const size_t sep = lower.find("://");
+    const std::string scheme = sep == std::string::npos ? "" : lower.substr(0, sep);
+    const std::string host = sep == std::string::npos ? "" : lower.substr(sep + 3);
+    const bool ok = (scheme == "https" || scheme == "http") && !host.empty() &&
+                    std::all_of(host.begin(), host.end(), [](char c) {
+                        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                               c == '.' || c == ':' || c == '[' || c == ']';
+                    });
+    if (!ok) {
+        d.error(f.line, f.path + ": bad origin " + quoteValue(text) +
+                            " (expected scheme://host[:port] as browsers send it, e.g. "
+                            "https://dashboard.example.com, without a path)");
+        return false;
+    }
+    out = lower;
+    return true;
+}
+
+// `listener` has its proxy_protocol and trusted_proxies read (proxiesOk: without errors).
+void parseWebSocket(Diagnostics& d, MapReader& m, WebSocketConfig& ws,
+                    const ListenerConfig& listener, bool proxiesOk) {
+    if (auto f = m.take("path")) {
+        std::string path;
+        if (readString(d, *f, path)) {
+            const bool ok = path.size() <= 256 && !path.empty() && path[0] == '/' &&
+                            std::all_of(path.begin(), path.end(), [](char c) {
+                                return c > 0x20 && c < 0x7f && c != '?' && c != '#';
+                            });
+            if (ok) {
+                ws.path = path;
+            } else {
+                d.error(f->line, f->path + ": bad path " + quoteValue(path) +
+                                     " (expected an absolute request path such as /mqtt, "
+                                     "without query or spaces)");
+            }
+        }
+    }
+    if (auto f = m.take("allowed_origins")) {
+        if (auto items = openList(d, *f)) {
+            ws.allowedOrigins.emplace();
+            for (const auto& item : *items) {
+                std::string origin;
+                if (readOrigin(d, item, origin)) ws.allowedOrigins->push_back(origin);
+            }
+            if (items->empty()) {
+                d.error(f->line, f->path +
+                                     ": empty list refuses every browser; list the dashboard "
+                                     "origins, or leave the key out to allow any origin");
+            }
+        }
+    }
+    if (auto f = m.take("forwarded_for");
+        f && readBool(d, *f, ws.forwardedFor) && ws.forwardedFor) {
+        if (listener.proxyProtocol != ProxyProtocol::Off) {
+            d.error(f->line, f->path +
+                                 ": the PROXY header already names the client; use one of "
+                                 "proxy_protocol and forwarded_for");
+        } else if (proxiesOk && listener.trustedProxies.empty()) {
+            d.error(f->line, f->path +
+                                 ": true needs trusted_proxies (the balancers whose "
+                                 "X-Forwarded-For is believed)");
+        }
+    }
+    m.finish();
+}
+
 struct Seen {
     int nameLine;
     int bindLine;
@@ -267,6 +340,14 @@ void parseListeners(LoadContext& ctx, const Field& f, std::vector<ListenerConfig
         if (pp) readProxyProtocol(d, *pp, l.proxyProtocol, false);
         std::optional<Field> tp = m->take("trusted_proxies");
         bool proxiesOk = !tp || readTrustedProxies(d, *tp, l.trustedProxies);
+        std::optional<Field> wf = m->take("websocket");
+        if (wf) {
+            if (auto wm = openMap(d, *wf, true)) {
+                l.websocket.emplace();
+                l.websocket->line = wf->line;
+                parseWebSocket(d, *wm, *l.websocket, l, proxiesOk);
+            }
+        }
         m->finish();
         if (pp && l.proxyProtocol != ProxyProtocol::Off && proxiesOk && l.trustedProxies.empty()) {
             d.error(pp->line, pp->path +

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "gateway/mqtt/Encoder.h"
+#include "gateway/net/ClientWebSocket.h"
 #include "gateway/net/Gateway.h"
 #include "gateway/net/Log.h"
 #include "gateway/net/StreamWriter.h"
@@ -123,11 +124,16 @@ bool ClientConnection::accept(uv_stream_t* server) {
 
 bool ClientConnection::start() {
     Gateway& gw = worker_.gateway();
-    if (!gw.admit(worker_, listener_.name, ip_)) {
-        closeNow();
-        return false;
+    if (auto it = snapshot_->websocket.find(listener_.name); it != snapshot_->websocket.end())
+        ws_ = std::make_unique<ClientWebSocket>(it->second, peer_);
+    // A trusted balancer's X-Forwarded-For names the client: admission waits for the head.
+    if (!(ws_ && ws_->admitAfterHead)) {
+        if (!gw.admit(worker_, listener_.name, ip_)) {
+            closeNow();
+            return false;
+        }
+        admitted_ = true;
     }
-    admitted_ = true;
 
     auto tlsIt = snapshot_->tls.find(listener_.name);
     if (tlsIt != snapshot_->tls.end()) {
@@ -227,6 +233,8 @@ bool ClientConnection::follow(const inspect::Verdict& v, size_t off, size_t size
     }
     if (!v.reply.empty()) (this->*back)(v.reply.data(), v.reply.size());
     if (v.kind == K::Close) {
+        // v3 verdicts carry no reason: a Close verdict is a violation either way.
+        wsNoteReason(v.disconnectReason != 0 ? v.disconnectReason : mqtt::reason::ProtocolError);
         if (v.disconnectReason != 0) {
             auto bye = mqtt::encodeDisconnect(mqtt::ProtocolVersion::V5, v.disconnectReason, {});
             sendToClient(bye.data(), bye.size());
@@ -250,6 +258,7 @@ bool ClientConnection::execute(inspect::Action a) {
     }
     if (!a.toBroker.empty()) sendToBackend(a.toBroker.data(), a.toBroker.size());
     if (!a.toClient.empty()) sendToClient(a.toClient.data(), a.toClient.size());
+    if (a.closes()) wsNoteAction(a);
     switch (a.kind) {
         case K::None:
             break;
@@ -542,6 +551,7 @@ void ClientConnection::drain() {
         closeAfterFlush();
         return;
     }
+    wsNoteReason(mqtt::reason::ServerShuttingDown);
     inspect::Action a = pipeline_->onDrain();
     if (!a.closes()) a.kind = inspect::Action::Kind::Close;
     execute(std::move(a));

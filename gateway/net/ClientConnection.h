@@ -36,6 +36,7 @@ struct WorkerListener;
 struct AuthCharge;
 struct PasswordTicket;
 struct TokenTicket;
+struct ClientWebSocket;
 
 class ClientConnection : private inspect::PipelineEvents {
   public:
@@ -85,6 +86,8 @@ class ClientConnection : private inspect::PipelineEvents {
     // flushClient). A WebSocket layer wraps these two.
     void transportIn(const uint8_t* data, size_t len);
     void transportOut(const uint8_t* data, size_t len, bool flush);
+    // The same below the WebSocket layer (HTTP answers, control frames, wrapped MQTT).
+    void transportOutRaw(const uint8_t* data, size_t len, bool flush);
     void flushClient();
     static void onClientAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
     static void onClientRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
@@ -102,6 +105,24 @@ class ClientConnection : private inspect::PipelineEvents {
     // --- carrying out the pipeline's decisions. False: the connection is closing.
     bool execute(inspect::Action action);
     using Send = void (ClientConnection::*)(const uint8_t* data, size_t len);
+
+    // --- WebSocket listeners (ClientWebSocket.cpp): one more byte layer between the
+    // transport (TLS plaintext or the socket) and the frame splitter. The upgrade head is
+    // judged first (within handshake_timeout, no broker yet); then client frames are unmasked
+    // into onClientPlaintext and client-bound MQTT leaves in binary frames. It decides no MQTT
+    // rule: every packet goes through the same pipeline as on a raw listener.
+    void onClientStream(const uint8_t* data, size_t len);
+    // False: the connection is closing (refused or not admitted). `used`: head bytes taken.
+    bool wsUpgrade(const uint8_t* data, size_t len, size_t& used);
+    // transportOut on a WebSocket listener: MQTT bytes in one binary frame (none before the
+    // upgrade or after the close frame).
+    void wsOut(const uint8_t* data, size_t len, bool flush);
+    // closeAfterFlush: the close frame (its code from the reason noted), once.
+    void wsSendClose();
+    // The MQTT reason the connection ends for (first one noted wins): the close code.
+    void wsNoteReason(uint8_t v5Reason);
+    // An action that closes: the reason its CONNACK / DISCONNECT for the client carries.
+    void wsNoteAction(const inspect::Action& a);
     // Both directions: a run of packets forwarded unchanged leaves as one write.
     struct ForwardRun {
         const uint8_t* data;
@@ -223,9 +244,10 @@ class ClientConnection : private inspect::PipelineEvents {
     uint64_t armedDeadline_ = 0;
 
     std::unique_ptr<tls::TlsSession> tls_;
-    uint64_t handshakeGeneration_ = 0;  // snapshot whose TLS context verified the certificate
-    ByteBuffer clientIn_;               // partial client packet(s) between reads
-    ByteBuffer backendIn_;              // partial broker packet(s)
+    std::unique_ptr<ClientWebSocket> ws_;  // WebSocket listeners only
+    uint64_t handshakeGeneration_ = 0;     // snapshot whose TLS context verified the certificate
+    ByteBuffer clientIn_;                  // partial client packet(s) between reads
+    ByteBuffer backendIn_;                 // partial broker packet(s)
 
     std::unique_ptr<inspect::ConnectionPipeline> pipeline_;
     std::shared_ptr<PasswordTicket> passwordTicket_;  // a check queued or running

@@ -91,7 +91,7 @@ void ClientConnection::transportIn(const uint8_t* data, size_t len) {
         return;
     }
     if (!tls_) {
-        onClientPlaintext(data, len);
+        onClientStream(data, len);
         return;
     }
     tls_->feed(data, len);
@@ -109,7 +109,7 @@ void ClientConnection::transportIn(const uint8_t* data, size_t len) {
         closeAfterFlush();
         return;
     }
-    if (!plain.empty()) onClientPlaintext(plain.data(), plain.size());
+    if (!plain.empty()) onClientStream(plain.data(), plain.size());
     if (state_ == State::Closing) return;
     flushClient();
     // The handshake grew the session's output buffer to a few KiB (certificates); steady
@@ -119,6 +119,14 @@ void ClientConnection::transportIn(const uint8_t* data, size_t len) {
 }
 
 void ClientConnection::transportOut(const uint8_t* data, size_t len, bool flush) {
+    if (ws_) {
+        wsOut(data, len, flush);
+        return;
+    }
+    transportOutRaw(data, len, flush);
+}
+
+void ClientConnection::transportOutRaw(const uint8_t* data, size_t len, bool flush) {
     if (len == 0) return;
     if (tls_) {
         // Encrypted now, written at the next flushClient (one write for a run of records).

@@ -21,6 +21,7 @@ ClientConnection* fromHandle(const uv_handle_t* h) {
 
 void ClientConnection::closeAfterFlush() {
     if (state_ == State::Closing) return;
+    if (ws_) wsSendClose();
     flushClient();
     state_ = State::Closing;
     if (clientReading_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));

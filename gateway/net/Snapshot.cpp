@@ -107,6 +107,23 @@ std::shared_ptr<const Snapshot> buildSnapshot(std::shared_ptr<const config::Conf
                                                                            : proxy::Versions::Any;
         snap->proxy.emplace(l.name, Snapshot::ListenerProxy{v, std::move(*trusted)});
     }
+    for (const auto& l : config->listeners) {
+        if (!l.websocket) continue;
+        std::string err;
+        auto trusted = proxy::CidrSet::parse(l.trustedProxies, err);
+        if (!trusted) {
+            errors.push_back(config->path + ":" + std::to_string(l.line) + ": listener '" + l.name +
+                             "': trusted_proxies: " + err);
+            continue;
+        }
+        auto ws = std::make_shared<Snapshot::ListenerWebSocket>();
+        ws->trusted = std::move(*trusted);
+        ws->options.path = l.websocket->path;
+        ws->options.allowedOrigins = l.websocket->allowedOrigins;
+        ws->options.forwardedFor = l.websocket->forwardedFor;
+        ws->options.trusted = &ws->trusted;
+        snap->websocket.emplace(l.name, std::move(ws));
+    }
     if (!config->integrity.rules.empty()) {
         std::vector<integrity::RuleSpec> rules;
         for (size_t i = 0; i < config->integrity.rules.size(); ++i) {

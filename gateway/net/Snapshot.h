@@ -17,6 +17,7 @@
 #include "gateway/tls/TlsContext.h"
 #include "gateway/token/KeySet.h"
 #include "gateway/token/TokenVerifier.h"
+#include "gateway/websocket/Upgrade.h"
 #include "policy/PasswordFile.h"
 #include "policy/Policy.h"
 
@@ -47,6 +48,13 @@ struct Snapshot {
         std::set<std::string> roleNames;
     };
     std::shared_ptr<const Token> token;
+    // WebSocket listeners: the upgrade rules (options.trusted points into the same object,
+    // which connections keep while they upgrade, across reloads).
+    struct ListenerWebSocket {
+        proxy::CidrSet trusted;
+        websocket::UpgradeOptions options;
+    };
+    std::map<std::string, std::shared_ptr<const ListenerWebSocket>> websocket;  // absent = raw
     uint64_t generation = 0;
 };
 

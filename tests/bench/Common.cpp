@@ -11,7 +11,7 @@ std::set<std::string> clientFlags(std::set<std::string> extra) {
 }
 
 std::set<std::string> clientValued(std::set<std::string> extra) {
-    for (const char* k : {"host", "port", "ca", "cert", "key", "topic"}) extra.insert(k);
+    for (const char* k : {"host", "port", "ca", "cert", "key", "topic", "ws"}) extra.insert(k);
     return extra;
 }
 
@@ -19,6 +19,7 @@ bool setupClient(Args& a, ClientSetup& out) {
     out.ep.host = a.str("host", "127.0.0.1");
     int64_t port = a.integer("port", 0);
     out.topic = a.str("topic", "bench/t");
+    out.ep.wsPath = a.str("ws");
     if (!a.ok()) {
         std::fprintf(stderr, "moat-bench: %s\n", a.error().c_str());
         return false;

@@ -132,7 +132,10 @@ std::unique_ptr<Conn> Conn::open(const Endpoint& ep, int timeoutMs, std::string&
             return nullptr;
         }
     }
-    if (!ep.tls) return c;
+    if (!ep.tls) {
+        if (!ep.wsPath.empty() && !c->upgrade(ep, remainingMs(deadline), error)) return nullptr;
+        return c;
+    }
 
     c->ssl_ = SSL_new(ep.tls);
     if (!c->ssl_) {
@@ -168,7 +171,38 @@ std::unique_ptr<Conn> Conn::open(const Endpoint& ep, int timeoutMs, std::string&
             return nullptr;
         }
     }
+    if (!ep.wsPath.empty() && !c->upgrade(ep, remainingMs(deadline), error)) return nullptr;
     return c;
+}
+
+bool Conn::upgrade(const Endpoint& ep, int timeoutMs, std::string& error) {
+    // A fixed key: the server only checks its form (a benchmark, not a browser).
+    const std::string req = "GET " + ep.wsPath + " HTTP/1.1\r\nHost: " + ep.host +
+                            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n";
+    if (!rawWriteAll(req.data(), req.size())) {
+        error = "WebSocket upgrade: write failed";
+        return false;
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+    char buf[4096];
+    size_t end;
+    while ((end = wsIn_.find("\r\n\r\n")) == std::string::npos) {
+        ssize_t r = rawRead(buf, sizeof buf, remainingMs(deadline));
+        if (r <= 0 || wsIn_.size() > 16384) {
+            error = r == 0 ? "WebSocket upgrade: timed out" : "WebSocket upgrade: closed";
+            return false;
+        }
+        wsIn_.append(buf, static_cast<size_t>(r));
+    }
+    if (wsIn_.compare(0, 13, "HTTP/1.1 101 ") != 0) {
+        error = "WebSocket upgrade refused: " + wsIn_.substr(0, wsIn_.find("\r\n"));
+        return false;
+    }
+    wsIn_.erase(0, end + 4);  // the first frames may follow the head
+    ws_ = true;
+    return true;
 }
 
 SSL_SESSION* Conn::resumableSession() const {
@@ -260,6 +294,7 @@ bool Conn::sendRaw(const uint8_t* p, size_t n) {
 }
 
 bool Conn::writeRecords(const void* data, size_t n, size_t recordLen) {
+    if (ws_) return writeAll(data, n);  // one WebSocket frame (its own records)
     if (!ssl_ || recordLen == 0 || n <= recordLen) return writeAll(data, n);
     // Seal the records into memory, then hand the socket all of them at once. The socket BIO
     // is kept (one reference) and put back afterwards; the memory BIO goes with it.
@@ -286,6 +321,80 @@ bool Conn::writeRecords(const void* data, size_t n, size_t recordLen) {
 }
 
 bool Conn::writeAll(const void* data, size_t n) {
+    if (!ws_) return rawWriteAll(data, n);
+    // One masked binary frame (clients must mask; the key's value does not matter here).
+    static constexpr uint8_t kKey[4] = {0x5a, 0xc3, 0x21, 0x7e};
+    wsOut_.clear();
+    wsOut_.push_back(static_cast<char>(0x82));
+    if (n < 126) {
+        wsOut_.push_back(static_cast<char>(0x80 | n));
+    } else if (n < 65536) {
+        wsOut_.push_back(static_cast<char>(0x80 | 126));
+        wsOut_.push_back(static_cast<char>(n >> 8));
+        wsOut_.push_back(static_cast<char>(n));
+    } else {
+        wsOut_.push_back(static_cast<char>(0x80 | 127));
+        for (int i = 7; i >= 0; --i) wsOut_.push_back(static_cast<char>(uint64_t(n) >> (8 * i)));
+    }
+    wsOut_.append(reinterpret_cast<const char*>(kKey), 4);
+    const size_t at = wsOut_.size();
+    wsOut_.append(static_cast<const char*>(data), n);
+    for (size_t i = 0; i < n; ++i) wsOut_[at + i] = static_cast<char>(wsOut_[at + i] ^ kKey[i & 3]);
+    return rawWriteAll(wsOut_.data(), wsOut_.size());
+}
+
+ssize_t Conn::read(void* buf, size_t cap, int timeoutMs) {
+    if (!ws_) return rawRead(buf, cap, timeoutMs);
+    auto* out = static_cast<uint8_t*>(buf);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+    for (;;) {
+        // Unframe what is buffered: server frames are unmasked; only data frames' payload
+        // goes to the caller, control frames are skipped (a close ends the stream).
+        size_t got = 0, pos = 0;
+        while (got < cap && !wsClosed_) {
+            if (wsFrameLeft_ == 0) {
+                if (wsIn_.size() - pos < 2) break;
+                const auto b0 = static_cast<uint8_t>(wsIn_[pos]);
+                const auto b1 = static_cast<uint8_t>(wsIn_[pos + 1]);
+                size_t hdr = 2;
+                uint64_t len = b1 & 0x7f;
+                if (len == 126) hdr = 4;
+                if (len == 127) hdr = 10;
+                if (wsIn_.size() - pos < hdr) break;
+                if (hdr > 2) {
+                    len = 0;
+                    for (size_t i = 2; i < hdr; ++i)
+                        len = (len << 8) | static_cast<uint8_t>(wsIn_[pos + i]);
+                }
+                pos += hdr;
+                const uint8_t op = b0 & 0x0f;
+                if (op == 0x8) wsClosed_ = true;
+                wsData_ = op == 0x2 || op == 0x0;
+                wsFrameLeft_ = len;
+                if (len == 0) continue;
+            }
+            const size_t avail = wsIn_.size() - pos;
+            size_t take = wsFrameLeft_ < avail ? static_cast<size_t>(wsFrameLeft_) : avail;
+            if (wsData_ && take > cap - got) take = cap - got;
+            if (take == 0) break;
+            if (wsData_) {
+                std::memcpy(out + got, wsIn_.data() + pos, take);
+                got += take;
+            }
+            pos += take;
+            wsFrameLeft_ -= take;
+        }
+        wsIn_.erase(0, pos);
+        if (got > 0) return static_cast<ssize_t>(got);
+        if (wsClosed_) return -1;
+        char tmp[65536];
+        ssize_t r = rawRead(tmp, sizeof tmp, timeoutMs < 0 ? -1 : remainingMs(deadline));
+        if (r <= 0) return r;
+        wsIn_.append(tmp, static_cast<size_t>(r));
+    }
+}
+
+bool Conn::rawWriteAll(const void* data, size_t n) {
     auto* p = static_cast<const uint8_t*>(data);
     while (n > 0) {
         if (ssl_) {
@@ -321,7 +430,7 @@ bool Conn::writeAll(const void* data, size_t n) {
     return true;
 }
 
-ssize_t Conn::read(void* buf, size_t cap, int timeoutMs) {
+ssize_t Conn::rawRead(void* buf, size_t cap, int timeoutMs) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
     for (;;) {
         short wait = POLLIN;

@@ -44,6 +44,9 @@ struct Endpoint {
     // the context's. Not owned. The handshake bench gives each connection its own device.
     X509* cert = nullptr;
     EVP_PKEY* key = nullptr;
+    // MQTT over WebSocket: the request path to upgrade (e.g. "/mqtt"), empty: raw MQTT. Then
+    // writes leave in masked binary frames and reads return the frames' payload only.
+    std::string wsPath;
 };
 
 // A fleet of device identities (tests/bench/gen_fleet.py): one PEM file holding, per device,
@@ -81,14 +84,15 @@ class Conn {
     Conn(const Conn&) = delete;
     Conn& operator=(const Conn&) = delete;
 
-    // Writes every byte (one TLS record per call up to 16 KiB). False on error.
+    // Writes every byte (one TLS record per call up to 16 KiB; WebSocket: one frame). False
+    // on error.
     bool writeAll(const void* data, size_t n);
     // Writes n bytes as one TLS record per `recordLen` bytes (one MQTT packet per record, as
     // a device sends them), all the records in one write(2) where the socket takes them: the
     // shape of issue 26's clients. Plaintext: writeAll. False on error.
     bool writeRecords(const void* data, size_t n, size_t recordLen);
     // Reads what is available, waiting up to timeoutMs (-1: forever) for the first byte.
-    // >0 bytes read, 0 timeout, -1 EOF or error.
+    // >0 bytes read, 0 timeout, -1 EOF or error (WebSocket: a close frame is EOF).
     ssize_t read(void* buf, size_t cap, int timeoutMs);
     // Sends a TLS close_notify (when TLS) and closes the socket.
     void close();
@@ -103,8 +107,18 @@ class Conn {
     Conn(int fd, SSL* ssl) : fd_(fd), ssl_(ssl) {}
     bool waitFor(short events, int timeoutMs);
     bool sendRaw(const uint8_t* p, size_t n);
+    bool rawWriteAll(const void* data, size_t n);
+    ssize_t rawRead(void* buf, size_t cap, int timeoutMs);
+    // The HTTP upgrade (after TLS); false with error set when refused or timed out.
+    bool upgrade(const Endpoint& ep, int timeoutMs, std::string& error);
     int fd_;
     SSL* ssl_;
+    bool ws_ = false;
+    std::string wsIn_;          // server bytes not yet unframed
+    uint64_t wsFrameLeft_ = 0;  // payload bytes of the current server frame still to come
+    bool wsData_ = false;       // the current frame is binary / continuation
+    bool wsClosed_ = false;
+    std::string wsOut_;  // one outgoing frame
 };
 
 // Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit.

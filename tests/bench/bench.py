@@ -36,9 +36,10 @@ PLAIN, NATIVE, HAPROXY, STUNNEL, MOAT_T = "mosquitto", "mosquitto-tls", "haproxy
 # Moat with tls.verify_cache: false — not run by default; `--targets ...,moat-nocache` shows
 # what the verified-chain cache saves on the handshake scenarios.
 MOAT_NOCACHE = "moat-nocache"
-ALL_TARGETS = [PLAIN, NATIVE, HAPROXY, STUNNEL, MOAT_T]
+MOAT_WSS = "moat-wss"  # the same Moat config with a wss listener (MQTT over WebSocket)
+ALL_TARGETS = [PLAIN, NATIVE, HAPROXY, STUNNEL, MOAT_T, MOAT_WSS]
 KNOWN_TARGETS = ALL_TARGETS + [MOAT_NOCACHE]
-PROXIES = (HAPROXY, STUNNEL, MOAT_T, MOAT_NOCACHE)
+PROXIES = (HAPROXY, STUNNEL, MOAT_T, MOAT_NOCACHE, MOAT_WSS)
 
 # name -> (kind, parameters). Throughput scenarios mirror issue 10's table.
 SCENARIOS = {
@@ -225,7 +226,7 @@ sslVersionMin = TLSv1.2
     return port, p
 
 
-def moat(workdir, certs, backend_port, name, workers, verify_cache=True):
+def moat(workdir, certs, backend_port, name, workers, verify_cache=True, websocket=False):
     port = free_port()
     cfg = """listeners:
   - name: bench
@@ -236,7 +237,7 @@ def moat(workdir, certs, backend_port, name, workers, verify_cache=True):
       client_ca: %(certs)s/ca.pem
       require_client_cert: true
       verify_cache: %(verify_cache)s
-    workers: %(workers)s
+    workers: %(workers)s%(websocket)s
 backend:
   address: %(host)s:%(backend)d
 auth:
@@ -265,7 +266,8 @@ audit:
   log: %(workdir)s/%(name)s-audit.log
 """ % {"host": HOST, "port": port, "certs": certs, "workers": workers, "backend": backend_port,
        "metrics": free_port(), "workdir": workdir, "name": name,
-       "verify_cache": "true" if verify_cache else "false"}
+       "verify_cache": "true" if verify_cache else "false",
+       "websocket": "\n    websocket: {path: /mqtt}" if websocket else ""}
     path = write(os.path.join(workdir, name + ".yaml"), cfg)
     check = subprocess.run([MOAT, "check", "-c", path], capture_output=True, text=True)
     if check.returncode != 0:
@@ -295,6 +297,9 @@ def start_target(t, workdir, certs, workers, suffix):
         port, p = haproxy(workdir, certs, bport, suffix)
     elif t == STUNNEL:
         port, p = stunnel(workdir, certs, bport, suffix)
+    elif t == MOAT_WSS:
+        port, p = moat(workdir, certs, bport, "moat-wss" + suffix, workers, websocket=True)
+        return {"port": port, "tls": True, "ws": "/mqtt", "procs": {t: p, "broker": b}}
     else:
         port, p = moat(workdir, certs, bport, t + suffix, workers, verify_cache=t != MOAT_NOCACHE)
     return {"port": port, "tls": True, "procs": {t: p, "broker": b}}
@@ -320,6 +325,8 @@ def client_args(target, certs):
     if target["tls"]:
         args += ["--tls", "--ca", certs + "/ca.pem", "--cert", certs + "/device1.pem",
                  "--key", certs + "/device1.key"]
+    if target.get("ws"):
+        args += ["--ws", target["ws"]]
     for label, proc in target["procs"].items():
         args += ["--pid", "%s=%d" % (label, proc.pid)]
     return args
@@ -476,8 +483,14 @@ def ratio(a, b):
 
 
 def target_checks(results):
-    """Issue 10's acceptance targets, from the medians."""
+    """Issue 10's acceptance targets, from the medians (and issue 23's WebSocket one)."""
     out = []
+    for s in [s for s in results if SCENARIOS[s][0] == "throughput"]:
+        r = ratio(pick(results, s, MOAT_WSS, ["cpu_us_per_msg", MOAT_WSS]),
+                  pick(results, s, MOAT_T, ["cpu_us_per_msg", "moat"]))
+        if r is not None:
+            out.append(("%s: wss CPU/msg <= 1.10 x mqtts (moat alone)" % TITLES[s],
+                        "%.2f x" % r, r <= 1.10))
     for s in [s for s in results if SCENARIOS[s][0] == "throughput"]:
         m = pick(results, s, MOAT_T, ["msg_per_s"])
         for base, need in ((PLAIN, 0.97), (HAPROXY, 1.05)):
@@ -608,7 +621,7 @@ def report(results, targets, repeat, workers):
     out = []
     w = out.append
     proxy_label = {HAPROXY: "haproxy", STUNNEL: "stunnel", MOAT_T: "moat",
-                   MOAT_NOCACHE: MOAT_NOCACHE}
+                   MOAT_NOCACHE: MOAT_NOCACHE, MOAT_WSS: MOAT_WSS}
     w("Medians of %d interleaved run(s); 127.0.0.1, TLS 1.3, P-256 client certificates, "
       "1 publisher -> 1 subscriber unless the scenario says 4 -> 4; moat workers: %s; %s. "
       "CPU = utime+stime from /proc of the server-side processes (proxy + its broker) per "
@@ -724,6 +737,24 @@ def report(results, targets, repeat, workers):
                 t[-1], fmt(v), fmt(pick(results, "scaling", t, ["cpu_us_per_msg", "moat"]), "%.2f"),
                 fmt(ratio(v, one), "%.2f")))
         w("")
+    if MOAT_WSS in targets and MOAT_T in targets:
+        w("### MQTT over WebSocket: moat wss vs moat mqtts (same config, same run)")
+        w("")
+        w("| scenario | wss msg/s | mqtts msg/s | wss proxy CPU us/msg | mqtts proxy CPU us/msg "
+          "| wss / mqtts CPU |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for s in tp:
+            cw = pick(results, s, MOAT_WSS, ["cpu_us_per_msg", MOAT_WSS])
+            cm = pick(results, s, MOAT_T, ["cpu_us_per_msg", "moat"])
+            w("| %s | %s | %s | %s | %s | %s |" % (
+                TITLES[s], fmt(pick(results, s, MOAT_WSS, ["msg_per_s"])),
+                fmt(pick(results, s, MOAT_T, ["msg_per_s"])), fmt(cw, "%.2f"), fmt(cm, "%.2f"),
+                fmt(ratio(cw, cm), "%.2f")))
+        if "idle" in results:
+            w("| idle RSS KiB/conn (proxy alone) | %s | %s | | | |" % (
+                fmt(pick(results, "idle", MOAT_WSS, ["rss_kib_per_conn", MOAT_WSS]), "%.1f"),
+                fmt(pick(results, "idle", MOAT_T, ["rss_kib_per_conn", "moat"]), "%.1f")))
+        w("")
     checks26 = issue26_checks(results)
     if checks26:
         w("### Issue 26 targets")
@@ -734,8 +765,9 @@ def report(results, targets, repeat, workers):
             w("| %s | %s | %s |" % (name, measured, "—" if ok is None else
                                     ("met" if ok else "**not met**")))
         w("")
-    # Issue 10's targets compare with plain Mosquitto: only when it ran.
-    checks = target_checks(results) if PLAIN in targets else []
+    # Issue 10's targets compare with plain Mosquitto: only when it ran (the WebSocket one,
+    # wss against mqtts, whenever both ran).
+    checks = [c for c in target_checks(results) if PLAIN in targets or "wss" in c[0]]
     if checks:
         w("### Issue 10 targets")
         w("")

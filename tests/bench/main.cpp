@@ -14,7 +14,8 @@ namespace {
 const char* kUsage = R"(usage: moat-bench COMMAND [options]
 
 Client commands (common options: --host H (127.0.0.1) --port P [--tls --ca CA.pem
-  --cert CLIENT.pem --key CLIENT.key] [--topic bench/t] [--pid LABEL=PID ...]; with --pid the
+  --cert CLIENT.pem --key CLIENT.key] [--ws /mqtt (MQTT over WebSocket)] [--topic bench/t]
+  [--pid LABEL=PID ...]; with --pid the
   CPU time / RSS of those server processes is sampled over exactly the measured window):
 
   throughput [--qos 0|1] [--size 64] [--batch 1] [--window 64] [--publishers 1]

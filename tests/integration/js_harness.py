@@ -177,8 +177,10 @@ class MqttJs:
     def connect(self, timeout=15.0):
         """Sends CONNECT; returns the first connect, error or close event."""
         cert, key = self.moat.certs.client(self.cert) if self.cert else (None, None)
-        self.send(op="connect", port=self.moat.port, ca=self.moat.certs.ca, cert=cert, key=key,
-                  protocolVersion=self.version, clientId=self.client_id, **self.connect_opts)
+        opts = dict(self.connect_opts)
+        port = opts.pop("port", self.moat.port)  # e.g. a WebSocket listener's
+        self.send(op="connect", port=port, ca=self.moat.certs.ca, cert=cert, key=key,
+                  protocolVersion=self.version, clientId=self.client_id, **opts)
         return self.wait_event(lambda e: e["event"] in ("connect", "error", "close"), timeout,
                                "MQTT.js CONNACK")
 

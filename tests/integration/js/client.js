@@ -3,7 +3,8 @@
 // every byte survives the trip through JSON.
 //
 // Commands (`id` is echoed back in the answering event):
-//   connect      {host, port, ca, cert, key, protocolVersion, clientId, clean, keepalive,
+//   connect      {host, port, protocol (mqtts | wss | ws), path, ca, cert, key,
+//                 protocolVersion, clientId, clean, keepalive,
 //                 reconnectPeriod, will:{topic, payload, qos, retain}, properties,
 //                 options (more mqtt.connect options), trace (emit `packet` per PUBLISH)}
 //   subscribe    {id, topics:{filter:{qos}}, properties}        -> suback {granted, error}
@@ -84,7 +85,9 @@ export class Client {
 
     connect(cmd) {
         const opts = {
-            protocol: 'mqtts',
+            // mqtts by default; ws / wss for MQTT over WebSocket (with `path`).
+            protocol: cmd.protocol ?? 'mqtts',
+            path: cmd.path,
             host: cmd.host ?? '127.0.0.1',
             port: cmd.port,
             ca: fs.readFileSync(cmd.ca),

@@ -176,3 +176,32 @@ TEST_CASE("FFDHE key exchange groups are medium; the default groups are clean") 
     CHECK(f->severity == Severity::Medium);
     CHECK(f->message.find("ffdhe2048, ffdhe8192") != std::string::npos);
 }
+
+TEST_CASE("WebSocket listeners: plain ws is flagged; certificates need an Origin allowlist") {
+    auto c = cleanConfig();
+    config::ListenerConfig ws;
+    ws.name = "ws";
+    ws.bind = {"0.0.0.0", 8080};
+    ws.websocket.emplace();
+    c.listeners.push_back(ws);
+    auto f = find(auditConfig(c, now()), "plaintext-listener");
+    REQUIRE(f);
+    CHECK(f->severity == Severity::High);
+    CHECK(f->message.find("WebSocket (ws://) 0.0.0.0:8080") != std::string::npos);
+    CHECK_FALSE(find(auditConfig(c, now()), "websocket-no-origins"));
+
+    // wss with the clean config's client CA: a browser presents its certificate by itself.
+    c.listeners.back().tls = c.listeners[0].tls;
+    f = find(auditConfig(c, now()), "websocket-no-origins");
+    REQUIRE(f);
+    CHECK(f->severity == Severity::High);
+    CHECK(f->subject == "listener ws");
+    c.listeners.back().websocket->allowedOrigins =
+        std::vector<std::string>{"https://dash.example.com"};
+    CHECK_FALSE(find(auditConfig(c, now()), "websocket-no-origins"));
+    // Without a client CA no certificate is ever accepted there.
+    c.listeners.back().websocket->allowedOrigins.reset();
+    c.listeners.back().tls->clientCa.clear();
+    c.listeners.back().tls->requireClientCert = false;
+    CHECK_FALSE(find(auditConfig(c, now()), "websocket-no-origins"));
+}

@@ -553,3 +553,43 @@ TEST_CASE("limits.v3_keepalive: accept or refuse") {
           Lines{"11: limits.v3_keepalive: bad value 'sometimes' (expected accept or refuse)"});
     CHECK(dir.errors(minimal("limits:\n  v3_keepalive: refuse\n")).empty());
 }
+
+TEST_CASE("websocket: path, origins, forwarded_for, unknown keys") {
+    TempDir dir;
+    CHECK(dir.errors(yaml(R"(
+listeners:
+  - bind: 127.0.0.1:8080
+    websocket:
+      path: mqtt
+      allowed_origins: ["https://a.example.com/", "dashboard.example.com", "https://ok.example"]
+      forwarded_for: true
+      compression: true
+  - bind: 127.0.0.1:8081
+    proxy_protocol: v2
+    trusted_proxies: [10.0.0.0/8]
+    websocket:
+      path: "/a b"
+      allowed_origins: []
+      forwarded_for: true
+backend: {address: "127.0.0.1:1883"}
+policy: {}
+)")) == Lines{
+            "4: listeners[0].websocket.path: bad path 'mqtt' (expected an absolute request path "
+            "such as /mqtt, without query or spaces)",
+            "5: listeners[0].websocket.allowed_origins[0]: bad origin 'https://a.example.com/' "
+            "(expected scheme://host[:port] as browsers send it, e.g. "
+            "https://dashboard.example.com, without a path)",
+            "5: listeners[0].websocket.allowed_origins[1]: bad origin 'dashboard.example.com' "
+            "(expected scheme://host[:port] as browsers send it, e.g. "
+            "https://dashboard.example.com, without a path)",
+            "6: listeners[0].websocket.forwarded_for: true needs trusted_proxies (the balancers "
+            "whose X-Forwarded-For is believed)",
+            "7: unknown key 'compression' in listeners[0].websocket",
+            "12: listeners[1].websocket.path: bad path '/a b' (expected an absolute request "
+            "path such as /mqtt, without query or spaces)",
+            "13: listeners[1].websocket.allowed_origins: empty list refuses every browser; list "
+            "the dashboard origins, or leave the key out to allow any origin",
+            "14: listeners[1].websocket.forwarded_for: the PROXY header already names the "
+            "client; use one of proxy_protocol and forwarded_for",
+        });
+}

@@ -519,3 +519,40 @@ policy:
     REQUIRE(r.config);
     CHECK(r.config->policy.roles[1].publish == std::vector<std::string>{"t/#", "s/+"});
 }
+
+TEST_CASE("websocket: a listener block with its defaults and every key") {
+    TempDir dir;
+    dir.writeContractFiles();
+    LoadResult r = dir.load(yaml(R"(
+listeners:
+  - name: ws
+    bind: 127.0.0.1:8080
+    websocket: {}
+  - name: wss
+    bind: 127.0.0.1:8443
+    tls: {cert: certs/server.pem, key: certs/server.key, require_client_cert: false}
+    trusted_proxies: [10.0.0.0/8]
+    websocket:
+      path: /ws/mqtt
+      allowed_origins: ["https://Dashboard.example.com", "http://localhost:3000"]
+      forwarded_for: true
+  - name: mqtt
+    bind: 127.0.0.1:1884
+backend: {address: "127.0.0.1:1883"}
+policy: {}
+)"));
+    INFO(errorText(r));
+    REQUIRE(r.config);
+    const auto& ls = r.config->listeners;
+    REQUIRE(ls[0].websocket);
+    CHECK(ls[0].websocket->path == "/mqtt");
+    CHECK_FALSE(ls[0].websocket->allowedOrigins);
+    CHECK_FALSE(ls[0].websocket->forwardedFor);
+    CHECK(ls[0].websocket->line == 4);
+    REQUIRE(ls[1].websocket);
+    CHECK(ls[1].websocket->path == "/ws/mqtt");
+    CHECK(*ls[1].websocket->allowedOrigins ==
+          std::vector<std::string>{"https://dashboard.example.com", "http://localhost:3000"});
+    CHECK(ls[1].websocket->forwardedFor);
+    CHECK_FALSE(ls[2].websocket);
+}
