@@ -21,6 +21,7 @@
 #include "gateway/inspect/Verdict.h"
 #include "gateway/integrity/Checker.h"
 #include "gateway/mqtt/Frame.h"
+#include "gateway/mqtt/Packets.h"
 #include "gateway/mqtt/Types.h"
 #include "policy/Policy.h"
 #include "policy/PolicySpec.h"
@@ -34,6 +35,12 @@ class SessionEvents {
     // action: "publish" | "subscribe" | "deliver"
     virtual void onAuthzDenied(const char* action, std::string_view topic,
                                const policy::Decision& decision) = 0;
+    // A PUBLISH refused by the retain / QoS rights (`rule`: "max_qos 1", "retain"), counted and
+    // audited as a denied publish.
+    virtual void onRightsDenied(std::string_view topic, std::string_view rule, const char* reason) {
+        (void)rule, (void)reason;
+        onAuthzDenied("publish", topic, policy::Decision::defaultDeny());
+    }
     virtual void onProtocolError(uint8_t reason, const char* detail) = 0;
     virtual void onSubscriptionLimit(std::string_view filter) = 0;
     // A broker packet the session cannot inspect (undecodable, a type a broker never sends, a
@@ -113,6 +120,9 @@ class Session {
     }
     // The broker resumed a stored session (CONNACK session present).
     bool resumedSession() const { return resumedSession_; }
+    // v5: what the CONNACK announced (Maximum QoS; Retain Available 0).
+    uint8_t announcedMaxQos() const { return announcedMaxQos_; }
+    bool announcedNoRetain() const { return announcedNoRetain_; }
     mqtt::ProtocolVersion version() const { return version_; }
     size_t inflight() const { return inflight_.size(); }
 
@@ -129,6 +139,8 @@ class Session {
     Verdict protocolError(uint8_t reason, const char* detail);
     Verdict brokerMalformed(const char* detail);
     Verdict deniedPublish(uint8_t qos, uint16_t packetId, bool disconnect);
+    // Retain / QoS rights of an allowed PUBLISH; nullopt = within them.
+    std::optional<Verdict> publishRights(const mqtt::PublishView& pub, std::string_view topic);
 
     bool v5() const { return version_ == mqtt::ProtocolVersion::V5; }
 
@@ -136,6 +148,7 @@ class Session {
     std::shared_ptr<const policy::ClientRights> rights_;
     DecisionCache publishDecisions_;   // client PUBLISH topics
     DecisionCache deliveryDecisions_;  // broker PUBLISH topics
+    DecisionCache retainDecisions_;    // client retained PUBLISH topics
     SessionOptions options_;
     SessionEvents& events_;
 
@@ -146,6 +159,10 @@ class Session {
     // Broker aliases whose mapping the client has seen (a blocked delivery may have hidden it).
     std::unordered_set<uint16_t> clientKnowsBrokerAlias_;
     uint16_t brokerTopicAliasMax_ = 0;  // from the broker's CONNACK (what the client may use)
+    // v5, from the CONNACK the client got: a PUBLISH beyond them is a protocol violation
+    // (0x9B / 0x9A); beyond rights a later reload narrowed, a denied publish.
+    uint8_t announcedMaxQos_ = 2;
+    bool announcedNoRetain_ = false;
 
     // SUBSCRIBE packets forwarded with some filters removed: packet id -> per-filter codes,
     // 0xFF where the broker's answer goes.
