@@ -68,10 +68,11 @@ Verdict Session::onClientPacket(const mqtt::Frame& frame, const uint8_t* body) {
             mqtt::DisconnectPacket d;
             uint8_t r = mqtt::decodeDisconnect(body, frame.remainingLength, version_, d);
             if (r != rc::Success) return protocolError(r, "malformed DISCONNECT");
-            if (v5() && options_.connectSessionExpiryZero &&
-                mqtt::findNumber(d.properties, mqtt::prop::SessionExpiryInterval).value_or(0) != 0)
+            const auto expiry = mqtt::findNumber(d.properties, mqtt::prop::SessionExpiryInterval);
+            if (v5() && options_.connectSessionExpiryZero && expiry.value_or(0) != 0)
                 return protocolError(rc::ProtocolError,
                                      "DISCONNECT sets Session Expiry after CONNECT had none");
+            if (v5() && expiry) options_.sessionExpiry = *expiry;
             return Verdict::forward();
         }
         case PacketType::Connect:
@@ -402,6 +403,10 @@ Verdict Session::brokerConnack(const mqtt::Frame& frame, const uint8_t* body) {
     if (!v5()) return Verdict::forward();
     brokerTopicAliasMax_ =
         mqtt::findNumber(ack.properties, mqtt::prop::TopicAliasMaximum).value_or(0);
+    // The broker may grant another Session Expiry than the client asked for (MQTT 5 3.2.2.3.2).
+    if (auto expiry = mqtt::findNumber(ack.properties, mqtt::prop::SessionExpiryInterval);
+        expiry && ack.code < 0x80)
+        options_.sessionExpiry = *expiry;
     bool changed = false;
     // The broker saw the clamped keepalive as the client's own, so it will not announce it:
     // the gateway does (MQTT 5 §3.2.2.3.14), unless the broker chose an even shorter one.

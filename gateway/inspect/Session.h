@@ -71,6 +71,10 @@ struct SessionOptions {
     // v5: the CONNECT asked for Session Expiry 0 (or sent none): a DISCONNECT may then not
     // raise it (MQTT-3.14.2-2).
     bool connectSessionExpiryZero = false;
+    // The session's effective expiry in seconds (client-id ownership): v5 the CONNECT's
+    // Session Expiry Interval (0 when absent), v3 0 for clean session and 0xFFFFFFFF (never)
+    // otherwise. Updated by the broker's CONNACK and the client's DISCONNECT (v5).
+    uint32_t sessionExpiry = 0;
     // integrity.rules for this client (its keys loaded at CONNECT); null: no rules.
     std::shared_ptr<integrity::Checker> integrity;
     // integrity.stamp_identity (v5): the identity stamped on every forwarded PUBLISH as user
@@ -124,6 +128,8 @@ class Session {
     uint8_t announcedMaxQos() const { return announcedMaxQos_; }
     bool announcedNoRetain() const { return announcedNoRetain_; }
     mqtt::ProtocolVersion version() const { return version_; }
+    // The session expiry as last set (SessionOptions::sessionExpiry).
+    uint32_t sessionExpiry() const { return options_.sessionExpiry; }
     size_t inflight() const { return inflight_.size(); }
 
   private:

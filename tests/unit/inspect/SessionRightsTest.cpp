@@ -214,3 +214,18 @@ TEST_CASE("wills beyond the retain / QoS rights are refused with 0x9B / 0x9A") {
     CHECK(mqtt::v3ConnackCodeFor(0x9A) == 0x05);
     CHECK(mqtt::v3ConnackCodeFor(0x9B) == 0x05);
 }
+
+TEST_CASE("session: the effective session expiry follows the CONNACK and the DISCONNECT") {
+    Events ev;
+    inspect::SessionOptions o;
+    o.sessionExpiry = 60;
+    Session s(V::V5, rightsOf({role("a", {"t/#"}, std::nullopt)}), o, ev);
+    connack(s, {mqtt::Property::integer(mqtt::prop::SessionExpiryInterval, 30)});
+    CHECK(s.sessionExpiry() == 30);
+    CHECK(feed(s,
+               mqtt::encodeDisconnect(
+                   V::V5, 0, {mqtt::Property::integer(mqtt::prop::SessionExpiryInterval, 0)}),
+               true)
+              .kind == Verdict::Kind::Forward);
+    CHECK(s.sessionExpiry() == 0);
+}
