@@ -6,6 +6,7 @@ over. Real Mosquitto, real TLS, raw MQTT clients (persistent sessions, DISCONNEC
 """
 
 import json
+import os
 import subprocess
 import urllib.request
 
@@ -14,6 +15,7 @@ import pytest
 import moat_harness as h
 import mqtt_wire as w
 from moat_harness import HOST, V311, V5
+from test_cluster import REDIS, Redis
 
 REFUSED = {V311: 0x02, V5: 0x85}
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["v311", "v5"])
@@ -181,3 +183,55 @@ def test_identity_prefix_needs_a_separator(moat_factory, wires):
         c = wires(moat, cert="device1", version=V5)
         assert c.connect(cid) == code, cid
         c.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Replicas share owners through the cluster Redis.
+
+def _cluster_replica(moat_factory, redis):
+    m = moat_factory({"cluster": {"redis": "%s:%d" % (HOST, redis.port), "key_prefix": "own:"}})
+    h.wait_until(lambda: m.metric("moat_cluster_redis_up") == 1, 10,
+                 message="replica connected to redis")
+    return m
+
+
+def _owns(moat, client_id, identity):
+    return any(o["client_id"] == client_id and o["identity"] == identity
+               for o in admin(moat, "GET", "/owners"))
+
+
+@pytest.mark.skipif(not os.access(REDIS, os.X_OK), reason="redis-server missing")
+@VERSIONS
+def test_owners_are_shared_across_replicas(moat_factory, tmp_path, wires, version):
+    d = tmp_path / "redis"
+    d.mkdir()
+    redis = Redis(str(d)).start()
+    try:
+        a = _cluster_replica(moat_factory, redis)
+        b = _cluster_replica(moat_factory, redis)
+        owner = wires(a, cert="device1", version=version)
+        assert owner.connect("fleet-1", **persistent(version)) == 0
+        h.wait_until(lambda: _owns(b, "fleet-1", "device1"), 10, message="owner shared")
+        thief = wires(b, cert="device2", version=version)
+        assert thief.connect("fleet-1", **persistent(version)) == REFUSED[version]
+        assert pingable(owner)
+        # The owner leaves A: its hold is shared too, and a replica started later reads it
+        # from Redis.
+        owner.send(w.disconnect_packet(version))
+        owner.wait_closed()
+        c = _cluster_replica(moat_factory, redis)
+        h.wait_until(lambda: _owns(c, "fleet-1", "device1"), 10, message="owner read at start")
+        for m in (b, c):
+            t = wires(m, cert="device2", version=version)
+            assert t.connect("fleet-1", **persistent(version)) == REFUSED[version]
+        # Its own session, through another replica.
+        back = wires(b, cert="device1", version=version)
+        assert back.connect("fleet-1", **persistent(version)) == 0
+        # Redis down: each replica goes on with the owners it knows, and says so.
+        redis.kill()
+        a.wait_audit(lambda e: e.get("event") == "cluster"
+                     and "client-id owners" in e.get("reason", ""))
+        t = wires(a, cert="device2", version=version)
+        assert t.connect("fleet-1", **persistent(version)) == REFUSED[version]
+    finally:
+        redis.kill()
