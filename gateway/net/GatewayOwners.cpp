@@ -62,6 +62,7 @@ inspect::OwnershipTable::Claim Gateway::claimClientId(const std::string& clientI
         std::lock_guard lock(ownersMutex_);
         claim = owners_.claim(clientId, identity, now);
         if (claim.granted) hold = owners_.shareableHold(clientId, now);
+        metrics_.clientIdOwners().Set(static_cast<double>(owners_.size()));
     }
     if (claim.granted && cluster_) cluster_->ownerChanged(clientId, identity, hold);
     return claim;
@@ -75,6 +76,7 @@ void Gateway::releaseClientId(const std::string& clientId, const std::string& id
         std::lock_guard lock(ownersMutex_);
         owners_.release(clientId, identity, sessionExpiry, now);
         after = owners_.owner(clientId, now);
+        metrics_.clientIdOwners().Set(static_cast<double>(owners_.size()));
     }
     if (!cluster_) return;
     if (!after) {
@@ -88,6 +90,7 @@ void Gateway::onSharedOwner(const std::string& clientId, const std::string& iden
                             milliseconds remaining) {
     std::lock_guard lock(ownersMutex_);
     owners_.adopt(clientId, identity, remaining, SteadyClock::now());
+    metrics_.clientIdOwners().Set(static_cast<double>(owners_.size()));
 }
 
 std::vector<cluster::SharedOwner> Gateway::activeLocalOwners() {
@@ -151,6 +154,7 @@ metrics::HttpEndpoint::AdminResponse Gateway::ownersRequest(std::string_view met
             std::lock_guard lock(ownersMutex_);
             was = owners_.owner(*clientId, now);
             released = owners_.forceRelease(*clientId);
+            metrics_.clientIdOwners().Set(static_cast<double>(owners_.size()));
         }
         if (released && was) {
             if (cluster_) cluster_->ownerChanged(*clientId, was->identity, milliseconds(0));
