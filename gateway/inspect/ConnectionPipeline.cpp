@@ -137,7 +137,8 @@ void ConnectionPipeline::onClosed() {
         const bool accepted = brokerAccepted_ && session_;
         events_.releaseClientId(
             connect_->clientId, identity_,
-            accepted ? std::optional<uint32_t>(session_->sessionExpiry()) : std::nullopt);
+            accepted ? std::optional<uint32_t>(session_->sessionExpiry()) : std::nullopt,
+            accepted ? session_->subscriptions() : std::vector<std::string>{});
     }
 }
 
@@ -574,6 +575,7 @@ Action ConnectionPipeline::finishAuth(const AuthOutcome& authOutcome, bool passw
             return refuse(rc::ClientIdentifierNotValid, "client id owned by another identity");
         }
         ownsClientId_ = true;
+        so.storedSubscriptions = claim.subscriptions;
     }
     limiter_ = PacketLimiter(opt.limiter);
     SessionEvents& sessionEvents = *this;

@@ -140,9 +140,11 @@ class PipelineEvents {
         granted.granted = true;
         return granted;
     }
+    // `subscriptions`: the filters the broker holds for the session (OwnershipTable::release).
     virtual void releaseClientId(const std::string& clientId, const std::string& identity,
-                                 std::optional<uint32_t> sessionExpiry) {
-        (void)clientId, (void)identity, (void)sessionExpiry;
+                                 std::optional<uint32_t> sessionExpiry,
+                                 std::vector<std::string> subscriptions) {
+        (void)clientId, (void)identity, (void)sessionExpiry, (void)subscriptions;
     }
     virtual void clientIdRefused() {}
 };

@@ -33,6 +33,11 @@ OwnershipTable::Claim OwnershipTable::claim(std::string_view clientId, std::stri
     if (e.connections == 0) {
         // Fallback if this connection never reaches the broker: the hold it had before.
         e.priorEnd = sameHolder ? std::optional<TimePoint>(holdEnd(e)) : std::nullopt;
+        // Kept until this connection ends (a release without the broker keeps them too).
+        if (sameHolder)
+            out.subscriptions = e.subscriptions;
+        else
+            e.subscriptions.clear();
     }
     e.identity.assign(identity);
     e.connections++;
@@ -43,7 +48,8 @@ OwnershipTable::Claim OwnershipTable::claim(std::string_view clientId, std::stri
 }
 
 void OwnershipTable::release(std::string_view clientId, std::string_view identity,
-                             std::optional<uint32_t> sessionExpirySeconds, TimePoint now) {
+                             std::optional<uint32_t> sessionExpirySeconds, TimePoint now,
+                             std::vector<std::string> subscriptions) {
     auto it = entries_.find(std::string(clientId));
     // An operator release or an adopted owner replaced this connection's claim: nothing to do.
     if (it == entries_.end() || it->second.identity != identity || it->second.connections == 0)
@@ -54,6 +60,7 @@ void OwnershipTable::release(std::string_view clientId, std::string_view identit
     e.until.reset();
     if (sessionExpirySeconds) {
         e.sessionExpiry = *sessionExpirySeconds;
+        e.subscriptions = std::move(subscriptions);
     } else {
         e.sessionExpiry = 0;
         if (e.priorEnd) e.until = *e.priorEnd;
@@ -79,6 +86,7 @@ void OwnershipTable::adopt(std::string_view clientId, std::string_view identity,
     e.identity.assign(identity);
     e.connections = 0;
     e.remote = true;
+    e.subscriptions.clear();  // unknown here: counted from the next connection on
     e.releasedAt = now;
     e.until = now + std::min(remaining, ttl_);
     e.priorEnd.reset();

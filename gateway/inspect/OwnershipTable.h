@@ -39,6 +39,9 @@ class OwnershipTable {
     struct Claim {
         bool granted = false;
         std::string owner;  // refused: the identity holding the id
+        // Granted to the identity that held the id after its last connection: the
+        // subscriptions its stored session held then (see release).
+        std::vector<std::string> subscriptions;
     };
     // A CONNECT of `identity` with `clientId` (after authentication). Granted when the id is
     // free, its hold has expired, or `identity` holds it: the id is then held, connected.
@@ -49,8 +52,11 @@ class OwnershipTable {
     // kNeverExpires otherwise); nullopt: the broker never accepted this connection, so the id
     // keeps the hold it had before it. The hold starts when the last connection of the holder
     // ends.
+    // `subscriptions`: what the broker holds for the session now (handed to the next claim of
+    // the same identity while the hold lasts; max_subscriptions counts them on resume).
     void release(std::string_view clientId, std::string_view identity,
-                 std::optional<uint32_t> sessionExpirySeconds, TimePoint now);
+                 std::optional<uint32_t> sessionExpirySeconds, TimePoint now,
+                 std::vector<std::string> subscriptions = {});
 
     // Another replica's owner (cluster): held by `identity` for `remaining` (0: released).
     // A local connected holder of another identity is kept (the broker settles the race).
@@ -96,6 +102,7 @@ class OwnershipTable {
         // While connected: the hold to fall back to when the connection ends before the broker
         // accepted it (release with nullopt).
         std::optional<TimePoint> priorEnd;
+        std::vector<std::string> subscriptions;  // released: the stored session's filters
     };
     // End of a released entry's hold.
     TimePoint holdEnd(const Entry& e) const;

@@ -400,6 +400,8 @@ Verdict Session::brokerConnack(const mqtt::Frame& frame, const uint8_t* body) {
     // older policy, or before a reload this connection never saw): what they deliver must be
     // checked, whatever check_deliveries says.
     resumedSession_ = ack.sessionPresent;
+    if (ack.sessionPresent && ack.code == 0) subscriptions_.adopt(options_.storedSubscriptions);
+    options_.storedSubscriptions.clear();
     if (!v5()) return Verdict::forward();
     brokerTopicAliasMax_ =
         mqtt::findNumber(ack.properties, mqtt::prop::TopicAliasMaximum).value_or(0);

@@ -75,6 +75,10 @@ struct SessionOptions {
     // Session Expiry Interval (0 when absent), v3 0 for clean session and 0xFFFFFFFF (never)
     // otherwise. Updated by the broker's CONNACK and the client's DISCONNECT (v5).
     uint32_t sessionExpiry = 0;
+    // The subscriptions this client id's stored session held when its last connection ended
+    // (client-id ownership keeps them): counted towards max_subscriptions, and judged by
+    // reloads, once the broker's CONNACK says it resumed that session.
+    std::vector<std::string> storedSubscriptions;
     // integrity.rules for this client (its keys loaded at CONNECT); null: no rules.
     std::shared_ptr<integrity::Checker> integrity;
     // integrity.stamp_identity (v5): the identity stamped on every forwarded PUBLISH as user

@@ -203,7 +203,8 @@ class ClientConnection : private inspect::PipelineEvents {
     inspect::OwnershipTable::Claim claimClientId(const std::string& clientId,
                                                  const std::string& identity) override;
     void releaseClientId(const std::string& clientId, const std::string& identity,
-                         std::optional<uint32_t> sessionExpiry) override;
+                         std::optional<uint32_t> sessionExpiry,
+                         std::vector<std::string> subscriptions) override;
     void clientIdRefused() override;
 
     // A TLS handshake that failed or was abandoned (`why`): metrics and audit; a refused

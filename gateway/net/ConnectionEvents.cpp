@@ -93,8 +93,9 @@ inspect::OwnershipTable::Claim ClientConnection::claimClientId(const std::string
 }
 
 void ClientConnection::releaseClientId(const std::string& clientId, const std::string& identity,
-                                       std::optional<uint32_t> sessionExpiry) {
-    worker_.gateway().releaseClientId(clientId, identity, sessionExpiry);
+                                       std::optional<uint32_t> sessionExpiry,
+                                       std::vector<std::string> subscriptions) {
+    worker_.gateway().releaseClientId(clientId, identity, sessionExpiry, std::move(subscriptions));
 }
 
 void ClientConnection::clientIdRefused() {

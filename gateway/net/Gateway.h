@@ -129,7 +129,8 @@ class Gateway : private cluster::ClusterHandler {
                                                  const std::string& identity);
     // `sessionExpiry`: see OwnershipTable::release.
     void releaseClientId(const std::string& clientId, const std::string& identity,
-                         std::optional<uint32_t> sessionExpiry);
+                         std::optional<uint32_t> sessionExpiry,
+                         std::vector<std::string> subscriptions = {});
     void clientIdRefused() { metrics_.clientIdRefused(); }
     // A session ended by this replica's reload (revoked certificate, no rights left): ask the
     // other replicas to disconnect the identity too. No-op without `cluster:`.

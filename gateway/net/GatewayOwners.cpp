@@ -69,12 +69,13 @@ inspect::OwnershipTable::Claim Gateway::claimClientId(const std::string& clientI
 }
 
 void Gateway::releaseClientId(const std::string& clientId, const std::string& identity,
-                              std::optional<uint32_t> sessionExpiry) {
+                              std::optional<uint32_t> sessionExpiry,
+                              std::vector<std::string> subscriptions) {
     const auto now = SteadyClock::now();
     std::optional<inspect::OwnershipTable::Owner> after;
     {
         std::lock_guard lock(ownersMutex_);
-        owners_.release(clientId, identity, sessionExpiry, now);
+        owners_.release(clientId, identity, sessionExpiry, now, std::move(subscriptions));
         after = owners_.owner(clientId, now);
         metrics_.clientIdOwners().Set(static_cast<double>(owners_.size()));
     }

@@ -153,3 +153,22 @@ TEST_CASE("ownership: the table is bounded; connected holders are never evicted"
     CHECK(t.owner("a", t0));
     CHECK_FALSE(t.owner("b", t0));
 }
+
+TEST_CASE("ownership: a stored session's subscriptions go to its owner's next claim") {
+    OwnershipTable t(1h);
+    REQUIRE(t.claim("cid", "dev1", t0).granted);
+    CHECK(t.claim("cid", "dev1", t0).subscriptions.empty());
+    t.release("cid", "dev1", kNever, t0, {"a/#"});  // the second connection is still there
+    t.release("cid", "dev1", kNever, t0 + 1s, {"a/#", "b"});
+    auto c = t.claim("cid", "dev1", t0 + 2s);
+    REQUIRE(c.granted);
+    CHECK(c.subscriptions == std::vector<std::string>{"a/#", "b"});
+    // A connection the broker never accepted keeps them for the next one.
+    t.release("cid", "dev1", std::nullopt, t0 + 3s);
+    CHECK(t.claim("cid", "dev1", t0 + 4s).subscriptions.size() == 2);
+    t.release("cid", "dev1", kNever, t0 + 5s, {"c"});
+    // Another identity after the hold ends starts from nothing.
+    REQUIRE(t.claim("cid", "dev2", t0 + 5s + 1h).granted);
+    t.release("cid", "dev2", kNever, t0 + 5s + 1h, {});
+    CHECK(t.claim("cid", "dev2", t0 + 5s + 1h).subscriptions.empty());
+}

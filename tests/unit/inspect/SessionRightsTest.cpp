@@ -229,3 +229,21 @@ TEST_CASE("session: the effective session expiry follows the CONNACK and the DIS
               .kind == Verdict::Kind::Forward);
     CHECK(s.sessionExpiry() == 0);
 }
+
+TEST_CASE("session: a resumed session's stored subscriptions count towards max_subscriptions") {
+    for (bool present : {true, false}) {
+        Events ev;
+        inspect::SessionOptions o;
+        o.maxSubscriptions = 2;
+        o.storedSubscriptions = {"s/a", "s/b"};
+        Session s(V::V311, rightsOf({role("a", {"t/#"}, std::nullopt)}), o, ev);
+        CHECK(feed(s, mqtt::encodeConnack(V::V311, present, 0, {}), false).kind ==
+              Verdict::Kind::Forward);
+        mqtt::SubscribePacket sub;
+        sub.packetId = 1;
+        sub.subscriptions.push_back({"s/c", 0});
+        Verdict v = feed(s, mqtt::encodeSubscribe(sub, V::V311), true);
+        CHECK((v.kind == Verdict::Kind::Drop) == present);  // SUBACK 0x80 from the gateway
+        CHECK(s.subscriptions().size() == (present ? 2u : 1u));
+    }
+}
