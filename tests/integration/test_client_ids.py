@@ -115,7 +115,7 @@ def test_v5_disconnect_session_expiry_zero_frees_the_id(moat, wires):
 
 @VERSIONS
 def test_the_id_is_free_again_after_session_owner_ttl(moat_factory, wires, version):
-    moat = moat_factory({"auth": {"session_owner_ttl": "3s"}})
+    moat = moat_factory({"auth": {"session_owner_ttl": "6s"}})
     owner = wires(moat, cert="device1", version=version)
     assert owner.connect("shared-ttl", **persistent(version)) == 0
     owner.send(w.disconnect_packet(version))
@@ -127,7 +127,7 @@ def test_the_id_is_free_again_after_session_owner_ttl(moat_factory, wires, versi
     assert [o["client_id"] for o in owners] == ["shared-ttl"]
     assert owners[0]["identity"] == "device1" and not owners[0]["connected"]
     # Expired: the id can be claimed (each try before that is refused, nothing else).
-    h.wait_until(lambda: not admin(moat, "GET", "/owners"), 20, message="hold to expire")
+    h.wait_until(lambda: not admin(moat, "GET", "/owners"), 30, message="hold to expire")
     other = wires(moat, cert="device2", version=version)
     assert other.connect("shared-ttl", **persistent(version)) == 0
 
