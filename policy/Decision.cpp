@@ -12,6 +12,8 @@ std::string_view ruleListName(RuleList list) {
             return "deny_publish";
         case RuleList::DenySubscribe:
             return "deny_subscribe";
+        case RuleList::Retain:
+            return "retain";
     }
     return "unknown";
 }

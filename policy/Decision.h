@@ -8,8 +8,10 @@
 namespace moat::policy {
 
 // The rule lists of a role, as named in the config file.
-enum class RuleList : uint8_t { Publish, Subscribe, DenyPublish, DenySubscribe };
+enum class RuleList : uint8_t { Publish, Subscribe, DenyPublish, DenySubscribe, Retain };
 
+// The lists merged into one trie per role set (Retain is judged per role: a retained PUBLISH
+// needs one role that grants both the publish and the retain).
 inline constexpr size_t kRuleListCount = 4;
 
 std::string_view ruleListName(RuleList list);  // "publish", "subscribe", "deny_publish", ...

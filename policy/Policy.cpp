@@ -24,6 +24,11 @@ struct CompiledRole {
     std::vector<std::pair<uint32_t, std::string>> statics[kRuleListCount];
     std::vector<RuleTemplate> templates;  // in (list, index) order
     bool hasStaticAllow = false;
+    // Per-role tries for the retain check (ids = rule index): static publish and retain rules.
+    TopicTrie publishTrie;
+    TopicTrie retainTrie;
+    bool hasRetain = false;  // the role has a `retain:` key
+    uint8_t maxQos = 2;
 };
 
 // The resolved roles of a `users:` entry or of default_roles, with the placeholder-free rules
@@ -35,6 +40,8 @@ struct RoleSet {
     TopicTrie tries[kRuleListCount];
     std::vector<RuleRef> refs[kRuleListCount];  // trie id -> rule
     bool hasTemplates = false;
+    bool retainRestricted = false;  // some role has a `retain:` key
+    uint8_t maxQos = 2;             // max over the roles (2 without roles: nothing to announce)
     std::unique_ptr<ClientRights> shared;  // the rights of every identity, when !hasTemplates
 };
 
@@ -75,6 +82,8 @@ const std::vector<std::string>& ruleList(const RoleSpec& role, RuleList list) {
             return role.subscribe;
         case RuleList::DenyPublish:
             return role.denyPublish;
+        case RuleList::Retain:
+            return role.retain;
         case RuleList::DenySubscribe:
             break;
     }
@@ -82,7 +91,7 @@ const std::vector<std::string>& ruleList(const RoleSpec& role, RuleList list) {
 }
 
 constexpr RuleList kAllLists[] = {RuleList::Publish, RuleList::Subscribe, RuleList::DenyPublish,
-                                  RuleList::DenySubscribe};
+                                  RuleList::DenySubscribe, RuleList::Retain};
 
 }  // namespace
 
@@ -93,6 +102,57 @@ ClientRights::ClientRights(const Policy* policy, const detail::RoleSet* roleSet)
     for (const detail::CompiledRole* role : roleSet->roles) {
         if (role->hasStaticAllow) hasAnyRights_ = true;
     }
+    computeRetain();
+}
+
+void ClientRights::computeRetain() {
+    hasAnyRetain_ = false;
+    for (size_t p = 0; p < roleSet_->roles.size(); ++p) {
+        const detail::CompiledRole& role = *roleSet_->roles[p];
+        const detail::RoleTries* dyn = p < roleDynamic_.size() ? &roleDynamic_[p] : nullptr;
+        const bool publishes = !role.publishTrie.empty() || (dyn && !dyn->publish.empty());
+        const bool retains =
+            !role.hasRetain || !role.retainTrie.empty() || (dyn && !dyn->retain.empty());
+        if (publishes && retains) hasAnyRetain_ = true;
+    }
+}
+
+bool ClientRights::retainRestricted() const {
+    return roleSet_->retainRestricted;
+}
+
+uint8_t ClientRights::maxQos() const {
+    return roleSet_->maxQos;
+}
+
+Decision ClientRights::checkRetain(std::string_view topic) const {
+    if (!isValidTopicName(topic)) return Decision::defaultDeny();
+    auto lowest = [topic](const TopicTrie& a, const TopicTrie* b) {
+        TopicTrie::RuleId id = a.empty() ? TopicTrie::kNoRule : a.firstMatch(topic);
+        if (b && !b->empty()) id = std::min(id, b->firstMatch(topic));
+        return id;
+    };
+    for (size_t p = 0; p < roleSet_->roles.size(); ++p) {
+        const detail::CompiledRole& role = *roleSet_->roles[p];
+        const detail::RoleTries* dyn = p < roleDynamic_.size() ? &roleDynamic_[p] : nullptr;
+        const TopicTrie::RuleId publish = lowest(role.publishTrie, dyn ? &dyn->publish : nullptr);
+        if (publish == TopicTrie::kNoRule) continue;
+        Decision d;
+        d.allowed = true;
+        d.byRule = true;
+        d.role = role.name;
+        if (!role.hasRetain) {
+            d.list = RuleList::Publish;
+            d.index = publish;
+            return d;
+        }
+        const TopicTrie::RuleId retain = lowest(role.retainTrie, dyn ? &dyn->retain : nullptr);
+        if (retain == TopicTrie::kNoRule) continue;
+        d.list = RuleList::Retain;
+        d.index = retain;
+        return d;
+    }
+    return Decision::defaultDeny();
 }
 
 ClientRights::~ClientRights() = default;
@@ -218,6 +278,10 @@ std::shared_ptr<const Policy> Policy::compile(const PolicySpec& spec,
     for (const RoleSpec& roleSpec : policy->spec_.roles) {
         auto role = std::make_unique<detail::CompiledRole>();
         role->name = roleSpec.name;
+        role->hasRetain = roleSpec.hasRetain;
+        role->maxQos = roleSpec.maxQos;
+        if (roleSpec.maxQos > 2)
+            errors.push_back("role \"" + roleSpec.name + "\": max_qos must be 0, 1 or 2");
         if (roleSpec.name.empty()) errors.push_back("role with an empty name");
         for (RuleList list : kAllLists) {
             const auto& filters = ruleList(roleSpec, list);
@@ -231,9 +295,13 @@ std::shared_ptr<const Policy> Policy::compile(const PolicySpec& spec,
                 }
                 if (hasPlaceholder(filter)) {
                     role->templates.push_back({list, static_cast<uint32_t>(i), filter});
+                } else if (list == RuleList::Retain) {
+                    role->retainTrie.insert(filter, static_cast<TopicTrie::RuleId>(i));
                 } else {
                     role->statics[listIndex(list)].emplace_back(static_cast<uint32_t>(i), filter);
                     if (isAllowList(list)) role->hasStaticAllow = true;
+                    if (list == RuleList::Publish)
+                        role->publishTrie.insert(filter, static_cast<TopicTrie::RuleId>(i));
                 }
             }
         }
@@ -248,6 +316,7 @@ std::shared_ptr<const Policy> Policy::compile(const PolicySpec& spec,
     auto makeRoleSet = [&](const std::vector<std::string>& names,
                            const std::string& where) -> const detail::RoleSet* {
         auto set = std::make_unique<detail::RoleSet>();
+        bool anyRole = false;
         for (const std::string& name : names) {
             auto it = byName.find(name);
             if (it == byName.end()) {
@@ -260,6 +329,9 @@ std::shared_ptr<const Policy> Policy::compile(const PolicySpec& spec,
             set->names.push_back(name);
             set->roles.push_back(it->second);
             if (!it->second->templates.empty()) set->hasTemplates = true;
+            if (it->second->hasRetain) set->retainRestricted = true;
+            set->maxQos = anyRole ? std::max(set->maxQos, it->second->maxQos) : it->second->maxQos;
+            anyRole = true;
         }
         if (auto found = setsByNames.find(set->names); found != setsByNames.end()) {
             return found->second;
@@ -337,16 +409,25 @@ std::shared_ptr<ClientRights> Policy::expandedRights(const detail::RoleSet& set,
     std::shared_ptr<ClientRights> rights(new ClientRights(this, &set));
     rights->keepAlive_ = shared_from_this();
     std::string expanded;
+    rights->roleDynamic_.resize(set.roles.size());
     for (uint32_t p = 0; p < set.roles.size(); ++p) {
         for (const detail::RuleTemplate& rule : set.roles[p]->templates) {
-            const bool deny = !isAllowList(rule.list);
+            // Retain rules narrow: an unsafe value drops them, like allow rules.
+            const bool deny = !isAllowList(rule.list) && rule.list != RuleList::Retain;
             if (!expandRuleFilter(rule.filter, identity, clientId, deny, expanded)) continue;
+            if (rule.list == RuleList::Retain) {
+                rights->roleDynamic_[p].retain.insert(expanded, rule.index);
+                continue;
+            }
+            if (rule.list == RuleList::Publish)
+                rights->roleDynamic_[p].publish.insert(expanded, rule.index);
             const auto id = static_cast<TopicTrie::RuleId>(rights->dynamicRules_.size());
             rights->dynamicRules_.push_back({p, rule.index});
             rights->dynamic_[listIndex(rule.list)].insert(expanded, id);
             if (!deny) rights->hasAnyRights_ = true;
         }
     }
+    rights->computeRetain();
     return rights;
 }
 

@@ -22,6 +22,12 @@
 //                    false) or F is a shared subscription (withholding would lose those
 //                    messages for the whole group): then refused. checkSubscribe above is
 //                    the strict, filter-only form (a grant that needs no withholding).
+//   retain TOPIC     a retained PUBLISH (on a topic checkPublish allows): allowed iff one role
+//                    of the identity both grants the publish (a publish rule of that role
+//                    matches) and grants retain there (its `retain` rules match, or it has
+//                    no `retain:` key: then wherever it may publish). Per role, so that a
+//                    role's retain list never widens another role's publish rights.
+//   max QoS          the highest max_qos of the identity's roles (absent = 2).
 //   delivery TOPIC   a broker->client PUBLISH: allowed iff some subscribe rule matches TOPIC
 //                    and no deny_subscribe rule does (a per-message backstop for what the
 //                    filter-level check cannot see, e.g. retained messages after a reload).
@@ -45,6 +51,11 @@ class Policy;
 namespace detail {
 struct CompiledRole;
 struct RoleSet;
+// A role's placeholder publish / retain rules expanded for one client (ids = rule index).
+struct RoleTries {
+    TopicTrie publish;
+    TopicTrie retain;
+};
 
 // Which rule a trie id stands for: the role's position in the identity's role list and the
 // rule's index in that role's list. Ids are assigned in (position, index) order, so the
@@ -62,6 +73,18 @@ class ClientRights {
     Decision checkDelivery(std::string_view topic) const;
     // `deliveriesChecked`: policy.check_deliveries (withholding is possible).
     SubscribeDecision checkSubscription(std::string_view filter, bool deliveriesChecked) const;
+    // A retained PUBLISH on `topic`, which checkPublish allows: the rule that grants retain
+    // (`role R retain[i]`, or `role R publish[i]` of a role without `retain:`) or a deny.
+    Decision checkRetain(std::string_view topic) const;
+    // Some role grants retain somewhere (a role with publish rights and no `retain:` key, or
+    // with retain rules left after placeholder expansion).
+    bool hasAnyRetain() const { return hasAnyRetain_; }
+    // Some role of the identity has a `retain:` key. Retain Available 0 is announced only
+    // then (with !hasAnyRetain()): identities whose roles never mention retain keep the
+    // CONNACK they always had.
+    bool retainRestricted() const;
+    // The highest QoS this client may publish or subscribe with (max over its roles).
+    uint8_t maxQos() const;
 
     // False when no publish and no subscribe rule can ever allow anything for this client
     // (no roles, empty roles, or only placeholder rules dropped for unsafe values).
@@ -93,7 +116,11 @@ class ClientRights {
     std::shared_ptr<const detail::RoleSet> ownedSet_;  // roles given at connect (token claim)
     TopicTrie dynamic_[kRuleListCount];  // placeholder rules, expanded for this client
     std::vector<detail::RuleRef> dynamicRules_;
+    std::vector<detail::RoleTries> roleDynamic_;  // by role position; empty without templates
     bool hasAnyRights_ = false;
+    bool hasAnyRetain_ = false;
+
+    void computeRetain();
 };
 
 class Policy : public std::enable_shared_from_this<Policy> {

@@ -86,6 +86,24 @@ void auditRole(const policy::RoleSpec& role, const RoleUse& use, Findings& out) 
         if (coversSys(f)) sys.push_back("subscribe " + raw);
     }
 
+    // Retained messages reach every future subscriber: a role that may retain on every topic
+    // (a `#`-wide retain filter, or no `retain:` key on a `#`-wide publish right) can plant
+    // state every device reads at connect.
+    std::vector<std::string> retainAll;
+    if (role.hasRetain) {
+        for (const auto& f : role.retain)
+            if (coversEverything(f)) retainAll.push_back(f);
+    } else {
+        retainAll = pubAll;
+    }
+    if (!retainAll.empty()) {
+        out.push_back(
+            {Severity::Medium, "role-retain-all", subject,
+             "may publish retained messages on every topic (" + joinQuoted(retainAll) +
+                 (role.hasRetain ? "" : ", no retain: key") +
+                 "): they reach every future subscriber",
+             "list the topics where the role may retain: retain: [\"devices/%u/status\"]"});
+    }
     if (!pubAll.empty()) {
         out.push_back({Severity::High, "role-publish-all", subject,
                        "may publish to every topic (" + joinQuoted(pubAll) +

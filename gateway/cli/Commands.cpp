@@ -128,11 +128,22 @@ int explainCommand(const Args& args) {
     if (positional[0] == "publish") {
         policy::Decision d = rights->checkPublish(positional[1]);
         std::printf("%s (%s)\n", d.allowed ? "allow" : "deny", d.describe().c_str());
+        if (d.allowed) {
+            // The retain / QoS rights of that publish (the exit status is the publish's).
+            policy::Decision retain = rights->checkRetain(positional[1]);
+            std::printf("retain: %s (%s)\n", retain.allowed ? "allow" : "deny",
+                        retain.allowed ? retain.describe().c_str()
+                                       : "no role grants both the publish and retain");
+            std::printf("max_qos: %u\n", static_cast<unsigned>(rights->maxQos()));
+        }
         return d.allowed ? 0 : 3;
     }
     policy::SubscribeDecision d =
         rights->checkSubscription(positional[1], r.config->policy.checkDeliveries);
     std::printf("%s (%s)\n", d.allowed() ? "allow" : "deny", d.decision.describe().c_str());
+    if (d.allowed() && rights->maxQos() < 2)
+        std::printf("max_qos: %u (a higher requested QoS is granted at this)\n",
+                    static_cast<unsigned>(rights->maxQos()));
     if (d.outcome == policy::SubscribeOutcome::GrantFiltered) {
         for (const auto& line : withheldBranches(*policy, *rights, identity, cid, positional[1]))
             std::printf("%s\n", line.c_str());

@@ -1,6 +1,7 @@
 #pragma once
 // One function per `moat` sub-command; each returns the process exit status.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,13 @@ int versionCommand(const Args& args);
 int healthCommand(const Args& args);
 int signCommand(const Args& args);
 int importCommand(const Args& args);
+int ownersCommand(const Args& args);
+
+// HTTP/1.0 request to the gateway's own metrics port: the status (-1: unreachable), and the
+// body when `body` is given. `probeHost` maps a wildcard bind to loopback.
+std::string probeHost(const std::string& host);
+int localHttpRequest(const std::string& host, uint16_t port, const std::string& method,
+                     const std::string& path, std::string* body);
 
 // "-c FILE" / "--config FILE" / "--config=FILE"; empty when missing.
 std::string configPathArg(const Args& args);

@@ -15,8 +15,6 @@
 
 namespace moat::cli {
 
-namespace {
-
 // A wildcard bind is reachable on loopback.
 std::string probeHost(const std::string& host) {
     if (host.empty() || host == "0.0.0.0") return "127.0.0.1";
@@ -24,7 +22,8 @@ std::string probeHost(const std::string& host) {
     return host;
 }
 
-int httpStatus(const std::string& host, uint16_t port, const std::string& path) {
+int localHttpRequest(const std::string& host, uint16_t port, const std::string& method,
+                     const std::string& path, std::string* body) {
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
     addrinfo* res = nullptr;
@@ -37,19 +36,27 @@ int httpStatus(const std::string& host, uint16_t port, const std::string& path) 
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-            std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + host + "\r\n\r\n";
-            char buf[64] = {};
-            if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size()) &&
-                read(fd, buf, sizeof buf - 1) > 12)
-                std::sscanf(buf, "HTTP/%*d.%*d %d", &status);
+            std::string req = method + " " + path + " HTTP/1.0\r\nHost: " + host +
+                              "\r\nContent-Length: 0\r\n\r\n";
+            std::string response;
+            if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+                // Bounded: the server closes after one response; at most 64 MiB is read.
+                char buf[4096];
+                ssize_t n;
+                while (response.size() < (64u << 20) && (n = read(fd, buf, sizeof buf)) > 0)
+                    response.append(buf, static_cast<size_t>(n));
+            }
+            if (response.size() > 12) std::sscanf(response.c_str(), "HTTP/%*d.%*d %d", &status);
+            if (body) {
+                const size_t end = response.find("\r\n\r\n");
+                *body = end == std::string::npos ? std::string() : response.substr(end + 4);
+            }
         }
         close(fd);
     }
     freeaddrinfo(res);
     return status;
 }
-
-}  // namespace
 
 int healthCommand(const Args& args) {
     std::string path = configPathArg(args);
@@ -61,7 +68,7 @@ int healthCommand(const Args& args) {
     for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.toString().c_str());
     if (!r.config) return 1;
     const auto& bind = r.config->metrics.bind;
-    int status = httpStatus(probeHost(bind.host), bind.port, "/healthz");
+    int status = localHttpRequest(probeHost(bind.host), bind.port, "GET", "/healthz", nullptr);
     std::printf("%s\n", status == 200 ? "healthy"
                         : status < 0  ? "unreachable"
                                       : "unhealthy (broker unreachable)");

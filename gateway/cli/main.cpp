@@ -24,6 +24,7 @@ void usage() {
         "  moat audit -c FILE [--format text|json]\n"
         "  moat passwd FILE USER            (password read from stdin)\n"
         "  moat health -c FILE              (exit 0 while /healthz answers 200)\n"
+        "  moat owners -c FILE [--release CLIENT_ID]   (client-id owners of the running gateway)\n"
         "  moat sign --key FILE --topic TOPIC [--algorithm hmac-sha256|ed25519]\n"
         "            [--timestamp[=now|SECONDS]] [--format v5|v3]   (payload on stdin;\n"
         "            v5 prints moat-sig/moat-ts values, v3 writes payload+trailer)\n"
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     if (cmd == "audit") return moat::cli::auditCommand(args);
     if (cmd == "passwd") return moat::cli::passwdCommand(args);
     if (cmd == "health") return moat::cli::healthCommand(args);
+    if (cmd == "owners") return moat::cli::ownersCommand(args);
     if (cmd == "sign") return moat::cli::signCommand(args);
     if (cmd == "import") return moat::cli::importCommand(args);
     if (cmd == "version" || cmd == "--version") return moat::cli::versionCommand(args);

@@ -7,6 +7,7 @@
 
 #include <charconv>
 
+#include "gateway/cluster/ClusterEvent.h"
 #include "policy/Hex.h"
 
 namespace moat::cluster {
@@ -162,6 +163,40 @@ BanRecord openBan(std::string_view value, std::string_view key, std::string_view
         return r;
     }
     r.result = macMatches(key, macInput({"ban", redisKey, f[0], f[1]}), f[2])
+                   ? Authenticity::Ok
+                   : Authenticity::BadSignature;
+    return r;
+}
+
+std::string sealOwner(std::string_view key, std::string_view redisKey, std::string_view identity,
+                      uint64_t endUnixMs) {
+    std::string id = escapeField(identity);
+    if (key.empty()) return id;
+    std::string e = std::to_string(endUnixMs);
+    return id + " " + e + " " + hmacHex(key, macInput({"owner", redisKey, id, e}));
+}
+
+OwnerRecord openOwner(std::string_view value, std::string_view key, std::string_view redisKey) {
+    OwnerRecord r;
+    std::string_view f[3];
+    constexpr uint64_t kMax = 1ull << 53;
+    if (!fields(value, f)) {
+        auto id = unescapeField(value, kMaxSubjectBytes);
+        if (!id || id->empty()) return r;
+        r.identity = std::move(*id);
+        r.result = key.empty() ? Authenticity::Ok : Authenticity::Unsigned;
+        return r;
+    }
+    auto id = unescapeField(f[0], kMaxSubjectBytes);
+    auto e = parseU64(f[1], kMax);
+    if (!id || id->empty() || !e || !isHex64(f[2])) return r;
+    r.identity = std::move(*id);
+    r.endUnixMs = *e;
+    if (key.empty()) {
+        r.result = Authenticity::Ok;
+        return r;
+    }
+    r.result = macMatches(key, macInput({"owner", redisKey, f[0], f[1]}), f[2])
                    ? Authenticity::Ok
                    : Authenticity::BadSignature;
     return r;

@@ -64,6 +64,17 @@ ConnRecord openConn(std::string_view value, std::string_view key, std::string_vi
 
 // An IPv4 or IPv6 address literal as the gateway writes them (the subject of an IP ban and
 // of a `conn` event): anything else is refused before it takes memory.
+// Client-id owner record (<prefix>owner:<client_id>): "<identity-escaped> <end_unix_ms> <mac>"
+// signed, "<identity-escaped>" unsigned. The TTL is the key's; a signed end bounds it.
+std::string sealOwner(std::string_view key, std::string_view redisKey, std::string_view identity,
+                      uint64_t endUnixMs);
+struct OwnerRecord {
+    Authenticity result = Authenticity::Malformed;
+    std::string identity;
+    std::optional<uint64_t> endUnixMs;  // signed records only
+};
+OwnerRecord openOwner(std::string_view value, std::string_view key, std::string_view redisKey);
+
 bool isIpLiteral(std::string_view s);
 
 }  // namespace moat::cluster

@@ -152,6 +152,13 @@ std::string encodeEvent(const ClusterEvent& e) {
             add("hb");
             add(escapeField(e.replica));
             break;
+        case ClusterEvent::Type::Owner:
+            add("own");
+            add(escapeField(e.replica));
+            add(escapeField(e.subject));
+            add(escapeField(e.owner));
+            add(std::to_string(e.remaining.count()));
+            break;
     }
     return out;
 }
@@ -195,6 +202,19 @@ std::optional<ClusterEvent> decodeEvent(std::string_view line) {
         e.subject = std::move(*identity);
         e.reason = *reason;
         if (f[5] != "-") e.fingerprint = std::string(f[5]);
+        return e;
+    }
+    if (f[1] == "own") {
+        if (n != 6) return std::nullopt;
+        auto clientId = unescapeField(f[3], kMaxSubjectBytes);
+        auto owner = unescapeField(f[4], kMaxSubjectBytes);
+        auto remaining = parseNumber(f[5], kMaxMillis);
+        if (!clientId || clientId->empty() || !owner || owner->empty() || !remaining)
+            return std::nullopt;
+        e.type = ClusterEvent::Type::Owner;
+        e.subject = std::move(*clientId);
+        e.owner = std::move(*owner);
+        e.remaining = std::chrono::milliseconds(*remaining);
         return e;
     }
     if (f[1] == "conn") {
@@ -259,6 +279,18 @@ std::optional<std::string> parseConnKey(std::string_view prefix, std::string_vie
     auto replica = unescapeField(key.substr(head.size()), kMaxReplicaBytes);
     if (!replica || replica->empty()) return std::nullopt;
     return replica;
+}
+
+std::string ownerKey(std::string_view prefix, std::string_view clientId) {
+    return std::string(prefix) + "owner:" + escapeField(clientId);
+}
+
+std::optional<std::string> parseOwnerKey(std::string_view prefix, std::string_view key) {
+    std::string head = std::string(prefix) + "owner:";
+    if (key.size() <= head.size() || key.substr(0, head.size()) != head) return std::nullopt;
+    auto clientId = unescapeField(key.substr(head.size()), kMaxSubjectBytes);
+    if (!clientId || clientId->empty()) return std::nullopt;
+    return clientId;
 }
 
 std::string scanPattern(std::string_view prefix, std::string_view what) {

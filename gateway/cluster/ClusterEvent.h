@@ -8,6 +8,7 @@
 //   moat1 kick <replica> <identity> banned|revoked|no_rights <sha256-hex|->
 //   moat1 conn <replica> <ip> <live_connections> <accepted_since_last_event>
 //   moat1 hb   <replica>
+//   moat1 own  <replica> <client_id> <identity> <hold_ms>     (hold 0: released)
 //
 // Free-text fields (replica, subject, identity) are percent-encoded: every byte outside
 // '!'..'~', and '%' itself, becomes %XX, so a field never contains a space and an identity can
@@ -35,7 +36,7 @@ enum class KickReason : uint8_t {
 const char* kickReasonName(KickReason reason);
 
 struct ClusterEvent {
-    enum class Type : uint8_t { Ban, Kick, Conn, Heartbeat };
+    enum class Type : uint8_t { Ban, Kick, Conn, Heartbeat, Owner };
     Type type = Type::Heartbeat;
     std::string replica;  // who sent it; a replica ignores its own events
 
@@ -51,6 +52,9 @@ struct ClusterEvent {
 
     uint32_t connections = 0;  // Conn: the sender's live connections from this IP
     uint32_t accepted = 0;     // Conn: connections it accepted from this IP since its last event
+
+    // Owner: subject = client id, owner = identity, remaining = how long it holds the id.
+    std::string owner;
 };
 
 // Bounds on decoded fields (after unescaping).
@@ -73,6 +77,8 @@ std::optional<std::string> unescapeField(std::string_view field, size_t maxBytes
 //   <prefix>conn:<replica>     hash: source IP -> live connections at that replica; TTL
 //                              refreshed by the replica's heartbeat, so a crashed replica's
 //                              counts vanish by themselves
+//   <prefix>owner:<client_id>  client-id owner: identity (sealed, see ClusterAuth); TTL: the
+//                              hold left (session_owner_ttl while connected)
 //   <prefix>events             the pub/sub channel
 std::string banKey(std::string_view prefix, SubjectKind kind, std::string_view subject);
 std::string failKey(std::string_view prefix, SubjectKind kind, std::string_view subject);
@@ -85,6 +91,8 @@ struct BanKey {
 };
 std::optional<BanKey> parseBanKey(std::string_view prefix, std::string_view key);
 std::optional<std::string> parseConnKey(std::string_view prefix, std::string_view key);
+std::string ownerKey(std::string_view prefix, std::string_view clientId);
+std::optional<std::string> parseOwnerKey(std::string_view prefix, std::string_view key);
 
 // A SCAN MATCH pattern for every key that starts with prefix + what (glob characters of the
 // prefix escaped): scanPattern("moat:", "ban:") == "moat:ban:*".

@@ -47,6 +47,11 @@ constexpr const char* kReadBan =
     "local v = redis.call('GET', KEYS[1]) "
     "if v and string.len(v) > 256 then v = '' end "
     "return {redis.call('PTTL', KEYS[1]), v}";
+// An owner record and its TTL (values of any size read as malformed).
+constexpr const char* kReadOwner =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v and string.len(v) > 4096 then v = '' end "
+    "return {redis.call('PTTL', KEYS[1]), v}";
 // A replica's connection hash, unless it holds more fields than any replica can (ARGV[1]).
 constexpr const char* kReadConns =
     "if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[1]) then "
@@ -63,6 +68,8 @@ const char* eventTypeName(ClusterEvent::Type t) {
             return "conn";
         case ClusterEvent::Type::Heartbeat:
             return "hb";
+        case ClusterEvent::Type::Owner:
+            return "own";
     }
     return "hb";
 }
@@ -336,6 +343,10 @@ void ClusterState::drain() {
                 publish(ev);
                 break;
             }
+            case LocalEvent::Type::Owner:
+                if (!up) break;  // pushed with the other local owners on the next up
+                pushOwner(e.a, e.b, e.remaining);
+                break;
             case LocalEvent::Type::Kick: {
                 if (!up) break;  // a kick is now or never: the identity may reconnect anyway
                 ClusterEvent ev;
@@ -472,6 +483,9 @@ void ClusterState::resync() {
     }
     scanBans();
     scanConns();
+    scanOwners();
+    for (const SharedOwner& o : handler_.activeLocalOwners())
+        pushOwner(o.clientId, o.identity, o.hold);
     ClusterEvent hb;
     hb.type = ClusterEvent::Type::Heartbeat;
     publish(hb);
@@ -500,6 +514,63 @@ void ClusterState::scanKeys(const char* what, const std::string& cursor,
             }
             if (!next.empty() && next != "0") scanKeys(what, next, onKey, seen);
         });
+}
+
+void ClusterState::ownerChanged(const std::string& clientId, const std::string& identity,
+                                milliseconds hold) {
+    LocalEvent e = makeEvent(LocalEvent::Type::Owner, SubjectKind::Identity, clientId);
+    e.b = identity;
+    e.remaining = hold;
+    push(std::move(e));
+}
+
+void ClusterState::pushOwner(const std::string& clientId, const std::string& identity,
+                             milliseconds hold) {
+    const std::string key = ownerKey(config_.keyPrefix, clientId);
+    auto onReply = [this](const redisReply* r) {
+        if (isError(r)) syncError();
+    };
+    bool sent;
+    if (hold.count() <= 0) {
+        sent = redis_->command({"DEL", key}, onReply);
+    } else {
+        sent = redis_->command({"SET", key,
+                                sealOwner(config_.key, key, identity,
+                                          unixNowMs() + static_cast<uint64_t>(hold.count())),
+                                "PX", std::to_string(hold.count())},
+                               onReply);
+    }
+    if (!sent) syncError();
+    ClusterEvent ev;
+    ev.type = ClusterEvent::Type::Owner;
+    ev.subject = clientId;
+    ev.owner = identity;
+    ev.remaining = std::max(hold, milliseconds(0));
+    publish(ev);
+}
+
+void ClusterState::scanOwners() {
+    scanKeys("owner:", "0", [this](std::string_view k) {
+        std::string key(k);
+        auto clientId = parseOwnerKey(config_.keyPrefix, key);
+        if (!clientId) return;
+        redis_->command({"EVAL", kReadOwner, "1", key}, [this, clientId, key](const redisReply* v) {
+            if (!v || v->type != REDIS_REPLY_ARRAY || v->elements != 2) return;
+            if (v->element[0]->type != REDIS_REPLY_INTEGER || v->element[0]->integer <= 0) return;
+            OwnerRecord rec = openOwner(str(v->element[1]), config_.key, key);
+            if (rec.result != Authenticity::Ok) {
+                rejected(recordsRejected_, rec.result);
+                return;
+            }
+            uint64_t left = static_cast<uint64_t>(v->element[0]->integer);
+            if (rec.endUnixMs) {
+                const uint64_t now = unixNowMs();
+                if (*rec.endUnixMs <= now) return;
+                left = std::min(left, *rec.endUnixMs - now);
+            }
+            handler_.onSharedOwner(*clientId, rec.identity, milliseconds(left));
+        });
+    });
 }
 
 void ClusterState::scanBans() {
@@ -620,6 +691,9 @@ void ClusterState::onMessage(std::string_view payload) {
             if (event->accepted > 0) handler_.onRemoteAccepts(event->subject, event->accepted);
             break;
         case ClusterEvent::Type::Heartbeat:
+            break;
+        case ClusterEvent::Type::Owner:
+            handler_.onSharedOwner(event->subject, event->owner, event->remaining);
             break;
     }
     updateRemoteGauges();

@@ -21,6 +21,12 @@
 //   since its previous event; receivers take those tokens from their own bucket for the IP.
 // - Kicks: PUBLISH `kick <identity> <reason> [cert sha256]`: every replica disconnects that
 //   identity's sessions (only the ones with that certificate when a fingerprint is given).
+// - Client-id owners (auth.protect_client_ids): SET <prefix>owner:<client_id> (sealed
+//   identity, TTL = the hold left; session_owner_ttl while connected) and PUBLISH `own`; a hold
+//   of 0 (released) DELs the key. Every replica adopts owners into its OwnershipTable; on
+//   (re)connect it SCANs the owner keys and pushes its own. Claims are judged locally, so two
+//   CONNECTs of different identities racing on two replicas within the propagation delay may
+//   both pass (the broker then keeps the later one).
 // - Redis down: moat_cluster_redis_up 0, one log line and one `cluster` audit event, remote
 //   counts dropped (local-only limits), reconnect with backoff, full resync when back.
 // - Trust (ClusterAuth.h): with cluster.key_file, events and records carry an HMAC under the
@@ -66,6 +72,13 @@ struct SharedBan {
     std::chrono::milliseconds duration;
 };
 
+// A client-id owner this replica holds, to push into Redis after a reconnect.
+struct SharedOwner {
+    std::string clientId;
+    std::string identity;
+    std::chrono::milliseconds hold;
+};
+
 // What the gateway does with what other replicas did. Called on the main loop thread.
 class ClusterHandler {
   public:
@@ -83,6 +96,13 @@ class ClusterHandler {
     virtual void onRemoteAccepts(const std::string& ip, uint32_t accepted) = 0;
     virtual void onRedisState(bool up, const std::string& why) = 0;
     virtual std::vector<SharedBan> activeLocalBans() = 0;
+    // A client id held by `identity` at another replica for `remaining` (0: released).
+    virtual void onSharedOwner(const std::string& clientId, const std::string& identity,
+                               std::chrono::milliseconds remaining) {
+        (void)clientId, (void)identity, (void)remaining;
+    }
+    // The owners this replica holds, to push into Redis after a reconnect.
+    virtual std::vector<SharedOwner> activeLocalOwners() { return {}; }
 };
 
 class ClusterState {
@@ -109,17 +129,20 @@ class ClusterState {
     void banned(SubjectKind kind, const std::string& subject, std::chrono::milliseconds remaining,
                 std::chrono::milliseconds duration);
     void kick(const std::string& identity, const std::string& fingerprint, KickReason reason);
+    // A client id held here by `identity` for `hold` (0: released, or released by an operator).
+    void ownerChanged(const std::string& clientId, const std::string& identity,
+                      std::chrono::milliseconds hold);
     // Connections from ip live at other replicas (0 when Redis is down).
     uint32_t remoteConnections(const std::string& ip) const;
     bool redisUp() const;
 
   private:
     struct LocalEvent {
-        enum class Type : uint8_t { Opened, Closed, AuthFailure, Ban, Kick };
+        enum class Type : uint8_t { Opened, Closed, AuthFailure, Ban, Kick, Owner };
         Type type = Type::Opened;
         SubjectKind kind = SubjectKind::Ip;
         std::string a;  // ip / subject / identity
-        std::string b;  // identity (AuthFailure) / fingerprint (Kick)
+        std::string b;  // identity (AuthFailure, Owner) / fingerprint (Kick)
         std::chrono::milliseconds remaining{0}, duration{0};
         KickReason reason = KickReason::Banned;
     };
@@ -150,6 +173,9 @@ class ClusterState {
                   std::function<void(std::string_view key)> onKey,
                   std::shared_ptr<size_t> seen = nullptr);
     void scanBans();
+    void scanOwners();
+    void pushOwner(const std::string& clientId, const std::string& identity,
+                   std::chrono::milliseconds hold);
     void scanConns();
     void fetchReplica(const std::string& replica);
     void syncError();

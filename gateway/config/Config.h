@@ -113,6 +113,10 @@ struct AuthConfig {
     IdentityFrom identityFrom = IdentityFrom::CertCn;
     bool usernameMustMatchCert = true;
     ClientIdRule clientId = ClientIdRule::Any;
+    // A client id belongs to the identity holding it, while connected and after it leaves for
+    // min(its session's expiry, session_owner_ttl) (CONTRACT §3, inspect/OwnershipTable.h).
+    bool protectClientIds = true;
+    Millis sessionOwnerTtl{7LL * 24 * 3600 * 1000};
     bool anonymous = false;
     std::optional<TokenAuthConfig> token;  // set when `auth.token` is present
     bool hasMethod(AuthMethod m) const {

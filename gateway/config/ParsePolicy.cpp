@@ -40,6 +40,14 @@ void parseRole(Diagnostics& d, MapReader& m, policy::RoleSpec& role) {
     if (auto f = m.take("subscribe")) readFilters(d, *f, role.subscribe);
     if (auto f = m.take("deny_publish")) readFilters(d, *f, role.denyPublish);
     if (auto f = m.take("deny_subscribe")) readFilters(d, *f, role.denySubscribe);
+    if (auto f = m.take("retain")) {
+        role.hasRetain = true;  // `retain: []` = no retained PUBLISH at all
+        readFilters(d, *f, role.retain);
+    }
+    if (auto f = m.take("max_qos")) {
+        uint32_t qos = 2;
+        if (readUint(d, *f, qos, 0, 2, false)) role.maxQos = static_cast<uint8_t>(qos);
+    }
     m.finish();
 }
 

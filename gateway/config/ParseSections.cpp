@@ -89,6 +89,8 @@ void parseAuth(LoadContext& ctx, MapReader& m, AuthConfig& out) {
                                 {"identity", ClientIdRule::Identity},
                                 {"identity_prefix", ClientIdRule::IdentityPrefix}});
     }
+    if (auto f = m.take("protect_client_ids")) readBool(d, *f, out.protectClientIds);
+    if (auto f = m.take("session_owner_ttl")) readDuration(d, *f, out.sessionOwnerTtl, Millis{0});
     std::optional<Field> anonymous = m.take("anonymous");
     bool anonymousOk = !anonymous || readBool(d, *anonymous, out.anonymous);
     std::optional<Field> token = m.take("token");

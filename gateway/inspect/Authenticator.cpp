@@ -5,6 +5,13 @@
 
 namespace moat::inspect {
 
+bool clientIdHasIdentityPrefix(std::string_view clientId, std::string_view identity) {
+    if (clientId.substr(0, identity.size()) != identity) return false;
+    if (clientId.size() == identity.size()) return true;
+    // A separator after the identity: `dev1` may use `dev1-a`, never `dev10`.
+    return std::string_view("-_:./").find(clientId[identity.size()]) != std::string_view::npos;
+}
+
 namespace rc = mqtt::reason;
 using config::AuthMethod;
 
@@ -175,9 +182,9 @@ AuthOutcome Authenticator::conclude(AuthOutcome out, const mqtt::ConnectPacket& 
                               "client id must equal the identity");
             break;
         case config::ClientIdRule::IdentityPrefix:
-            if (connect.clientId.compare(0, out.identity.size(), out.identity) != 0)
+            if (!clientIdHasIdentityPrefix(connect.clientId, out.identity))
                 return refuse(std::move(out), rc::NotAuthorized,
-                              "client id must start with the identity");
+                              "client id must be the identity or start with it and one of -_:./");
             break;
     }
     out.ok = true;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gateway/config/Config.h"
@@ -41,6 +42,10 @@ struct CertFactor {
     bool presented = false;               // a verified certificate was presented
     std::optional<std::string> identity;  // per identity_from; nullopt: field missing
 };
+
+// auth.client_id: identity_prefix: the client id is the identity, or the identity followed by
+// one of `-_:./` and anything.
+bool clientIdHasIdentityPrefix(std::string_view clientId, std::string_view identity);
 
 class Authenticator {
   public:

@@ -7,6 +7,7 @@
 
 #include "gateway/inspect/ForwardedCredentials.h"
 #include "gateway/inspect/KeepAlivePolicy.h"
+#include "gateway/inspect/WillRights.h"
 #include "gateway/integrity/PublishRewrite.h"
 #include "gateway/integrity/SignedPublish.h"
 #include "gateway/mqtt/Decoder.h"
@@ -131,6 +132,14 @@ void ConnectionPipeline::onClosed() {
         events_.audit("authz_denied", "deliver", withheld_.lastTopic(), withheld_.lastRule(),
                       "withheld", n);
     if (session_ || connect_) events_.audit("disconnect", "", "", "", "");
+    if (ownsClientId_) {
+        ownsClientId_ = false;
+        const bool accepted = brokerAccepted_ && session_;
+        events_.releaseClientId(
+            connect_->clientId, identity_,
+            accepted ? std::optional<uint32_t>(session_->sessionExpiry()) : std::nullopt,
+            accepted ? session_->subscriptions() : std::vector<std::string>{});
+    }
 }
 
 Action ConnectionPipeline::onDrain() {
@@ -439,7 +448,6 @@ Action ConnectionPipeline::finishAuth(const AuthOutcome& authOutcome, bool passw
     }
     identity_ = outcome.identity;
     if (events_.addressBanned()) return refuse(rc::Banned, "banned");
-    // (c) client-id ownership checks plug in here: a rule consulting a table through events_.
     events_.loggedIn(identity_);
     if (outcome.tokenExpiresAt) setTokenDeadline(*outcome.tokenExpiresAt, tokenVerifiedAt_, nowMs);
     for (const auto& role : outcome.ignoredRoles)
@@ -455,6 +463,14 @@ Action ConnectionPipeline::finishAuth(const AuthOutcome& authOutcome, bool passw
                           "will topic not allowed");
             events_.deniedTopic(connect_->willTopic);
             return refuse(rc::NotAuthorized, "will topic not allowed");
+        }
+        // The will's retain / QoS rights (v5 0x9B / 0x9A, v3 0x05).
+        const WillRightsDecision w =
+            checkWillRights(*rights, connect_->willTopic, connect_->willQos, connect_->willRetain);
+        if (!w.allowed) {
+            events_.authzDenied("will");
+            events_.audit("authz_denied", "will", connect_->willTopic, w.rule, w.reason);
+            return refuse(w.v5Reason, w.reason);
         }
     }
     // The broker publishes the will for the client, later, when nothing can be refused any
@@ -546,6 +562,21 @@ Action ConnectionPipeline::finishAuth(const AuthOutcome& authOutcome, bool passw
     so.integrity = std::move(integrityChecker);
     if (opt.stampIdentity) so.stampIdentity = identity_;
     if (enhancedJwt_) so.authMethod = std::string(kJwtAuthMethod);
+    so.sessionExpiry = v5() ? connect_->sessionExpiry().value_or(0)
+                            : (connect_->cleanStart ? 0 : OwnershipTable::kNeverExpires);
+    // Client-id ownership, last of the CONNECT rules: nothing refuses after the claim but the
+    // broker, and a connection the broker never accepted gives its claim back unchanged.
+    if (opt.auth && opt.auth->protectClientIds) {
+        const OwnershipTable::Claim claim = events_.claimClientId(connect_->clientId, identity_);
+        if (!claim.granted) {
+            events_.clientIdRefused();
+            events_.audit("authz_denied", "client_id", "", "protect_client_ids",
+                          "client id owned by another identity");
+            return refuse(rc::ClientIdentifierNotValid, "client id owned by another identity");
+        }
+        ownsClientId_ = true;
+        so.storedSubscriptions = claim.subscriptions;
+    }
     limiter_ = PacketLimiter(opt.limiter);
     SessionEvents& sessionEvents = *this;
     session_ = std::make_unique<Session>(connect_->version, std::move(rights), so, sessionEvents);
@@ -616,6 +647,7 @@ bool ConnectionPipeline::onBrokerConnack(const mqtt::Frame& frame, const uint8_t
         return false;
     }
     events_.audit("connect", "", "", "", "");
+    brokerAccepted_ = true;
     // Keepalive enforcement replaces the connect deadline: 1.5 x keepalive of silence.
     keepAlive_.start(keepAliveSeconds_, nowMs);
     deadline_ = keepAlive_.enabled() ? nowMs + keepAlive_.limitMs() : 0;
@@ -763,7 +795,10 @@ Action ConnectionPipeline::onReload(std::shared_ptr<const PipelineOptions> optio
         facts.hasRights = rights->hasAnyRights();
         if (connect_->willFlag) {
             willDecision = rights->checkPublish(connect_->willTopic);
-            facts.willAllowed = willDecision.allowed;
+            facts.willAllowed =
+                willDecision.allowed && checkWillRights(*rights, connect_->willTopic,
+                                                        connect_->willQos, connect_->willRetain)
+                                            .allowed;
             // Stamping turned on: a will the broker holds with a client-supplied moat-identity
             // would reach subscribers that now trust the property.
             if (willForgedIdentity_ && opt.stampIdentity) {
@@ -879,6 +914,13 @@ void ConnectionPipeline::onIntegrityDenied(std::string_view topic, std::string_v
                                            const char* reason) {
     events_.authzDenied("integrity");
     events_.audit("authz_denied", "integrity", topic, rule, reason);
+}
+
+void ConnectionPipeline::onRightsDenied(std::string_view topic, std::string_view rule,
+                                        const char* reason) {
+    events_.authzDenied("publish");
+    events_.audit("authz_denied", "publish", topic, rule, reason);
+    events_.deniedTopic(topic);
 }
 
 }  // namespace moat::inspect

@@ -36,6 +36,7 @@
 
 #include "gateway/inspect/Authenticator.h"
 #include "gateway/inspect/KeepAlive.h"
+#include "gateway/inspect/OwnershipTable.h"
 #include "gateway/inspect/PipelineOptions.h"
 #include "gateway/inspect/ReloadCheck.h"
 #include "gateway/inspect/Session.h"
@@ -129,6 +130,23 @@ class PipelineEvents {
     // Cluster: ask the other replicas to end this identity's sessions too.
     enum class KickWhy : uint8_t { Revoked, NoRights };
     virtual void shareKick(const std::string& identity, KickWhy why) = 0;
+    // Client-id ownership (auth.protect_client_ids): the process-wide OwnershipTable. A claim
+    // at CONNECT, after every other rule; its release when the connection ends, with the
+    // session's expiry as last set (nullopt: the broker never accepted the connection).
+    virtual OwnershipTable::Claim claimClientId(const std::string& clientId,
+                                                const std::string& identity) {
+        (void)clientId, (void)identity;
+        OwnershipTable::Claim granted;
+        granted.granted = true;
+        return granted;
+    }
+    // `subscriptions`: the filters the broker holds for the session (OwnershipTable::release).
+    virtual void releaseClientId(const std::string& clientId, const std::string& identity,
+                                 std::optional<uint32_t> sessionExpiry,
+                                 std::vector<std::string> subscriptions) {
+        (void)clientId, (void)identity, (void)sessionExpiry, (void)subscriptions;
+    }
+    virtual void clientIdRefused() {}
 };
 
 // What the transport learned before CONNECT.
@@ -255,6 +273,7 @@ class ConnectionPipeline : private SessionEvents {
     void onIntegrityDenied(std::string_view topic, std::string_view rule,
                            const char* reason) override;
     void onReauthenticate(std::string token) override;
+    void onRightsDenied(std::string_view topic, std::string_view rule, const char* reason) override;
 
     std::shared_ptr<const PipelineOptions> options_;
     PipelineEvents& events_;
@@ -275,6 +294,9 @@ class ConnectionPipeline : private SessionEvents {
     // The will went to the broker unstamped with a client-supplied moat-identity (stamping was
     // off): a reload that turns stamp_identity on must not let the broker publish it.
     bool willForgedIdentity_ = false;
+    // This connection holds its client id (auth.protect_client_ids); the broker accepted it.
+    bool ownsClientId_ = false;
+    bool brokerAccepted_ = false;
     WithheldDeliveries withheld_;  // audit summarising of withheld deliveries
     // auth.token
     bool enhancedJwt_ = false;                 // v5 Authentication Method "jwt" at CONNECT

@@ -68,10 +68,11 @@ Verdict Session::onClientPacket(const mqtt::Frame& frame, const uint8_t* body) {
             mqtt::DisconnectPacket d;
             uint8_t r = mqtt::decodeDisconnect(body, frame.remainingLength, version_, d);
             if (r != rc::Success) return protocolError(r, "malformed DISCONNECT");
-            if (v5() && options_.connectSessionExpiryZero &&
-                mqtt::findNumber(d.properties, mqtt::prop::SessionExpiryInterval).value_or(0) != 0)
+            const auto expiry = mqtt::findNumber(d.properties, mqtt::prop::SessionExpiryInterval);
+            if (v5() && options_.connectSessionExpiryZero && expiry.value_or(0) != 0)
                 return protocolError(rc::ProtocolError,
                                      "DISCONNECT sets Session Expiry after CONNECT had none");
+            if (v5() && expiry) options_.sessionExpiry = *expiry;
             return Verdict::forward();
         }
         case PacketType::Connect:
@@ -114,6 +115,23 @@ Verdict Session::deniedPublish(uint8_t qos, uint16_t packetId, bool disconnect) 
         if (!v5()) droppedClientQos2_.insert(packetId);
     }
     return v;
+}
+
+std::optional<Verdict> Session::publishRights(const mqtt::PublishView& pub,
+                                              std::string_view topic) {
+    const bool disconnect = options_.onPublishDenied == policy::OnPublishDenied::Disconnect;
+    if (pub.qos > rights_->maxQos()) {
+        events_.onRightsDenied(topic, "max_qos " + std::to_string(rights_->maxQos()),
+                               "QoS above max_qos");
+        return deniedPublish(pub.qos, pub.packetId, disconnect);
+    }
+    if (!pub.retain) return std::nullopt;
+    const policy::Decision& r =
+        retainDecisions_.get(topic, [&] { return rights_->checkRetain(topic); });
+    if (r.allowed) return std::nullopt;
+    // Not forwarded, so the broker never stores it.
+    events_.onRightsDenied(topic, "retain", "retained PUBLISH outside the retain rights");
+    return deniedPublish(pub.qos, pub.packetId, disconnect);
 }
 
 Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
@@ -160,6 +178,16 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
     if (pub.qos == 2 && droppedClientQos2_.count(pub.packetId) && !pub.dup)
         droppedClientQos2_.erase(pub.packetId);  // a new message reusing the id
 
+    // What the CONNACK announced binds the client whatever the topic (MQTT 5 §3.2.2.3.4/5).
+    if (v5() && pub.qos > announcedMaxQos_) {
+        events_.onRightsDenied(topic, "max_qos " + std::to_string(announcedMaxQos_),
+                               "QoS above the announced Maximum QoS");
+        return Verdict::close(rc::QosNotSupported);
+    }
+    if (v5() && pub.retain && announcedNoRetain_) {
+        events_.onRightsDenied(topic, "retain", "retained PUBLISH after Retain Available 0");
+        return Verdict::close(rc::RetainNotSupported);
+    }
     const policy::Decision& d =
         publishDecisions_.get(topic, [&] { return rights_->checkPublish(topic); });
     if (!d.allowed) {
@@ -167,6 +195,7 @@ Verdict Session::clientPublish(const mqtt::Frame& frame, const uint8_t* body) {
         return deniedPublish(pub.qos, pub.packetId,
                              options_.onPublishDenied == policy::OnPublishDenied::Disconnect);
     }
+    if (std::optional<Verdict> denied = publishRights(pub, topic)) return std::move(*denied);
     size_t trailer = 0;  // v3 signature trailer to strip
     if (options_.integrity) {
         integrity::Checker::Outcome o =
@@ -270,13 +299,25 @@ Verdict Session::clientSubscribe(const mqtt::Frame& frame, const uint8_t* body) 
     std::vector<std::string> granted;
     for (size_t i : forwarded) granted.push_back(sub.subscriptions[i].filter);
     subscriptions_.subscribeSent(sub.packetId, granted);
-    if (denied == 0 && forwarded.size() == sub.subscriptions.size()) return Verdict::forward();
+    // A subscription above max_qos is granted at max_qos: the broker is asked for no more, so
+    // its SUBACK and its deliveries agree with what the client is told.
+    const uint8_t maxQos = rights_->maxQos();
+    bool lowered = false;
+    for (size_t i : forwarded) lowered |= sub.subscriptions[i].qos() > maxQos;
+    if (denied == 0 && !lowered && forwarded.size() == sub.subscriptions.size())
+        return Verdict::forward();
 
-    pendingSubackCodes_ += slots.size();
-    pendingSubacks_[sub.packetId] = std::move(slots);
     mqtt::SubscribePacket onward = sub;
     onward.subscriptions.clear();
-    for (size_t i : forwarded) onward.subscriptions.push_back(sub.subscriptions[i]);
+    for (size_t i : forwarded) {
+        mqtt::Subscription s = sub.subscriptions[i];
+        if (s.qos() > maxQos) s.options = static_cast<uint8_t>((s.options & ~0x03) | maxQos);
+        onward.subscriptions.push_back(std::move(s));
+    }
+    if (denied != 0 || forwarded.size() != sub.subscriptions.size()) {
+        pendingSubackCodes_ += slots.size();
+        pendingSubacks_[sub.packetId] = std::move(slots);
+    }
     return Verdict::replace(mqtt::encodeSubscribe(onward, version_));
 }
 
@@ -359,9 +400,15 @@ Verdict Session::brokerConnack(const mqtt::Frame& frame, const uint8_t* body) {
     // older policy, or before a reload this connection never saw): what they deliver must be
     // checked, whatever check_deliveries says.
     resumedSession_ = ack.sessionPresent;
+    if (ack.sessionPresent && ack.code == 0) subscriptions_.adopt(options_.storedSubscriptions);
+    options_.storedSubscriptions.clear();
     if (!v5()) return Verdict::forward();
     brokerTopicAliasMax_ =
         mqtt::findNumber(ack.properties, mqtt::prop::TopicAliasMaximum).value_or(0);
+    // The broker may grant another Session Expiry than the client asked for (MQTT 5 3.2.2.3.2).
+    if (auto expiry = mqtt::findNumber(ack.properties, mqtt::prop::SessionExpiryInterval);
+        expiry && ack.code < 0x80)
+        options_.sessionExpiry = *expiry;
     bool changed = false;
     // The broker saw the clamped keepalive as the client's own, so it will not announce it:
     // the gateway does (MQTT 5 §3.2.2.3.14), unless the broker chose an even shorter one.
@@ -385,6 +432,29 @@ Verdict Session::brokerConnack(const mqtt::Frame& frame, const uint8_t* body) {
         props.push_back(
             mqtt::Property::string(mqtt::prop::AuthenticationMethod, options_.authMethod));
         changed = true;
+    }
+    if (ack.code < 0x80) {
+        // Retain and QoS rights (CONTRACT §3): the lower of the broker's and the identity's.
+        announcedMaxQos_ = static_cast<uint8_t>(std::min<uint32_t>(
+            2, mqtt::findNumber(ack.properties, mqtt::prop::MaximumQos).value_or(2)));
+        announcedNoRetain_ =
+            mqtt::findNumber(ack.properties, mqtt::prop::RetainAvailable).value_or(1) == 0;
+        if (rights_->maxQos() < announcedMaxQos_) {
+            announcedMaxQos_ = rights_->maxQos();
+            std::erase_if(ack.properties,
+                          [](const mqtt::Property& p) { return p.id == mqtt::prop::MaximumQos; });
+            ack.properties.push_back(
+                mqtt::Property::integer(mqtt::prop::MaximumQos, announcedMaxQos_));
+            changed = true;
+        }
+        if (!announcedNoRetain_ && rights_->retainRestricted() && !rights_->hasAnyRetain()) {
+            announcedNoRetain_ = true;
+            std::erase_if(ack.properties, [](const mqtt::Property& p) {
+                return p.id == mqtt::prop::RetainAvailable;
+            });
+            ack.properties.push_back(mqtt::Property::integer(mqtt::prop::RetainAvailable, 0));
+            changed = true;
+        }
     }
     if (!changed) return Verdict::forward();
     return Verdict::replace(
@@ -512,6 +582,7 @@ std::vector<std::string> Session::replaceRights(
     std::shared_ptr<const policy::ClientRights> rights) {
     publishDecisions_.clear();
     deliveryDecisions_.clear();
+    retainDecisions_.clear();
     rights_ = std::move(rights);
     // Filters still awaiting their SUBACK are the broker's too: the gateway's UNSUBSCRIBE
     // reaches the broker after their SUBSCRIBE, so it removes them all the same.

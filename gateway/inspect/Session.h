@@ -21,6 +21,7 @@
 #include "gateway/inspect/Verdict.h"
 #include "gateway/integrity/Checker.h"
 #include "gateway/mqtt/Frame.h"
+#include "gateway/mqtt/Packets.h"
 #include "gateway/mqtt/Types.h"
 #include "policy/Policy.h"
 #include "policy/PolicySpec.h"
@@ -34,6 +35,12 @@ class SessionEvents {
     // action: "publish" | "subscribe" | "deliver"
     virtual void onAuthzDenied(const char* action, std::string_view topic,
                                const policy::Decision& decision) = 0;
+    // A PUBLISH refused by the retain / QoS rights (`rule`: "max_qos 1", "retain"), counted and
+    // audited as a denied publish.
+    virtual void onRightsDenied(std::string_view topic, std::string_view rule, const char* reason) {
+        (void)rule, (void)reason;
+        onAuthzDenied("publish", topic, policy::Decision::defaultDeny());
+    }
     virtual void onProtocolError(uint8_t reason, const char* detail) = 0;
     virtual void onSubscriptionLimit(std::string_view filter) = 0;
     // A broker packet the session cannot inspect (undecodable, a type a broker never sends, a
@@ -64,6 +71,14 @@ struct SessionOptions {
     // v5: the CONNECT asked for Session Expiry 0 (or sent none): a DISCONNECT may then not
     // raise it (MQTT-3.14.2-2).
     bool connectSessionExpiryZero = false;
+    // The session's effective expiry in seconds (client-id ownership): v5 the CONNECT's
+    // Session Expiry Interval (0 when absent), v3 0 for clean session and 0xFFFFFFFF (never)
+    // otherwise. Updated by the broker's CONNACK and the client's DISCONNECT (v5).
+    uint32_t sessionExpiry = 0;
+    // The subscriptions this client id's stored session held when its last connection ended
+    // (client-id ownership keeps them): counted towards max_subscriptions, and judged by
+    // reloads, once the broker's CONNACK says it resumed that session.
+    std::vector<std::string> storedSubscriptions;
     // integrity.rules for this client (its keys loaded at CONNECT); null: no rules.
     std::shared_ptr<integrity::Checker> integrity;
     // integrity.stamp_identity (v5): the identity stamped on every forwarded PUBLISH as user
@@ -113,7 +128,12 @@ class Session {
     }
     // The broker resumed a stored session (CONNACK session present).
     bool resumedSession() const { return resumedSession_; }
+    // v5: what the CONNACK announced (Maximum QoS; Retain Available 0).
+    uint8_t announcedMaxQos() const { return announcedMaxQos_; }
+    bool announcedNoRetain() const { return announcedNoRetain_; }
     mqtt::ProtocolVersion version() const { return version_; }
+    // The session expiry as last set (SessionOptions::sessionExpiry).
+    uint32_t sessionExpiry() const { return options_.sessionExpiry; }
     size_t inflight() const { return inflight_.size(); }
 
   private:
@@ -129,6 +149,8 @@ class Session {
     Verdict protocolError(uint8_t reason, const char* detail);
     Verdict brokerMalformed(const char* detail);
     Verdict deniedPublish(uint8_t qos, uint16_t packetId, bool disconnect);
+    // Retain / QoS rights of an allowed PUBLISH; nullopt = within them.
+    std::optional<Verdict> publishRights(const mqtt::PublishView& pub, std::string_view topic);
 
     bool v5() const { return version_ == mqtt::ProtocolVersion::V5; }
 
@@ -136,6 +158,7 @@ class Session {
     std::shared_ptr<const policy::ClientRights> rights_;
     DecisionCache publishDecisions_;   // client PUBLISH topics
     DecisionCache deliveryDecisions_;  // broker PUBLISH topics
+    DecisionCache retainDecisions_;    // client retained PUBLISH topics
     SessionOptions options_;
     SessionEvents& events_;
 
@@ -146,6 +169,10 @@ class Session {
     // Broker aliases whose mapping the client has seen (a blocked delivery may have hidden it).
     std::unordered_set<uint16_t> clientKnowsBrokerAlias_;
     uint16_t brokerTopicAliasMax_ = 0;  // from the broker's CONNACK (what the client may use)
+    // v5, from the CONNACK the client got: a PUBLISH beyond them is a protocol violation
+    // (0x9B / 0x9A); beyond rights a later reload narrowed, a denied publish.
+    uint8_t announcedMaxQos_ = 2;
+    bool announcedNoRetain_ = false;
 
     // SUBSCRIBE packets forwarded with some filters removed: packet id -> per-filter codes,
     // 0xFF where the broker's answer goes.

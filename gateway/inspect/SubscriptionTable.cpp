@@ -53,6 +53,13 @@ std::vector<std::string> SubscriptionTable::revoke(
     return revoked;
 }
 
+void SubscriptionTable::adopt(const std::vector<std::string>& filters) {
+    for (const auto& f : filters) {
+        auto [it, added] = filters_.try_emplace(f);
+        if (added) it->second.serial = nextSerial_++;
+    }
+}
+
 std::vector<std::string> SubscriptionTable::filters() const {
     std::vector<std::string> out;
     out.reserve(filters_.size());

@@ -49,6 +49,10 @@ class SubscriptionTable {
     // caller unsubscribes them at the broker.
     std::vector<std::string> revoke(const std::function<bool(const std::string&)>& allowed);
 
+    // A resumed session's filters, held by the broker from earlier connections (recorded when
+    // they ended): counted like the ones this connection sends.
+    void adopt(const std::vector<std::string>& filters);
+
     // The filters, in no particular order.
     std::vector<std::string> filters() const;
 

@@ -21,6 +21,8 @@ std::string_view reasonPhrase(int status) {
             return "OK";
         case 400:
             return "Bad Request";
+        case 403:
+            return "Forbidden";
         case 404:
             return "Not Found";
         case 405:
@@ -42,7 +44,7 @@ bool isTokenChar(char c) {
 }
 
 struct RequestLine {
-    std::string_view method, path;
+    std::string_view method, path, query;
     int error = 0;  // HTTP status when the line is unusable
 };
 
@@ -66,7 +68,9 @@ RequestLine parseRequestLine(std::string_view line) {
     }
     if (version.substr(0, 5) != "HTTP/") return {.error = 400};
     if (version != "HTTP/1.1" && version != "HTTP/1.0") return {.error = 505};
-    r.path = target.substr(0, target.find('?'));
+    const auto q = target.find('?');
+    r.path = target.substr(0, q);
+    if (q != std::string_view::npos) r.query = target.substr(q + 1);
     return r;
 }
 
@@ -355,6 +359,16 @@ void HttpEndpoint::respond(Connection& c) {
         return;
     }
     const bool isHead = line.method == "HEAD";
+    if (admin_ && (line.path == "/owners" || line.path.substr(0, 8) == "/owners/")) {
+        const bool loopback = c.peer.rfind("127.", 0) == 0 || c.peer == "::1";
+        if (!loopback) {
+            c.send(403, kTextType, "admin requests are answered on loopback only\n", isHead);
+            return;
+        }
+        AdminResponse r = admin_(line.method, line.path, line.query);
+        c.send(r.status, "application/json", r.body, isHead);
+        return;
+    }
     if (!isHead && line.method != "GET") {
         c.send(405, kTextType, "method not allowed\n", false, "Allow: GET, HEAD\r\n");
         return;

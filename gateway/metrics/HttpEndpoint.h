@@ -3,6 +3,8 @@
 // extra thread, unlike prometheus-cpp's civetweb exposer, and /healthz can answer 503):
 //   GET|HEAD <metricsPath>  200 text/plain; version=0.0.4
 //   GET|HEAD /healthz       200 "ok" | 503 "backend unreachable"
+//   GET /owners, POST /owners/release?client_id=ID   the admin handler (setAdmin), answered
+//                           only to loopback peers (403 otherwise): client-id owners
 //   other paths 404, other methods 405, malformed request 400, request head > 8 KiB 431.
 // One request per connection (Connection: close). Nobody can hold the port (and so the
 // orchestrator's health check) with idle sockets:
@@ -22,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 namespace moat::metrics {
 
@@ -44,6 +47,18 @@ class HttpEndpoint {
     uint16_t boundPort() const { return boundPort_; }
     // Stops listening and closes every open connection. Idempotent.
     void close();
+
+    // Admin requests (paths under /owners), from loopback peers only: the handler gets the
+    // method, the path and the raw query string and answers status + JSON body. Set before
+    // start(). The metrics port is otherwise read-only; these change nothing but client-id
+    // owners, and only for someone already on the gateway's host (or pod).
+    struct AdminResponse {
+        int status = 404;
+        std::string body;
+    };
+    using AdminHandler = std::function<AdminResponse(std::string_view method, std::string_view path,
+                                                     std::string_view query)>;
+    void setAdmin(AdminHandler handler) { admin_ = std::move(handler); }
 
     // Deadline from the request head to the response sent (set before start()).
     void setTimeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
@@ -69,6 +84,7 @@ class HttpEndpoint {
     std::string metricsPath_;
     std::function<std::string()> metricsBody_;
     std::function<bool()> healthy_;
+    AdminHandler admin_;
     std::chrono::milliseconds timeout_ = kDefaultTimeout;
     std::chrono::milliseconds headTimeout_ = kHeadTimeout;
     uint64_t evictions_ = 0;

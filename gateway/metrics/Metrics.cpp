@@ -65,6 +65,13 @@ Metrics::Metrics()
           "Times the gateway stopped reading a client: its outbound queue (client_queue) or "
           "the broker's (broker_queue) passed the high-water mark, or too many of its "
           "SUBSCRIBE filters await the broker's answer (pending_acks).")),
+      clientIdRefusedFamily_(family<prometheus::Counter>(
+          *registry_, "moat_client_id_refused_total",
+          "CONNECTs refused because another identity owns the client id "
+          "(auth.protect_client_ids).")),
+      clientIdOwnersFamily_(family<prometheus::Gauge>(
+          *registry_, "moat_client_id_owners",
+          "Client ids held by an identity (connected, or within their hold).")),
       authzDenied_(authzDeniedFamily_, "action",
                    {"publish", "subscribe", "will", "deliver", "integrity"}),
       rateLimited_(rateLimitedFamily_, "limit",
@@ -93,6 +100,8 @@ Metrics::Metrics()
     reloadOk_ = &reloadsFamily_.Add({{"result", "ok"}});
     reloadFailed_ = &reloadsFamily_.Add({{"result", "failed"}});
     bansActive_ = &bansActiveFamily_.Add({});
+    clientIdRefused_ = &clientIdRefusedFamily_.Add({});
+    clientIdOwners_ = &clientIdOwnersFamily_.Add({});
     backendUp_ = &backendUpFamily_.Add({});
     auditSuppressed_ = &auditSuppressedFamily_.Add({});
 }

@@ -91,6 +91,10 @@ class Metrics {
     void reload(bool ok) { (ok ? reloadOk_ : reloadFailed_)->Increment(); }
 
     prometheus::Gauge& bansActive() { return *bansActive_; }
+    // moat_client_id_refused_total: CONNECTs refused because another identity owns the
+    // client id (auth.protect_client_ids); moat_client_id_owners: client ids held now.
+    void clientIdRefused() { clientIdRefused_->Increment(); }
+    prometheus::Gauge& clientIdOwners() { return *clientIdOwners_; }
     // 1 while the broker is reachable (what /healthz reports), 0 otherwise.
     prometheus::Gauge& backendUp() { return *backendUp_; }
     // Audit events dropped by the audit log's rate limit or full queue (see AuditLog).
@@ -122,6 +126,8 @@ class Metrics {
     prometheus::Family<prometheus::Gauge>& backendUpFamily_;
     prometheus::Family<prometheus::Counter>& auditSuppressedFamily_;
     prometheus::Family<prometheus::Counter>& readsPausedFamily_;
+    prometheus::Family<prometheus::Counter>& clientIdRefusedFamily_;
+    prometheus::Family<prometheus::Gauge>& clientIdOwnersFamily_;
 
     TrafficCollector traffic_;
     // [method][success, failure]
@@ -136,6 +142,8 @@ class Metrics {
     prometheus::Counter* reloadOk_ = nullptr;
     prometheus::Counter* reloadFailed_ = nullptr;
     prometheus::Gauge* bansActive_ = nullptr;
+    prometheus::Counter* clientIdRefused_ = nullptr;
+    prometheus::Gauge* clientIdOwners_ = nullptr;
     prometheus::Gauge* backendUp_ = nullptr;
     prometheus::Counter* auditSuppressed_ = nullptr;
 

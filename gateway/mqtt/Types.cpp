@@ -193,6 +193,8 @@ uint8_t v3ConnackCodeFor(uint8_t v5reason) {
         case reason::Banned:
         case reason::QuotaExceeded:
         case reason::BadAuthenticationMethod:
+        case reason::RetainNotSupported:  // a will beyond the retain / QoS rights
+        case reason::QosNotSupported:
             return v3::NotAuthorized;
         default:
             return v3::ServerUnavailable;

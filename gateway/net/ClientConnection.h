@@ -200,6 +200,12 @@ class ClientConnection : private inspect::PipelineEvents {
     void deniedTopic(std::string_view topic) override;
     void publishAdmitted(uint64_t nowMs) override;
     void shareKick(const std::string& identity, KickWhy why) override;
+    inspect::OwnershipTable::Claim claimClientId(const std::string& clientId,
+                                                 const std::string& identity) override;
+    void releaseClientId(const std::string& clientId, const std::string& identity,
+                         std::optional<uint32_t> sessionExpiry,
+                         std::vector<std::string> subscriptions) override;
+    void clientIdRefused() override;
 
     // A TLS handshake that failed or was abandoned (`why`): metrics and audit; a refused
     // certificate counts as a failed authentication, any other failure of a client that sent

@@ -87,4 +87,19 @@ void ClientConnection::shareKick(const std::string& identity, KickWhy why) {
     else
         worker_.gateway().shareKick(identity, "", cluster::KickReason::NoRights);
 }
+inspect::OwnershipTable::Claim ClientConnection::claimClientId(const std::string& clientId,
+                                                               const std::string& identity) {
+    return worker_.gateway().claimClientId(clientId, identity);
+}
+
+void ClientConnection::releaseClientId(const std::string& clientId, const std::string& identity,
+                                       std::optional<uint32_t> sessionExpiry,
+                                       std::vector<std::string> subscriptions) {
+    worker_.gateway().releaseClientId(clientId, identity, sessionExpiry, std::move(subscriptions));
+}
+
+void ClientConnection::clientIdRefused() {
+    worker_.gateway().clientIdRefused();
+}
+
 }  // namespace moat::net

@@ -142,7 +142,8 @@ Gateway::Gateway(std::string configPath, std::shared_ptr<const Snapshot> snapsho
     : configPath_(std::move(configPath)),
       snapshot_(std::move(snapshot)),
       bans_(snapshot_->config->bans),
-      identityGuard_(identityGuardConfig(*snapshot_->config)) {
+      identityGuard_(identityGuardConfig(*snapshot_->config)),
+      owners_(snapshot_->config->auth.sessionOwnerTtl) {
     uv_loop_init(&loop_);
     audit_ = std::make_unique<metrics::AuditLog>(snapshot_->config->audit);
     audit_->setSuppressedCounter(&metrics_.auditSuppressed());
@@ -199,6 +200,10 @@ int Gateway::run() {
         http_ = std::make_unique<metrics::HttpEndpoint>(
             &loop_, cfg.metrics.bind.host, cfg.metrics.bind.port, cfg.metrics.path,
             [this] { return metrics_.serialize(); }, [this] { return backendReachable(); });
+        http_->setAdmin(
+            [this](std::string_view method, std::string_view path, std::string_view query) {
+                return ownersRequest(method, path, query);
+            });
         if (!http_->start(error)) {
             MOAT_LOG_ERROR("metrics endpoint %s: %s", cfg.metrics.bind.toString().c_str(),
                            error.c_str());
@@ -433,6 +438,10 @@ void Gateway::applyReload(ReloadWork& w) {
     bans_.updateConfig(snapshot_->config->bans);
     identityGuard_.updateConfig(identityGuardConfig(*snapshot_->config));
     if (cluster_) cluster_->updateBans(snapshot_->config->bans);
+    {
+        std::lock_guard lock(ownersMutex_);
+        owners_.setTtl(snapshot_->config->auth.sessionOwnerTtl);
+    }
     admission_->updateLimits(snapshot_->config->limits);
     for (auto& wk : workers_) {
         auto snap = snapshot_;
@@ -462,6 +471,7 @@ void Gateway::onHousekeeping(uv_timer_t* t) {
     self->metrics_.bansActive().Set(static_cast<double>(self->bans_.activeBans(now)));
     self->drainAddressEvents();  // also picks up a push that raced with the last wake
     self->anomalies_->sweep(now);
+    self->sweepOwners();
     self->updateCertExpiry();
 }
 

@@ -14,6 +14,7 @@
 
 #include "gateway/cluster/ClusterState.h"
 #include "gateway/inspect/BackendHealth.h"
+#include "gateway/inspect/OwnershipTable.h"
 #include "gateway/inspect/limits/BanTable.h"
 #include "gateway/inspect/limits/ConnectionAdmission.h"
 #include "gateway/inspect/limits/IdentityGuard.h"
@@ -21,6 +22,7 @@
 #include "gateway/inspect/limits/SharedCounter.h"
 #include "gateway/metrics/Anomaly.h"
 #include "gateway/metrics/AuditLog.h"
+#include "gateway/metrics/HttpEndpoint.h"
 #include "gateway/metrics/Metrics.h"
 #include "gateway/net/AuthPool.h"
 #include "gateway/net/BackendResolver.h"
@@ -118,6 +120,18 @@ class Gateway : private cluster::ClusterHandler {
                std::string_view rule = {}, std::string_view reason = {},
                std::optional<uint64_t> count = {});
     void workerStopped();
+
+    // ---- client-id ownership (auth.protect_client_ids, GatewayOwners.cpp; any thread)
+    // One table per process behind a mutex: a claim and a release per connection (like the
+    // admission table), never per packet, and every SO_REUSEPORT worker sees the same owners
+    // at once, with no hop to the main loop on the CONNECT path.
+    inspect::OwnershipTable::Claim claimClientId(const std::string& clientId,
+                                                 const std::string& identity);
+    // `sessionExpiry`: see OwnershipTable::release.
+    void releaseClientId(const std::string& clientId, const std::string& identity,
+                         std::optional<uint32_t> sessionExpiry,
+                         std::vector<std::string> subscriptions = {});
+    void clientIdRefused() { metrics_.clientIdRefused(); }
     // A session ended by this replica's reload (revoked certificate, no rights left): ask the
     // other replicas to disconnect the identity too. No-op without `cluster:`.
     void shareKick(const std::string& identity, const std::string& fingerprint,
@@ -180,6 +194,14 @@ class Gateway : private cluster::ClusterHandler {
     void onRemoteAccepts(const std::string& ip, uint32_t accepted) override;
     void onRedisState(bool up, const std::string& why) override;
     std::vector<cluster::SharedBan> activeLocalBans() override;
+    void onSharedOwner(const std::string& clientId, const std::string& identity,
+                       std::chrono::milliseconds remaining) override;
+    std::vector<cluster::SharedOwner> activeLocalOwners() override;
+    // GET /owners, POST /owners/release?client_id=ID on the metrics port (loopback only).
+    metrics::HttpEndpoint::AdminResponse ownersRequest(std::string_view method,
+                                                       std::string_view path,
+                                                       std::string_view query);
+    void sweepOwners();
 
     std::string configPath_;
     std::shared_ptr<const Snapshot> snapshot_;
@@ -205,6 +227,8 @@ class Gateway : private cluster::ClusterHandler {
     std::unique_ptr<AuthPool> authPool_;
     mutable std::mutex jwksMutex_;
     std::shared_ptr<JwksFetcher> jwks_;
+    std::mutex ownersMutex_;
+    inspect::OwnershipTable owners_;  // guarded by ownersMutex_
 
     uv_loop_t loop_{};
     BackendResolver resolver_{&loop_};

@@ -125,7 +125,7 @@ void Gateway::onRedisState(bool up, const std::string& why) {
         MOAT_LOG_WARN("cluster: redis %s unreachable (%s): degraded to local-only limits",
                       snapshot_->config->cluster.redis->toString().c_str(), why.c_str());
         audit("cluster", "", "", "", "", "", "", "", "",
-              "degraded: redis unreachable (" + why + "), local-only limits");
+              "degraded: redis unreachable (" + why + "), local-only limits and client-id owners");
     }
 }
 

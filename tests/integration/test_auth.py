@@ -161,6 +161,7 @@ def test_identity_from(moat_factory, broker, clients, source, identity):
 @pytest.mark.parametrize("rule,good,bad", [
     ("identity", "device1", "device1-x"),
     ("identity_prefix", "device1-sensor", "sensor-device1"),
+    ("identity_prefix", "device1", "device10"),  # a separator must follow the identity
 ])
 @pytest.mark.parametrize("version", [V311, V5], ids=["v311", "v5"])
 def test_client_id_rule(moat_factory, broker, clients, rule, good, bad, version):

@@ -146,3 +146,19 @@ TEST_CASE("publish-all in default_roles is not reported again as a shared rule")
     CHECK(find(findings, "role-publish-all") != std::nullopt);
     CHECK(find(findings, "shared-publish-rule") == std::nullopt);
 }
+
+TEST_CASE("retain on every topic is medium: an explicit #-wide retain, or none on publish #") {
+    auto explicitAll = role("admin", {"devices/#"});
+    explicitAll.hasRetain = true;
+    explicitAll.retain = {"#"};
+    auto f = find(auditConfig(withRole(explicitAll), now()), "role-retain-all");
+    REQUIRE(f);
+    CHECK(f->severity == Severity::Medium);
+    CHECK(find(auditConfig(withRole(role("admin", {"#"})), now()), "role-retain-all"));
+    auto narrowed = role("admin", {"#"});
+    narrowed.hasRetain = true;
+    narrowed.retain = {"devices/+/status"};
+    CHECK_FALSE(find(auditConfig(withRole(narrowed), now()), "role-retain-all"));
+    CHECK_FALSE(
+        find(auditConfig(withRole(role("admin", {"devices/#"})), now()), "role-retain-all"));
+}

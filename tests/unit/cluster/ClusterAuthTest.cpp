@@ -101,3 +101,23 @@ TEST_CASE("IP subjects are address literals", "[auth]") {
     CHECK_FALSE(isIpLiteral(std::string(100, '1')));
     CHECK_FALSE(isIpLiteral(std::string("192.0.2.1\0x", 11)));
 }
+
+TEST_CASE("owner records bind the Redis key, the identity and the end", "[auth]") {
+    const std::string key = "moat:owner:cid";
+    std::string v = sealOwner(kKey, key, "device 1", kNow + 1000);
+    OwnerRecord r = openOwner(v, kKey, key);
+    CHECK(r.result == Authenticity::Ok);
+    CHECK(r.identity == "device 1");
+    CHECK(r.endUnixMs == kNow + 1000);
+    CHECK(openOwner(v, kKey, "moat:owner:other").result == Authenticity::BadSignature);
+    CHECK(openOwner(v, kOther, key).result == Authenticity::BadSignature);
+    std::string swapped = sealOwner(kKey, key, "device2", kNow + 1000);
+    swapped = "device2" + v.substr(v.find(' '));
+    CHECK(openOwner(swapped, kKey, key).result == Authenticity::BadSignature);
+    CHECK(openOwner("device2", kKey, key).result == Authenticity::Unsigned);
+    // Without a key the bare identity is the record.
+    OwnerRecord plain = openOwner(sealOwner("", key, "d 1", 0), "", key);
+    CHECK(plain.result == Authenticity::Ok);
+    CHECK(plain.identity == "d 1");
+    CHECK(openOwner("", "", key).result == Authenticity::Malformed);
+}

@@ -164,3 +164,24 @@ TEST_CASE("scan patterns escape glob characters of the prefix") {
     CHECK(scanPattern("moat:", "ban:") == "moat:ban:*");
     CHECK(scanPattern("a*b?[c]\\:", "conn:") == "a\\*b\\?\\[c\\]\\\\:conn:*");
 }
+
+TEST_CASE("owner events and keys round-trip any client id and identity") {
+    ClusterEvent e;
+    e.type = ClusterEvent::Type::Owner;
+    e.replica = "r1";
+    e.subject = "dev 1/x%";
+    e.owner = "CN=device 1";
+    e.remaining = milliseconds(604800000);
+    CHECK(encodeEvent(e) == "moat1 own r1 dev%201/x%25 CN=device%201 604800000");
+    auto d = roundTrip(e);
+    CHECK(d.type == ClusterEvent::Type::Owner);
+    CHECK(d.subject == "dev 1/x%");
+    CHECK(d.owner == "CN=device 1");
+    CHECK(d.remaining == milliseconds(604800000));
+    CHECK_FALSE(decodeEvent("moat1 own r1 cid  5"));
+    CHECK_FALSE(decodeEvent("moat1 own r1 cid id"));
+    CHECK(ownerKey("moat:", "a b") == "moat:owner:a%20b");
+    CHECK(parseOwnerKey("moat:", "moat:owner:a%20b") == std::optional<std::string>("a b"));
+    CHECK_FALSE(parseOwnerKey("moat:", "moat:owner:"));
+    CHECK_FALSE(parseOwnerKey("moat:", "moat:ban:ip:1.2.3.4"));
+}

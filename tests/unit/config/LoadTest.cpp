@@ -556,3 +556,51 @@ policy: {}
     CHECK(ls[1].websocket->forwardedFor);
     CHECK_FALSE(ls[2].websocket);
 }
+
+TEST_CASE("roles: retain and max_qos; auth: protect_client_ids and session_owner_ttl") {
+    moat::config::test::TempDir dir;
+    auto r = dir.load(moat::config::test::yaml(R"(
+listeners:
+  - name: plain
+    bind: 127.0.0.1:1884
+backend:
+  address: 127.0.0.1:1883
+auth:
+  protect_client_ids: false
+  session_owner_ttl: 12h
+policy:
+  roles:
+    sensor:
+      publish: ["s/#"]
+      retain: ["s/+/status"]
+      max_qos: 1
+    quiet:
+      publish: ["q/#"]
+      retain: []
+      max_qos: 0
+    plain:
+      publish: ["p/#"]
+)"));
+    REQUIRE(r.config);
+    CHECK_FALSE(r.config->auth.protectClientIds);
+    CHECK(r.config->auth.sessionOwnerTtl == std::chrono::hours(12));
+    const auto& roles = r.config->policy.roles;
+    REQUIRE(roles.size() == 3);
+    CHECK(roles[0].hasRetain);
+    CHECK(roles[0].retain == std::vector<std::string>{"s/+/status"});
+    CHECK(roles[0].maxQos == 1);
+    CHECK(roles[1].hasRetain);
+    CHECK(roles[1].retain.empty());
+    CHECK(roles[1].maxQos == 0);
+    CHECK_FALSE(roles[2].hasRetain);  // absent: retain wherever it may publish
+    CHECK(roles[2].maxQos == 2);
+    // Defaults.
+    auto d = dir.load(moat::config::test::minimal());
+    REQUIRE(d.config);
+    CHECK(d.config->auth.protectClientIds);
+    CHECK(d.config->auth.sessionOwnerTtl == std::chrono::hours(24 * 7));
+    // max_qos is 0, 1 or 2.
+    auto bad = dir.errors(moat::config::test::minimal("      max_qos: 3\n"));
+    REQUIRE(bad.size() == 1);
+    CHECK(bad[0].rfind("10: ", 0) == 0);
+}

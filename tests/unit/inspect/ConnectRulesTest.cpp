@@ -2,6 +2,7 @@
 // what a reload judges in each connection stage, keepalive activity, broker health.
 #include <catch2/catch.hpp>
 
+#include "gateway/inspect/Authenticator.h"
 #include "gateway/inspect/BackendHealth.h"
 #include "gateway/inspect/ForwardedCredentials.h"
 #include "gateway/inspect/KeepAlive.h"
@@ -134,4 +135,12 @@ TEST_CASE("backend health: the mark is held for a while, then one more timeout r
     CHECK_FALSE(h.unresponsive(later));
     h.connackTimedOut(later);
     CHECK(h.unresponsive(later));
+}
+
+TEST_CASE("identity_prefix: the identity, or the identity followed by one of -_:./") {
+    CHECK(clientIdHasIdentityPrefix("dev1", "dev1"));
+    for (const char* ok : {"dev1-a", "dev1_a", "dev1:a", "dev1.a", "dev1/a", "dev1-"})
+        CHECK(clientIdHasIdentityPrefix(ok, "dev1"));
+    for (const char* bad : {"dev10", "dev1a", "dev", "xdev1", "", "Dev1-a", "dev1 a"})
+        CHECK_FALSE(clientIdHasIdentityPrefix(bad, "dev1"));
 }
