@@ -18,6 +18,7 @@
 #include "gateway/mqtt/Types.h"
 #include "gateway/net/ClientConnection.h"
 #include "gateway/net/Gateway.h"
+#include "gateway/net/JobStatus.h"
 #include "gateway/net/Worker.h"
 
 namespace moat::net {
@@ -104,33 +105,7 @@ void ClientConnection::onPasswordChecked(int result) {
     if (passwordTicket_) out.checked = std::move(passwordTicket_->checked);
     passwordTicket_.reset();
     if (state_ != State::Open) return;
-    using R = AuthPool::Result;
-    using S = inspect::JobResult::Status;
-    const auto r = static_cast<R>(result);
-    out.detail = AuthPool::resultName(r);
-    switch (r) {
-        case R::Ok:
-            out.status = S::Ok;
-            break;
-        case R::BadPassword:
-            out.status = S::BadPassword;
-            break;
-        case R::UnknownUser:
-            out.status = S::UnknownUser;
-            break;
-        case R::Banned:
-            out.status = S::Banned;
-            out.detail = "banned while the password check waited";
-            break;
-        case R::Refused:
-        case R::Evicted:
-            out.status = S::QueueFull;
-            break;
-        case R::Expired:
-        case R::Cancelled:
-            out.status = S::Abandoned;
-            break;
-    }
+    setJobStatus(out, static_cast<AuthPool::Result>(result), "password", false);
     execute(pipeline_->onJobDone(std::move(out), now()));
 }
 

@@ -15,6 +15,7 @@
 
 #include "gateway/net/ClientConnection.h"
 #include "gateway/net/Gateway.h"
+#include "gateway/net/JobStatus.h"
 #include "gateway/net/Worker.h"
 
 namespace moat::net {
@@ -106,29 +107,7 @@ void ClientConnection::onTokenChecked(int result) {
         out.token = std::move(ticket->result);
         out.verifiedAt = ticket->verifiedAt;
     }
-    using R = AuthPool::Result;
-    using S = inspect::JobResult::Status;
-    const auto r = static_cast<R>(result);
-    out.detail = AuthPool::resultName(r);
-    switch (r) {
-        case R::Ok:
-        case R::BadPassword:
-        case R::UnknownUser:
-            out.status = S::Ok;
-            break;
-        case R::Banned:
-            out.status = S::Banned;
-            out.detail = "banned while the token check waited";
-            break;
-        case R::Refused:
-        case R::Evicted:
-            out.status = S::QueueFull;
-            break;
-        case R::Expired:
-        case R::Cancelled:
-            out.status = S::Abandoned;
-            break;
-    }
+    setJobStatus(out, static_cast<AuthPool::Result>(result), "token", true);
     execute(pipeline_->onJobDone(std::move(out), now()));
 }
 
