@@ -3,7 +3,10 @@
 // http:// Origin for the gateway's allowlist), lets the page connect over wss, subscribe,
 // publish and show what it received, and prints the page's result as one JSON line.
 //
-//   node browser.js <http port> <wss url> <client id> <protocolVersion>
+//   node browser.js <http port> <wss url> <client id> <protocolVersion> [username] [password]
+//
+// With a password (e.g. a JWT for auth.token) the page logs in with it; a refused CONNECT shows
+// as result.error with the CONNACK code in result.code.
 //
 // The gateway's certificate is signed by the test CA: --ignore-certificate-errors stands in
 // for importing that CA into a browser profile (test only).
@@ -15,19 +18,20 @@ import { fileURLToPath } from 'node:url';
 import puppeteer from 'puppeteer-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const [httpPort, wssUrl, clientId, version] = process.argv.slice(2);
+const [httpPort, wssUrl, clientId, version, username, password] = process.argv.slice(2);
+const login = password === undefined ? {} : { username: username ?? '', password };
 
 const page = `<!doctype html>
 <html><head><meta charset="utf-8"><title>moat wss test</title></head>
 <body><pre id="out">pending</pre>
 <script src="/mqtt.min.js"></script>
 <script>
-  const result = { connected: false, received: [], error: null };
+  const result = { connected: false, received: [], error: null, code: null };
   const show = () => { document.getElementById('out').textContent = JSON.stringify(result); };
   const finish = () => { show(); window.done = true; };
   const c = mqtt.connect(${JSON.stringify(wssUrl)}, {
     protocolVersion: ${Number(version) || 4}, clientId: ${JSON.stringify(clientId)},
-    reconnectPeriod: 0, connectTimeout: 10000 });
+    reconnectPeriod: 0, connectTimeout: 10000, ...${JSON.stringify(login)} });
   c.on('connect', () => {
     result.connected = true;
     c.subscribe('browser/#', { qos: 1 }, (err) => {
@@ -39,7 +43,8 @@ const page = `<!doctype html>
     result.received.push([topic, payload.toString()]);
     c.end(false, {}, finish);
   });
-  c.on('error', (e) => { result.error = String(e && e.message || e); finish(); });
+  c.on('error', (e) => { result.error = String(e && e.message || e);
+    if (e && typeof e.code === 'number') result.code = e.code; finish(); });
   c.on('close', () => { if (!window.done && !result.received.length) {
     result.error = result.error || 'closed'; finish(); } });
 </script></body></html>`;
