@@ -7,6 +7,7 @@
 #include <prometheus/registry.h>
 #include <unistd.h>
 
+#include <optional>
 #include <random>
 #include <unordered_set>
 
@@ -94,6 +95,24 @@ std::optional<uint64_t> number(const redisReply* r) {
 
 bool isError(const redisReply* r) {
     return !r || r->type == REDIS_REPLY_ERROR;
+}
+
+// A read script's reply {TTL ms, sealed record} for a key that still lives: the TTL, else
+// nullopt (gone, expired, or not the script's shape).
+std::optional<uint64_t> liveTtl(const redisReply* v) {
+    if (!v || v->type != REDIS_REPLY_ARRAY || v->elements != 2) return std::nullopt;
+    if (v->element[0]->type != REDIS_REPLY_INTEGER || v->element[0]->integer <= 0)
+        return std::nullopt;
+    return static_cast<uint64_t>(v->element[0]->integer);
+}
+
+// The time a shared record has left: the key's TTL, but never past a signed end (a TTL anyone
+// with write access could lengthen). nullopt: the signed end has passed.
+std::optional<uint64_t> timeLeft(uint64_t ttl, std::optional<uint64_t> endUnixMs) {
+    if (!endUnixMs) return ttl;
+    const uint64_t now = unixNowMs();
+    if (*endUnixMs <= now) return std::nullopt;
+    return std::min(ttl, *endUnixMs - now);
 }
 
 }  // namespace
@@ -555,20 +574,16 @@ void ClusterState::scanOwners() {
         auto clientId = parseOwnerKey(config_.keyPrefix, key);
         if (!clientId) return;
         redis_->command({"EVAL", kReadOwner, "1", key}, [this, clientId, key](const redisReply* v) {
-            if (!v || v->type != REDIS_REPLY_ARRAY || v->elements != 2) return;
-            if (v->element[0]->type != REDIS_REPLY_INTEGER || v->element[0]->integer <= 0) return;
+            const auto ttl = liveTtl(v);
+            if (!ttl) return;
             OwnerRecord rec = openOwner(str(v->element[1]), config_.key, key);
             if (rec.result != Authenticity::Ok) {
                 rejected(recordsRejected_, rec.result);
                 return;
             }
-            uint64_t left = static_cast<uint64_t>(v->element[0]->integer);
-            if (rec.endUnixMs) {
-                const uint64_t now = unixNowMs();
-                if (*rec.endUnixMs <= now) return;
-                left = std::min(left, *rec.endUnixMs - now);
-            }
-            handler_.onSharedOwner(*clientId, rec.identity, milliseconds(left));
+            const auto left = timeLeft(*ttl, rec.endUnixMs);
+            if (!left) return;
+            handler_.onSharedOwner(*clientId, rec.identity, milliseconds(*left));
         });
     });
 }
@@ -583,22 +598,17 @@ void ClusterState::scanBans() {
             return;
         }
         redis_->command({"EVAL", kReadBan, "1", key}, [this, parsed, key](const redisReply* v) {
-            if (!v || v->type != REDIS_REPLY_ARRAY || v->elements != 2) return;
-            if (v->element[0]->type != REDIS_REPLY_INTEGER || v->element[0]->integer <= 0) return;
+            const auto ttl = liveTtl(v);
+            if (!ttl) return;
             BanRecord rec = openBan(str(v->element[1]), config_.key, key);
             if (rec.result != Authenticity::Ok) {
                 rejected(recordsRejected_, rec.result);
                 return;
             }
-            // The time left is the key's TTL, but never past a signed end (a TTL anyone with
-            // write access could lengthen); BanTable::adopt then clamps to bans.max_duration.
-            uint64_t left = static_cast<uint64_t>(v->element[0]->integer);
-            if (rec.endUnixMs) {
-                const uint64_t now = unixNowMs();
-                if (*rec.endUnixMs <= now) return;
-                left = std::min(left, *rec.endUnixMs - now);
-            }
-            handler_.onSharedBan(parsed->kind, parsed->subject, milliseconds(left),
+            // BanTable::adopt then clamps the time left to bans.max_duration.
+            const auto left = timeLeft(*ttl, rec.endUnixMs);
+            if (!left) return;
+            handler_.onSharedBan(parsed->kind, parsed->subject, milliseconds(*left),
                                  milliseconds(rec.durationMs));
         });
     });
