@@ -5,6 +5,7 @@ import itertools
 import socket
 import ssl
 import struct
+import threading
 import time
 
 import moat_harness as h
@@ -105,3 +106,59 @@ def wait_eof(sock, timeout):
         if not data:
             return True
     return False
+
+
+class ScriptedBrokerBase:
+    """A fake broker on a loopback socket for what a real Mosquitto never does: accepts gateway
+    connections, each served by `_session(conn)` (subclasses script it) on its own thread;
+    `_read_packet` reads one MQTT packet (type, body). `close()` ends everything."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind((h.HOST, 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _read_packet(self, c):
+        head = c.recv(1)
+        if not head:
+            raise EOFError
+        length, mult = 0, 1
+        for _ in range(4):
+            b = c.recv(1)[0]
+            length += (b & 0x7F) * mult
+            mult *= 128
+            if not b & 0x80:
+                break
+        body = b""
+        while len(body) < length:
+            chunk = c.recv(length - len(body))
+            if not chunk:
+                raise EOFError
+            body += chunk
+        return head[0] >> 4, body
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.conns.append(c)
+            threading.Thread(target=self._session, args=(c,), daemon=True).start()
+
+    def _session(self, c):
+        raise NotImplementedError
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass

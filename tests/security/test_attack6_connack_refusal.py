@@ -8,62 +8,24 @@ refusing (or is slow to close) leaves the refused client connected for ever, hol
 connection slot of its address, and whatever it sends next still went to the broker as if it
 had logged in. The gateway must end the connection itself once the refusal is passed on."""
 
-import socket
-import threading
 import time
 
 import pytest
 
-import moat_harness as h
 import mqtt_wire as w
 import sec_util as su
 
 V5, V311 = 5, 4
 
 
-class RefusingBroker:
+class RefusingBroker(su.ScriptedBrokerBase):
     """Answers every CONNECT with a refusing CONNACK, keeps the socket open, and records every
     packet type it receives afterwards."""
 
     def __init__(self, version):
         self.version = version
-        self.sock = socket.socket()
-        self.sock.bind((h.HOST, 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.after = []
-        self.conns = []
-        self.stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _read_packet(self, c):
-        head = c.recv(1)
-        if not head:
-            raise EOFError
-        length, mult = 0, 1
-        for _ in range(4):
-            b = c.recv(1)[0]
-            length += (b & 0x7F) * mult
-            mult *= 128
-            if not b & 0x80:
-                break
-        body = b""
-        while len(body) < length:
-            chunk = c.recv(length - len(body))
-            if not chunk:
-                raise EOFError
-            body += chunk
-        return head[0] >> 4, body
-
-    def _serve(self):
-        self.sock.settimeout(0.2)
-        while not self.stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.conns.append(c)
-            threading.Thread(target=self._session, args=(c,), daemon=True).start()
+        super().__init__()
 
     def _session(self, c):
         c.settimeout(30)
@@ -78,15 +40,6 @@ class RefusingBroker:
                 self.after.append(ptype)
         except (OSError, EOFError, IndexError):
             pass
-
-    def close(self):
-        self.stop.set()
-        self.sock.close()
-        for c in self.conns:
-            try:
-                c.close()
-            except OSError:
-                pass
 
 
 @pytest.mark.parametrize("version", [V5, V311], ids=["v5", "v311"])

@@ -5,62 +5,24 @@ has none yet) and moat_protocol_errors_total{reason="backend_malformed"} counts 
 
 The broker here is a scripted one on a loopback socket: a real Mosquitto never sends these."""
 
-import socket
 import struct
 import threading
 
 import pytest
 
-import moat_harness as h
 import mqtt_wire as w
 import sec_util as su
 
 V5, V311 = 5, 4
 
 
-class ScriptedBroker:
+class ScriptedBroker(su.ScriptedBrokerBase):
     """Accepts gateway connections; answers CONNECT with `connack`, then sends `after`
     (raw bytes) once the first packet after CONNECT (or none: `on_connect`) arrives."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind((h.HOST, 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.script = None
-        self.conns = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _read_packet(self, c):
-        head = c.recv(1)
-        if not head:
-            raise EOFError
-        length, mult = 0, 1
-        for _ in range(4):
-            b = c.recv(1)[0]
-            length += (b & 0x7F) * mult
-            mult *= 128
-            if not b & 0x80:
-                break
-        body = b""
-        while len(body) < length:
-            chunk = c.recv(length - len(body))
-            if not chunk:
-                raise EOFError
-            body += chunk
-        return head[0] >> 4, body
-
-    def _serve(self):
-        self.sock.settimeout(0.2)
-        while not self.stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.conns.append(c)
-            threading.Thread(target=self._session, args=(c,), daemon=True).start()
+        super().__init__()
 
     def _session(self, c):
         c.settimeout(10)
@@ -77,15 +39,6 @@ class ScriptedBroker:
                 pass
         except (OSError, EOFError, IndexError):
             pass
-
-    def close(self):
-        self.stop.set()
-        self.sock.close()
-        for c in self.conns:
-            try:
-                c.close()
-            except OSError:
-                pass
 
 
 @pytest.fixture
