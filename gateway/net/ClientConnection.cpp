@@ -156,10 +156,12 @@ void ClientConnection::onClientPlaintext(const uint8_t* data, size_t len) {
     if (clientIn_.empty()) {
         size_t used = processClientPackets(data, len);
         if (used < len && state_ != State::Closing) clientIn_.append(data + used, len - used);
+        if (used < len && state_ == State::Closing) lingering_ = true;  // refused mid-stream
     } else {
         clientIn_.append(data, len);
         size_t used = processClientPackets(clientIn_.data(), clientIn_.size());
         if (state_ != State::Closing) clientIn_.consume(used);
+        if (used < clientIn_.size() && state_ == State::Closing) lingering_ = true;
     }
 }
 

@@ -174,12 +174,14 @@ class ClientConnection : private inspect::PipelineEvents {
     static void onTimer(uv_timer_t* t);
     static void onThrottleTimer(uv_timer_t* t);
     void armTimer(uint64_t ms);
-    void closeAfterFlush();  // stop reading, flush writes to the client, close
+    void closeAfterFlush();  // flush writes to the client, discard what it still sends, close
     void closeNow();
     static void onHandleClosed(uv_handle_t* h);
     static void onClientShutdown(uv_shutdown_t* req, int status);
     static void onBackendShutdown(uv_shutdown_t* req, int status);
     void closeBackendAfterFlush();
+    void onClosingClientRead(ssize_t n);
+    void finishClose();
     void maybeDelete();
     uint64_t now() const;
 
@@ -245,6 +247,7 @@ class ClientConnection : private inspect::PipelineEvents {
     bool backendPaused_ = false;
     bool shutdownPending_ = false;
     bool backendShutdownPending_ = false;
+    bool lingering_ = false;  // closing on a client that still sends: wait for its hang-up
     bool admitted_ = false;   // counted by admission control; released on delete
     bool deniedAny_ = false;  // known to the topic-scan detector (forget it on close)
     uint64_t armedDeadline_ = 0;

@@ -71,6 +71,10 @@ void ClientConnection::onClientAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
 
 void ClientConnection::onClientRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     auto* self = fromHandle(reinterpret_cast<uv_handle_t*>(s));
+    if (self->state_ == State::Closing) {
+        self->onClosingClientRead(n);
+        return;
+    }
     if (n > 0) {
         // Not keepalive activity: only a complete packet is (ConnectionPipeline).
         self->transportIn(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(n));

@@ -1,5 +1,12 @@
 // ClientConnection's end: flush what is queued on both sides (bounded by the close-flush
 // timer), close the handles, and delete the object when the last one has closed.
+//
+// Lingering close (nginx's lingering_close, HAProxy's "linger"): when the gateway closes on a
+// client that is still sending (an oversized packet refused by its header, pipelined packets
+// behind a refused one), closing the socket with those bytes unread makes the kernel answer
+// with a reset, and a reset can overtake the CONNACK / DISCONNECT / close frame that says
+// why. So the client is read and its bytes discarded while the last answer flushes, and until
+// it hangs up itself, at most until the close-flush timer.
 
 #include "gateway/net/ClientConnection.h"
 #include "gateway/net/Gateway.h"
@@ -24,8 +31,11 @@ void ClientConnection::closeAfterFlush() {
     if (ws_) wsSendClose();
     flushClient();
     state_ = State::Closing;
-    if (clientReading_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));
-    clientReading_ = false;
+    // Keep reading, discarding (transportIn ignores a closing connection): see lingering.
+    if (!clientReading_) {
+        clientReading_ = true;
+        uv_read_start(reinterpret_cast<uv_stream_t*>(&client_), onClientAlloc, onClientRead);
+    }
     closeBackendAfterFlush();
     armTimer(kCloseFlushMs);
     shutdownReq_.data = this;
@@ -57,24 +67,44 @@ void ClientConnection::onBackendShutdown(uv_shutdown_t* req, int status) {
     auto* self = static_cast<ClientConnection*>(req->data);
     self->backendShutdownPending_ = false;
     if (status == UV_ECANCELED) return;  // closeNow() closed the handle: its callback follows
-    auto* handle = reinterpret_cast<uv_handle_t*>(&self->backend_);
-    if (self->shutdownPending_) {
-        uv_close(handle, onHandleClosed);  // the client side is still flushing
-        return;
-    }
-    self->closeNow();
+    uv_close(reinterpret_cast<uv_handle_t*>(&self->backend_), onHandleClosed);
+    self->finishClose();
 }
 
 void ClientConnection::onClientShutdown(uv_shutdown_t* req, int status) {
     auto* self = static_cast<ClientConnection*>(req->data);
     self->shutdownPending_ = false;
-    if (status != UV_ECANCELED && self->backendShutdownPending_) {
+    if (status == UV_ECANCELED || status < 0) {
+        self->closeNow();  // closed already, or the client is gone: nothing left to wait for
+        return;
+    }
+    self->finishClose();
+}
+
+// A closing client's read: its bytes are discarded; its hang-up ends the lingering.
+void ClientConnection::onClosingClientRead(ssize_t n) {
+    if (n > 0) {
+        lingering_ = true;  // it is still sending: wait for its hang-up, not just our flush
+        return;
+    }
+    if (n == 0) return;
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));
+    clientReading_ = false;
+    lingering_ = false;
+    finishClose();
+}
+
+// Called whenever one part of a graceful close is done; closes what no longer has to wait.
+void ClientConnection::finishClose() {
+    if (shutdownPending_) return;  // our last bytes to the client are still on their way
+    if (lingering_ && clientReading_) return;  // its hang-up or the close timer ends it
+    if (backendShutdownPending_) {
         // The broker side is still flushing; it ends the connection (or the close timer does).
-        auto* handle = reinterpret_cast<uv_handle_t*>(&self->client_);
+        auto* handle = reinterpret_cast<uv_handle_t*>(&client_);
         if (!uv_is_closing(handle)) uv_close(handle, onHandleClosed);
         return;
     }
-    self->closeNow();
+    closeNow();
 }
 
 void ClientConnection::closeNow() {

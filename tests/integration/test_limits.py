@@ -327,6 +327,18 @@ def test_max_packet_size_v5_disconnect_0x95(moat_factory, wires):
                  message='moat_rate_limited_total{limit="max_packet_size"} to increase')
 
 
+def test_oversized_packet_streamed_whole_still_gets_its_reason_code(moat_factory, wires):
+    """A device that sends a 4 MiB PUBLISH in one go is refused by the header while the body is
+    still arriving. The gateway reads and discards the rest while its DISCONNECT flushes
+    (lingering close): closing with the body unread would make the kernel send a reset, which
+    can overtake the reason code and break the device's own write."""
+    moat = moat_factory({"limits": {"max_packet_size": "1KiB"}})
+    c = wires(moat, version=V5)
+    assert c.connect("size-stream") == 0
+    c.send(w.publish_packet("size/huge", b"z" * (4 * 1024 * 1024), version=5))
+    assert c.wait_closed(10) == 0x95
+
+
 def test_max_packet_size_judged_from_header(moat_factory, wires):
     """Only the fixed header of a huge PUBLISH is sent: the gateway must not wait for the body."""
     moat = moat_factory({"limits": {"max_packet_size": "1KiB"}})
