@@ -353,6 +353,10 @@ void ClientConnection::resumeClient(Pause why) {
         clientIn_.consume(used);
         if (clientPause_ != 0) return;
     }
+    if (peerFinished_) {
+        closeAfterFlush();  // the client's clean close came behind what was just handled
+        return;
+    }
     if (!clientReading_) {
         clientReading_ = true;
         uv_read_start(reinterpret_cast<uv_stream_t*>(&client_), onClientAlloc, onClientRead);

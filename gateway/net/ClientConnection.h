@@ -181,6 +181,7 @@ class ClientConnection : private inspect::PipelineEvents {
     static void onBackendShutdown(uv_shutdown_t* req, int status);
     void closeBackendAfterFlush();
     void onClosingClientRead(ssize_t n);
+    void closeWhenBufferedHandled();
     void finishClose();
     void maybeDelete();
     uint64_t now() const;
@@ -247,9 +248,10 @@ class ClientConnection : private inspect::PipelineEvents {
     bool backendPaused_ = false;
     bool shutdownPending_ = false;
     bool backendShutdownPending_ = false;
-    bool lingering_ = false;  // closing on a client that still sends: wait for its hang-up
-    bool admitted_ = false;   // counted by admission control; released on delete
-    bool deniedAny_ = false;  // known to the topic-scan detector (forget it on close)
+    bool peerFinished_ = false;  // it closed cleanly behind packets buffered while paused
+    bool lingering_ = false;     // closing on a client that still sends: wait for its hang-up
+    bool admitted_ = false;      // counted by admission control; released on delete
+    bool deniedAny_ = false;     // known to the topic-scan detector (forget it on close)
     uint64_t armedDeadline_ = 0;
 
     std::unique_ptr<tls::TlsSession> tls_;

@@ -119,7 +119,7 @@ void ClientConnection::transportIn(const uint8_t* data, size_t len) {
     // The handshake grew the session's output buffer to a few KiB (certificates); steady
     // traffic needs far less, and an idle device should not carry it.
     if (wasHandshaking && tls_->handshakeComplete()) tls_->releaseIdleBuffers();
-    if (st == tls::TlsSession::Status::Closed) closeAfterFlush();
+    if (st == tls::TlsSession::Status::Closed) closeWhenBufferedHandled();
 }
 
 void ClientConnection::transportOut(const uint8_t* data, size_t len, bool flush) {

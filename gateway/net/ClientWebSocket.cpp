@@ -51,8 +51,10 @@ void ClientConnection::onClientStream(const uint8_t* data, size_t len) {
         audit("protocol_error", "", "", "",
               std::string("websocket: ") + ws_->deframer.error() + " (close " +
                   std::to_string(ws_->deframer.closeCode()) + ")");
+        closeAfterFlush();
+        return;
     }
-    closeAfterFlush();
+    closeWhenBufferedHandled();  // a clean close: what the client sent before it still counts
 }
 
 bool ClientConnection::wsUpgrade(const uint8_t* data, size_t len, size_t& used) {

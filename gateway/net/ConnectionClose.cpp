@@ -45,6 +45,20 @@ void ClientConnection::closeAfterFlush() {
         shutdownPending_ = true;
 }
 
+// The client ended cleanly (TLS close_notify, WebSocket close frame) in the same read as
+// packets we have not handled yet because its reads are paused (throttle, back-pressure): those
+// packets are still what it sent, so they are handled when the pause ends and the connection
+// closes after them. Nothing more is read meanwhile.
+void ClientConnection::closeWhenBufferedHandled() {
+    if (clientPause_ == 0 || clientIn_.empty()) {
+        closeAfterFlush();
+        return;
+    }
+    peerFinished_ = true;
+    if (clientReading_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));
+    clientReading_ = false;
+}
+
 // Bytes still queued for the broker are flushed before its connection closes: uv_close would
 // cancel them, and they may be what the broker must see (the DISCONNECT 0x00 that makes it
 // discard a will a reload revoked, the client's own DISCONNECT, the last acknowledgements).

@@ -272,6 +272,28 @@ def test_client_close_is_answered_and_the_broker_sees_a_clean_end(moat_factory, 
     broker.wait_log(r"closer")
 
 
+def test_close_behind_throttled_publishes_still_delivers_them(moat_factory, broker):
+    """Six QoS 0 PUBLISHes and a close frame in one write, from a client throttled at 2/s: the
+    frames are unwrapped at once, the PUBLISHes wait for the bucket, and the close comes after
+    them, not instead of them."""
+    moat = ws_moat(moat_factory, overrides={"limits": {"publish_rate": "2/s",
+                                                       "on_exceed": "throttle"}})
+    sub = plain(moat)
+    assert sub.connect("thr-sub") == 0
+    assert sub.subscribe([("thr/#", 0)]) == [0]
+    pub = plain(moat)
+    assert pub.connect("thr-pub") == 0
+    burst = b"".join(ws.frame(ws.BINARY, w.publish_packet("thr/%d" % i, b"m%d" % i))
+                     for i in range(6))
+    pub.send_raw(burst + ws.frame(ws.CLOSE, b"\x03\xe8"))
+    got = []
+    deadline = time.monotonic() + 15
+    while len(got) < 6 and time.monotonic() < deadline:
+        got += sub.publishes(1.0)
+    assert [t for t, _ in got] == ["thr/%d" % i for i in range(6)]
+    assert pub.wait_close_frame() == 1000
+
+
 def test_mqtt_disconnect_ends_with_close_1000(moat_factory, broker):
     moat = ws_moat(moat_factory)
     c = plain(moat, version=5)
