@@ -94,7 +94,12 @@ bool ClientConnection::wsUpgrade(const uint8_t* data, size_t len, size_t& used) 
             ip_ = peer_.ipText();
         }
         if (!worker_.gateway().admit(worker_, listener_.name, ip_)) {
-            closeNow();
+            // Over the address's limits (counted and logged by admit): the balancer in front
+            // gets an HTTP answer it can log and pass on, not a bare reset.
+            const websocket::UpgradeResult no = websocket::refusal(429, "admission refused");
+            transportOutRaw(reinterpret_cast<const uint8_t*>(no.response.data()),
+                            no.response.size(), true);
+            closeAfterFlush();
             return false;
         }
         admitted_ = true;

@@ -79,12 +79,16 @@ const char* statusText(int status) {
             return "Not Found";
         case 426:
             return "Upgrade Required";
+        case 429:
+            return "Too Many Requests";
         default:
             return "Error";
     }
 }
 
-UpgradeResult refuse(int status, const char* reason) {
+}  // namespace
+
+UpgradeResult refusal(int status, const char* reason) {
     UpgradeResult r;
     r.status = UpgradeStatus::Refused;
     r.httpStatus = status;
@@ -97,6 +101,8 @@ UpgradeResult refuse(int status, const char* reason) {
     r.response += "\r\n" + body;
     return r;
 }
+
+namespace {
 
 struct Head {
     std::string_view target;
@@ -241,51 +247,51 @@ UpgradeResult parseUpgrade(const uint8_t* data, size_t len, const UpgradeOptions
     // refused at its first bytes, not at the handshake timeout.
     static constexpr char kGet[] = "GET ";
     for (size_t i = 0; i < std::min<size_t>(limit, 4); ++i)
-        if (data[i] != static_cast<uint8_t>(kGet[i])) return refuse(400, "not_http");
+        if (data[i] != static_cast<uint8_t>(kGet[i])) return refusal(400, "not_http");
     size_t headEnd = 0;
     for (size_t i = 0; i < limit; ++i) {
         const uint8_t c = data[i];
         if (c == '\n') {
-            if (i == 0 || data[i - 1] != '\r') return refuse(400, "line_end");
+            if (i == 0 || data[i - 1] != '\r') return refusal(400, "line_end");
             if (i >= 3 && data[i - 2] == '\n') {
                 headEnd = i + 1;
                 break;
             }
         } else if (c == '\r') {
-            if (i + 1 < limit && data[i + 1] != '\n') return refuse(400, "line_end");
+            if (i + 1 < limit && data[i + 1] != '\n') return refusal(400, "line_end");
         } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            return refuse(400, "control_character");
+            return refusal(400, "control_character");
         }
     }
     if (headEnd == 0) {
-        if (len >= kMaxHead) return refuse(400, "head_too_large");
+        if (len >= kMaxHead) return refusal(400, "head_too_large");
         return {};
     }
     Head h;
     const std::string_view text(reinterpret_cast<const char*>(data), headEnd - 4);
-    if (const char* bad = parseHead(text, h)) return refuse(400, bad);
-    if (!h.host) return refuse(400, "no_host");
+    if (const char* bad = parseHead(text, h)) return refusal(400, bad);
+    if (!h.host) return refusal(400, "no_host");
     const std::string_view path = h.target.substr(0, h.target.find('?'));
-    if (path != o.path) return refuse(404, "path");
+    if (path != o.path) return refusal(404, "path");
     if (!hasToken(h.upgrade, "websocket") || !hasToken(h.connection, "upgrade"))
-        return refuse(426, "not_upgrade");
-    if (!h.version || *h.version != "13") return refuse(426, "version");
-    if (!h.key || !validKey(*h.key)) return refuse(400, "key");
+        return refusal(426, "not_upgrade");
+    if (!h.version || *h.version != "13") return refusal(426, "version");
+    if (!h.key || !validKey(*h.key)) return refusal(400, "key");
     if (h.origin && o.allowedOrigins) {
         const auto& list = *o.allowedOrigins;
         if (std::none_of(list.begin(), list.end(),
                          [&](const std::string& a) { return iequals(a, *h.origin); }))
-            return refuse(403, "origin");
+            return refusal(403, "origin");
     }
     UpgradeResult r;
     // The client's order of preference; "mqtt" is MQTT 3.1.1 / 5, "mqttv3.1" the older name.
     forEachToken(h.protocols, [&](std::string_view t) {
         if (r.subprotocol.empty() && (t == "mqtt" || t == "mqttv3.1")) r.subprotocol = t;
     });
-    if (r.subprotocol.empty()) return refuse(400, "subprotocol");
+    if (r.subprotocol.empty()) return refusal(400, "subprotocol");
     if (o.forwardedFor && !h.forwardedFor.empty() &&
         !forwardedClient(h.forwardedFor, o.trusted, r.forwarded))
-        return refuse(400, "forwarded_for");
+        return refusal(400, "forwarded_for");
     r.status = UpgradeStatus::Accepted;
     r.httpStatus = 101;
     r.headLength = headEnd;

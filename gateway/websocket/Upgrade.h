@@ -37,7 +37,7 @@ enum class UpgradeStatus : uint8_t { NeedMore, Accepted, Refused };
 struct UpgradeResult {
     UpgradeStatus status = UpgradeStatus::NeedMore;
     size_t headLength = 0;    // bytes of the head, final CRLF included (Accepted)
-    int httpStatus = 0;       // 101, 400, 403, 404, 426
+    int httpStatus = 0;       // 101, 400, 403, 404, 426 (429: refusal())
     std::string response;     // the complete HTTP response
     const char* reason = "";  // refusals: a short fixed word for audit and logs
     std::string subprotocol;  // Accepted: "mqtt" or "mqttv3.1" (echoed)
@@ -49,6 +49,11 @@ struct UpgradeResult {
 // `data` holds what the client has sent so far (the head, maybe followed by the first
 // frames). NeedMore until the head is complete; never NeedMore at kMaxHead bytes or more.
 UpgradeResult parseUpgrade(const uint8_t* data, size_t len, const UpgradeOptions& options);
+
+// A refusal in HTTP (status line, `Connection: close`, a short text body naming `reason`);
+// parseUpgrade's own refusals, and the caller's 429 when admission control refuses the
+// address a trusted balancer named.
+UpgradeResult refusal(int status, const char* reason);
 
 // Sec-WebSocket-Accept for a key: base64(SHA-1(key ‖ RFC 6455 GUID)).
 std::string acceptKey(std::string_view key);
