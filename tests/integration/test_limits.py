@@ -416,6 +416,26 @@ def test_publish_bytes_rate_throttle_loses_nothing(moat_factory, clients):
     assert limited(moat, "publish_bytes_rate") > before
 
 
+def test_publish_bigger_than_the_byte_burst_is_delayed_not_held_forever(moat_factory, clients):
+    """A 16 KiB PUBLISH under a 4 KiB/s byte rate (burst 4 KiB) right behind a 3 KiB one that
+    half-emptied the bucket: it can never fit the bucket, so it goes once the bucket is full
+    again (and the client then waits out the debt), instead of waiting for room that never
+    comes."""
+    moat = moat_factory({"limits": {"publish_bytes_rate": "4KiB/s", "on_exceed": "throttle"}})
+    sub = connected(clients, moat, version=V5)
+    assert sub.subscribe("bbig/t", qos=1) == [1]
+    pub = connected(clients, moat, version=V5, cert="device2")
+    sizes = [3 * 1024, 16 * 1024, 100]
+    infos = [pub.c.publish("bbig/t", bytes([i + 1]) * n, 1) for i, n in enumerate(sizes)]
+    got = []
+    while len(got) < len(sizes):
+        m = sub.get(15)
+        assert m is not None, "stalled after %d of %d messages" % (len(got), len(sizes))
+        got.append(len(m.payload))
+    pub.wait_published(infos[-1], timeout=20)
+    assert got == sizes
+
+
 def test_throttled_client_not_killed_by_keepalive(moat_factory, wires):
     """A throttled client is silent because the gateway stopped reading it: its keepalive must
     not expire meanwhile. (A raw client: paho gives up on its own when its PINGREQ waits behind
