@@ -310,6 +310,12 @@ std::shared_ptr<const policy::ClientRights> ConnectionPipeline::rightsFor(
                : opt.policy->rightsForRoles(identity_, connect_->clientId, tokenRoles_);
 }
 
+void ConnectionPipeline::auditIgnoredRoles(const std::vector<std::string>& roles) {
+    for (const auto& role : roles)
+        events_.audit("authz_denied", "role", "", role,
+                      "token role not defined in policy.roles: ignored");
+}
+
 void ConnectionPipeline::onReauthenticate(std::string tokenText) {
     if (reauthPending_) {
         OPENSSL_cleanse(tokenText.data(), tokenText.size());
@@ -346,6 +352,15 @@ Action ConnectionPipeline::onReauthDone(JobResult result, uint64_t nowMs) {
     setTokenDeadline(verdict.expiresAt, result.verifiedAt, nowMs);
     events_.audit("connect", "", "", "", "re-authenticated");
     Action a;
+    if (verdict.roles != tokenRoles_) {
+        // The identity provider now grants other roles (roles_claim): they apply from here on,
+        // as a reload's policy would: subscriptions they no longer allow are removed at the
+        // broker, a will they no longer allow is discarded, no rights at all end the session.
+        auditIgnoredRoles(verdict.ignoredRoles);
+        tokenRoles_ = std::move(verdict.roles);
+        a = applyOptions(std::nullopt, "re-authentication");
+        if (a.closes()) return a;
+    }
     mqtt::AuthPacket ok;
     ok.reason = rc::Success;
     ok.properties.push_back(
@@ -450,9 +465,7 @@ Action ConnectionPipeline::finishAuth(const AuthOutcome& authOutcome, bool passw
     if (events_.addressBanned()) return refuse(rc::Banned, "banned");
     events_.loggedIn(identity_);
     if (outcome.tokenExpiresAt) setTokenDeadline(*outcome.tokenExpiresAt, tokenVerifiedAt_, nowMs);
-    for (const auto& role : outcome.ignoredRoles)
-        events_.audit("authz_denied", "role", "", role,
-                      "token role not defined in policy.roles: ignored");
+    auditIgnoredRoles(outcome.ignoredRoles);
     tokenRoles_ = outcome.tokenRoles;
     auto rights = rightsFor(opt);
     if (connect_->willFlag) {
@@ -780,6 +793,13 @@ Action ConnectionPipeline::onReload(std::shared_ptr<const PipelineOptions> optio
     // its own reference to the password file it started with (onJobDone compares).
     nowMs_ = nowMs;
     options_ = std::move(options);
+    return applyOptions(std::move(certificateProblem), "reload");
+}
+
+// The current options_ and rights (tokenRoles_) applied to a live connection: after a reload,
+// or after a re-authentication whose token names other roles. `cause` names it in the audit.
+Action ConnectionPipeline::applyOptions(std::optional<std::string> certificateProblem,
+                                        std::string_view cause) {
     const PipelineOptions& opt = *options_;
     const ConnStage st = connStage();
     if (st == ConnStage::BeforeCertificate) return {};
@@ -819,7 +839,8 @@ Action ConnectionPipeline::onReload(std::shared_ptr<const PipelineOptions> optio
         case ReloadOutcome::Banned:
             return endForReload(outcome, rc::Banned, "banned");
         case ReloadOutcome::NoRights:
-            return endForReload(outcome, rc::AdministrativeAction, reloadOutcomeName(outcome));
+            return endForReload(outcome, rc::AdministrativeAction,
+                                "identity has no rights after " + std::string(cause));
         case ReloadOutcome::WillDenied: {
             // The broker publishes a will when the connection drops; a normal DISCONNECT (0x00)
             // makes it discard the will instead.
@@ -828,9 +849,10 @@ Action ConnectionPipeline::onReload(std::shared_ptr<const PipelineOptions> optio
                           willForgedStamp ? "stamp_identity" : willDecision.describe(),
                           willForgedStamp ? "will carries a client-supplied moat-identity and "
                                             "stamp_identity is now on"
-                                          : "will topic not allowed after reload");
+                                          : "will topic not allowed after " + std::string(cause));
             const bool connected = stage_ == Stage::Established;
-            Action a = endForReload(outcome, rc::NotAuthorized, reloadOutcomeName(outcome));
+            Action a = endForReload(outcome, rc::NotAuthorized,
+                                    "will topic not allowed after " + std::string(cause));
             if (connected) a.toBroker = mqtt::encodeDisconnect(connect_->version, rc::Success, {});
             return a;
         }
@@ -847,7 +869,8 @@ Action ConnectionPipeline::onReload(std::shared_ptr<const PipelineOptions> optio
     std::vector<std::string> revoked = session_->replaceRights(std::move(rights));
     if (revoked.empty()) return {};
     for (const auto& f : revoked)
-        events_.audit("authz_denied", "subscribe", f, "reload", "subscription revoked by reload");
+        events_.audit("authz_denied", "subscribe", f, std::string(cause),
+                      "subscription revoked by " + std::string(cause));
     events_.authzDenied("subscribe");
     Action a;
     a.toBroker = session_->makeUnsubscribe(revoked);

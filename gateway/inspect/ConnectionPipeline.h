@@ -243,6 +243,8 @@ class ConnectionPipeline : private SessionEvents {
     Action awaitPassword();
     Action awaitToken(std::string token);
     Action onReauthDone(JobResult result, uint64_t nowMs);
+    void auditIgnoredRoles(const std::vector<std::string>& roles);
+    Action applyOptions(std::optional<std::string> certificateProblem, std::string_view cause);
     // The token's session ends at exp + leeway (verifiedAt: the wall-clock second of nowMs).
     void setTokenDeadline(int64_t exp, int64_t verifiedAt, uint64_t nowMs);
     std::shared_ptr<const policy::ClientRights> rightsFor(const PipelineOptions& opt) const;

@@ -189,3 +189,87 @@ TEST_CASE("a bad re-authentication, or one naming another identity, ends the ses
         CHECK(ev.counts["auth:token:fail"] == 1);
     }
 }
+
+namespace {
+
+// roles_claim: "ops" may also read ops/#, "viewer" only public/#.
+std::shared_ptr<inspect::PipelineOptions> roleOptions() {
+    auto o = tokenOptions();
+    policy::PolicySpec spec;
+    for (auto [name, subscribe] :
+         {std::pair<const char*, std::vector<std::string>>{"ops", {"public/#", "ops/#"}},
+          {"viewer", {"public/#"}}}) {
+        policy::RoleSpec role;
+        role.name = name;
+        role.subscribe = subscribe;
+        spec.roles.push_back(role);
+    }
+    std::vector<std::string> errors;
+    o->policy = policy::Policy::compile(spec, errors);
+    REQUIRE(o->policy);
+    return o;
+}
+
+JobResult withRoles(JobResult r, std::vector<std::string> roles) {
+    r.token.roles = std::move(roles);
+    return r;
+}
+
+std::vector<uint8_t> subscribeTo(uint16_t id, const std::string& filter) {
+    mqtt::SubscribePacket s;
+    s.packetId = id;
+    s.subscriptions.push_back({filter, 0});
+    return mqtt::encodeSubscribe(s, ProtocolVersion::V5);
+}
+
+}  // namespace
+
+TEST_CASE("a re-authentication whose token names other roles applies them at once") {
+    RecordingEvents ev;
+    ConnectionPipeline p(roleOptions(), ev, 0);
+    Action a = sendConnect(p, withToken(ProtocolVersion::V5, "tok-r", true), {}, 0);
+    REQUIRE(a.kind == Action::Kind::Await);
+    a = p.onJobDone(withRoles(verdict(true, "user:ann", kWall + 600), {"ops"}), 0);
+    REQUIRE(a.kind == Action::Kind::OpenBackend);
+    forwardedConnect(p, 0);
+    fromBroker(p, mqtt::encodeConnack(ProtocolVersion::V5, false, 0, {}), 0);
+    REQUIRE(p.stage() == ConnectionPipeline::Stage::Established);
+    CHECK(fromClient(p, subscribeTo(1, "ops/alerts"), 1).kind == Verdict::Kind::Forward);
+    mqtt::SubackPacket ack;
+    ack.packetId = 1;
+    ack.codes = {0};
+    fromBroker(p, mqtt::encodeSuback(ack, ProtocolVersion::V5), 2);
+
+    SECTION("the same roles: nothing but the AUTH answer") {
+        fromClient(p, authPacket(0x19, "same"), 1000);
+        REQUIRE(p.takeJob());
+        a = p.onJobDone(withRoles(verdict(true, "user:ann", kWall + 900, true), {"ops"}), 1500);
+        CHECK(a.toBroker.empty());
+        REQUIRE(a.toClient.size() >= 3);
+        CHECK(a.toClient[2] == 0x00);
+    }
+    SECTION("fewer roles: the subscription they no longer allow is removed at the broker") {
+        fromClient(p, authPacket(0x19, "fewer"), 1000);
+        REQUIRE(p.takeJob());
+        a = p.onJobDone(withRoles(verdict(true, "user:ann", kWall + 900, true), {"viewer"}), 1500);
+        CHECK(a.kind == Action::Kind::None);
+        REQUIRE_FALSE(a.toBroker.empty());
+        CHECK((a.toBroker[0] & 0xF0) == 0xA0);  // UNSUBSCRIBE
+        REQUIRE(a.toClient.size() >= 3);
+        CHECK((a.toClient[0] >> 4) == 15);  // AUTH 0x00
+        CHECK(a.toClient[2] == 0x00);
+        CHECK(ev.audited(
+            "authz_denied|subscribe|ops/alerts|subscription revoked by re-authentication"));
+        CHECK(fromClient(p, subscribeTo(2, "ops/x"), 1600).kind != Verdict::Kind::Forward);
+    }
+    SECTION("no role the policy defines, and no default roles: the session ends") {
+        fromClient(p, authPacket(0x19, "none"), 1000);
+        REQUIRE(p.takeJob());
+        JobResult r = verdict(true, "user:ann", kWall + 900, true);
+        r.token.ignoredRoles = {"nobody"};  // the verifier keeps only roles the policy defines
+        a = p.onJobDone(r, 1500);
+        CHECK(a.kind == Action::Kind::Close);
+        CHECK(ev.audited("authz_denied|role||token role not defined"));
+        CHECK(ev.audited("disconnect|||identity has no rights after re-authentication"));
+    }
+}
