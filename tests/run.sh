@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Builds and runs every test: installs what is needed (Debian 12, as root), then
-#   1. Release build: unit suites (Catch2), integration suites (real Mosquitto, real TLS
-#      clients: mosquitto_pub/sub, paho, MQTT.js), security suites;
-#   2. Asan build (AddressSanitizer + UndefinedBehaviorSanitizer): the unit, integration and
-#      security suites again (not the interop matrix, benchmarks, deployment and style checks), plus
-#      the soak's CI setting (soak_short: 300 TLS devices under faults, ~95 s), which runs
-#      here only — under the sanitizers it checks for leaks and memory errors too, and once is
-#      enough for CI's time (`ctest -L soak` in build/release runs it there by hand);
+#   1. Release build: the unit suites (Catch2), and what is about other software or needs the
+#      optimised binary: the interoperability suites (`interop`: the compat matrix with real
+#      client libraries, MQTT.js, fleets, Mosquitto migration input), the bench smokes, the
+#      deployment files and the style check;
+#   2. Asan build (AddressSanitizer + UndefinedBehaviorSanitizer): the unit suites again and
+#      every suite that drives Moat's own code (`sanitized`: the integration suites against a
+#      real Mosquitto with real TLS clients — mosquitto_pub/sub, paho, MQTT.js, Chromium — and
+#      the security suites), plus the soak's CI setting (soak_short: 300 TLS devices under
+#      faults, ~95 s). Each of these runs once, here, where it also checks for leaks, memory
+#      errors and undefined behaviour; `ctest` in build/release runs them all by hand;
 #   3. fuzz smoke: every libFuzzer target for 10 s over its seed corpus.
 # Stops at the first failing stage and exits non-zero. MOAT_SKIP_ASAN=1 / MOAT_SKIP_FUZZ=1
 # skip stages 2 / 3 for a quick local loop.
@@ -47,12 +50,13 @@ build_and_test() {
     (cd "$dir" && ctest --output-on-failure --no-tests=error --timeout 600 --repeat until-pass:2 "$@")
 }
 
-build_and_test Release "$root/build/release" -LE soak
-# The ASan stage runs the suites that drive Moat's own code (unit, integration, security,
-# soak); the interop matrix, benchmarks, deployment files and the style check already ran in
-# the Release stage and would only add CI time under the sanitizers.
-[[ "${MOAT_SKIP_ASAN:-0}" == 1 ]] ||
+# MOAT_SKIP_ASAN=1 (a quick local loop) runs every suite in the Release stage instead.
+if [[ "${MOAT_SKIP_ASAN:-0}" == 1 ]]; then
+    build_and_test Release "$root/build/release" -LE soak
+else
+    build_and_test Release "$root/build/release" -LE "soak|sanitized"
     ASAN_OPTIONS=detect_leaks=1 build_and_test Asan "$root/build/asan" -LE "interop|bench|deploy|style"
+fi
 
 if [[ "${MOAT_SKIP_FUZZ:-0}" != 1 ]]; then
     echo "=== fuzz smoke"

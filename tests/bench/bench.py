@@ -430,6 +430,41 @@ def perf_profile(perf_dir, scenario, target, proc, run):
         log("perf: %s" % out)
 
 
+SYSCALLS = ["read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg",
+            "epoll_wait", "epoll_ctl"]
+
+
+def count_syscalls(proc, seconds, run, warmup):
+    """Runs run() while `perf stat` counts the system calls of the gateway process `proc` for
+    `seconds` inside the measured window (after the warm-up); adds them to run()'s result as
+    syscalls_per_msg {name: calls per delivered message}. Without perf the result is as is."""
+    import threading
+    out = {}
+
+    def counter():
+        time.sleep(warmup + 0.3)
+        cmd = pinned(["perf", "stat", "-x", ",", "-e",
+                      ",".join("syscalls:sys_enter_" + n for n in SYSCALLS),
+                      "-p", str(proc.pid), "--", "sleep", str(seconds)], "client")
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
+        except (OSError, subprocess.TimeoutExpired):
+            return
+        for line in r.stderr.splitlines():
+            f = line.split(",")
+            if len(f) > 2 and f[2].startswith("syscalls:sys_enter_") and f[0].isdigit():
+                out[f[2][len("syscalls:sys_enter_"):]] = int(f[0])
+
+    t = threading.Thread(target=counter)
+    t.start()
+    res = run()
+    t.join()
+    if out and res.get("ok") and res.get("msg_per_s"):
+        msgs = res["msg_per_s"] * seconds
+        res["syscalls_per_msg"] = {k: v / msgs for k, v in out.items() if v}
+    return res
+
+
 def summary_line(name, target, res):
     if not res.get("ok"):
         return "%-14s %-14s FAILED: %s" % (name, target, res.get("error", "?"))
@@ -438,9 +473,13 @@ def summary_line(name, target, res):
         per = res.get("cpu_us_per_msg", {})
         cpu = per.get("total")
         gw = per.get(target)  # the proxy process alone (its --pid label is the target name)
-        return "%-14s %-14s %9.0f msg/s  cpu %s us/msg%s" % (
+        sc = res.get("syscalls_per_msg")
+        return "%-14s %-14s %9.0f msg/s  cpu %s us/msg%s%s" % (
             name, target, res["msg_per_s"], "%.2f" % cpu if cpu is not None else "-",
-            "  (gateway %.2f)" % gw if gw is not None else "")
+            "  (gateway %.2f)" % gw if gw is not None else "",
+            ("  syscalls/msg %.2f (%s)" % (sum(sc.values()), ", ".join(
+                "%s %.2f" % kv for kv in sorted(sc.items(), key=lambda kv: -kv[1])))
+             if sc else ""))
     if cmd == "latency":
         return "%-14s %-14s p50 %.0f us  p99 %.0f us  (%d/%d)" % (
             name, target, res["p50_us"], res["p99_us"], res["received"], res["sent"])
@@ -802,6 +841,9 @@ def main():
     ap.add_argument("--perf", metavar="DIR",
                     help="profile each proxy (moat, haproxy, ...) with perf record during each "
                          "relay and handshake run; flat profiles into DIR")
+    ap.add_argument("--syscalls", action="store_true",
+                    help="count each proxy's system calls per delivered message (perf stat "
+                         "on syscall tracepoints) during each relay run")
     a = ap.parse_args()
     if a.issue26:
         a.pin = True
@@ -872,6 +914,10 @@ def main():
                             res = run_scenario(s, fresh, certs, d, rep)
                         finally:
                             stop_target(fresh)
+                    elif a.syscalls and t in PROXIES and SCENARIOS[s][0] == "throughput":
+                        res = count_syscalls(tgt[t]["procs"][t], max(1.0, d["seconds"] - 1.0),
+                                             lambda: run_scenario(s, tgt[t], certs, d, rep),
+                                             d["warmup"])
                     elif a.perf and t in PROXIES and SCENARIOS[s][0] in ("throughput",
                                                                          "handshake"):
                         os.makedirs(a.perf, exist_ok=True)

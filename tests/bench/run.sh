@@ -4,7 +4,7 @@
 #
 #   tests/bench/run.sh [--quick] [--repeat N] [--only SCENARIO,...] [--targets T,...]
 #                      [--moat-workers auto|N] [--json FILE] [--pin] [--issue26]
-#                      [--perf DIR]
+#                      [--perf DIR] [--syscalls]
 #
 #   tests/bench/run.sh --issue26   # issue 26's table in one command (pinned, see bench.py)
 #
