@@ -465,6 +465,34 @@ def count_syscalls(proc, seconds, run, warmup):
     return res
 
 
+def cpu_ticks(pids):
+    """utime + stime (clock ticks) of the given processes, those still alive."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def wait_quiet(pids, limit=10.0):
+    """Waits until the servers of every target are idle (under 2 % of a core over 200 ms), at
+    most `limit` seconds: a broker still draining the queues of the last run would otherwise
+    share core 0 with the next target's run (pinned, every target's servers share it)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    end = time.monotonic() + limit
+    last = cpu_ticks(pids)
+    while time.monotonic() < end:
+        time.sleep(0.2)
+        now = cpu_ticks(pids)
+        if (now - last) / hz < 0.004:
+            return
+        last = now
+
+
 def summary_line(name, target, res):
     if not res.get("ok"):
         return "%-14s %-14s FAILED: %s" % (name, target, res.get("error", "?"))
@@ -934,6 +962,8 @@ def main():
                                 raise SystemExit("%s (%s) exited with %s; log: %s" % (
                                     proc.bench_name, name, proc.returncode, proc.bench_log))
                     time.sleep(0.3)  # let queues from this run drain before the next
+                    wait_quiet([p.pid for info in tgt.values()
+                                for p in info["procs"].values()])
         if a.json:
             with open(a.json, "w") as f:
                 json.dump(results, f, indent=1)

@@ -124,11 +124,11 @@ TEST_CASE("malformed events are refused") {
         "moat1 ban r1 ip %zz 100 100",                           // bad escape
         "moat1 kick r1 device1 angry -",                         // unknown reason
         "moat1 kick r1 device1 revoked ABCDEF",                  // fingerprint not 64 lowercase hex
-        "moat1 kick r1 device1 revoked "
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "moat1 conn r1 10.0.0.1 4294967296 0",  // count over 32 bits
-        "moat1 conn r1 10.0.0.1 1",             // missing accepted
-        "moat1 ban r1 ip 10.0.0.1 100 100 7",   // extra field
+        ("moat1 kick r1 device1 revoked "
+         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),  // upper-case hex
+        "moat1 conn r1 10.0.0.1 4294967296 0",                                 // count over 32 bits
+        "moat1 conn r1 10.0.0.1 1",                                            // missing accepted
+        "moat1 ban r1 ip 10.0.0.1 100 100 7",                                  // extra field
     };
     for (const char* line : bad) {
         INFO(line);
