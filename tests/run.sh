@@ -10,7 +10,9 @@
 #      the security suites), plus the soak's CI setting (soak_short: 300 TLS devices under
 #      faults, ~95 s). Each of these runs once, here, where it also checks for leaks, memory
 #      errors and undefined behaviour; `ctest` in build/release runs them all by hand;
-#   3. fuzz smoke: every libFuzzer target for 10 s over its seed corpus.
+#      The ASan tree is built with clang-14 and libFuzzer's instrumentation (MOAT_FUZZ), so
+#      it also holds the fuzz targets;
+#   3. fuzz smoke: every libFuzzer target (from the ASan tree) for 10 s over its seed corpus.
 # Stops at the first failing stage and exits non-zero. MOAT_SKIP_ASAN=1 / MOAT_SKIP_FUZZ=1
 # skip stages 2 / 3 for a quick local loop.
 set -euo pipefail
@@ -33,13 +35,16 @@ fi
 # Each run gets the open-file limit the connection-count tests need.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# build_and_test TYPE DIR [ctest arguments…]; extra cmake arguments in the array `configure`.
+configure=()
 build_and_test() {
     local type=$1 dir=$2
     shift 2  # the rest: extra ctest arguments
     echo "=== $type build ($dir)"
     # MOAT_BUILD_TESTS is passed explicitly: the demo's build folder caches it OFF, and a
     # cached OFF would leave this stage with no tests at all.
-    cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" -DMOAT_BUILD_TESTS=ON >/dev/null
+    cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" -DMOAT_BUILD_TESTS=ON \
+        "${configure[@]}" >/dev/null
     ninja -C "$dir" -j"$jobs"
     echo "=== $type tests"
     # A failing suite is run once more before the stage fails: the integration suites drive
@@ -55,15 +60,24 @@ if [[ "${MOAT_SKIP_ASAN:-0}" == 1 ]]; then
     build_and_test Release "$root/build/release" -LE soak
 else
     build_and_test Release "$root/build/release" -LE "soak|sanitized"
+    # One clang-14 tree serves both the sanitized suites and the fuzz smoke (MOAT_FUZZ adds
+    # libFuzzer's coverage instrumentation and the fuzz targets): one full build fewer.
+    configure=(-DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 -DMOAT_FUZZ=ON)
     ASAN_OPTIONS=detect_leaks=1 build_and_test Asan "$root/build/asan" -LE "interop|bench|deploy|style"
+    configure=()
 fi
 
 if [[ "${MOAT_SKIP_FUZZ:-0}" != 1 ]]; then
     echo "=== fuzz smoke"
-    dir="$root/build/fuzz"
-    CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-        -DMOAT_FUZZ=ON -DMOAT_BUILD_TESTS=OFF >/dev/null
-    ninja -C "$dir" -j"$jobs" $(cd "$root/tests/fuzz" && ls fuzz_*.cpp 2>/dev/null | sed 's/\.cpp$//')
+    dir="$root/build/asan"
+    if [[ "${MOAT_SKIP_ASAN:-0}" == 1 ]]; then
+        # No sanitized tree was built: a fuzz-only one (libraries and targets).
+        dir="$root/build/fuzz"
+        cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+            -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+            -DMOAT_FUZZ=ON -DMOAT_BUILD_TESTS=OFF >/dev/null
+        ninja -C "$dir" -j"$jobs" $(cd "$root/tests/fuzz" && ls fuzz_*.cpp 2>/dev/null | sed 's/\.cpp$//')
+    fi
     targets=0
     for src in "$root"/tests/fuzz/fuzz_*.cpp; do
         [[ -e "$src" ]] || continue
