@@ -129,6 +129,14 @@ inline inspect::Action sendConnect(inspect::ConnectionPipeline& p, const mqtt::C
     return p.onConnect(f, bytes.data() + f.headerSize, bytes.data(), ctx, now);
 }
 
+// A v5 SUBSCRIBE of one filter at QoS 0.
+inline std::vector<uint8_t> subscribeV5(uint16_t id, const std::string& filter) {
+    mqtt::SubscribePacket s;
+    s.packetId = id;
+    s.subscriptions.push_back({filter, 0});
+    return mqtt::encodeSubscribe(s, mqtt::ProtocolVersion::V5);
+}
+
 inline inspect::Verdict fromClient(inspect::ConnectionPipeline& p, const std::vector<uint8_t>& b,
                                    uint64_t now) {
     const auto f = frameOf(b);

@@ -21,13 +21,6 @@ uint8_t disconnectReason(const Action& a) {
     return a.toClient[2];
 }
 
-std::vector<uint8_t> subscribe(uint16_t id, const std::string& filter) {
-    mqtt::SubscribePacket s;
-    s.packetId = id;
-    s.subscriptions.push_back({filter, 0});
-    return mqtt::encodeSubscribe(s, ProtocolVersion::V5);
-}
-
 }  // namespace
 
 TEST_CASE("pipeline limits: throttle holds the packet, disconnect closes") {
@@ -149,7 +142,7 @@ TEST_CASE("reload: revoked subscriptions are unsubscribed at the broker") {
     RecordingEvents ev;
     ConnectionPipeline p(makeOptions(), ev, 0);
     establish(p, ProtocolVersion::V5);
-    CHECK(fromClient(p, subscribe(1, "public/news"), 1).kind == Verdict::Kind::Forward);
+    CHECK(fromClient(p, subscribeV5(1, "public/news"), 1).kind == Verdict::Kind::Forward);
     mqtt::SubackPacket ack;
     ack.packetId = 1;
     ack.codes = {0};
@@ -162,7 +155,7 @@ TEST_CASE("reload: revoked subscriptions are unsubscribed at the broker") {
     CHECK((a.toBroker[0] & 0xF0) == 0xA0);  // UNSUBSCRIBE
     CHECK(ev.audited("authz_denied|subscribe|public/news|subscription revoked by reload"));
     // And the new rights hold at once.
-    CHECK(fromClient(p, subscribe(2, "public/x"), 6).kind != Verdict::Kind::Forward);
+    CHECK(fromClient(p, subscribeV5(2, "public/x"), 6).kind != Verdict::Kind::Forward);
 }
 
 TEST_CASE("reload: the buckets follow the new rates") {

@@ -215,13 +215,6 @@ JobResult withRoles(JobResult r, std::vector<std::string> roles) {
     return r;
 }
 
-std::vector<uint8_t> subscribeTo(uint16_t id, const std::string& filter) {
-    mqtt::SubscribePacket s;
-    s.packetId = id;
-    s.subscriptions.push_back({filter, 0});
-    return mqtt::encodeSubscribe(s, ProtocolVersion::V5);
-}
-
 }  // namespace
 
 TEST_CASE("a re-authentication whose token names other roles applies them at once") {
@@ -234,7 +227,7 @@ TEST_CASE("a re-authentication whose token names other roles applies them at onc
     forwardedConnect(p, 0);
     fromBroker(p, mqtt::encodeConnack(ProtocolVersion::V5, false, 0, {}), 0);
     REQUIRE(p.stage() == ConnectionPipeline::Stage::Established);
-    CHECK(fromClient(p, subscribeTo(1, "ops/alerts"), 1).kind == Verdict::Kind::Forward);
+    CHECK(fromClient(p, subscribeV5(1, "ops/alerts"), 1).kind == Verdict::Kind::Forward);
     mqtt::SubackPacket ack;
     ack.packetId = 1;
     ack.codes = {0};
@@ -260,7 +253,7 @@ TEST_CASE("a re-authentication whose token names other roles applies them at onc
         CHECK(a.toClient[2] == 0x00);
         CHECK(ev.audited(
             "authz_denied|subscribe|ops/alerts|subscription revoked by re-authentication"));
-        CHECK(fromClient(p, subscribeTo(2, "ops/x"), 1600).kind != Verdict::Kind::Forward);
+        CHECK(fromClient(p, subscribeV5(2, "ops/x"), 1600).kind != Verdict::Kind::Forward);
     }
     SECTION("no role the policy defines, and no default roles: the session ends") {
         fromClient(p, authPacket(0x19, "none"), 1000);
