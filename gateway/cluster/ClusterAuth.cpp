@@ -134,12 +134,31 @@ OpenedEvent openEvent(std::string_view payload, std::string_view key, uint64_t n
 
 // ------------------------------------------------------------------------------ records
 
+namespace {
+
+// Ban and owner records share one signed shape: "<value> <end unix ms> <mac>", the MAC over
+// (kind, redis key, value, end); unsigned (no key): the value alone.
+std::string sealWithEnd(std::string_view key, std::string_view kind, std::string_view redisKey,
+                        std::string value, uint64_t endUnixMs) {
+    if (key.empty()) return value;
+    std::string e = std::to_string(endUnixMs);
+    return value + " " + e + " " + hmacHex(key, macInput({kind, redisKey, value, e}));
+}
+
+// The signature verdict of such a record whose three fields parsed.
+Authenticity verdictWithEnd(std::string_view key, std::string_view kind, std::string_view redisKey,
+                            const std::string_view (&f)[3]) {
+    if (key.empty()) return Authenticity::Ok;
+    return macMatches(key, macInput({kind, redisKey, f[0], f[1]}), f[2])
+               ? Authenticity::Ok
+               : Authenticity::BadSignature;
+}
+
+}  // namespace
+
 std::string sealBan(std::string_view key, std::string_view redisKey, uint64_t durationMs,
                     uint64_t endUnixMs) {
-    std::string d = std::to_string(durationMs);
-    if (key.empty()) return d;
-    std::string e = std::to_string(endUnixMs);
-    return d + " " + e + " " + hmacHex(key, macInput({"ban", redisKey, d, e}));
+    return sealWithEnd(key, "ban", redisKey, std::to_string(durationMs), endUnixMs);
 }
 
 BanRecord openBan(std::string_view value, std::string_view key, std::string_view redisKey) {
@@ -158,22 +177,13 @@ BanRecord openBan(std::string_view value, std::string_view key, std::string_view
     if (!d || !e || !isHex64(f[2])) return r;
     r.durationMs = *d;
     r.endUnixMs = *e;
-    if (key.empty()) {
-        r.result = Authenticity::Ok;
-        return r;
-    }
-    r.result = macMatches(key, macInput({"ban", redisKey, f[0], f[1]}), f[2])
-                   ? Authenticity::Ok
-                   : Authenticity::BadSignature;
+    r.result = verdictWithEnd(key, "ban", redisKey, f);
     return r;
 }
 
 std::string sealOwner(std::string_view key, std::string_view redisKey, std::string_view identity,
                       uint64_t endUnixMs) {
-    std::string id = escapeField(identity);
-    if (key.empty()) return id;
-    std::string e = std::to_string(endUnixMs);
-    return id + " " + e + " " + hmacHex(key, macInput({"owner", redisKey, id, e}));
+    return sealWithEnd(key, "owner", redisKey, escapeField(identity), endUnixMs);
 }
 
 OwnerRecord openOwner(std::string_view value, std::string_view key, std::string_view redisKey) {
@@ -192,13 +202,7 @@ OwnerRecord openOwner(std::string_view value, std::string_view key, std::string_
     if (!id || id->empty() || !e || !isHex64(f[2])) return r;
     r.identity = std::move(*id);
     r.endUnixMs = *e;
-    if (key.empty()) {
-        r.result = Authenticity::Ok;
-        return r;
-    }
-    r.result = macMatches(key, macInput({"owner", redisKey, f[0], f[1]}), f[2])
-                   ? Authenticity::Ok
-                   : Authenticity::BadSignature;
+    r.result = verdictWithEnd(key, "owner", redisKey, f);
     return r;
 }
 
