@@ -212,6 +212,16 @@ struct AnomalyConfig {
     Millis window{60000};
 };
 
+// How the gateway's event loops run on the host (extension).
+struct TuningConfig {
+    // normal: the Linux default (SCHED_OTHER). batch: SCHED_BATCH for the worker threads — a
+    // woken worker no longer preempts the task on its core (typically the broker, mid-way
+    // through writing a batch of packets), so each wake-up finds more work. More throughput
+    // when gateway and broker share cores; more latency when CPU-bound work shares them.
+    enum class Scheduler { Normal, Batch };
+    Scheduler scheduler = Scheduler::Normal;
+};
+
 struct Config {
     std::string path;  // the config file, absolute
     std::vector<ListenerConfig> listeners;
@@ -225,6 +235,7 @@ struct Config {
     MetricsConfig metrics;
     AuditConfig audit;
     AnomalyConfig anomaly;
+    TuningConfig tuning;
 };
 
 struct ConfigError {

@@ -86,6 +86,7 @@ void parseRoot(LoadContext& ctx, const YAML::Node& root, Config& cfg) {
     withSection(ctx, m, "audit", [&](MapReader& s) { detail::parseAudit(ctx, s, cfg.audit); });
     withSection(ctx, m, "anomaly",
                 [&](MapReader& s) { detail::parseAnomaly(ctx, s, cfg.anomaly); });
+    withSection(ctx, m, "tuning", [&](MapReader& s) { detail::parseTuning(ctx, s, cfg.tuning); });
     m.finish();
     // Cross-section checks on a half-read config would mostly repeat earlier errors.
     if (d.count() == 0) detail::validateCrossSection(ctx, cfg);

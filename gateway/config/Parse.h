@@ -28,6 +28,7 @@ void parseIntegrity(LoadContext& ctx, MapReader& m, IntegrityConfig& out);
 void parseCluster(LoadContext& ctx, MapReader& m, ClusterConfig& out);
 void parseMetrics(LoadContext& ctx, MapReader& m, MetricsConfig& out);
 void parseAudit(LoadContext& ctx, MapReader& m, AuditConfig& out);
+void parseTuning(LoadContext& ctx, MapReader& m, TuningConfig& out);
 void parseAnomaly(LoadContext& ctx, MapReader& m, AnomalyConfig& out);
 
 // Checks spanning sections, run once everything is parsed.

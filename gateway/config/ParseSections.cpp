@@ -1,4 +1,4 @@
-// backend, auth, limits, bans, cluster, metrics, audit, anomaly.
+// backend, auth, limits, bans, cluster, metrics, audit, anomaly, tuning.
 
 #include <algorithm>
 #include <filesystem>
@@ -411,6 +411,15 @@ void parseAnomaly(LoadContext& ctx, MapReader& m, AnomalyConfig& out) {
     if (auto f = m.take("connection_storm")) readUint(d, *f, out.connectionStorm, 1, kU32Max);
     if (auto f = m.take("publish_spike_factor")) readDouble(d, *f, out.publishSpikeFactor, 1.0);
     if (auto f = m.take("window")) readDuration(d, *f, out.window, Millis{1});
+    m.finish();
+}
+
+void parseTuning(LoadContext& ctx, MapReader& m, TuningConfig& out) {
+    if (auto f = m.take("scheduler")) {
+        readEnum<TuningConfig::Scheduler>(ctx.diag, *f, out.scheduler,
+                                          {{"normal", TuningConfig::Scheduler::Normal},
+                                           {"batch", TuningConfig::Scheduler::Batch}});
+    }
     m.finish();
 }
 

@@ -1,6 +1,11 @@
 #include "gateway/net/Worker.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "gateway/net/ClientConnection.h"
 #include "gateway/net/Gateway.h"
@@ -63,6 +68,10 @@ void Worker::join() {
 
 void Worker::run() {
     t_current = this;
+    // Named for top -H / ps -L, and for tests that look at each worker's scheduling policy.
+    pthread_setname_np(pthread_self(),
+                       ("moat-worker-" + std::to_string(index_)).substr(0, 15).c_str());
+    applyScheduler();
     uv_timer_start(&sweepTimer_, onSweepTimer, kSweepEveryMs, kSweepEveryMs);
     for (auto& l : listeners_) {
         int r = uv_listen(reinterpret_cast<uv_stream_t*>(&l->handle), 1024, onConnection);
@@ -93,9 +102,29 @@ void Worker::onAsync(uv_async_t* h) {
 
 void Worker::setSnapshot(std::shared_ptr<const Snapshot> s) {
     snapshot_ = std::move(s);
+    applyScheduler();
     // Copy: applySnapshot may close (and detach) connections.
     std::vector<ClientConnection*> conns = connections_;
     for (auto* c : conns) c->applySnapshot(*snapshot_);
+}
+
+// tuning.scheduler, on this worker's own thread (Linux applies a policy per thread when
+// given 0). Runs at start and after each reload; a failure leaves the thread as it was.
+void Worker::applyScheduler() {
+    using Scheduler = config::TuningConfig::Scheduler;
+    const Scheduler wanted = snapshot_->config->tuning.scheduler;
+    if (scheduler_ == wanted) return;
+    if (!scheduler_ && wanted == Scheduler::Normal) {  // leave what the service manager set
+        scheduler_ = wanted;
+        return;
+    }
+    sched_param param{};
+    const int policy = wanted == Scheduler::Batch ? SCHED_BATCH : SCHED_OTHER;
+    if (sched_setscheduler(0, policy, &param) != 0) {
+        MOAT_LOG_WARN("worker %d: tuning.scheduler: %s", index_, std::strerror(errno));
+        return;
+    }
+    scheduler_ = wanted;
 }
 
 uv_buf_t Worker::readBuffer() {

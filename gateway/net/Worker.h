@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -78,6 +79,7 @@ class Worker {
 
   private:
     void run();
+    void applyScheduler();
     void stopAccepting();
     void maybeFinishShutdown();
     static void onAsync(uv_async_t* h);
@@ -104,6 +106,7 @@ class Worker {
     std::vector<uint8_t> plaintext_;
     uint64_t connectionSeq_ = 0;
     bool shuttingDown_ = false;
+    std::optional<config::TuningConfig::Scheduler> scheduler_;  // applied to this thread
 };
 
 // A listening socket on one worker.

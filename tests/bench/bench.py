@@ -37,9 +37,12 @@ PLAIN, NATIVE, HAPROXY, STUNNEL, MOAT_T = "mosquitto", "mosquitto-tls", "haproxy
 # what the verified-chain cache saves on the handshake scenarios.
 MOAT_NOCACHE = "moat-nocache"
 MOAT_WSS = "moat-wss"  # the same Moat config with a wss listener (MQTT over WebSocket)
+# Moat with tuning.scheduler: batch (SCHED_BATCH event loops: a woken gateway does not preempt
+# the broker sharing its core). Run by --issue26 beside the default; elsewhere name it.
+MOAT_BATCH = "moat-batch"
 ALL_TARGETS = [PLAIN, NATIVE, HAPROXY, STUNNEL, MOAT_T, MOAT_WSS]
-KNOWN_TARGETS = ALL_TARGETS + [MOAT_NOCACHE]
-PROXIES = (HAPROXY, STUNNEL, MOAT_T, MOAT_NOCACHE, MOAT_WSS)
+KNOWN_TARGETS = ALL_TARGETS + [MOAT_NOCACHE, MOAT_BATCH]
+PROXIES = (HAPROXY, STUNNEL, MOAT_T, MOAT_NOCACHE, MOAT_WSS, MOAT_BATCH)
 
 # name -> (kind, parameters). Throughput scenarios mirror issue 10's table.
 SCENARIOS = {
@@ -52,6 +55,9 @@ SCENARIOS = {
     "tp_q1_64": ("throughput", {"qos": 1, "size": 64, "batch": 1}),
     "tp_q0_4k": ("throughput", {"qos": 0, "size": 4096, "batch": 1}),
     "latency_5k_q1": ("latency", {"rate": 5000, "qos": 1, "size": 64}),
+    # The same with a CPU-bound process sharing the server core (pinned) or the machine: what
+    # tuning.scheduler: batch costs a device when a busy neighbour shares the gateway's cores.
+    "latency_5k_q1_busy": ("latency", {"rate": 5000, "qos": 1, "size": 64, "busy": True}),
     # A known device reconnecting without a ticket: the same certificate every time.
     "handshake": ("handshake", {}),
     # New devices: a distinct certificate and key per connection (gen_fleet.py), each used
@@ -71,9 +77,9 @@ TITLES = {
     "tp_q0_4k": "QoS 0, 4 KiB",
 }
 
-ISSUE26_SCENARIOS = ["tp4_q0_64", "tp4_q1_64", "tp4_q0_4k", "latency_5k_q1", "handshake_fleet",
-                     "handshake", "idle"]
-ISSUE26_TARGETS = [NATIVE, HAPROXY, MOAT_T]
+ISSUE26_SCENARIOS = ["tp4_q0_64", "tp4_q1_64", "tp4_q0_4k", "latency_5k_q1",
+                     "latency_5k_q1_busy", "handshake_fleet", "handshake", "idle"]
+ISSUE26_TARGETS = [NATIVE, HAPROXY, MOAT_T, MOAT_BATCH]
 
 processes = []  # every Popen started here
 # --pin: CPU lists for taskset; None = not pinned.
@@ -226,7 +232,8 @@ sslVersionMin = TLSv1.2
     return port, p
 
 
-def moat(workdir, certs, backend_port, name, workers, verify_cache=True, websocket=False):
+def moat(workdir, certs, backend_port, name, workers, verify_cache=True, websocket=False,
+         scheduler="normal"):
     port = free_port()
     cfg = """listeners:
   - name: bench
@@ -264,9 +271,11 @@ metrics:
   bind: %(host)s:%(metrics)d
 audit:
   log: %(workdir)s/%(name)s-audit.log
+tuning:
+  scheduler: %(scheduler)s
 """ % {"host": HOST, "port": port, "certs": certs, "workers": workers, "backend": backend_port,
        "metrics": free_port(), "workdir": workdir, "name": name,
-       "verify_cache": "true" if verify_cache else "false",
+       "verify_cache": "true" if verify_cache else "false", "scheduler": scheduler,
        "websocket": "\n    websocket: {path: /mqtt}" if websocket else ""}
     path = write(os.path.join(workdir, name + ".yaml"), cfg)
     check = subprocess.run([MOAT, "check", "-c", path], capture_output=True, text=True)
@@ -301,7 +310,8 @@ def start_target(t, workdir, certs, workers, suffix):
         port, p = moat(workdir, certs, bport, "moat-wss" + suffix, workers, websocket=True)
         return {"port": port, "tls": True, "ws": "/mqtt", "procs": {t: p, "broker": b}}
     else:
-        port, p = moat(workdir, certs, bport, t + suffix, workers, verify_cache=t != MOAT_NOCACHE)
+        port, p = moat(workdir, certs, bport, t + suffix, workers, verify_cache=t != MOAT_NOCACHE,
+                       scheduler="batch" if t == MOAT_BATCH else "normal")
     return {"port": port, "tls": True, "procs": {t: p, "broker": b}}
 
 
@@ -363,7 +373,14 @@ def run_scenario(name, target, certs, d, rep=0):
         cmd = ["latency", "--rate", str(p["rate"]), "--qos", str(p["qos"]), "--size",
                str(p["size"]), "--seconds", str(d["lat_seconds"]), "--warmup",
                str(d["warmup"])] + base
-        return run_bench(cmd, d["lat_seconds"] + d["warmup"] + 30)
+        if not p.get("busy"):
+            return run_bench(cmd, d["lat_seconds"] + d["warmup"] + 30)
+        hog = subprocess.Popen(pinned(["/bin/sh", "-c", "while :; do :; done"], "server"))
+        try:
+            return run_bench(cmd, d["lat_seconds"] + d["warmup"] + 30)
+        finally:
+            hog.kill()
+            hog.wait()
     if kind == "handshake":
         cmd = ["handshake", "--count", str(d["handshakes"]), "--concurrency", "4"] + base
         if p.get("resume"):
@@ -600,87 +617,97 @@ def target_checks(results):
 
 def issue26_table(results, targets):
     """Issue 26's table: native Mosquitto TLS, HAProxy -> Mosquitto, Moat -> Mosquitto, and
-    the two ratios; "gateway" = the proxy process alone, per delivered message."""
+    the two ratios; "gateway" = the proxy process alone, per delivered message. With
+    moat-batch in the run, the same three columns again for tuning.scheduler: batch."""
     if not any(t in targets for t in (NATIVE, HAPROXY, MOAT_T)):
         return []
+    moats = [t for t in (MOAT_T, MOAT_BATCH) if t in targets]
     out = []
     w = out.append
     w("### Issue 26 table (Moat ÷ HAProxy, Moat ÷ native Mosquitto TLS)")
     w("")
-    w("| scenario | native Mosquitto TLS | HAProxy → Mosquitto | Moat → Mosquitto | "
-      "Moat ÷ HAProxy | Moat ÷ native |")
-    w("|---|---:|---:|---:|---:|---:|")
+    heads = {MOAT_T: "Moat → Mosquitto", MOAT_BATCH: "Moat, scheduler: batch"}
+    w("| scenario | native Mosquitto TLS | HAProxy → Mosquitto | " + " | ".join(
+        "%s | ÷ HAProxy | ÷ native" % heads[m] for m in moats) + " |")
+    w("|---|---:|---:|" + "---:|---:|---:|" * len(moats))
 
-    def row(title, native, hap, moat_v, spec="%.0f", native_ratio=True, diff=False):
-        last = ""
-        if diff:
-            last = fmt(None if moat_v is None or native is None else moat_v - native, "%+.1f µs")
-        elif native_ratio:
-            last = fmt(ratio(moat_v, native), "%.2f")
-        w("| %s | %s | %s | %s | %s | %s |" % (title, fmt(native, spec), fmt(hap, spec),
-                                               fmt(moat_v, spec), fmt(ratio(moat_v, hap), "%.2f"),
-                                               last))
+    def row(title, values, spec="%.0f", native_ratio=True, diff=False):
+        native, hap = values[NATIVE], values[HAPROXY]
+        cells = [fmt(native, spec), fmt(hap, spec)]
+        for m in moats:
+            v = values[m]
+            last = ""
+            if diff:
+                last = fmt(None if v is None or native is None else v - native, "%+.1f µs")
+            elif native_ratio:
+                last = fmt(ratio(v, native), "%.2f")
+            cells += [fmt(v, spec), fmt(ratio(v, hap), "%.2f"), last]
+        w("| %s | %s |" % (title, " | ".join(cells)))
+
+    def each(s, path_of):
+        return {t: pick(results, s, t, path_of(t)) for t in (NATIVE, HAPROXY) + tuple(moats)}
 
     for s in ("tp4_q0_64", "tp4_q1_64", "tp4_q0_4k", "tp_q0_64_b1", "tp_q1_64", "tp_q0_4k"):
         if s not in results:
             continue
-        row(TITLES[s] + ": msg/s", pick(results, s, NATIVE, ["msg_per_s"]),
-            pick(results, s, HAPROXY, ["msg_per_s"]), pick(results, s, MOAT_T, ["msg_per_s"]))
-        row(TITLES[s] + ": gateway µs/msg", None,
-            pick(results, s, HAPROXY, ["cpu_us_per_msg", "haproxy"]),
-            pick(results, s, MOAT_T, ["cpu_us_per_msg", "moat"]), "%.1f", native_ratio=False)
-    if "latency_5k_q1" in results:
-        row("latency QoS 1 @5k/s p50 µs", pick(results, "latency_5k_q1", NATIVE, ["p50_us"]),
-            pick(results, "latency_5k_q1", HAPROXY, ["p50_us"]),
-            pick(results, "latency_5k_q1", MOAT_T, ["p50_us"]), "%.1f", diff=True)
+        row(TITLES[s] + ": msg/s", each(s, lambda t: ["msg_per_s"]))
+        cpu = each(s, lambda t: ["cpu_us_per_msg", t])
+        cpu[NATIVE] = None
+        row(TITLES[s] + ": gateway µs/msg", cpu, "%.1f", native_ratio=False)
+    for s, title in (("latency_5k_q1", "latency QoS 1 @5k/s p50 µs"),
+                     ("latency_5k_q1_busy", "the same, a busy process on the server core")):
+        if s in results:
+            row(title, each(s, lambda t: ["p50_us"]), "%.1f", diff=True)
     for s, title in (("handshake_fleet", "full mTLS handshake + CONNECT, distinct device certs"),
                      ("handshake", "known device reconnect (same chain, no ticket)")):
         if s in results:
             row(title + ", µs CPU (gateway + broker)",
-                *[pick(results, s, t, ["cpu_us_per_handshake", "total"])
-                  for t in (NATIVE, HAPROXY, MOAT_T)])
+                each(s, lambda t: ["cpu_us_per_handshake", "total"]))
     if "idle" in results:
         row("idle TLS connection, KB RSS (gateway + broker)",
-            *[pick(results, "idle", t, ["rss_kib_per_conn", "total"])
-              for t in (NATIVE, HAPROXY, MOAT_T)], spec="%.1f")
+            each("idle", lambda t: ["rss_kib_per_conn", "total"]), spec="%.1f")
     w("")
     return out
 
 
 def issue26_checks(results):
-    """Issue 26's targets, from the medians (None: not measured in this run)."""
+    """Issue 26's targets, from the medians (None: not measured in this run), for moat and,
+    when it ran, moat-batch."""
     out = []
 
     def tp(s, t, path):
         return pick(results, s, t, path)
 
-    for s, need_tp, need_cpu in (("tp4_q0_64", 1.25, 0.6), ("tp4_q1_64", 1.25, 0.6),
-                                 ("tp4_q0_4k", 1.15, 0.85)):
-        if s not in results:
+    for m in (MOAT_T, MOAT_BATCH):
+        if not any(m in per_target for per_target in results.values()):
             continue
-        r = ratio(tp(s, MOAT_T, ["msg_per_s"]), tp(s, HAPROXY, ["msg_per_s"]))
-        out.append(("%s: moat >= %.2f x haproxy msg/s" % (TITLES[s], need_tp), fmt(r, "%.2f x"),
-                    None if r is None else r >= need_tp))
-        r = ratio(tp(s, MOAT_T, ["cpu_us_per_msg", "moat"]),
-                  tp(s, HAPROXY, ["cpu_us_per_msg", "haproxy"]))
-        out.append(("%s: moat µs/msg <= %.2f x haproxy's" % (TITLES[s], need_cpu),
-                    fmt(r, "%.2f x"), None if r is None else r <= need_cpu))
-    if "latency_5k_q1" in results:
-        m = tp("latency_5k_q1", MOAT_T, ["p50_us"])
-        n = tp("latency_5k_q1", NATIVE, ["p50_us"])
-        added = None if m is None or n is None else m - n
-        out.append(("latency QoS 1 @5k/s: p50 <= native + 25 µs", fmt(added, "%+.1f µs"),
-                    None if added is None else added <= 25))
-    for s, need in (("handshake_fleet", 0.7), ("handshake", 0.5)):
-        if s in results:
-            r = ratio(tp(s, MOAT_T, ["cpu_us_per_handshake", "total"]),
-                      tp(s, NATIVE, ["cpu_us_per_handshake", "total"]))
-            out.append(("%s: gateway + broker CPU <= %.1f x native" % (s, need),
-                        fmt(r, "%.2f x"), None if r is None else r <= need))
-    if "idle" in results:
-        v = tp("idle", MOAT_T, ["rss_kib_per_conn", "total"])
-        out.append(("idle TLS connection: gateway + broker <= 25 KB", fmt(v, "%.1f KB"),
-                    None if v is None else v <= 25))
+        for s, need_tp, need_cpu in (("tp4_q0_64", 1.25, 0.6), ("tp4_q1_64", 1.25, 0.6),
+                                     ("tp4_q0_4k", 1.15, 0.85)):
+            if s not in results:
+                continue
+            r = ratio(tp(s, m, ["msg_per_s"]), tp(s, HAPROXY, ["msg_per_s"]))
+            out.append(("%s: %s >= %.2f x haproxy msg/s" % (TITLES[s], m, need_tp),
+                        fmt(r, "%.2f x"), None if r is None else r >= need_tp))
+            r = ratio(tp(s, m, ["cpu_us_per_msg", m]),
+                      tp(s, HAPROXY, ["cpu_us_per_msg", "haproxy"]))
+            out.append(("%s: %s µs/msg <= %.2f x haproxy's" % (TITLES[s], m, need_cpu),
+                        fmt(r, "%.2f x"), None if r is None else r <= need_cpu))
+        if "latency_5k_q1" in results:
+            v = tp("latency_5k_q1", m, ["p50_us"])
+            n = tp("latency_5k_q1", NATIVE, ["p50_us"])
+            added = None if v is None or n is None else v - n
+            out.append(("latency QoS 1 @5k/s: %s p50 <= native + 25 µs" % m,
+                        fmt(added, "%+.1f µs"), None if added is None else added <= 25))
+        for s, need in (("handshake_fleet", 0.7), ("handshake", 0.5)):
+            if s in results:
+                r = ratio(tp(s, m, ["cpu_us_per_handshake", "total"]),
+                          tp(s, NATIVE, ["cpu_us_per_handshake", "total"]))
+                out.append(("%s: %s + broker CPU <= %.1f x native" % (s, m, need),
+                            fmt(r, "%.2f x"), None if r is None else r <= need))
+        if "idle" in results:
+            v = tp("idle", m, ["rss_kib_per_conn", "total"])
+            out.append(("idle TLS connection: %s + broker <= 25 KB" % m, fmt(v, "%.1f KB"),
+                        None if v is None else v <= 25))
     return out
 
 
@@ -688,7 +715,7 @@ def report(results, targets, repeat, workers):
     out = []
     w = out.append
     proxy_label = {HAPROXY: "haproxy", STUNNEL: "stunnel", MOAT_T: "moat",
-                   MOAT_NOCACHE: MOAT_NOCACHE, MOAT_WSS: MOAT_WSS}
+                   MOAT_NOCACHE: MOAT_NOCACHE, MOAT_WSS: MOAT_WSS, MOAT_BATCH: MOAT_BATCH}
     w("Medians of %d interleaved run(s); 127.0.0.1, TLS 1.3, P-256 client certificates, "
       "1 publisher -> 1 subscriber unless the scenario says 4 -> 4; moat workers: %s; %s. "
       "CPU = utime+stime from /proc of the server-side processes (proxy + its broker) per "
@@ -736,16 +763,18 @@ def report(results, targets, repeat, workers):
             w("| %s | %s | %s | %s |" % (TITLES[s], " | ".join(cells), fmt(r, "%.2f"),
                                          fmt(rn, "%.2f")))
         w("")
-    if "latency_5k_q1" in results:
-        w("### Latency, open loop 5000 msg/s, QoS 1, 64 B (us)")
+    for s, title in (("latency_5k_q1", ""),
+                     ("latency_5k_q1_busy", ", a CPU-bound process sharing the server core")):
+        if s not in results:
+            continue
+        w("### Latency, open loop 5000 msg/s, QoS 1, 64 B (us)%s" % title)
         w("")
         w("| target | p50 | p90 | p99 | p99.9 | p50 added vs mosquitto | p99 added vs mosquitto |")
         w("|---|---:|---:|---:|---:|---:|---:|")
-        base50 = pick(results, "latency_5k_q1", PLAIN, ["p50_us"])
-        base99 = pick(results, "latency_5k_q1", PLAIN, ["p99_us"])
+        base50 = pick(results, s, PLAIN, ["p50_us"])
+        base99 = pick(results, s, PLAIN, ["p99_us"])
         for t in targets:
-            p = {k: pick(results, "latency_5k_q1", t, [k])
-                 for k in ("p50_us", "p90_us", "p99_us", "p999_us")}
+            p = {k: pick(results, s, t, [k]) for k in ("p50_us", "p90_us", "p99_us", "p999_us")}
             a50 = None if p["p50_us"] is None or base50 is None else p["p50_us"] - base50
             a99 = None if p["p99_us"] is None or base99 is None else p["p99_us"] - base99
             w("| %s | %s | %s | %s | %s | %s | %s |" % (

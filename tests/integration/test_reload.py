@@ -232,3 +232,35 @@ def test_reload_starts_the_health_check(moat_factory, broker):
     h.wait_until(lambda: _reloads(moat, "ok") > ok_before, 10, message="reload ok counted")
     h.wait_until(lambda: moat.http_get("/healthz")[0] == 503, 10,
                  message="the new health check to see the broker down")
+
+
+def _worker_policies(moat):
+    """{thread name: scheduling policy} of the gateway's worker threads (0 = SCHED_OTHER,
+    3 = SCHED_BATCH), from /proc/PID/task/TID/stat field 41."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % moat.pid):
+        with open("/proc/%d/task/%s/stat" % (moat.pid, tid)) as f:
+            stat = f.read()
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        if name.startswith("moat-worker-"):
+            out[name] = int(stat[stat.rindex(")") + 2:].split()[38])
+    return out
+
+
+def test_tuning_scheduler_applies_to_workers_and_follows_reload(moat_factory, clients):
+    moat = moat_factory({"tuning": {"scheduler": "batch"}})
+    h.wait_until(lambda: _worker_policies(moat), 10, message="named worker threads")
+    assert set(_worker_policies(moat).values()) == {3}, _worker_policies(moat)
+    sub = connected(clients, moat, client_id="sched-sub")
+    assert sub.subscribe("sched/#", qos=1) == [1]
+
+    ok_before = _reloads(moat, "ok")
+    moat.write_config(h.deep_merge(moat.config, {"tuning": {"scheduler": "normal"}}))
+    moat.proc.send_signal(signal.SIGHUP)
+    h.wait_until(lambda: _reloads(moat, "ok") > ok_before, 10, message="reload ok counted")
+    h.wait_until(lambda: set(_worker_policies(moat).values()) == {0}, 10,
+                 message="workers back on SCHED_OTHER after the reload")
+    pub = connected(clients, moat, cert="device2", client_id="sched-pub")
+    pub.publish("sched/x", b"after", qos=1)
+    m = sub.get(10)
+    assert m is not None and m.payload == b"after"

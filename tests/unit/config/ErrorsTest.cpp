@@ -389,6 +389,15 @@ integrity:
          });
 }
 
+TEST_CASE("tuning values") {
+    TempDir dir;
+    CHECK(dir.errors(minimal("tuning:\n  scheduler: fifo\n  cpu: 1\n")) ==
+          Lines{
+              "11: tuning.scheduler: bad value 'fifo' (expected normal or batch)",
+              "12: unknown key 'cpu' in tuning",
+          });
+}
+
 TEST_CASE("metrics, audit, anomaly, cluster values") {
     TempDir dir;
     CHECK(dir.errors(minimal(yaml(R"(

@@ -272,6 +272,15 @@ TEST_CASE("omitted sections and keys take the contract defaults") {
     CHECK(c.audit.maxEventsPerSecond == 1000);
     CHECK(c.anomaly.authFailures == d.anomaly.authFailures);
     CHECK(c.anomaly.window == d.anomaly.window);
+    CHECK(c.tuning.scheduler == moat::config::TuningConfig::Scheduler::Normal);
+}
+
+TEST_CASE("tuning.scheduler: normal or batch") {
+    TempDir dir;
+    LoadResult r = dir.load(minimal("tuning:\n  scheduler: batch\n"));
+    INFO(errorText(r));
+    REQUIRE(r.config);
+    CHECK(r.config->tuning.scheduler == moat::config::TuningConfig::Scheduler::Batch);
 }
 
 TEST_CASE("sections left empty keep their defaults") {
