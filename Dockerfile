@@ -7,7 +7,8 @@
 FROM debian:12 AS build
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         build-essential cmake ninja-build pkg-config \
-        libuv1-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev libwslay-dev && \
+        libuv1-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev libwslay-dev libjemalloc-dev \
+        libhiredis-dev libcurl4-openssl-dev nlohmann-json3-dev && \
     rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -19,7 +20,8 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOAT_BUILD_TESTS=O
 
 FROM debian:12-slim
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-        libuv1 libssl3 libyaml-cpp0.7 libprometheus-cpp-core1.0 libwslay1 ca-certificates && \
+        libuv1 libssl3 libyaml-cpp0.7 libprometheus-cpp-core1.0 libwslay1 libjemalloc2 \
+        libhiredis0.14 libcurl4 ca-certificates && \
     rm -rf /var/lib/apt/lists/* && \
     groupadd --system --gid 10001 moat && \
     useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin moat

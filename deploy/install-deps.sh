@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake ninja-build pkg-config git ca-certificates openssl
-    libuv1-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev catch2
+    libuv1-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev catch2 libjemalloc-dev
     clang-14 libfuzzer-14-dev libclang-rt-14-dev
     mosquitto mosquitto-clients python3 python3-paho-mqtt python3-pytest python3-yaml
     python3-cryptography
