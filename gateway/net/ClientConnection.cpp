@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include "gateway/net/ClientWebSocket.h"
 #include "gateway/net/Gateway.h"
 #include "gateway/net/Log.h"
+#include "gateway/net/PeerAddress.h"
 #include "gateway/net/StreamWriter.h"
 #include "gateway/net/TcpKeepalive.h"
 #include "gateway/net/Worker.h"
@@ -24,34 +26,6 @@ namespace {
 // stop reading from the other side; below the low mark we read again.
 constexpr size_t kHighWater = 256 * 1024;
 constexpr size_t kLowWater = 64 * 1024;
-
-std::string formatAddress(const sockaddr_storage& ss, std::string* ipOut) {
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (ss.ss_family == AF_INET) {
-        auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-        uv_ip4_name(a, ip, sizeof ip);
-        port = ntohs(a->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-        auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-        uv_ip6_name(a, ip, sizeof ip);
-        port = ntohs(a->sin6_port);
-        // IPv4-mapped addresses are reported as plain IPv4 so per-IP limits agree.
-        if (std::strncmp(ip, "::ffff:", 7) == 0 && std::strchr(ip + 7, '.')) {
-            std::memmove(ip, ip + 7, std::strlen(ip + 7) + 1);
-        }
-    }
-    if (ipOut) *ipOut = ip;
-    // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on "[" + string.
-    const bool bracket = ss.ss_family == AF_INET6 && !std::strchr(ip, '.');
-    std::string out;
-    if (bracket) out += '[';
-    out += ip;
-    if (bracket) out += ']';
-    out += ':';
-    out += std::to_string(port);
-    return out;
-}
 
 ClientConnection* fromHandle(const uv_handle_t* h) {
     return static_cast<ClientConnection*>(h->data);
@@ -78,7 +52,10 @@ uint64_t ClientConnection::now() const {
     return uv_now(worker_.loop());
 }
 
-bool ClientConnection::accept(uv_stream_t* server) {
+bool ClientConnection::accept(int fd, const sockaddr_storage& peer, bool admitted) {
+    admitted_ = admitted;
+    remote_ = formatPeerAddress(peer, &ip_);
+    peer_ = proxy::addressFromSockaddr(reinterpret_cast<const sockaddr*>(&peer));
     uv_tcp_init(worker_.loop(), &client_);
     client_.data = this;
     ++openHandles_;
@@ -88,15 +65,11 @@ bool ClientConnection::accept(uv_stream_t* server) {
     uv_timer_init(worker_.loop(), &throttleTimer_);
     throttleTimer_.data = this;
     ++openHandles_;
-    if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&client_)) != 0) {
+    if (uv_tcp_open(&client_, fd) != 0) {
+        ::close(fd);
         closeNow();
         return false;
     }
-    sockaddr_storage ss{};
-    int len = sizeof ss;
-    uv_tcp_getpeername(&client_, reinterpret_cast<sockaddr*>(&ss), &len);
-    remote_ = formatAddress(ss, &ip_);
-    peer_ = proxy::addressFromSockaddr(reinterpret_cast<const sockaddr*>(&ss));
     uv_tcp_nodelay(&client_, 1);
 
     auto proxyIt = snapshot_->proxy.find(listener_.name);
@@ -127,7 +100,8 @@ bool ClientConnection::start() {
     if (auto it = snapshot_->websocket.find(listener_.name); it != snapshot_->websocket.end())
         ws_ = std::make_unique<ClientWebSocket>(it->second, peer_);
     // A trusted balancer's X-Forwarded-For names the client: admission waits for the head.
-    if (!(ws_ && ws_->admitAfterHead)) {
+    // Raw listeners were admitted by the worker at accept.
+    if (!admitted_ && !(ws_ && ws_->admitAfterHead)) {
         if (!gw.admit(worker_, listener_.name, ip_)) {
             closeNow();
             return false;

@@ -43,8 +43,9 @@ class ClientConnection : private inspect::PipelineEvents {
     ClientConnection(Worker& worker, WorkerListener& listener);
     ~ClientConnection() override;
 
-    // Accepts from `server`; false if the accept failed (the object then deletes itself).
-    bool accept(uv_stream_t* server);
+    // Takes the socket the worker accepted from `peer` (`admitted`: admission control already
+    // counted it); false if it could not be set up (the object then deletes itself).
+    bool accept(int fd, const sockaddr_storage& peer, bool admitted);
 
     // SIGTERM: v5 clients get DISCONNECT 0x8B, pending bytes are flushed, then close.
     void drain();

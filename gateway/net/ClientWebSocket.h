@@ -13,8 +13,13 @@ namespace moat::net {
 struct ClientWebSocket {
     ClientWebSocket(std::shared_ptr<const Snapshot::ListenerWebSocket> l,
                     const proxy::Address& peer)
-        : listener(std::move(l)),
-          admitAfterHead(listener->options.forwardedFor && listener->trusted.contains(peer)) {}
+        : listener(std::move(l)), admitAfterHead(admitsAfterHead(*listener, peer)) {}
+
+    // Whether admission must wait for the upgrade head: the TCP peer is a trusted balancer and
+    // forwarded_for is on, so X-Forwarded-For will name the client.
+    static bool admitsAfterHead(const Snapshot::ListenerWebSocket& l, const proxy::Address& peer) {
+        return l.options.forwardedFor && l.trusted.contains(peer);
+    }
 
     // The listener's upgrade rules as they were at accept (dropped once upgraded).
     std::shared_ptr<const Snapshot::ListenerWebSocket> listener;

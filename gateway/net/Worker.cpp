@@ -2,19 +2,26 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "gateway/net/ClientConnection.h"
+#include "gateway/net/ClientWebSocket.h"
 #include "gateway/net/Gateway.h"
 #include "gateway/net/Log.h"
+#include "gateway/net/PeerAddress.h"
 
 namespace moat::net {
 
 namespace {
 constexpr size_t kReadBufferSize = 64 * 1024;
+constexpr int kListenBacklog = 1024;
+constexpr int kAcceptBatch = 64;     // connections accepted per listener wake-up
+constexpr int kAcceptPauseMs = 100;  // after EMFILE / ENFILE / ENOMEM
 // Drops the topic-scan state of connections that stopped being denied (closed ones are
 // forgotten at once).
 constexpr uint64_t kSweepEveryMs = 5000;
@@ -43,6 +50,9 @@ Worker::Worker(Gateway& gateway, int index, std::shared_ptr<const Snapshot> snap
 
 Worker::~Worker() {
     if (thread_.joinable()) thread_.join();
+    for (auto& l : listeners_) {
+        if (l->fd >= 0) ::close(l->fd);  // a worker that never ran still holds its sockets
+    }
     gateway_.metrics().traffic().detach(&traffic_);
     uv_loop_close(&loop_);
 }
@@ -52,9 +62,11 @@ void Worker::addListener(const config::ListenerConfig& cfg, int fd) {
     l->worker = this;
     l->name = cfg.name;
     l->tls = cfg.tls.has_value();
-    uv_tcp_init(&loop_, &l->handle);
-    l->handle.data = l.get();
-    uv_tcp_open(&l->handle, fd);
+    l->fd = fd;
+    uv_poll_init_socket(&loop_, &l->poll, fd);
+    l->poll.data = l.get();
+    uv_timer_init(&loop_, &l->resume);
+    l->resume.data = l.get();
     listeners_.push_back(std::move(l));
 }
 
@@ -74,8 +86,11 @@ void Worker::run() {
     applyScheduler();
     uv_timer_start(&sweepTimer_, onSweepTimer, kSweepEveryMs, kSweepEveryMs);
     for (auto& l : listeners_) {
-        int r = uv_listen(reinterpret_cast<uv_stream_t*>(&l->handle), 1024, onConnection);
-        if (r != 0) MOAT_LOG_ERROR("listener %s: listen: %s", l->name.c_str(), uv_strerror(r));
+        if (::listen(l->fd, kListenBacklog) != 0) {
+            MOAT_LOG_ERROR("listener %s: listen: %s", l->name.c_str(), std::strerror(errno));
+            continue;
+        }
+        uv_poll_start(&l->poll, UV_READABLE, onListenerReadable);
     }
     uv_run(&loop_, UV_RUN_DEFAULT);
     t_current = nullptr;
@@ -144,20 +159,77 @@ void Worker::detach(ClientConnection* c) {
     if (shuttingDown_) maybeFinishShutdown();
 }
 
-void Worker::onConnection(uv_stream_t* server, int status) {
-    auto* l = static_cast<WorkerListener*>(server->data);
+void Worker::onListenerReadable(uv_poll_t* h, int status, int /*events*/) {
+    auto* l = static_cast<WorkerListener*>(h->data);
     if (status < 0) {
-        MOAT_LOG_WARN("listener %s: accept: %s", l->name.c_str(), uv_strerror(status));
+        MOAT_LOG_WARN("listener %s: poll: %s", l->name.c_str(), uv_strerror(status));
         return;
     }
-    auto* conn = new ClientConnection(*l->worker, *l);
-    conn->accept(server);  // on failure it closes and deletes itself
+    // A bounded batch per wake-up: the poll is level-triggered, so what is left is taken on
+    // the next loop turn, after the traffic of the connections already open.
+    for (int i = 0; i < kAcceptBatch; ++i) {
+        sockaddr_storage peer{};
+        socklen_t len = sizeof peer;
+        int fd =
+            accept4(l->fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            l->worker->accepted(*l, fd, peer);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        // Out of descriptors or memory: the pending connection stays in the backlog, and
+        // retrying at once would spin on a socket that stays readable. Pause accepting (as
+        // nginx does); connections already open carry on and free descriptors as they close.
+        MOAT_LOG_WARN("listener %s: accept: %s; accepting again in %d ms", l->name.c_str(),
+                      std::strerror(errno), kAcceptPauseMs);
+        uv_poll_stop(&l->poll);
+        uv_timer_start(&l->resume, onAcceptResume, kAcceptPauseMs, 0);
+        return;
+    }
+}
+
+void Worker::onAcceptResume(uv_timer_t* t) {
+    auto* l = static_cast<WorkerListener*>(t->data);
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->poll)))
+        uv_poll_start(&l->poll, UV_READABLE, onListenerReadable);
+}
+
+void Worker::accepted(WorkerListener& l, int fd, const sockaddr_storage& peer) {
+    // Admission control at accept, before any per-connection state, wherever the TCP peer is
+    // the client: a refused connection (per-IP limits, bans — what a flood meets) then costs
+    // accept4 + close. Behind a PROXY header or a trusted balancer's X-Forwarded-For the
+    // client is named later, and the connection admits itself then.
+    bool admitted = false;
+    if (!snapshot_->proxy.contains(l.name)) {
+        auto ws = snapshot_->websocket.find(l.name);
+        const bool later =
+            ws != snapshot_->websocket.end() &&
+            ClientWebSocket::admitsAfterHead(
+                *ws->second, proxy::addressFromSockaddr(reinterpret_cast<const sockaddr*>(&peer)));
+        if (!later) {
+            std::string ip;
+            formatPeerAddress(peer, &ip);
+            if (!gateway_.admit(*this, l.name, ip)) {
+                ::close(fd);
+                return;
+            }
+            admitted = true;
+        }
+    }
+    auto* conn = new ClientConnection(*this, l);
+    conn->accept(fd, peer, admitted);  // on failure it closes and deletes itself
 }
 
 void Worker::stopAccepting() {
     for (auto& l : listeners_) {
-        if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->handle)))
-            uv_close(reinterpret_cast<uv_handle_t*>(&l->handle), nullptr);
+        for (auto* h : {reinterpret_cast<uv_handle_t*>(&l->poll),
+                        reinterpret_cast<uv_handle_t*>(&l->resume)}) {
+            if (!uv_is_closing(h)) uv_close(h, nullptr);
+        }
+        // The poll handle never owned the socket; closing it stopped watching it.
+        if (l->fd >= 0) ::close(l->fd);
+        l->fd = -1;
     }
 }
 

@@ -83,7 +83,9 @@ class Worker {
     void stopAccepting();
     void maybeFinishShutdown();
     static void onAsync(uv_async_t* h);
-    static void onConnection(uv_stream_t* server, int status);
+    static void onListenerReadable(uv_poll_t* h, int status, int events);
+    static void onAcceptResume(uv_timer_t* t);
+    void accepted(WorkerListener& l, int fd, const sockaddr_storage& peer);
     static void onDrainTimer(uv_timer_t* t);
     static void onSweepTimer(uv_timer_t* t);
 
@@ -109,9 +111,13 @@ class Worker {
     std::optional<config::TuningConfig::Scheduler> scheduler_;  // applied to this thread
 };
 
-// A listening socket on one worker.
+// A listening socket on one worker. The worker accepts from it itself (uv_poll_t, not
+// uv_listen), so a connection admission control refuses costs accept4 + close and nothing
+// else: no libuv handle, no getpeername, no socket options, no epoll registration.
 struct WorkerListener {
-    uv_tcp_t handle{};
+    uv_poll_t poll{};
+    uv_timer_t resume{};  // accepting paused after EMFILE / ENFILE, resumed by this timer
+    int fd = -1;
     Worker* worker = nullptr;
     std::string name;
     bool tls = false;
