@@ -1,0 +1,457 @@
+"""Attack round 8: the close paths.
+
+A connection ends in several ways the gateway treats with care: the lingering close (a refused
+client that still sends is read and its bytes discarded while the refusal flushes, at most
+until the 2 s close timer), and a clean end by the client (a TLS close_notify or a WebSocket
+close frame) that arrives behind packets still buffered because reads are paused by a rate
+limit: those packets are handled when the pause ends, then the connection closes
+(ClientConnection::closeWhenBufferedHandled). An outsider tries to turn these into packets
+forwarded that the policy of the moment denies, packets dropped that were sent before the
+close, connections and address slots that are never freed, or memory without bound.
+
+TLS records are built over memory BIOs (TlsBio) so a test chooses exactly which records share
+one TCP write: PUBLISHes and the close_notify behind them arrive in one read, as a device
+that publishes and hangs up at once sends them. Loopback only; bounded loops; no timing
+thresholds (waits are bounded waits for events)."""
+
+import copy
+import os
+import signal
+import socket
+import ssl
+import struct
+import time
+
+import pytest
+
+import moat_harness as h
+import mqtt_wire as w
+import sec_util as u
+import ws_wire as ws
+
+V5 = 5
+
+THROTTLED = {"limits": {"publish_rate": "12/m", "on_exceed": "throttle"}}  # one per 5 s
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+class TlsBio:
+    """An mTLS client over memory BIOs: records are produced by `records()` and leave in the
+    writes the test chooses (`send`). MQTT packets the gateway sends are read with
+    read_packet()."""
+
+    def __init__(self, moat, cert="device1", timeout=10.0, port=None):
+        self.sock = socket.create_connection((h.HOST, port or moat.port), timeout=timeout)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = moat.certs.context(cert).wrap_bio(self.inc, self.out,
+                                                     server_hostname="localhost")
+        self.timeout = timeout
+        self.plain = bytearray()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._push()
+                self._pull(deadline)
+        self._push()
+
+    def _push(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _pull(self, deadline):
+        self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.inc.write(data)
+
+    def records(self, app=b"", close_notify=False):
+        """The TLS bytes of `app` (then a close_notify if asked), not sent yet."""
+        if app:
+            self.obj.write(app)
+        if close_notify:
+            try:
+                self.obj.unwrap()  # writes close_notify, then wants the peer's
+            except (ssl.SSLWantReadError, ssl.SSLError):
+                pass
+        return self.out.read()
+
+    def send(self, raw):
+        self.sock.sendall(raw)
+
+    def read_packet(self, timeout=None):
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            p = _take_packet(self.plain)
+            if p:
+                return p
+            try:
+                while True:
+                    self.plain += self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLZeroReturnError:
+                raise EOFError("close_notify")
+            p = _take_packet(self.plain)
+            if p:
+                return p
+            self._pull(deadline)
+
+    def connect(self, cid, version=4, **kw):
+        self.send(self.records(w.connect_packet(cid, version=version, **kw)))
+        p = self.read_packet()
+        assert p.type == w.CONNACK, p
+        return p.body[1]
+
+    def wait_closed(self, timeout=None):
+        """Reads until the gateway closes; the packets it sent meanwhile."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        got = []
+        try:
+            while time.monotonic() < deadline:
+                got.append(self.read_packet(max(0.01, deadline - time.monotonic())))
+        except (EOFError, ConnectionError, ssl.SSLError):
+            return got
+        except socket.timeout:
+            pass
+        raise AssertionError("still open after the deadline; got %r" % got)
+
+    def abort(self):
+        """A reset, not a FIN."""
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.sock.close()
+        except OSError:
+            pass
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _take_packet(buf):
+    if len(buf) < 2:
+        return None
+    mult, length, i = 1, 0, 1
+    while i < len(buf) and i <= 4:
+        b = buf[i]
+        length += (b & 0x7F) * mult
+        mult *= 128
+        i += 1
+        if not b & 0x80:
+            break
+    else:
+        return None
+    if len(buf) < i + length:
+        return None
+    first = buf[0]
+    body = bytes(buf[i:i + length])
+    del buf[:i + length]
+    return w.Packet(first >> 4, first & 0x0F, body)
+
+
+def reload(moat, cfg):
+    before = moat.metric("moat_config_reloads_total", result="ok")
+    moat.write_config(cfg)
+    moat.proc.send_signal(signal.SIGHUP)
+    h.wait_until(lambda: moat.metric("moat_config_reloads_total", result="ok") > before, 15,
+                 message="reload ok counted")
+
+
+def received(broker, cid):
+    """Topics of the PUBLISHes the broker received from `cid`, in order."""
+    out = []
+    marker = "Received PUBLISH from %s " % cid
+    for line in broker.log().splitlines():
+        if marker in line:
+            out.append(line.split("'")[1])
+    return out
+
+
+def fd_count(moat):
+    return len(os.listdir("/proc/%d/fd" % moat.pid))
+
+
+def active(moat):
+    return moat.metric("moat_connections_active")
+
+
+def ws_moat(moat_factory, overrides=None, plain_ws=None, plain_listener=None):
+    """Listener 0: the usual mTLS MQTT listener; plus a plain ws listener at moat.ws_port
+    (anonymous allowed, as a browser fleet behind a balancer would be)."""
+    port = h.free_port()
+    lst = {"name": "ws", "bind": "127.0.0.1:%d" % port,
+           "websocket": plain_ws if plain_ws is not None else {}}
+    lst.update(plain_listener or {})
+    m = moat_factory(h.deep_merge({"auth": {"methods": ["certificate"], "anonymous": True}},
+                                  overrides), extra_listeners=[lst])
+    m.ws_port = port
+    h.wait_until(lambda: h.port_accepts("127.0.0.1", port), message="the ws listener")
+    return m
+
+
+def plain_ws(moat, **kw):
+    return ws.WsWire("127.0.0.1", moat.ws_port, None, **kw)
+
+
+def sent_until_blocked(sock, blob, cap, blocked_for=2.0):
+    """Writes `blob` until `cap` bytes went or a write blocked for `blocked_for` s (the
+    gateway stopped reading); the bytes the kernel took."""
+    sent = 0
+    sock.settimeout(blocked_for)
+    try:
+        while sent < cap:
+            sock.sendall(blob)
+            sent += len(blob)
+    except socket.timeout:
+        pass
+    except OSError:
+        pass  # closed by the gateway: it stopped taking bytes too
+    return sent
+
+
+# ---------------------------------------------------------------------------------------------
+# close_notify / close frame behind throttled packets
+
+
+def test_reload_denies_publishes_buffered_behind_close_notify(moat_factory, broker):
+    """PUBLISHes and a close_notify in one write from a client throttled to one publish per
+    5 s; a SIGHUP then revokes its publish rights. What was buffered behind the pause is judged
+    by the policy of the moment it is handled: denied, never forwarded."""
+    moat = moat_factory(THROTTLED)
+    cid = u.unique("buf-reload")
+    c = TlsBio(moat)
+    assert c.connect(cid) == 0
+    burst = b"".join(w.publish_packet("secret/%d" % i, b"x") for i in range(4))
+    c.send(c.records(burst, close_notify=True))
+    broker.wait_log(r"Received PUBLISH from %s .*'secret/0'" % cid)
+    cfg = copy.deepcopy(moat.config)
+    cfg["policy"]["roles"]["tester"]["publish"] = ["ok/#"]
+    reload(moat, cfg)
+    c.wait_closed(timeout=40)
+    assert received(broker, cid) == ["secret/0"]
+    denied = [e.get("topic") for e in moat.audit_events("authz_denied")
+              if e.get("client_id") == cid]
+    assert denied == ["secret/1", "secret/2", "secret/3"]
+
+
+def test_publishes_behind_close_notify_are_delivered_in_order(moat_factory, broker):
+    """The same burst without a reload: every PUBLISH sent before the close_notify reaches the
+    broker, in order, then the connection ends."""
+    moat = moat_factory({"limits": {"publish_rate": "2/s", "on_exceed": "throttle"}})
+    cid = u.unique("buf-order")
+    c = TlsBio(moat)
+    assert c.connect(cid) == 0
+    topics = ["order/%d" % i for i in range(6)]
+    c.send(c.records(b"".join(w.publish_packet(t, b"x") for t in topics), close_notify=True))
+    c.wait_closed(timeout=30)
+    broker.wait_log(r"Client %s (closed its connection|disconnected)" % cid)
+    assert received(broker, cid) == topics
+
+
+def test_bytes_after_close_notify_are_ignored_not_fatal(moat_factory, broker):
+    """Behind the close_notify, in the same write: a second close_notify's worth of garbage
+    and raw bytes that look like a PUBLISH. The packets before the close_notify still count;
+    nothing after it is forwarded, and the gateway lives on."""
+    moat = moat_factory({"limits": {"publish_rate": "2/s", "on_exceed": "throttle"}})
+    cid = u.unique("after-cn")
+    c = TlsBio(moat)
+    assert c.connect(cid) == 0
+    topics = ["before/%d" % i for i in range(4)]
+    recs = c.records(b"".join(w.publish_packet(t, b"x") for t in topics), close_notify=True)
+    # An alert record (close_notify, unencrypted as an attacker would forge it), then a plain
+    # MQTT PUBLISH as if TLS were over.
+    junk = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00]) + w.publish_packet("after/x", b"x")
+    c.send(recs + junk)
+    c.wait_closed(timeout=30)
+    broker.wait_log(r"Client %s (closed its connection|disconnected)" % cid)
+    assert received(broker, cid) == topics
+    u.assert_still_serves(moat, broker)
+
+
+@pytest.mark.parametrize("reason,will_expected", [(0x00, False), (0x04, True)],
+                         ids=["normal", "with_will"])
+def test_disconnect_behind_throttled_publishes(moat_factory, broker, reason, will_expected):
+    """v5: PUBLISHes, a DISCONNECT (0x00, or 0x04 'with will'), a PUBLISH after it and a
+    close_notify, in one write while throttled. The PUBLISHes before the DISCONNECT reach the
+    broker, then the DISCONNECT with its reason (the broker publishes the will only for
+    0x04); the PUBLISH after the DISCONNECT is never forwarded."""
+    moat = moat_factory({"limits": {"publish_rate": "2/s", "on_exceed": "throttle"}})
+    watcher = u.connected_wire(moat, V5, u.unique("will-watch"), cert="device2")
+    cid = u.unique("disc-behind")
+    assert watcher.subscribe([("wills/%s" % cid, 0)]) == [0]
+    c = TlsBio(moat)
+    assert c.connect(cid, version=V5, will={"topic": "wills/%s" % cid, "payload": b"gone"}) == 0
+    topics = ["pre/%d" % i for i in range(3)]
+    burst = b"".join(w.publish_packet(t, b"x", version=V5) for t in topics)
+    burst += w.disconnect_packet(V5, reason)
+    burst += w.publish_packet("post/disconnect", b"x", version=V5)
+    c.send(c.records(burst, close_notify=True))
+    c.wait_closed(timeout=30)
+    broker.wait_log(r"Client %s (closed its connection|disconnected)" % cid)
+    assert received(broker, cid) == topics
+    wills = [t for t, _ in watcher.publishes(1.5)]
+    assert wills == (["wills/%s" % cid] if will_expected else [])
+
+
+def test_reset_behind_close_notify_while_throttled(moat_factory, broker):
+    """PUBLISHes and a close_notify while throttled, then a TCP reset before the pause ends:
+    the gateway notices once it reads again, frees the connection (descriptors back to where
+    they were, no active connection left) and keeps serving."""
+    moat = moat_factory({"limits": {"publish_rate": "2/s", "on_exceed": "throttle"}})
+    u.assert_still_serves(moat, broker)  # warm: the worker's lazily made handles exist
+    h.wait_until(lambda: active(moat) == 0, 10, message="warm-up connection gone")
+    base = fd_count(moat)
+    for i in range(5):
+        c = TlsBio(moat)
+        cid = u.unique("rst-%d" % i)
+        assert c.connect(cid) == 0
+        c.send(c.records(b"".join(w.publish_packet("rst/%d" % k, b"x") for k in range(4)),
+                         close_notify=True))
+        c.abort()
+    h.wait_until(lambda: active(moat) == 0 and fd_count(moat) <= base, 30,
+                 message="reset connections freed")
+    u.assert_still_serves(moat, broker)
+
+
+def test_broker_gone_while_publishes_wait_behind_close_notify(moat_factory, broker):
+    """The broker goes away while a client's PUBLISHes wait behind the pause with its
+    close_notify: the connection ends (it does not wait for ever for a resume that can no
+    longer forward anything) and the gateway survives to serve once the broker is back."""
+    moat = moat_factory(THROTTLED)
+    cid = u.unique("broker-gone")
+    c = TlsBio(moat)
+    assert c.connect(cid) == 0
+    c.send(c.records(b"".join(w.publish_packet("gone/%d" % k, b"x") for k in range(4)),
+                     close_notify=True))
+    broker.wait_log(r"Received PUBLISH from %s .*'gone/0'" % cid)
+    broker.stop()
+    c.wait_closed(timeout=15)
+    h.wait_until(lambda: active(moat) == 0, 15, message="connection freed")
+    broker.start()
+    h.wait_until(lambda: h.port_accepts(h.HOST, broker.port), 10, message="broker back")
+    u.assert_still_serves(moat, broker)
+
+
+def test_keepalive_does_not_expire_while_the_gateway_holds_the_packets(moat_factory, broker):
+    """A 2 s keepalive, PUBLISHes held 5 s apart by the throttle, then close_notify: silence
+    the gateway causes is not the client's. No keepalive_timeout; everything is delivered."""
+    moat = moat_factory(THROTTLED)
+    cid = u.unique("ka-held")
+    c = TlsBio(moat)
+    assert c.connect(cid, keepalive=2) == 0
+    topics = ["ka/%d" % i for i in range(3)]
+    c.send(c.records(b"".join(w.publish_packet(t, b"x") for t in topics), close_notify=True))
+    c.wait_closed(timeout=40)
+    broker.wait_log(r"Client %s (closed its connection|disconnected)" % cid)
+    assert received(broker, cid) == topics
+    reasons = [e.get("reason") for e in moat.audit_events("disconnect")
+               if e.get("client_id") == cid]
+    assert "keepalive_timeout" not in reasons
+
+
+# ---------------------------------------------------------------------------------------------
+# WebSocket close frames
+
+
+def test_ws_reload_denies_publishes_buffered_behind_close_frame(moat_factory, broker):
+    moat = ws_moat(moat_factory, overrides=THROTTLED)
+    cid = u.unique("ws-reload")
+    c = plain_ws(moat)
+    assert c.connect(cid) == 0
+    burst = b"".join(ws.frame(ws.BINARY, w.publish_packet("secret/%d" % i, b"x"))
+                     for i in range(3))
+    c.send_raw(burst + ws.frame(ws.CLOSE, b"\x03\xe8"))
+    broker.wait_log(r"Received PUBLISH from %s .*'secret/0'" % cid)
+    cfg = copy.deepcopy(moat.config)
+    cfg["policy"]["roles"]["tester"]["publish"] = ["ok/#"]
+    reload(moat, cfg)
+    assert c.wait_close_frame(timeout=30) == 1000
+    assert c.wait_eof(timeout=10)
+    assert received(broker, cid) == ["secret/0"]
+
+
+def test_ws_frames_after_close_frame_are_never_forwarded(moat_factory, broker):
+    """Throttled PUBLISHes, a close frame, then more binary frames (a PUBLISH), a ping and a
+    second close frame, all in one write: the PUBLISHes before the close are delivered, the
+    one after it never, and the close is echoed once."""
+    moat = ws_moat(moat_factory, overrides={"limits": {"publish_rate": "2/s",
+                                                       "on_exceed": "throttle"}})
+    cid = u.unique("ws-after-close")
+    c = plain_ws(moat)
+    assert c.connect(cid) == 0
+    topics = ["wsb/%d" % i for i in range(4)]
+    data = b"".join(ws.frame(ws.BINARY, w.publish_packet(t, b"x")) for t in topics)
+    data += ws.frame(ws.CLOSE, b"\x03\xe8")
+    data += ws.frame(ws.BINARY, w.publish_packet("wsb/after", b"x"))
+    data += ws.frame(ws.PING, b"late") + ws.frame(ws.CLOSE, b"\x03\xe8")
+    c.send_raw(data)
+    assert c.wait_close_frame(timeout=30) == 1000
+    assert c.wait_eof(timeout=10)
+    assert c.pongs == []
+    broker.wait_log(r"Client %s (closed its connection|disconnected)" % cid)
+    assert received(broker, cid) == topics
+
+
+def test_ws_close_frame_split_across_writes_behind_throttled_publishes(moat_factory, broker):
+    """The close frame's first bytes arrive in the read that fills the pause, the rest in later
+    writes (one byte, then the rest): the buffered PUBLISHes are delivered and the close is
+    answered."""
+    moat = ws_moat(moat_factory, overrides={"limits": {"publish_rate": "2/s",
+                                                       "on_exceed": "throttle"}})
+    cid = u.unique("ws-split-close")
+    c = plain_ws(moat)
+    assert c.connect(cid) == 0
+    topics = ["wss/%d" % i for i in range(4)]
+    close = ws.frame(ws.CLOSE, b"\x03\xe8bye")
+    c.send_raw(b"".join(ws.frame(ws.BINARY, w.publish_packet(t, b"x")) for t in topics)
+               + close[:3])
+    time.sleep(0.3)  # separate TCP writes (not a threshold: any split must work)
+    c.send_raw(close[3:4])
+    time.sleep(0.3)
+    c.send_raw(close[4:])
+    assert c.wait_close_frame(timeout=30) == 1000
+    assert c.wait_eof(timeout=10)
+    broker.wait_log(r"Client %s (closed its connection|disconnected)" % cid)
+    assert received(broker, cid) == topics
+
+
+def test_ws_pings_before_connect_from_a_client_that_does_not_read(moat_factory, broker):
+    """WEAKNESS. After the upgrade and before CONNECT, a client sends ping frames as fast as it
+    can and never reads. Each ping is answered with a pong the gateway queues in its own
+    memory: the client queue's high-water mark (checkClientQueue) pauses reads only in the
+    Established stage, so before CONNECT nothing stops it until handshake_timeout. Sent: 96
+    MiB of pings; measured: the gateway took all of it and its RSS grew by ~90 MiB (a few
+    such sockets at 10 s of handshake_timeout are gigabytes). Expected: reads pause at the
+    client queue's high-water mark in every stage (RSS bounded like an established client's,
+    which stops being read after 256 KiB queued)."""
+    moat = ws_moat(moat_factory, overrides={"limits": {"handshake_timeout": "10s"}})
+    c = plain_ws(moat)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    rss0 = moat.rss_kib()
+    sent = sent_until_blocked(c.sock, ws.frame(ws.PING, b"p" * 125) * 8000, 96 << 20)
+    grown = (moat.rss_kib() - rss0) // 1024
+    c.close()
+    assert grown < 32, ("the gateway queued pongs for a client that does not read: %d MiB of "
+                        "pings taken, RSS grew by %d MiB" % (sent >> 20, grown))
+
+
+def test_ws_pings_from_an_established_client_that_does_not_read(moat_factory, broker):
+    """The same flood after CONNECT: reads pause at the client queue's high-water mark."""
+    moat = ws_moat(moat_factory)
+    c = plain_ws(moat)
+    assert c.connect(u.unique("ws-ping-est")) == 0
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    rss0 = moat.rss_kib()
+    sent_until_blocked(c.sock, ws.frame(ws.PING, b"p" * 125) * 8000, 96 << 20)
+    grown = (moat.rss_kib() - rss0) // 1024
+    c.close()
+    assert grown < 32
