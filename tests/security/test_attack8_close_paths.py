@@ -455,3 +455,146 @@ def test_ws_pings_from_an_established_client_that_does_not_read(moat_factory, br
     grown = (moat.rss_kib() - rss0) // 1024
     c.close()
     assert grown < 32
+
+
+# ---------------------------------------------------------------------------------------------
+# lingering close: half-open, silent, non-reading and many at once
+
+
+def _refused_streamer(moat, cid, then):
+    """A v5 client refused by its oversized PUBLISH header while its body still streams;
+    `then` is what it does next: 'shut_wr' (half-close, never read), 'silent' (keep the socket
+    open, send and read nothing more), 'trickle' (keep sending a byte now and then)."""
+    c = moat.wire(version=V5, timeout=10)
+    assert c.connect(cid) == 0
+    c.send(bytes([0x30]) + w.varint(100 * 1024 * 1024) + b"\x00\x01t")
+    c.sock.sendall(b"\0" * 65536)
+    if then == "shut_wr":
+        socket.socket.shutdown(c.sock, socket.SHUT_WR)
+    return c
+
+
+def _settled(moat):
+    """The harness's listen probe (a bare TCP connect) holds an address slot until the
+    gateway has seen it go: with max_connections_per_ip 1, wait for that first."""
+    h.wait_until(lambda: active(moat) == 0, 10, message="the listen probe gone")
+    return moat
+
+
+def _wait_slot_free(moat, cert="device2"):
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            again = moat.wire(cert=cert, version=V5, timeout=5)
+            if again.connect(u.unique("slot-again")) == 0:
+                return again
+        except (EOFError, OSError, socket.timeout, ssl.SSLError, w.WireError):
+            pass
+        assert time.monotonic() < deadline, "the address stayed blocked"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("then", ["shut_wr", "silent", "trickle"])
+def test_refused_client_that_never_reads_frees_its_slot(moat_factory, broker, then):
+    """A refused client that half-closes, goes silent or trickles, and never reads the refusal:
+    the lingering ends (its hang-up or the close timer) and its address slot comes back while
+    its own socket may still be open."""
+    moat = _settled(moat_factory({"limits": {"max_packet_size": "1KiB",
+                                             "max_connections_per_ip": 1}}))
+    bad = _refused_streamer(moat, u.unique("linger-" + then), then)
+    if then == "trickle":
+        # Bounded: at most 40 bytes, one per 0.25 s; the close timer must end it before.
+        for _ in range(40):
+            try:
+                bad.sock.sendall(b"\0")
+            except (OSError, ssl.SSLError):
+                break
+            time.sleep(0.25)
+    ok = _wait_slot_free(moat)
+    assert ok.publish("devices/device2/t", b"x", qos=1) < 0x80
+    ok.close()
+    bad.close()
+
+
+def test_client_that_stops_reading_while_its_answer_flushes(moat_factory, broker):
+    """A subscriber stops reading while deliveries pile up (the gateway pauses at its queue's
+    high-water mark), then sends an oversized packet it knows will be refused, and never reads
+    again. The refusal cannot leave; keepalive and the close timer still end the connection
+    and its address slot is freed."""
+    moat = _settled(moat_factory({"limits": {"max_packet_size": "64KiB",
+                                             "max_connections_per_ip": 2}}))
+    cid = u.unique("stuck-sub")
+    sub = moat.wire(version=V5, timeout=10)
+    assert sub.connect(cid, keepalive=2) == 0
+    assert sub.subscribe([("flood/#", 0)]) == [0]
+    sub.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    pub = u.connected_wire(moat, V5, u.unique("flooder"), cert="device2")
+    payload = b"f" * 60000
+    for _ in range(100):  # 6 MB: far past the queue's high-water mark and the socket buffers
+        pub.send(w.publish_packet("flood/x", payload, version=V5))
+    pub.close()
+    sub.sock.settimeout(2)
+    try:
+        sub.sock.sendall(bytes([0x30]) + w.varint(10 * 1024 * 1024) + b"\x00\x01t")
+    except (OSError, ssl.SSLError):
+        pass
+    h.wait_until(lambda: active(moat) == 0, 20, message="the stuck subscriber closed")
+    ok = [_wait_slot_free(moat) for _ in range(2)]  # both of the address's slots are free
+    for c in ok:
+        c.close()
+    sub.close()
+
+
+def test_many_lingering_closes_free_every_descriptor(moat_factory, broker):
+    """150 refused clients at once, each still streaming, half of them half-closing and the
+    rest staying open without reading: every connection ends, the gateway's descriptor count
+    returns to its baseline and no connection stays active."""
+    moat = moat_factory({"limits": {"max_packet_size": "1KiB"}})
+    u.assert_still_serves(moat, broker)
+    h.wait_until(lambda: active(moat) == 0, 10, message="warm-up connection gone")
+    base = fd_count(moat)
+    bad = []
+    for i in range(150):
+        bad.append(_refused_streamer(moat, u.unique("many-%d" % i),
+                                     "shut_wr" if i % 2 else "silent"))
+    h.wait_until(lambda: active(moat) == 0, 30, message="every lingering connection gone")
+    h.wait_until(lambda: fd_count(moat) <= base, 30, message="descriptors back to baseline")
+    for c in bad:
+        c.close()
+    u.assert_still_serves(moat, broker)
+
+
+def test_many_429_refusals_that_keep_streaming(moat_factory, broker):
+    """Behind a trusted balancer, an address at its limit gets HTTP 429 after the head. 200
+    such clients keep sending WebSocket frames (a CONNECT, PUBLISHes) behind the head and never
+    read: none of it reaches the broker, all of them are closed, and descriptors return to the
+    baseline."""
+    moat = ws_moat(moat_factory, plain_ws={"forwarded_for": True},
+                   overrides={"limits": {"max_connections_per_ip": 1}},
+                   plain_listener={"trusted_proxies": ["127.0.0.1/32"]})
+    holder = plain_ws(moat, extra=["X-Forwarded-For: 203.0.113.7"])
+    assert holder.connect(u.unique("holder")) == 0
+    base = fd_count(moat)
+    req, _ = ws.request(extra=["X-Forwarded-For: 203.0.113.7"])
+    tail = ws.frame(ws.BINARY, w.connect_packet("smuggled-429")) + b"".join(
+        ws.frame(ws.BINARY, w.publish_packet("smuggled/%d" % i, b"x")) for i in range(20))
+    socks = []
+    for _ in range(200):
+        s = socket.create_connection(("127.0.0.1", moat.ws_port), timeout=5)
+        s.sendall(req + tail)
+        socks.append(s)
+    # Every one got its 429 (read only now: they did not read while the gateway lingered).
+    answers = 0
+    for s in socks:
+        s.settimeout(5)
+        try:
+            if s.recv(64).startswith(b"HTTP/1.1 429"):
+                answers += 1
+        except OSError:
+            pass
+    assert answers == len(socks)
+    h.wait_until(lambda: fd_count(moat) <= base, 30, message="descriptors back to baseline")
+    for s in socks:
+        s.close()
+    u.assert_not_forwarded(broker, "smuggled-429", marker="smuggled")
+    assert holder.publish("ok/holder", b"x", qos=1) == 0
