@@ -198,6 +198,7 @@ def ws_moat(moat_factory, overrides=None, plain_ws=None, plain_listener=None):
     m.config["listeners"].append({"name": "wss", "bind": "127.0.0.1:%d" % tls_port,
                                   "tls": tls, "websocket": {}})
     m.write_config(m.config)
+    h.limit_asan_quarantine(m)  # the ping tests measure RSS
     m.start()
     m.ws_port, m.wss_port = port, tls_port
     for p in (port, tls_port):
@@ -248,10 +249,13 @@ def test_reload_denies_publishes_buffered_behind_close_notify(moat_factory, brok
     cfg["policy"]["roles"]["tester"]["publish"] = ["ok/#"]
     reload(moat, cfg)
     c.wait_closed(timeout=40)
-    assert received(broker, cid) == ["secret/0"]
+    # Each one was handled (denied and audited), not dropped with the connection.
+    moat.wait_audit(lambda e: e.get("event") == "authz_denied" and e.get("client_id") == cid
+                    and e.get("topic") == "secret/3", message="secret/3 denied")
     denied = [e.get("topic") for e in moat.audit_events("authz_denied")
               if e.get("client_id") == cid]
     assert denied == ["secret/1", "secret/2", "secret/3"]
+    assert received(broker, cid) == ["secret/0"]
 
 
 def test_publishes_behind_close_notify_are_delivered_in_order(moat_factory, broker):
@@ -364,6 +368,8 @@ def test_keepalive_does_not_expire_while_the_gateway_holds_the_packets(moat_fact
     c.wait_closed(timeout=40)
     broker.wait_log(r"Client %s (closed its connection|disconnected)" % cid)
     assert received(broker, cid) == topics
+    moat.wait_audit(lambda e: e.get("event") == "disconnect" and e.get("client_id") == cid,
+                    message="its disconnect audited")
     reasons = [e.get("reason") for e in moat.audit_events("disconnect")
                if e.get("client_id") == cid]
     assert "keepalive_timeout" not in reasons
