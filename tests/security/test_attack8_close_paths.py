@@ -20,6 +20,7 @@ import signal
 import socket
 import ssl
 import struct
+import subprocess
 import time
 
 import pytest
@@ -684,3 +685,56 @@ def test_bytes_in_later_writes_after_close_notify(moat_factory, broker):
     c.wait_closed(timeout=30)
     broker.wait_log(r"Client %s (closed its connection|disconnected)" % cid)
     assert received(broker, cid) == topics
+
+
+def _backend_send_q(broker_port):
+    """The largest Send-Q among established sockets to the broker (the gateway's side)."""
+    out = subprocess.run(["ss", "-tnH", "state", "established", "dst",
+                          "127.0.0.1:%d" % broker_port], capture_output=True, text=True).stdout
+    qs = [int(line.split()[1]) for line in out.splitlines() if line.strip()]
+    return max(qs) if qs else 0
+
+
+def test_disconnect_reaches_a_broker_that_stalls_past_the_close_timer(moat_factory, broker):
+    """WEAKNESS (needs a stalled broker). A device with a will publishes while the broker is
+    stalled (SIGSTOP: a GC pause, a disk sync, an overloaded host) until the kernel buffers
+    towards the broker are full, then sends DISCONNECT (normal: 'discard my will'). The
+    gateway queues the DISCONNECT behind the backlog, closes the client side, and when the
+    close-flush timer (2 s, ConnectionClose.cpp kCloseFlushMs) fires, closeNow() closes the
+    broker connection with the DISCONNECT still in its user-space write queue
+    (closeBackendAfterFlush's uv_shutdown is cancelled). The broker, resumed 4 s later, sees
+    the connection end without DISCONNECT and publishes the will the client cancelled
+    (MQTT-3.1.2-8 / 3.14.4-3 say it must be discarded). The same path carries the DISCONNECT
+    0x00 that a reload sends to make the broker discard a will it revoked. Expected: a
+    DISCONNECT already accepted from the client (or made by the gateway to drop a will) is
+    delivered however long the broker side takes to drain, or the broker connection is kept
+    until it is (the client side can still close at 2 s)."""
+    moat = moat_factory()
+    watcher = u.connected_wire(moat, V5, u.unique("stall-watch"), cert="device2")
+    assert watcher.subscribe([("wills/#", 0)]) == [0]
+    cid = u.unique("stall-dev")
+    dev = moat.wire(version=4, timeout=10)
+    assert dev.connect(cid, will={"topic": "wills/%s" % cid, "payload": b"gone"}) == 0
+    broker.proc.send_signal(signal.SIGSTOP)
+    try:
+        chunk = w.publish_packet("stall/x", b"s" * 16000)
+        last, same = -1, 0
+        for _ in range(2000):  # bounded: at most 32 MB
+            dev.send(chunk)
+            time.sleep(0.01)
+            q = _backend_send_q(broker.port)
+            same = same + 1 if q == last and q > (1 << 20) else 0
+            last = q
+            if same >= 3:
+                break  # the kernel buffers towards the broker are full
+        assert same >= 3, "could not fill the path to the stalled broker"
+        dev.send(w.disconnect_packet(4))
+        dev.wait_closed(timeout=10)  # the gateway answered the DISCONNECT by closing
+        time.sleep(4)  # the broker stays stalled past the close timer (the attack, no assert)
+    finally:
+        broker.proc.send_signal(signal.SIGCONT)
+    broker.wait_log(r"Client %s (disconnected|closed its connection)" % cid, timeout=20)
+    wills = [t for t, _ in watcher.publishes(2.0)]
+    delivered = ("Received DISCONNECT from %s" % cid) in broker.log()
+    assert delivered and wills == [], (
+        "DISCONNECT delivered to the broker: %s; wills published: %r" % (delivered, wills))
