@@ -695,6 +695,22 @@ def _backend_send_q(broker_port):
     return max(qs) if qs else 0
 
 
+def _fill_path_to_stalled_broker(dev, broker):
+    """PUBLISHes from `dev` until the gateway's socket towards the stopped broker stops taking
+    bytes (its Send-Q no longer grows): what the gateway forwards next waits in its own queue."""
+    chunk = w.publish_packet("stall/x", b"s" * 16000)
+    last, same = -1, 0
+    for _ in range(2000):  # bounded: at most 32 MB
+        dev.send(chunk)
+        time.sleep(0.01)
+        q = _backend_send_q(broker.port)
+        same = same + 1 if q == last and q > (1 << 20) else 0
+        last = q
+        if same >= 3:
+            return
+    raise AssertionError("could not fill the path to the stalled broker")
+
+
 def test_disconnect_reaches_a_broker_that_stalls_past_the_close_timer(moat_factory, broker):
     """WEAKNESS (needs a stalled broker). A device with a will publishes while the broker is
     stalled (SIGSTOP: a GC pause, a disk sync, an overloaded host) until the kernel buffers
@@ -717,17 +733,7 @@ def test_disconnect_reaches_a_broker_that_stalls_past_the_close_timer(moat_facto
     assert dev.connect(cid, will={"topic": "wills/%s" % cid, "payload": b"gone"}) == 0
     broker.proc.send_signal(signal.SIGSTOP)
     try:
-        chunk = w.publish_packet("stall/x", b"s" * 16000)
-        last, same = -1, 0
-        for _ in range(2000):  # bounded: at most 32 MB
-            dev.send(chunk)
-            time.sleep(0.01)
-            q = _backend_send_q(broker.port)
-            same = same + 1 if q == last and q > (1 << 20) else 0
-            last = q
-            if same >= 3:
-                break  # the kernel buffers towards the broker are full
-        assert same >= 3, "could not fill the path to the stalled broker"
+        _fill_path_to_stalled_broker(dev, broker)
         dev.send(w.disconnect_packet(4))
         dev.wait_closed(timeout=10)  # the gateway answered the DISCONNECT by closing
         time.sleep(4)  # the broker stays stalled past the close timer (the attack, no assert)
@@ -738,3 +744,34 @@ def test_disconnect_reaches_a_broker_that_stalls_past_the_close_timer(moat_facto
     delivered = ("Received DISCONNECT from %s" % cid) in broker.log()
     assert delivered and wills == [], (
         "DISCONNECT delivered to the broker: %s; wills published: %r" % (delivered, wills))
+
+
+def test_will_revoked_by_reload_stays_discarded_when_the_broker_lags(moat_factory, broker):
+    """WEAKNESS (same path, a policy consequence). A device holds a will on wills/…; the
+    broker lags (stopped here) while the device's own publishes fill the path to it; the
+    operator revokes wills/# (SIGHUP). The gateway ends the session with DISCONNECT 0x00 to the
+    broker so that it discards the will (ConnectionPipeline::applyOptions, WillDenied) — but
+    that DISCONNECT waits behind the backlog and is cancelled by the 2 s close timer. The
+    broker, once it catches up, publishes the will the new policy denies. Expected: no will
+    on a revoked topic is ever published."""
+    moat = moat_factory()
+    watcher = u.connected_wire(moat, V5, u.unique("rv-watch"), cert="device2")
+    assert watcher.subscribe([("wills/#", 0)]) == [0]
+    cid = u.unique("rv-dev")
+    dev = moat.wire(version=4, timeout=10)
+    assert dev.connect(cid, will={"topic": "wills/%s" % cid, "payload": b"gone"}) == 0
+    broker.proc.send_signal(signal.SIGSTOP)
+    try:
+        _fill_path_to_stalled_broker(dev, broker)
+        cfg = copy.deepcopy(moat.config)
+        cfg["policy"]["roles"]["tester"]["publish"] = ["stall/#", "sec/#", "devices/#"]
+        reload(moat, cfg)
+        moat.wait_audit(lambda e: e.get("event") == "authz_denied" and e.get("action") == "will"
+                        and e.get("client_id") == cid, message="will revoked by the reload")
+        dev.wait_closed(timeout=10)
+        time.sleep(4)  # the broker stays stalled past the close timer (the attack, no assert)
+    finally:
+        broker.proc.send_signal(signal.SIGCONT)
+    broker.wait_log(r"Client %s (disconnected|closed its connection)" % cid, timeout=20)
+    wills = [t for t, _ in watcher.publishes(2.0)]
+    assert wills == [], "a will the reload revoked was published: %r" % wills
