@@ -282,10 +282,10 @@ void ClientConnection::syncTimer() {
 void ClientConnection::checkClientQueue() {
     if (queuedBytes(reinterpret_cast<uv_stream_t*>(&client_)) <= kHighWater) return;
     if (backendOpen_) pauseBackend();
-    // Not only broker traffic: the gateway's own replies (SUBACKs, acks of denied publishes)
-    // would otherwise pile up without bound for a client that writes and never reads.
-    if (state_ == State::Open && pipeline_->stage() == Stage::Established)
-        pauseClient(kPauseClientQueue);
+    // Not only broker traffic: the gateway's own replies (SUBACKs, acks of denied publishes,
+    // WebSocket pongs — before CONNECT too) would otherwise pile up without bound for a client
+    // that writes and never reads.
+    if (state_ == State::Open) pauseClient(kPauseClientQueue);
 }
 
 void ClientConnection::onClientWritten(uv_stream_t* s, int status) {
@@ -402,6 +402,10 @@ void ClientConnection::onBackendAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
 
 void ClientConnection::onBackendRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     auto* self = fromHandle(reinterpret_cast<uv_handle_t*>(s));
+    if (self->state_ == State::Closing) {
+        self->onClosingBackendRead(n);
+        return;
+    }
     if (n == 0) return;
     if (n < 0) {
         // Broker closed: deliver what we have, then close the client (it reconnects).
@@ -500,7 +504,7 @@ void ClientConnection::onTimer(uv_timer_t* t) {
     auto* self = fromHandle(reinterpret_cast<uv_handle_t*>(t));
     self->armedDeadline_ = 0;
     if (self->state_ == State::Closing) {
-        self->closeNow();
+        self->onCloseTimer();
         return;
     }
     if (self->state_ == State::TlsHandshake) self->onHandshakeFailed("handshake_timeout");

@@ -163,6 +163,8 @@ class ClientConnection : private inspect::PipelineEvents {
     // --- backend side
     void connectBackend();
     static void onBackendConnected(uv_connect_t* req, int status);
+    void onClosingBackendRead(ssize_t n);
+    void onCloseTimer();
     static void onBackendAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
     static void onBackendRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
     static void onBackendWritten(uv_stream_t* s, int status);
@@ -249,10 +251,13 @@ class ClientConnection : private inspect::PipelineEvents {
     bool backendPaused_ = false;
     bool shutdownPending_ = false;
     bool backendShutdownPending_ = false;
-    bool peerFinished_ = false;  // it closed cleanly behind packets buffered while paused
-    bool lingering_ = false;     // closing on a client that still sends: wait for its hang-up
-    bool admitted_ = false;      // counted by admission control; released on delete
-    bool deniedAny_ = false;     // known to the topic-scan detector (forget it on close)
+    bool awaitingBrokerEof_ = false;  // our last bytes reached the broker's kernel; its hang-up
+                                      // says it read them (see closeBackendAfterFlush)
+    bool brokerOnly_ = false;         // the client side is closed; the broker side still flushes
+    bool peerFinished_ = false;       // it closed cleanly behind packets buffered while paused
+    bool lingering_ = false;          // closing on a client that still sends: wait for its hang-up
+    bool admitted_ = false;           // counted by admission control; released on delete
+    bool deniedAny_ = false;          // known to the topic-scan detector (forget it on close)
     uint64_t armedDeadline_ = 0;
 
     std::unique_ptr<tls::TlsSession> tls_;

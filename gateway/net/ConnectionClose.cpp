@@ -19,6 +19,10 @@ namespace {
 
 // How long a closing connection may take to flush its last bytes (CONNACK, DISCONNECT).
 constexpr uint64_t kCloseFlushMs = 2000;
+// How much longer the broker side may take when the broker is what holds the flush up (it
+// stalls, or reads slowly): the bytes left are the ones it must see — a DISCONNECT that makes
+// it discard a will — and closing before it read them makes it publish that will.
+constexpr uint64_t kBrokerFlushMs = 30000;
 
 ClientConnection* fromHandle(const uv_handle_t* h) {
     return static_cast<ClientConnection*>(h->data);
@@ -62,7 +66,10 @@ void ClientConnection::closeWhenBufferedHandled() {
 // Bytes still queued for the broker are flushed before its connection closes: uv_close would
 // cancel them, and they may be what the broker must see (the DISCONNECT 0x00 that makes it
 // discard a will a reload revoked, the client's own DISCONNECT, the last acknowledgements).
-// Bounded like the client side by the close-flush timer, which ends in closeNow().
+// Once they are in the kernel the side is shut for writing and the gateway waits for the
+// broker to hang up — proof it read them: closing earlier with its bytes unread by us would
+// make our kernel reset the connection and drop them. Bounded by the close-flush timer and,
+// when the broker is what holds it up, kBrokerFlushMs more (onCloseTimer).
 void ClientConnection::closeBackendAfterFlush() {
     auto* handle = reinterpret_cast<uv_handle_t*>(&backend_);
     if (!backendOpen_ || uv_is_closing(handle)) return;
@@ -81,13 +88,47 @@ void ClientConnection::onBackendShutdown(uv_shutdown_t* req, int status) {
     auto* self = static_cast<ClientConnection*>(req->data);
     self->backendShutdownPending_ = false;
     if (status == UV_ECANCELED) return;  // closeNow() closed the handle: its callback follows
+    if (status == 0) {
+        self->awaitingBrokerEof_ = true;
+        if (!self->backendReading_) {
+            self->backendReading_ = true;
+            uv_read_start(reinterpret_cast<uv_stream_t*>(&self->backend_), onBackendAlloc,
+                          onBackendRead);
+        }
+        return;  // onClosingBackendRead sees the hang-up
+    }
     uv_close(reinterpret_cast<uv_handle_t*>(&self->backend_), onHandleClosed);
     self->finishClose();
+}
+
+// A closing connection's broker read: what the broker still says is discarded; its hang-up,
+// after our shutdown, ends the broker side.
+void ClientConnection::onClosingBackendRead(ssize_t n) {
+    if (n >= 0 || !awaitingBrokerEof_) return;
+    awaitingBrokerEof_ = false;
+    auto* handle = reinterpret_cast<uv_handle_t*>(&backend_);
+    if (!uv_is_closing(handle)) uv_close(handle, onHandleClosed);
+    finishClose();
+}
+
+// The close-flush timer: whatever is left is abandoned, except a broker side that is still
+// handing the broker our last bytes — the client side closes and the broker gets longer.
+void ClientConnection::onCloseTimer() {
+    if (!brokerOnly_ && (backendShutdownPending_ || awaitingBrokerEof_)) {
+        brokerOnly_ = true;
+        lingering_ = false;
+        auto* handle = reinterpret_cast<uv_handle_t*>(&client_);
+        if (!uv_is_closing(handle)) uv_close(handle, onHandleClosed);  // cancels its shutdown
+        armTimer(kBrokerFlushMs);
+        return;
+    }
+    closeNow();
 }
 
 void ClientConnection::onClientShutdown(uv_shutdown_t* req, int status) {
     auto* self = static_cast<ClientConnection*>(req->data);
     self->shutdownPending_ = false;
+    if (status == UV_ECANCELED && self->brokerOnly_) return;  // onCloseTimer closed the client
     if (status == UV_ECANCELED || status < 0) {
         self->closeNow();  // closed already, or the client is gone: nothing left to wait for
         return;
@@ -112,7 +153,7 @@ void ClientConnection::onClosingClientRead(ssize_t n) {
 void ClientConnection::finishClose() {
     if (shutdownPending_) return;  // our last bytes to the client are still on their way
     if (lingering_ && clientReading_) return;  // its hang-up or the close timer ends it
-    if (backendShutdownPending_) {
+    if (backendShutdownPending_ || awaitingBrokerEof_) {
         // The broker side is still flushing; it ends the connection (or the close timer does).
         auto* handle = reinterpret_cast<uv_handle_t*>(&client_);
         if (!uv_is_closing(handle)) uv_close(handle, onHandleClosed);

@@ -46,6 +46,11 @@ Worker::Worker(Gateway& gateway, int index, std::shared_ptr<const Snapshot> snap
     drainTimer_.data = this;
     uv_timer_init(&loop_, &sweepTimer_);
     sweepTimer_.data = this;
+    // libuv opens a reserve descriptor for its EMFILE handling with a loop's first stream
+    // handle. Listeners are polled, not libuv streams, so that would be the first connection:
+    // open it now, so the descriptors a worker holds do not change with its first client.
+    uv_tcp_init(&loop_, &firstStream_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&firstStream_), nullptr);
 }
 
 Worker::~Worker() {

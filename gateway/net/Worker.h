@@ -96,6 +96,7 @@ class Worker {
     uv_async_t async_{};
     uv_timer_t drainTimer_{};
     uv_timer_t sweepTimer_{};
+    uv_tcp_t firstStream_{};  // see the constructor
     std::thread thread_;
     std::mutex postMutex_;
     std::vector<std::function<void(Worker&)>> posted_;
