@@ -271,11 +271,10 @@ metrics:
   bind: %(host)s:%(metrics)d
 audit:
   log: %(workdir)s/%(name)s-audit.log
-tuning:
-  scheduler: %(scheduler)s
-""" % {"host": HOST, "port": port, "certs": certs, "workers": workers, "backend": backend_port,
+%(tuning)s""" % {"host": HOST, "port": port, "certs": certs, "workers": workers, "backend": backend_port,
        "metrics": free_port(), "workdir": workdir, "name": name,
-       "verify_cache": "true" if verify_cache else "false", "scheduler": scheduler,
+       "verify_cache": "true" if verify_cache else "false",
+       "tuning": "" if scheduler == "normal" else "tuning:\n  scheduler: %s\n" % scheduler,
        "websocket": "\n    websocket: {path: /mqtt}" if websocket else ""}
     path = write(os.path.join(workdir, name + ".yaml"), cfg)
     check = subprocess.run([MOAT, "check", "-c", path], capture_output=True, text=True)
