@@ -126,6 +126,7 @@ void parseTls(LoadContext& ctx, MapReader& m, TlsConfig& tls) {
     if (auto f = m.take("ciphersuites")) readString(d, *f, tls.ciphersuites);
     if (auto f = m.take("groups")) readGroups(d, *f, tls.groups);
     if (auto f = m.take("verify_cache")) readBool(d, *f, tls.verifyCache);
+    if (auto f = m.take("session_tickets")) readBool(d, *f, tls.sessionTickets);
     m.finish();
 
     // A missing client_ca that was given but unreadable is already reported.

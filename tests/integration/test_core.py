@@ -451,3 +451,23 @@ def test_broker_sees_client_protocol_version(moat, broker, clients, version, pro
     assert line
     ev = moat.wait_audit(lambda e: e.get("event") == "connect" and e.get("client_id") == cid)
     assert ev[0]["protocol"] == label
+
+
+@pytest.mark.parametrize("tickets", [True, False])
+def test_session_tickets_on_and_off(moat_factory, tickets):
+    """tls.session_tickets: a ticket arrives with the CONNACK and resumes the next connection;
+    with false no ticket is issued and every connection is a full handshake."""
+    moat = moat_factory(tls={"session_tickets": tickets})
+    ctx = moat.certs.context("device1")
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    first = w.WireClient(h.HOST, moat.port, ctx, 5, timeout=5)
+    assert first.connect("tickets-first") == 0
+    session = first.sock.session
+    first.close()
+    assert session.has_ticket == tickets
+    raw = socket.create_connection((h.HOST, moat.port), timeout=5)
+    second = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+    try:
+        assert second.session_reused == tickets
+    finally:
+        second.close()

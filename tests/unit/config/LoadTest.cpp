@@ -146,7 +146,8 @@ TEST_CASE("the contract's example loads with every value as written") {
     CHECK(l.tls->clientCa == dir / "certs/ca.pem");
     CHECK(l.tls->crl == dir / "certs/ca.crl");
     CHECK(l.tls->requireClientCert);
-    CHECK(l.tls->verifyCache);  // on by default
+    CHECK(l.tls->verifyCache);     // on by default
+    CHECK(l.tls->sessionTickets);  // on by default
     CHECK(l.tls->minVersion == "1.2");
     CHECK(l.tls->ciphers == "ECDHE+AESGCM:ECDHE+CHACHA20");
     CHECK(l.tls->ciphersuites ==
@@ -371,6 +372,7 @@ listeners:
       require_client_cert: false
       min_version: "1.3"
       verify_cache: false
+      session_tickets: false
     workers: 4
     proxy_protocol: off
     trusted_proxies: [10.0.0.0/8]
@@ -460,6 +462,7 @@ anomaly:
     CHECK(c.listeners[0].tls->clientCa.empty());
     CHECK(c.listeners[0].tls->minVersion == "1.3");
     CHECK_FALSE(c.listeners[0].tls->verifyCache);
+    CHECK_FALSE(c.listeners[0].tls->sessionTickets);
     CHECK(c.listeners[0].workers == 4);
     CHECK(c.listeners[0].proxyProtocol == ProxyProtocol::Off);  // bare off: YAML 1.1 false
     CHECK(c.listeners[1].proxyProtocol == ProxyProtocol::V2);
