@@ -40,9 +40,12 @@ MOAT_WSS = "moat-wss"  # the same Moat config with a wss listener (MQTT over Web
 # Moat with tuning.scheduler: batch (SCHED_BATCH event loops: a woken gateway does not preempt
 # the broker sharing its core). Run by --issue26 beside the default; elsewhere name it.
 MOAT_BATCH = "moat-batch"
+# Moat with tls.session_tickets: false (no ticket built per handshake) — name it to see what
+# that saves on the handshake scenarios.
+MOAT_NOTICKET = "moat-noticket"
 ALL_TARGETS = [PLAIN, NATIVE, HAPROXY, STUNNEL, MOAT_T, MOAT_WSS]
-KNOWN_TARGETS = ALL_TARGETS + [MOAT_NOCACHE, MOAT_BATCH]
-PROXIES = (HAPROXY, STUNNEL, MOAT_T, MOAT_NOCACHE, MOAT_WSS, MOAT_BATCH)
+KNOWN_TARGETS = ALL_TARGETS + [MOAT_NOCACHE, MOAT_BATCH, MOAT_NOTICKET]
+PROXIES = (HAPROXY, STUNNEL, MOAT_T, MOAT_NOCACHE, MOAT_WSS, MOAT_BATCH, MOAT_NOTICKET)
 
 # name -> (kind, parameters). Throughput scenarios mirror issue 10's table.
 SCENARIOS = {
@@ -233,7 +236,7 @@ sslVersionMin = TLSv1.2
 
 
 def moat(workdir, certs, backend_port, name, workers, verify_cache=True, websocket=False,
-         scheduler="normal"):
+         scheduler="normal", tickets=True):
     port = free_port()
     cfg = """listeners:
   - name: bench
@@ -243,7 +246,7 @@ def moat(workdir, certs, backend_port, name, workers, verify_cache=True, websock
       key: %(certs)s/server.key
       client_ca: %(certs)s/ca.pem
       require_client_cert: true
-      verify_cache: %(verify_cache)s
+      verify_cache: %(verify_cache)s%(tickets)s
     workers: %(workers)s%(websocket)s
 backend:
   address: %(host)s:%(backend)d
@@ -274,6 +277,7 @@ audit:
 %(tuning)s""" % {"host": HOST, "port": port, "certs": certs, "workers": workers, "backend": backend_port,
        "metrics": free_port(), "workdir": workdir, "name": name,
        "verify_cache": "true" if verify_cache else "false",
+       "tickets": "" if tickets else "\n      session_tickets: false",
        "tuning": "" if scheduler == "normal" else "tuning:\n  scheduler: %s\n" % scheduler,
        "websocket": "\n    websocket: {path: /mqtt}" if websocket else ""}
     path = write(os.path.join(workdir, name + ".yaml"), cfg)
@@ -310,7 +314,8 @@ def start_target(t, workdir, certs, workers, suffix):
         return {"port": port, "tls": True, "ws": "/mqtt", "procs": {t: p, "broker": b}}
     else:
         port, p = moat(workdir, certs, bport, t + suffix, workers, verify_cache=t != MOAT_NOCACHE,
-                       scheduler="batch" if t == MOAT_BATCH else "normal")
+                       scheduler="batch" if t == MOAT_BATCH else "normal",
+                       tickets=t != MOAT_NOTICKET)
     return {"port": port, "tls": True, "procs": {t: p, "broker": b}}
 
 
@@ -714,7 +719,8 @@ def report(results, targets, repeat, workers):
     out = []
     w = out.append
     proxy_label = {HAPROXY: "haproxy", STUNNEL: "stunnel", MOAT_T: "moat",
-                   MOAT_NOCACHE: MOAT_NOCACHE, MOAT_WSS: MOAT_WSS, MOAT_BATCH: MOAT_BATCH}
+                   MOAT_NOCACHE: MOAT_NOCACHE, MOAT_WSS: MOAT_WSS, MOAT_BATCH: MOAT_BATCH,
+                   MOAT_NOTICKET: MOAT_NOTICKET}
     w("Medians of %d interleaved run(s); 127.0.0.1, TLS 1.3, P-256 client certificates, "
       "1 publisher -> 1 subscriber unless the scenario says 4 -> 4; moat workers: %s; %s. "
       "CPU = utime+stime from /proc of the server-side processes (proxy + its broker) per "
