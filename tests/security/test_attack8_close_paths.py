@@ -9,7 +9,7 @@ limit: those packets are handled when the pause ends, then the connection closes
 forwarded that the policy of the moment denies, packets dropped that were sent before the
 close, connections and address slots that are never freed, or memory without bound.
 
-Weaknesses found (the tests marked WEAKNESS fail on the gateway as it is):
+Weaknesses found, fixed since (the tests marked WAS A WEAKNESS failed on the gateway then):
 - test_ws_pings_before_connect_from_a_client_that_does_not_read: before CONNECT, pongs for a
   client that does not read are queued without bound (checkClientQueue pauses reads only in the
   Established stage): ~90 MiB of RSS per socket in under a second, until handshake_timeout.
@@ -453,7 +453,7 @@ def test_ws_close_frame_split_across_writes_behind_throttled_publishes(moat_fact
 
 @pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
 def test_ws_pings_before_connect_from_a_client_that_does_not_read(moat_factory, broker, secure):
-    """WEAKNESS. After the upgrade and before CONNECT, a client sends ping frames as fast as it
+    """WAS A WEAKNESS (fixed). After the upgrade and before CONNECT, a client sends ping frames as fast as it
     can and never reads. Each ping is answered with a pong the gateway queues in its own
     memory (StreamWriter copies what the kernel does not take): the client queue's high-water
     mark (ClientConnection::checkClientQueue) pauses reads only in the Established stage, so
@@ -736,8 +736,24 @@ def _fill_path_to_stalled_broker(dev, broker):
     raise AssertionError("could not fill the path to the stalled broker")
 
 
+def _will_device_and_watcher(moat, prefix):
+    """A v5 watcher subscribed to wills/# and a v3.1.1 device holding a will on wills/<id>."""
+    watcher = u.connected_wire(moat, V5, u.unique(prefix + "-watch"), cert="device2")
+    assert watcher.subscribe([("wills/#", 0)]) == [0]
+    cid = u.unique(prefix + "-dev")
+    dev = moat.wire(version=4, timeout=10)
+    assert dev.connect(cid, will={"topic": "wills/%s" % cid, "payload": b"gone"}) == 0
+    return watcher, dev, cid
+
+
+def _wills_after_the_broker_let_go(broker, watcher, cid):
+    """Once the broker has ended the device's connection: the will topics the watcher got."""
+    broker.wait_log(r"Client %s (disconnected|closed its connection)" % cid, timeout=20)
+    return [t for t, _ in watcher.publishes(2.0)]
+
+
 def test_disconnect_reaches_a_broker_that_stalls_past_the_close_timer(moat_factory, broker):
-    """WEAKNESS (needs a stalled broker). A device with a will publishes while the broker is
+    """WAS A WEAKNESS (fixed; needs a stalled broker). A device with a will publishes while the broker is
     stalled (SIGSTOP: a GC pause, a disk sync, an overloaded host) until the kernel buffers
     towards the broker are full, then sends DISCONNECT (normal: 'discard my will'). The
     gateway queues the DISCONNECT behind the backlog, closes the client side, and when the
@@ -751,11 +767,7 @@ def test_disconnect_reaches_a_broker_that_stalls_past_the_close_timer(moat_facto
     delivered however long the broker side takes to drain, or the broker connection is kept
     until it is (the client side can still close at 2 s)."""
     moat = moat_factory()
-    watcher = u.connected_wire(moat, V5, u.unique("stall-watch"), cert="device2")
-    assert watcher.subscribe([("wills/#", 0)]) == [0]
-    cid = u.unique("stall-dev")
-    dev = moat.wire(version=4, timeout=10)
-    assert dev.connect(cid, will={"topic": "wills/%s" % cid, "payload": b"gone"}) == 0
+    watcher, dev, cid = _will_device_and_watcher(moat, "stall")
     broker.proc.send_signal(signal.SIGSTOP)
     try:
         _fill_path_to_stalled_broker(dev, broker)
@@ -764,15 +776,14 @@ def test_disconnect_reaches_a_broker_that_stalls_past_the_close_timer(moat_facto
         time.sleep(4)  # the broker stays stalled past the close timer (the attack, no assert)
     finally:
         broker.proc.send_signal(signal.SIGCONT)
-    broker.wait_log(r"Client %s (disconnected|closed its connection)" % cid, timeout=20)
-    wills = [t for t, _ in watcher.publishes(2.0)]
+    wills = _wills_after_the_broker_let_go(broker, watcher, cid)
     delivered = ("Received DISCONNECT from %s" % cid) in broker.log()
     assert delivered and wills == [], (
         "DISCONNECT delivered to the broker: %s; wills published: %r" % (delivered, wills))
 
 
 def test_will_revoked_by_reload_stays_discarded_when_the_broker_lags(moat_factory, broker):
-    """WEAKNESS (same path, a policy consequence). A device holds a will on wills/…; the
+    """WAS A WEAKNESS (fixed; same path, a policy consequence). A device holds a will on wills/…; the
     broker lags (stopped here) while the device's own publishes fill the path to it; the
     operator revokes wills/# (SIGHUP). The gateway ends the session with DISCONNECT 0x00 to the
     broker so that it discards the will (ConnectionPipeline::applyOptions, WillDenied) — but
@@ -780,11 +791,7 @@ def test_will_revoked_by_reload_stays_discarded_when_the_broker_lags(moat_factor
     broker, once it catches up, publishes the will the new policy denies. Expected: no will
     on a revoked topic is ever published."""
     moat = moat_factory()
-    watcher = u.connected_wire(moat, V5, u.unique("rv-watch"), cert="device2")
-    assert watcher.subscribe([("wills/#", 0)]) == [0]
-    cid = u.unique("rv-dev")
-    dev = moat.wire(version=4, timeout=10)
-    assert dev.connect(cid, will={"topic": "wills/%s" % cid, "payload": b"gone"}) == 0
+    watcher, dev, cid = _will_device_and_watcher(moat, "rv")
     broker.proc.send_signal(signal.SIGSTOP)
     try:
         _fill_path_to_stalled_broker(dev, broker)
@@ -797,6 +804,5 @@ def test_will_revoked_by_reload_stays_discarded_when_the_broker_lags(moat_factor
         time.sleep(4)  # the broker stays stalled past the close timer (the attack, no assert)
     finally:
         broker.proc.send_signal(signal.SIGCONT)
-    broker.wait_log(r"Client %s (disconnected|closed its connection)" % cid, timeout=20)
-    wills = [t for t, _ in watcher.publishes(2.0)]
+    wills = _wills_after_the_broker_let_go(broker, watcher, cid)
     assert wills == [], "a will the reload revoked was published: %r" % wills
