@@ -90,11 +90,12 @@ void ClientConnection::onBackendShutdown(uv_shutdown_t* req, int status) {
     if (status == UV_ECANCELED) return;  // closeNow() closed the handle: its callback follows
     if (status == 0) {
         self->awaitingBrokerEof_ = true;
-        if (!self->backendReading_) {
-            self->backendReading_ = true;
-            uv_read_start(reinterpret_cast<uv_stream_t*>(&self->backend_), onBackendAlloc,
-                          onBackendRead);
-        }
+        // Read again even if we think we are reading: libuv stops by itself after an EOF the
+        // broker may already have sent, and reading on repeats it.
+        auto* stream = reinterpret_cast<uv_stream_t*>(&self->backend_);
+        uv_read_stop(stream);
+        self->backendReading_ = true;
+        uv_read_start(stream, onBackendAlloc, onBackendRead);
         return;  // onClosingBackendRead sees the hang-up
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&self->backend_), onHandleClosed);
