@@ -22,6 +22,27 @@ constexpr size_t kReadBufferSize = 64 * 1024;
 constexpr int kListenBacklog = 1024;
 constexpr int kAcceptBatch = 64;     // connections accepted per listener wake-up
 constexpr int kAcceptPauseMs = 100;  // after EMFILE / ENFILE / ENOMEM
+
+// accept(2) errors that concern only the connection being accepted (it was aborted, or a
+// network error pending on it, which Linux reports here): take the next one.
+bool retryAccept(int error) {
+    switch (error) {
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case ENOPROTOOPT:
+        case ENETDOWN:
+        case ENETUNREACH:
+        case EHOSTDOWN:
+        case EHOSTUNREACH:
+        case ENONET:
+        case EOPNOTSUPP:
+        case EPERM:  // a firewall rule refused it
+            return true;
+        default:
+            return false;
+    }
+}
 // Drops the topic-scan state of connections that stopped being denied (closed ones are
 // forgotten at once).
 constexpr uint64_t kSweepEveryMs = 5000;
@@ -181,8 +202,8 @@ void Worker::onListenerReadable(uv_poll_t* h, int status, int /*events*/) {
             l->worker->accepted(*l, fd, peer);
             continue;
         }
-        if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        if (retryAccept(errno)) continue;
         // Out of descriptors or memory: the pending connection stays in the backlog, and
         // retrying at once would spin on a socket that stays readable. Pause accepting (as
         // nginx does); connections already open carry on and free descriptors as they close.
