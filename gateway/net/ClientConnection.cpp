@@ -11,7 +11,6 @@
 #include "gateway/net/ClientWebSocket.h"
 #include "gateway/net/Gateway.h"
 #include "gateway/net/Log.h"
-#include "gateway/net/PeerAddress.h"
 #include "gateway/net/StreamWriter.h"
 #include "gateway/net/TcpKeepalive.h"
 #include "gateway/net/Worker.h"
@@ -52,10 +51,11 @@ uint64_t ClientConnection::now() const {
     return uv_now(worker_.loop());
 }
 
-bool ClientConnection::accept(int fd, const sockaddr_storage& peer, bool admitted) {
+bool ClientConnection::accept(int fd, const proxy::Address& peer, bool admitted) {
     admitted_ = admitted;
-    remote_ = formatPeerAddress(peer, &ip_);
-    peer_ = proxy::addressFromSockaddr(reinterpret_cast<const sockaddr*>(&peer));
+    peer_ = peer;  // IPv4-mapped IPv6 already plain IPv4, so per-IP limits agree
+    remote_ = peer_.text();
+    ip_ = peer_.ipText();
     uv_tcp_init(worker_.loop(), &client_);
     client_.data = this;
     ++openHandles_;

@@ -45,7 +45,7 @@ class ClientConnection : private inspect::PipelineEvents {
 
     // Takes the socket the worker accepted from `peer` (`admitted`: admission control already
     // counted it); false if it could not be set up (the object then deletes itself).
-    bool accept(int fd, const sockaddr_storage& peer, bool admitted);
+    bool accept(int fd, const proxy::Address& peer, bool admitted);
 
     // SIGTERM: v5 clients get DISCONNECT 0x8B, pending bytes are flushed, then close.
     void drain();

@@ -13,7 +13,6 @@
 #include "gateway/net/ClientWebSocket.h"
 #include "gateway/net/Gateway.h"
 #include "gateway/net/Log.h"
-#include "gateway/net/PeerAddress.h"
 
 namespace moat::net {
 
@@ -226,17 +225,14 @@ void Worker::accepted(WorkerListener& l, int fd, const sockaddr_storage& peer) {
     // the client: a refused connection (per-IP limits, bans — what a flood meets) then costs
     // accept4 + close. Behind a PROXY header or a trusted balancer's X-Forwarded-For the
     // client is named later, and the connection admits itself then.
+    const proxy::Address who = proxy::addressFromSockaddr(reinterpret_cast<const sockaddr*>(&peer));
     bool admitted = false;
     if (!snapshot_->proxy.contains(l.name)) {
         auto ws = snapshot_->websocket.find(l.name);
         const bool later =
-            ws != snapshot_->websocket.end() &&
-            ClientWebSocket::admitsAfterHead(
-                *ws->second, proxy::addressFromSockaddr(reinterpret_cast<const sockaddr*>(&peer)));
+            ws != snapshot_->websocket.end() && ClientWebSocket::admitsAfterHead(*ws->second, who);
         if (!later) {
-            std::string ip;
-            formatPeerAddress(peer, &ip);
-            if (!gateway_.admit(*this, l.name, ip)) {
+            if (!gateway_.admit(*this, l.name, who.ipText())) {
                 ::close(fd);
                 return;
             }
@@ -244,7 +240,7 @@ void Worker::accepted(WorkerListener& l, int fd, const sockaddr_storage& peer) {
         }
     }
     auto* conn = new ClientConnection(*this, l);
-    conn->accept(fd, peer, admitted);  // on failure it closes and deletes itself
+    conn->accept(fd, who, admitted);  // on failure it closes and deletes itself
 }
 
 void Worker::stopAccepting() {
